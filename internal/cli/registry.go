@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/spf13/cobra"
+
+	"github.com/slipway-dev/slipway/internal/build"
+	"github.com/slipway-dev/slipway/internal/credentials"
+	"github.com/slipway-dev/slipway/internal/platform"
+	"github.com/slipway-dev/slipway/internal/registry"
+)
+
+func newRegistryCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "registry",
+		Short: "Maintain the embedded registry",
+	}
+	cmd.AddCommand(newRegistryGCCmd(g), newRegistryDeleteCmd(g))
+	return cmd
+}
+
+func newRegistryGCCmd(g *globals) *cobra.Command {
+	var opts registry.GCOptions
+	var output outputFormat
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove blobs that no manifest refers to",
+		Long: `Garbage-collect the embedded registry's storage. When slipway is running, the
+running registry does it while holding pushes back (as the admin user, whose
+password is read from the state directory); otherwise the storage is
+collected directly.`,
+		Example: `  slipway registry delete 127.0.0.1:5000/dev1/hello:old
+  slipway registry gc --untagged`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			var res registry.GCResult
+			st, err := platform.ReadState(cfg.RunDir())
+			switch {
+			case errors.Is(err, platform.ErrNotRunning):
+				res, err = registry.GarbageCollect(cmd.Context(), cfg.RegistryDir(), opts)
+			case err != nil:
+				return err
+			default:
+				password, perr := os.ReadFile(cfg.AdminPasswordFile())
+				if perr != nil {
+					return fmt.Errorf("reading the admin password: %w", perr)
+				}
+				url := ""
+				for _, e := range st.Endpoints {
+					if e.Service == "registry" {
+						url = e.URL
+					}
+				}
+				res, err = registry.RequestGC(cmd.Context(), url, "admin", strings.TrimSpace(string(password)), opts)
+			}
+			if err != nil {
+				return err
+			}
+			if done, err := printStructured(g.streams.Out, output, res); done {
+				return err
+			}
+			verb := "freed"
+			if res.DryRun {
+				verb = "would free (dry run)"
+			}
+			fmt.Fprintf(g.streams.Out, "%s %d bytes (%d → %d)\n", verb, res.BytesBefore-res.BytesAfter, res.BytesBefore, res.BytesAfter)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "report only")
+	cmd.Flags().BoolVar(&opts.RemoveUntagged, "untagged", false, "also remove manifests that no tag points to")
+	addOutputFlag(cmd.Flags(), &output)
+	return cmd
+}
+
+func newRegistryDeleteCmd(g *globals) *cobra.Command {
+	var insecure bool
+	cmd := &cobra.Command{
+		Use:   "delete REFERENCE",
+		Short: "Delete a manifest by tag or digest",
+		Long: `Delete a manifest from a registry (deleting by tag removes what the tag points
+to). The blobs stay until ` + "`slipway registry gc`" + `.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var nameOpts []name.Option
+			if insecure {
+				nameOpts = append(nameOpts, name.Insecure)
+			}
+			ref, err := name.ParseReference(args[0], nameOpts...)
+			if err != nil {
+				return usageError("reference %q: %v", args[0], err)
+			}
+			opts := []remote.Option{remote.WithContext(cmd.Context()), remote.WithAuthFromKeychain(credentials.Keychain())}
+			if _, ok := ref.(name.Tag); ok {
+				desc, err := remote.Head(ref, opts...)
+				if err != nil {
+					return build.RegistryError(ref.Context().RegistryStr(), err)
+				}
+				ref = ref.Context().Digest(desc.Digest.String())
+			}
+			if err := remote.Delete(ref, opts...); err != nil {
+				return build.RegistryError(ref.Context().RegistryStr(), err)
+			}
+			fmt.Fprintf(g.streams.Err, "deleted %s\n", ref)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "use plain HTTP")
+	return cmd
+}

@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/platform"
+)
+
+func newUpCmd(g *globals) *cobra.Command {
+	var registryAddr string
+	var anonymousPull bool
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the platform and keep it running until Ctrl-C",
+		Long: `Start every embedded service in order, each once the one before it is ready,
+print where each listens and how to log in, and run until interrupted
+(Ctrl-C or SIGTERM, or ` + "`slipway down`" + ` from another shell). If any service fails,
+the rest are stopped and the failing one is named.`,
+		Example: `  # Start with the defaults (registry on 127.0.0.1:5000)
+  slipway up
+
+  # Another state directory and port, e.g. for a second instance
+  slipway up --home /tmp/slipway2 --registry-addr 127.0.0.1:5001`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("registry-addr") {
+				cfg.Registry.Addr = registryAddr
+			}
+			if cmd.Flags().Changed("anonymous-pull") {
+				cfg.Registry.AnonymousPull = anonymousPull
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			return platform.Up(cmd.Context(), cfg, g.streams.Err, func(st platform.State) {
+				printBanner(g, cfg, st)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&registryAddr, "registry-addr", config.Default().Registry.Addr, "address the registry listens on")
+	cmd.Flags().BoolVar(&anonymousPull, "anonymous-pull", false, "let clients without credentials pull")
+	return cmd
+}
+
+func printBanner(g *globals, cfg config.Config, st platform.State) {
+	w := g.streams.Out
+	fmt.Fprintf(w, "slipway is up (pid %d, state in %s)\n\n", st.PID, cfg.Home)
+	for _, e := range st.Endpoints {
+		fmt.Fprintf(w, "  %-10s %s\n", e.Service, e.URL)
+		for _, n := range e.Notes {
+			fmt.Fprintf(w, "  %-10s %s\n", "", n)
+		}
+	}
+	fmt.Fprintf(w, "\nnext:\n")
+	fmt.Fprintf(w, "  slipway user set dev1 --push dev1/ --password-stdin   # a team user\n")
+	fmt.Fprintf(w, "  slipway build ./cmd/app --image %s/dev1/app          # build and push an app\n", cfg.Registry.Addr)
+	fmt.Fprintf(w, "\nstop with Ctrl-C or `slipway down`\n")
+}
+
+func newDownCmd(g *globals) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop the running platform",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			st, err := platform.Down(ctx, cfg.RunDir())
+			if err == platform.ErrNotRunning {
+				fmt.Fprintln(g.streams.Err, "slipway is not running")
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.streams.Err, "stopped slipway (pid %d)\n", st.PID)
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for everything to stop")
+	return cmd
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var output outputFormat
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show whether the platform runs and whether each service is healthy",
+		Long: `Show the running platform's services and probe each one's health.
+Exits 0 when all are healthy, 1 when one is not, and 3 when slipway is not running.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			st, services, err := platform.Status(cmd.Context(), cfg.RunDir())
+			if err == platform.ErrNotRunning {
+				return &exitError{code: ExitNotRunning, err: err}
+			}
+			if err != nil {
+				return err
+			}
+			report := struct {
+				PID       int                      `json:"pid"`
+				StartedAt time.Time                `json:"startedAt"`
+				Services  []platform.ServiceStatus `json:"services"`
+			}{st.PID, st.StartedAt, services}
+			if done, err := printStructured(g.streams.Out, output, report); !done {
+				fmt.Fprintf(g.streams.Out, "slipway is up (pid %d, since %s)\n", st.PID, st.StartedAt.Local().Format(time.DateTime))
+				fmt.Fprintf(g.streams.Out, "%-10s %-8s %s\n", "SERVICE", "HEALTH", "URL")
+				for _, s := range services {
+					health := "ok"
+					if !s.Healthy {
+						health = "failing"
+					}
+					fmt.Fprintf(g.streams.Out, "%-10s %-8s %s\n", s.Service, health, s.URL)
+					if s.Error != "" {
+						fmt.Fprintf(g.streams.Out, "%-10s %-8s %s\n", "", "", s.Error)
+					}
+				}
+			} else if err != nil {
+				return err
+			}
+			for _, s := range services {
+				if !s.Healthy {
+					return fmt.Errorf("%s is not healthy: %s", s.Service, s.Error)
+				}
+			}
+			return nil
+		},
+	}
+	addOutputFlag(cmd.Flags(), &output)
+	return cmd
+}

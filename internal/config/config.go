@@ -1,0 +1,158 @@
+// Package config holds Slipway's settings and the one place they are layered:
+// built-in defaults, then the config file, then SLIPWAY_* environment
+// variables. Command-line flags are applied last by the CLI, and Validate is
+// called once on the result.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Config is everything Slipway reads from its environment.
+type Config struct {
+	// Home is the state directory: registry data, users, logs, caches.
+	// Deleting it resets Slipway.
+	Home string `json:"home,omitempty"`
+
+	Registry Registry `json:"registry"`
+}
+
+// Registry configures the embedded OCI registry.
+type Registry struct {
+	// Addr is the host:port the registry listens on.
+	Addr string `json:"addr,omitempty"`
+	// AnonymousPull lets clients without credentials pull. Push always needs
+	// credentials.
+	AnonymousPull bool `json:"anonymousPull,omitempty"`
+	// MinFreeBytes is the free space the storage volume must keep; uploads
+	// that would go below it are refused with a clear error instead of
+	// failing half-way with a full disk.
+	MinFreeBytes int64 `json:"minFreeBytes,omitempty"`
+}
+
+// Default returns the built-in defaults.
+func Default() Config {
+	return Config{
+		Home: DefaultHome(),
+		Registry: Registry{
+			Addr:         "127.0.0.1:5000",
+			MinFreeBytes: 256 << 20,
+		},
+	}
+}
+
+// DefaultHome is /var/lib/slipway for root and ~/.local/share/slipway
+// otherwise.
+func DefaultHome() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/slipway"
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "slipway")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "slipway")
+	}
+	return filepath.Join(os.TempDir(), "slipway")
+}
+
+// Load layers defaults, the config file and the environment. configPath may
+// be empty: then SLIPWAY_CONFIG, or config.yaml in the home directory, is
+// read when it exists. getenv is usually os.Getenv.
+func Load(configPath string, getenv func(string) string) (Config, error) {
+	c := Default()
+	if h := getenv("SLIPWAY_HOME"); h != "" {
+		c.Home = h
+	}
+	explicit := configPath != ""
+	if !explicit {
+		if p := getenv("SLIPWAY_CONFIG"); p != "" {
+			configPath, explicit = p, true
+		} else {
+			configPath = filepath.Join(c.Home, "config.yaml")
+		}
+	}
+	data, err := os.ReadFile(configPath)
+	switch {
+	case err == nil:
+		if err := yaml.UnmarshalStrict(data, &c); err != nil {
+			return c, fmt.Errorf("reading config file %s: %w", configPath, err)
+		}
+	case errors.Is(err, os.ErrNotExist) && !explicit:
+	default:
+		return c, fmt.Errorf("reading config file: %w", err)
+	}
+	if err := applyEnv(&c, getenv); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// applyEnv overrides settings from SLIPWAY_* variables. The list is explicit
+// so that a typo in a variable name cannot silently change something else.
+func applyEnv(c *Config, getenv func(string) string) error {
+	if v := getenv("SLIPWAY_HOME"); v != "" {
+		c.Home = v
+	}
+	if v := getenv("SLIPWAY_REGISTRY_ADDR"); v != "" {
+		c.Registry.Addr = v
+	}
+	if v := getenv("SLIPWAY_REGISTRY_ANONYMOUS_PULL"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("SLIPWAY_REGISTRY_ANONYMOUS_PULL=%q: want true or false", v)
+		}
+		c.Registry.AnonymousPull = b
+	}
+	if v := getenv("SLIPWAY_REGISTRY_MIN_FREE_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("SLIPWAY_REGISTRY_MIN_FREE_BYTES=%q: want a number of bytes", v)
+		}
+		c.Registry.MinFreeBytes = n
+	}
+	return nil
+}
+
+// Validate checks the final configuration once, after flags are applied.
+func (c Config) Validate() error {
+	if c.Home == "" {
+		return errors.New("home directory is empty: set SLIPWAY_HOME or --home")
+	}
+	if !filepath.IsAbs(c.Home) {
+		return fmt.Errorf("home directory %q must be an absolute path", c.Home)
+	}
+	host, port, err := net.SplitHostPort(c.Registry.Addr)
+	if err != nil {
+		return fmt.Errorf("registry address %q: want host:port (for example 127.0.0.1:5000)", c.Registry.Addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("registry address %q: port %q is not a number", c.Registry.Addr, port)
+	}
+	if strings.TrimSpace(host) == "" {
+		return fmt.Errorf("registry address %q: name a host, for example 127.0.0.1:%s", c.Registry.Addr, port)
+	}
+	if c.Registry.MinFreeBytes < 0 {
+		return errors.New("registry.minFreeBytes must not be negative")
+	}
+	return nil
+}
+
+// Paths under the home directory. Every piece of state has one place.
+func (c Config) RegistryDir() string { return filepath.Join(c.Home, "registry") }
+func (c Config) UsersFile() string   { return filepath.Join(c.Home, "users.yaml") }
+func (c Config) RunDir() string      { return filepath.Join(c.Home, "run") }
+func (c Config) LogDir() string      { return filepath.Join(c.Home, "logs") }
+func (c Config) CacheDir() string    { return filepath.Join(c.Home, "cache") }
+
+// AdminPasswordFile holds the password generated for the admin user on the
+// first start.
+func (c Config) AdminPasswordFile() string { return filepath.Join(c.Home, "admin-password") }

@@ -1,0 +1,136 @@
+// Package credentials logs in to registries the Docker way: a successful
+// login is stored in the Docker config file (~/.docker/config.json, or
+// $DOCKER_CONFIG/config.json), which docker, skopeo, helm, crane, ko and
+// Slipway itself all read.
+package credentials
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+)
+
+// ConfigPath is the Docker config file in use.
+func ConfigPath() (string, error) {
+	if d := os.Getenv("DOCKER_CONFIG"); d != "" {
+		return filepath.Join(d, "config.json"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("finding the Docker config: %w", err)
+	}
+	return filepath.Join(home, ".docker", "config.json"), nil
+}
+
+// ErrUnauthorized means the registry refused the user name or password.
+var ErrUnauthorized = errors.New("the registry refused the user name or password")
+
+// Check asks the registry's /v2/ endpoint whether the credentials are good.
+// insecure chooses plain HTTP; loopback addresses always use it.
+func Check(ctx context.Context, registry, user, password string, insecure bool) error {
+	scheme := "https"
+	if insecure || isLoopback(registry) {
+		scheme = "http"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+registry+"/v2/", nil)
+	if err != nil {
+		return fmt.Errorf("registry %q: %w", registry, err)
+	}
+	req.SetBasicAuth(user, password)
+	client := &http.Client{Timeout: 15 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach registry %s: %w (is it running? start the embedded one with `slipway up`)", registry, err)
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return nil
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("logging in to %s as %s: %w", registry, user, ErrUnauthorized)
+	default:
+		return fmt.Errorf("logging in to %s: the registry answered %s", registry, resp.Status)
+	}
+}
+
+func isLoopback(registry string) bool {
+	host, _, err := net.SplitHostPort(registry)
+	if err != nil {
+		host = registry
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Save stores the credentials for registry in the Docker config, keeping
+// everything else in the file as it was.
+func Save(registry, user, password string) (string, error) {
+	path, err := ConfigPath()
+	if err != nil {
+		return "", err
+	}
+	doc := map[string]json.RawMessage{}
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(data, &doc); err != nil {
+			return "", fmt.Errorf("reading %s: %w (fix or remove the file)", path, err)
+		}
+	case errors.Is(err, os.ErrNotExist):
+	default:
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	auths := map[string]json.RawMessage{}
+	if raw, ok := doc["auths"]; ok {
+		if err := json.Unmarshal(raw, &auths); err != nil {
+			return "", fmt.Errorf("reading the auths in %s: %w", path, err)
+		}
+	}
+	entry, _ := json.Marshal(map[string]string{"auth": base64.StdEncoding.EncodeToString([]byte(user + ":" + password))})
+	auths[registry] = entry
+	doc["auths"], _ = json.Marshal(auths)
+	out, err := json.MarshalIndent(doc, "", "\t")
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("writing %s: %w", path, err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(out, '\n'), 0o600); err != nil {
+		return "", fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("writing %s: %w", path, err)
+	}
+	return path, nil
+}
+
+// Keychain finds credentials for pushes and pulls: first the
+// SLIPWAY_REGISTRY_USERNAME and SLIPWAY_REGISTRY_PASSWORD variables (how a
+// pipeline passes its secret), then the Docker config.
+func Keychain() authn.Keychain {
+	return authn.NewMultiKeychain(envKeychain{}, authn.DefaultKeychain)
+}
+
+type envKeychain struct{}
+
+func (envKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
+	user, pass := os.Getenv("SLIPWAY_REGISTRY_USERNAME"), os.Getenv("SLIPWAY_REGISTRY_PASSWORD")
+	if user == "" || pass == "" {
+		return authn.Anonymous, nil
+	}
+	return &authn.Basic{Username: user, Password: pass}, nil
+}

@@ -1,0 +1,165 @@
+// Package platform is the supervisor: it owns every long-running part of
+// Slipway (in-process servers and child processes alike), starts them in
+// order behind readiness, and stops them all, in reverse order, when the
+// user asks or when any one of them fails.
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Endpoint is what a ready service tells its users.
+type Endpoint struct {
+	Service string `json:"service"`
+	// URL is where the service answers.
+	URL string `json:"url"`
+	// Health is a URL that answers 200 while the service is healthy.
+	Health string `json:"health,omitempty"`
+	// Notes are short lines for the user, such as how to log in.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Service is one supervised part.
+//
+// Run must call ready exactly once when the service is able to serve, then
+// keep running until ctx is cancelled, and return only after everything it
+// started (goroutines, child processes) has ended. Returning before ctx is
+// cancelled means the service failed.
+type Service interface {
+	Name() string
+	Run(ctx context.Context, ready func(Endpoint)) error
+}
+
+// ServiceError says which service failed.
+type ServiceError struct {
+	Service string
+	Err     error
+}
+
+func (e *ServiceError) Error() string { return fmt.Sprintf("%s: %v", e.Service, e.Err) }
+func (e *ServiceError) Unwrap() error { return e.Err }
+
+// Supervisor runs services.
+type Supervisor struct {
+	// StartTimeout bounds how long one service may take to become ready.
+	StartTimeout time.Duration
+	// StopTimeout bounds how long one service may take to stop.
+	StopTimeout time.Duration
+	// Progress receives status lines; nil discards them.
+	Progress io.Writer
+}
+
+type running struct {
+	name   string
+	cancel context.CancelFunc
+	// done is closed when Run has returned; err is then its result.
+	done chan struct{}
+	err  error
+}
+
+// Run starts services in order, each after the one before it is ready, and
+// calls onReady with their endpoints once all are. It returns nil when ctx
+// ends and everything stopped cleanly, or a *ServiceError naming the first
+// service that failed to start or stopped on its own.
+func (s *Supervisor) Run(ctx context.Context, services []Service, onReady func([]Endpoint)) error {
+	progress := s.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	startTimeout, stopTimeout := s.StartTimeout, s.StopTimeout
+	if startTimeout == 0 {
+		startTimeout = 5 * time.Minute
+	}
+	if stopTimeout == 0 {
+		stopTimeout = 30 * time.Second
+	}
+
+	var started []*running
+	// failed carries the first service that ended on its own.
+	failed := make(chan *ServiceError, len(services))
+	stopAll := func() error {
+		var errs []error
+		for i := len(started) - 1; i >= 0; i-- {
+			r := started[i]
+			fmt.Fprintf(progress, "stopping %s\n", r.name)
+			r.cancel()
+			select {
+			case <-r.done:
+				if r.err != nil && !errors.Is(r.err, context.Canceled) {
+					errs = append(errs, &ServiceError{r.name, fmt.Errorf("stopping: %w", r.err)})
+				}
+			case <-time.After(stopTimeout):
+				errs = append(errs, &ServiceError{r.name, fmt.Errorf("did not stop within %s", stopTimeout)})
+			}
+		}
+		return errors.Join(errs...)
+	}
+
+	var endpoints []Endpoint
+	for _, svc := range services {
+		fmt.Fprintf(progress, "starting %s\n", svc.Name())
+		svcCtx, cancel := context.WithCancel(context.Background())
+		r := &running{name: svc.Name(), cancel: cancel, done: make(chan struct{})}
+		readyc := make(chan Endpoint, 1)
+		go func() {
+			err := svc.Run(svcCtx, func(e Endpoint) {
+				e.Service = svc.Name()
+				select {
+				case readyc <- e:
+				default:
+				}
+			})
+			if err == nil && svcCtx.Err() == nil {
+				err = errors.New("stopped without an error before it was asked to")
+			}
+			r.err = err
+			close(r.done)
+		}()
+		started = append(started, r)
+
+		select {
+		case e := <-readyc:
+			endpoints = append(endpoints, e)
+			fmt.Fprintf(progress, "%s ready at %s\n", svc.Name(), e.URL)
+			go watch(svcCtx, r, failed)
+		case <-r.done:
+			started = started[:len(started)-1]
+			cancel()
+			return errors.Join(&ServiceError{svc.Name(), fmt.Errorf("failed to start: %w", r.err)}, stopAll())
+		case <-time.After(startTimeout):
+			return errors.Join(&ServiceError{svc.Name(), fmt.Errorf("not ready within %s", startTimeout)}, stopAll())
+		case <-ctx.Done():
+			return stopAll()
+		}
+	}
+	if onReady != nil {
+		onReady(endpoints)
+	}
+
+	select {
+	case <-ctx.Done():
+		return stopAll()
+	case sf := <-failed:
+		fmt.Fprintf(progress, "%s failed: %v; stopping the rest\n", sf.Service, sf.Err)
+		// The failed service has already ended; take it out of the stop list.
+		for i, r := range started {
+			if r.name == sf.Service {
+				started = append(started[:i], started[i+1:]...)
+				break
+			}
+		}
+		return errors.Join(sf, stopAll())
+	}
+}
+
+// watch reports a service that ends while it was not asked to stop.
+func watch(ctx context.Context, r *running, failed chan<- *ServiceError) {
+	<-r.done
+	if ctx.Err() == nil {
+		failed <- &ServiceError{r.name, r.err}
+	}
+}

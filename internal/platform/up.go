@@ -1,0 +1,73 @@
+package platform
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/config"
+)
+
+// Up runs the platform until ctx ends or a service fails. onReady is called
+// once every service is ready, with what `slipway status` will show.
+func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func(State)) error {
+	if progress == nil {
+		progress = io.Discard
+	}
+	if err := os.MkdirAll(cfg.Home, 0o755); err != nil {
+		return fmt.Errorf("creating home directory: %w", err)
+	}
+	lock, err := AcquireLock(cfg.RunDir())
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+
+	users := auth.Open(cfg.UsersFile())
+	if created, err := EnsureAdmin(cfg, users); err != nil {
+		return err
+	} else if created {
+		fmt.Fprintf(progress, "created user admin; its password is in %s\n", cfg.AdminPasswordFile())
+	}
+
+	services := []Service{
+		&RegistryService{Config: cfg, Users: users},
+	}
+	sup := &Supervisor{Progress: progress}
+	var publishErr error
+	err = sup.Run(ctx, services, func(endpoints []Endpoint) {
+		st := State{PID: os.Getpid(), StartedAt: time.Now().UTC(), Endpoints: endpoints}
+		if publishErr = lock.Publish(st); publishErr != nil {
+			fmt.Fprintf(progress, "warning: %v (status and down will not find this run)\n", publishErr)
+		}
+		if onReady != nil {
+			onReady(st)
+		}
+	})
+	return err
+}
+
+// EnsureAdmin creates the user "admin" with a random password, kept in the
+// home directory, when no admin user exists yet.
+func EnsureAdmin(cfg config.Config, users *auth.Store) (bool, error) {
+	list, err := users.List()
+	if err != nil {
+		return false, err
+	}
+	for _, u := range list {
+		if u.Admin {
+			return false, nil
+		}
+	}
+	password := auth.RandomPassword()
+	if err := os.WriteFile(cfg.AdminPasswordFile(), []byte(password+"\n"), 0o600); err != nil {
+		return false, fmt.Errorf("saving the admin password: %w", err)
+	}
+	if err := users.Set("admin", password, true, nil); err != nil {
+		return false, err
+	}
+	return true, nil
+}

@@ -1,0 +1,168 @@
+package registry
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"syscall"
+
+	v2 "github.com/distribution/distribution/v3/registry/api/v2"
+	"github.com/gorilla/mux"
+
+	"github.com/slipway-dev/slipway/internal/auth"
+)
+
+// Realm is sent in Basic authentication challenges.
+const Realm = "slipway"
+
+// routes puts Slipway's own endpoints and access control in front of
+// distribution's handler.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.serveHealth)
+	mux.HandleFunc("POST /slipway/v1/gc", s.serveGC)
+	mux.Handle("/v2/", http.HandlerFunc(s.serveRegistry))
+	return mux
+}
+
+// serveHealth answers 200 when the storage directory can be read.
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if _, err := statfs(s.opts.StorageDir); err != nil {
+		http.Error(w, "storage unavailable: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	fmt.Fprintln(w, "ok")
+}
+
+// access is what a request needs.
+type access int
+
+const (
+	accessRead access = iota
+	accessWrite
+)
+
+// apiRouter names the route of a /v2/ request; it is distribution's own
+// router, so repository names with slashes are split exactly as the
+// registry splits them.
+var apiRouter = v2.Router()
+
+func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
+	var match mux.RouteMatch
+	repo, need := "", accessRead
+	if apiRouter.Match(r, &match) && match.Route != nil {
+		repo = match.Vars["name"]
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+		default:
+			need = accessWrite
+		}
+	}
+
+	user, ok := s.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if user == nil && (need == accessWrite || !s.opts.AnonymousPull) {
+		challenge(w, "authentication required: log in with `slipway login` or `docker login`")
+		return
+	}
+	if need == accessWrite {
+		if repo == "" || !user.CanPush(repo) {
+			writeError(w, http.StatusForbidden, "DENIED", deniedMessage(user, repo))
+			return
+		}
+		if msg := s.checkFreeSpace(r.ContentLength); msg != "" {
+			writeError(w, http.StatusInsufficientStorage, "DENIED", msg)
+			return
+		}
+		// Writes wait while garbage collection runs.
+		s.gcLock.RLock()
+		defer s.gcLock.RUnlock()
+	}
+	s.app.ServeHTTP(w, r)
+}
+
+// authenticate returns the user for the request's credentials, nil for a
+// request without credentials, and false after answering a request whose
+// credentials are wrong.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*auth.User, bool) {
+	name, password, hasAuth := r.BasicAuth()
+	if !hasAuth {
+		if r.Header.Get("Authorization") != "" {
+			challenge(w, "only Basic authentication is supported")
+			return nil, false
+		}
+		return nil, true
+	}
+	user, err := s.opts.Users.Authenticate(name, password)
+	if errors.Is(err, auth.ErrBadCredentials) {
+		challenge(w, "wrong user name or password")
+		return nil, false
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
+		return nil, false
+	}
+	return user, true
+}
+
+func deniedMessage(u *auth.User, repo string) string {
+	if repo == "" {
+		return "this operation needs an admin user"
+	}
+	if len(u.Push) == 0 {
+		return fmt.Sprintf("user %q may not push to %q: the user has no push rights (an admin grants them with `slipway user set %s --push <prefix>/`)", u.Name, repo, u.Name)
+	}
+	return fmt.Sprintf("user %q may not push to %q: it may push only under %s", u.Name, repo, strings.Join(u.Push, ", "))
+}
+
+// checkFreeSpace returns a message when a write of size bytes (or of unknown
+// size, when negative) would leave less than the configured free space.
+func (s *Server) checkFreeSpace(size int64) string {
+	if s.opts.MinFreeBytes <= 0 {
+		return ""
+	}
+	free, err := statfs(s.opts.StorageDir)
+	if err != nil {
+		return ""
+	}
+	if size < 0 {
+		size = 0
+	}
+	if free-size < s.opts.MinFreeBytes {
+		return fmt.Sprintf("registry storage is full: %d MiB free in %s, %d MiB must stay free; delete images and run `slipway registry gc`, or free disk space", free>>20, s.opts.StorageDir, s.opts.MinFreeBytes>>20)
+	}
+	return ""
+}
+
+// statfs returns the bytes available to unprivileged writers under dir.
+func statfs(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+func challenge(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", fmt.Sprintf("Basic realm=%q", Realm))
+	writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", msg)
+}
+
+// writeError answers in the registry API's error format, which clients such
+// as docker, skopeo and go-containerregistry print to their users.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	type apiError struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Errors []apiError `json:"errors"`
+	}{[]apiError{{Code: code, Message: msg}}})
+}

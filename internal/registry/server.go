@@ -1,0 +1,142 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/sirupsen/logrus"
+
+	// The filesystem storage driver registers itself with distribution.
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+
+	"github.com/slipway-dev/slipway/internal/auth"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Addr is the host:port to listen on; port 0 picks a free port.
+	Addr string
+	// StorageDir holds blobs and manifests.
+	StorageDir string
+	// Users authenticates clients.
+	Users *auth.Store
+	// AnonymousPull lets clients without credentials read.
+	AnonymousPull bool
+	// MinFreeBytes is the free space to keep on the storage volume.
+	MinFreeBytes int64
+	// Log receives the registry's own log lines; nil discards them.
+	Log io.Writer
+}
+
+// Server is a running registry.
+type Server struct {
+	opts     Options
+	listener net.Listener
+	http     *http.Server
+	app      *handlers.App
+
+	// gcLock is held shared by every write and exclusively by garbage
+	// collection, which must not see a half-pushed image.
+	gcLock sync.RWMutex
+}
+
+// logrusOnce guards the process-wide logrus settings that distribution logs
+// through; they are set once, by the first registry started.
+var logrusOnce sync.Once
+
+// Listen binds the address and prepares the registry, without serving yet.
+// A port that is taken is reported here, before anything else starts.
+func Listen(opts Options) (*Server, error) {
+	if opts.Users == nil {
+		return nil, errors.New("registry needs a user store")
+	}
+	if err := os.MkdirAll(opts.StorageDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating registry storage: %w", err)
+	}
+	logrusOnce.Do(func() {
+		out := opts.Log
+		if out == nil {
+			out = io.Discard
+		}
+		logrus.SetOutput(out)
+		logrus.SetLevel(logrus.WarnLevel)
+	})
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("registry cannot listen on %s: %w (is another registry or `slipway up` running? pick another address with --registry-addr)", opts.Addr, err)
+	}
+	app, err := newApp(opts.StorageDir)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s := &Server{opts: opts, listener: ln, app: app}
+	s.http = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 30 * time.Second,
+	}
+	return s, nil
+}
+
+// newApp builds distribution's handler. NewApp panics on bad configuration,
+// so that is turned into an error here.
+func newApp(storageDir string) (app *handlers.App, err error) {
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	cfg := &configuration.Configuration{}
+	cfg.Log.Level = "warn"
+	cfg.HTTP.Secret = hex.EncodeToString(secret)
+	cfg.Storage = configuration.Storage{
+		"filesystem": configuration.Parameters{"rootdirectory": storageDir},
+		"delete":     configuration.Parameters{"enabled": true},
+		"maintenance": configuration.Parameters{
+			"uploadpurging": map[any]any{"enabled": true, "age": "24h", "interval": "1h", "dryrun": false},
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("starting registry storage in %s: %v", storageDir, r)
+		}
+	}()
+	return handlers.NewApp(context.Background(), cfg), nil
+}
+
+// Addr is the address the server listens on, with the real port.
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// Serve answers requests until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.listener) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("registry stopped serving: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(shutdownCtx)
+	<-errc
+	_ = s.app.Shutdown() // ends distribution's background upload purger
+	if err != nil {
+		return fmt.Errorf("stopping registry: %w", err)
+	}
+	return nil
+}
+
+// Close releases the listener of a server that never served.
+func (s *Server) Close() error {
+	_ = s.app.Shutdown()
+	return s.listener.Close()
+}
