@@ -502,4 +502,3 @@ func joinPlatforms(ps []v1.Platform) string {
 	}
 	return strings.Join(s, ", ")
 }
-

@@ -52,12 +52,17 @@ var apiRouter = v2.Router()
 
 func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 	var match mux.RouteMatch
-	repo, need := "", accessRead
-	if apiRouter.Match(r, &match) && match.Route != nil {
-		repo = match.Vars["name"]
-		switch r.Method {
-		case http.MethodGet, http.MethodHead:
-		default:
+	repo, need, route := "", accessRead, ""
+	referrersOf := ""
+	if m := referrersPath.FindStringSubmatch(r.URL.Path); m != nil {
+		repo, referrersOf, route = m[1], m[2], "referrers"
+	} else if apiRouter.Match(r, &match) && match.Route != nil {
+		repo, route = match.Vars["name"], match.Route.GetName()
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	default:
+		if route != "" {
 			need = accessWrite
 		}
 	}
@@ -83,7 +88,14 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 		s.gcLock.RLock()
 		defer s.gcLock.RUnlock()
 	}
-	s.app.ServeHTTP(w, r)
+	switch {
+	case route == "referrers":
+		s.serveReferrers(w, r, repo, referrersOf)
+	case route == v2.RouteNameManifest && r.Method == http.MethodPut:
+		s.putManifest(w, r, repo)
+	default:
+		s.app.ServeHTTP(w, r)
+	}
 }
 
 // authenticate returns the user for the request's credentials, nil for a
