@@ -30,7 +30,9 @@ const maxManifestSize = 4 << 20
 var referrersPath = regexp.MustCompile(`^/v2/(.+)/referrers/([^/]+)$`)
 
 // referrersDir keeps the index beside distribution's own tree.
-func (s *Server) referrersDir() string { return filepath.Join(s.opts.StorageDir, "slipway", "referrers") }
+func (s *Server) referrersDir() string {
+	return filepath.Join(s.opts.StorageDir, "slipway", "referrers")
+}
 
 // manifestFields are the parts of a manifest the referrers API reports.
 type manifestFields struct {
@@ -191,4 +193,3 @@ func (s *Server) serveReferrers(w http.ResponseWriter, r *http.Request, repo, su
 		_, _ = w.Write(body)
 	}
 }
-

@@ -124,9 +124,15 @@ func (s *Server) Serve(ctx context.Context) error {
 		return fmt.Errorf("registry stopped serving: %w", err)
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Requests in flight get a moment to finish; connections that stay
+	// open after that (clients holding a connection they never use) are
+	// closed rather than waited for.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(shutdownCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = s.http.Close()
+	}
 	<-errc
 	_ = s.app.Shutdown() // ends distribution's background upload purger
 	if err != nil {

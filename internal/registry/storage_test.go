@@ -1,0 +1,163 @@
+package registry_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/slipway-dev/slipway/internal/registry"
+	"github.com/slipway-dev/slipway/internal/registry/registrytest"
+)
+
+func blobPath(storage string, h v1.Hash) string {
+	return filepath.Join(storage, "docker", "registry", "v2", "blobs", h.Algorithm, h.Hex[:2], h.Hex, "data")
+}
+
+func TestDeleteAndGarbageCollect(t *testing.T) {
+	reg := registrytest.Start(t)
+	admin := remote.WithAuthFromKeychain(registrytest.Keychain("admin", registrytest.AdminPassword))
+	keep, _ := random.Image(2048, 2)
+	drop, _ := random.Image(4096, 2)
+	keepRef, _ := name.ParseReference(reg.Addr + "/dev1/app:keep")
+	dropRef, _ := name.ParseReference(reg.Addr + "/dev1/app:drop")
+	for ref, img := range map[name.Reference]v1.Image{keepRef: keep, dropRef: drop} {
+		if err := remote.Write(ref, img, admin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dropLayers, _ := drop.Layers()
+	dropDigest, _ := dropLayers[0].Digest()
+	if _, err := os.Stat(blobPath(reg.StorageDir, dropDigest)); err != nil {
+		t.Fatalf("pushed layer not in storage: %v", err)
+	}
+
+	imgDigest, _ := drop.Digest()
+	if err := remote.Delete(dropRef.Context().Digest(imgDigest.String()), admin); err != nil {
+		t.Fatalf("deleting a manifest: %v", err)
+	}
+	if _, err := remote.Head(dropRef, admin); err == nil {
+		t.Fatal("deleted image still answers by tag")
+	}
+
+	res, err := reg.Server.GarbageCollect(context.Background(), registry.GCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.BytesAfter >= res.BytesBefore {
+		t.Fatalf("gc freed nothing: %+v", res)
+	}
+	if _, err := os.Stat(blobPath(reg.StorageDir, dropDigest)); !os.IsNotExist(err) {
+		t.Fatalf("unreferenced layer survived gc: %v", err)
+	}
+	got, err := remote.Image(keepRef, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if layers, _ := got.Layers(); len(layers) != 2 {
+		t.Fatal("kept image lost layers")
+	}
+	for _, l := range mustLayers(t, got) {
+		if err := readLayer(l); err != nil {
+			t.Fatalf("kept image's layer unreadable after gc: %v", err)
+		}
+	}
+
+	// Only an admin may ask a running registry to collect garbage.
+	if _, err := registry.RequestGC(context.Background(), "http://"+reg.Addr, "dev1", registrytest.Dev1Password, registry.GCOptions{}); err == nil || !strings.Contains(err.Error(), "not an admin") {
+		t.Fatalf("gc as dev1: want refusal, got %v", err)
+	}
+	if _, err := registry.RequestGC(context.Background(), "http://"+reg.Addr, "admin", registrytest.AdminPassword, registry.GCOptions{DryRun: true}); err != nil {
+		t.Fatalf("gc as admin over HTTP: %v", err)
+	}
+}
+
+// readLayer downloads a layer whole, which also verifies its digest.
+func readLayer(l v1.Layer) error {
+	rc, err := l.Compressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, rc)
+	return err
+}
+
+func mustLayers(t *testing.T, img v1.Image) []v1.Layer {
+	t.Helper()
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ls
+}
+
+// TestStorageFullRefusesCleanly fills the reserve and checks that the push
+// is refused with a message that says what to do, and that nothing already
+// stored is harmed and no tag points at a partial image.
+func TestStorageFullRefusesCleanly(t *testing.T) {
+	reg := registrytest.Start(t, func(o *registry.Options) { o.MinFreeBytes = 1 << 62 })
+	dev1 := remote.WithAuthFromKeychain(registrytest.Keychain("dev1", registrytest.Dev1Password))
+	img, _ := random.Image(1024, 1)
+	ref, _ := name.ParseReference(reg.Addr + "/dev1/app:v1")
+	err := remote.Write(ref, img, dev1)
+	if statusOf(err) != http.StatusInsufficientStorage || !strings.Contains(err.Error(), "registry storage is full") {
+		t.Fatalf("want 507 with a clear message, got %v", err)
+	}
+	if _, err := remote.Head(ref, dev1); statusOf(err) != http.StatusNotFound {
+		t.Fatalf("a refused push left a tag: %v", err)
+	}
+}
+
+// TestRealFullDisk runs the registry on a small tmpfs and pushes more than
+// fits. It needs root for the mount.
+func TestRealFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(mnt, syscall.MNT_DETACH) })
+
+	reg := registrytest.Start(t, func(o *registry.Options) {
+		o.StorageDir = filepath.Join(mnt, "storage")
+		o.MinFreeBytes = 1 << 20
+	})
+	dev1 := remote.WithAuthFromKeychain(registrytest.Keychain("dev1", registrytest.Dev1Password))
+	small, _ := random.Image(512<<10, 1)
+	smallRef, _ := name.ParseReference(reg.Addr + "/dev1/app:small")
+	if err := remote.Write(smallRef, small, dev1); err != nil {
+		t.Fatalf("a push that fits: %v", err)
+	}
+	big, _ := random.Image(3<<20, 3)
+	bigRef, _ := name.ParseReference(reg.Addr + "/dev1/app:big")
+	err := remote.Write(bigRef, big, dev1)
+	if err == nil {
+		t.Fatal("pushing 9 MiB into 6 MiB succeeded")
+	}
+	t.Logf("full disk push error: %v", err)
+	if _, err := remote.Head(bigRef, dev1); statusOf(err) != http.StatusNotFound {
+		t.Fatalf("the failed push left a tag: %v", err)
+	}
+	got, err := remote.Image(smallRef, dev1)
+	if err != nil {
+		t.Fatalf("an image stored before the disk filled is gone: %v", err)
+	}
+	for _, l := range mustLayers(t, got) {
+		if err := readLayer(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
