@@ -26,7 +26,9 @@ type PublishOptions struct {
 	Keychain authn.Keychain
 	// Insecure allows plain HTTP to a registry that is not on loopback.
 	Insecure bool
-	Progress io.Writer
+	// Transport carries the requests; nil uses the default.
+	Transport http.RoundTripper
+	Progress  io.Writer
 }
 
 // Result is what `slipway build` prints.
@@ -65,6 +67,9 @@ func Publish(ctx context.Context, img *Image, opts PublishOptions) (*Result, err
 		progress = io.Discard
 	}
 	remoteOpts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithJobs(4)}
+	if opts.Transport != nil {
+		remoteOpts = append(remoteOpts, remote.WithTransport(opts.Transport))
+	}
 	digestRef := repo.Digest(img.Digest.String())
 	fmt.Fprintf(progress, "pushing %s\n", digestRef)
 	if err := remote.WriteIndex(digestRef, img.Index, remoteOpts...); err != nil {

@@ -2,8 +2,13 @@
 package testutil
 
 import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os/exec"
 	"testing"
+	"time"
 )
 
 // NeedCommand returns the path of a program the test needs. The README's
@@ -16,4 +21,37 @@ func NeedCommand(t testing.TB, name, debianPackage string) string {
 		t.Fatalf("%s is not installed: run ./scripts/test (it installs what the tests need) or apt-get install %s", name, debianPackage)
 	}
 	return p
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// WaitHTTP polls url until it answers 200 and returns the body.
+func WaitHTTP(t testing.TB, url string, within time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return string(body)
+			}
+			err = fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		lastErr = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s never answered 200: %v", url, lastErr)
+	return ""
 }

@@ -1,0 +1,4 @@
+package notmain
+
+// Answer is not a program.
+const Answer = 42
