@@ -67,7 +67,7 @@ stored. The digest-pinned reference is printed on standard output.`,
 				abs, _ := filepath.Abs(opts.Dir)
 				image = filepath.Base(abs)
 			}
-			image = withRegistry(image, cfg.Registry.Addr)
+			image = withRegistry(image, registryAddr(cfg))
 			repo, err := build.ParseRepository(image, insecure)
 			if err != nil {
 				return usageError("%v", err)

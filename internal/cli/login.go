@@ -59,7 +59,7 @@ REGISTRY defaults to the embedded registry's address.`,
 			if err != nil {
 				return err
 			}
-			registry := cfg.Registry.Addr
+			registry := registryAddr(cfg)
 			if len(args) == 1 {
 				registry = strings.TrimPrefix(strings.TrimPrefix(strings.TrimSuffix(args[0], "/"), "http://"), "https://")
 			}

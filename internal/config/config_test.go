@@ -1,0 +1,68 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLayering(t *testing.T) {
+	home := t.TempDir()
+	file := "registry:\n  addr: 127.0.0.1:6000\n  anonymousPull: true\n"
+	if err := os.WriteFile(filepath.Join(home, "config.yaml"), []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := Load("", envOf(map[string]string{"SLIPWAY_HOME": home}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Registry.Addr != "127.0.0.1:6000" || !c.Registry.AnonymousPull {
+		t.Fatalf("file not applied over defaults: %+v", c)
+	}
+	if c.Registry.MinFreeBytes != Default().Registry.MinFreeBytes {
+		t.Fatal("a default the file does not set was lost")
+	}
+
+	c, err = Load("", envOf(map[string]string{"SLIPWAY_HOME": home, "SLIPWAY_REGISTRY_ADDR": "127.0.0.1:7000", "SLIPWAY_REGISTRY_ANONYMOUS_PULL": "false"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Registry.Addr != "127.0.0.1:7000" || c.Registry.AnonymousPull {
+		t.Fatalf("environment not applied over the file: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBadConfigIsReported(t *testing.T) {
+	home := t.TempDir()
+	os.WriteFile(filepath.Join(home, "config.yaml"), []byte("registry:\n  adr: typo\n"), 0o644)
+	if _, err := Load("", envOf(map[string]string{"SLIPWAY_HOME": home})); err == nil || !strings.Contains(err.Error(), "adr") {
+		t.Fatalf("unknown field: %v", err)
+	}
+	if _, err := Load(filepath.Join(home, "missing.yaml"), envOf(nil)); err == nil {
+		t.Fatal("an explicit config file that does not exist must be an error")
+	}
+	if _, err := Load("", envOf(map[string]string{"SLIPWAY_HOME": t.TempDir(), "SLIPWAY_REGISTRY_ANONYMOUS_PULL": "maybe"})); err == nil {
+		t.Fatal("bad boolean accepted")
+	}
+	for _, addr := range []string{"5000", ":5000", "host:port"} {
+		c := Default()
+		c.Registry.Addr = addr
+		if err := c.Validate(); err == nil {
+			t.Errorf("address %q accepted", addr)
+		}
+	}
+	c := Default()
+	c.Home = "relative/dir"
+	if err := c.Validate(); err == nil {
+		t.Error("relative home accepted")
+	}
+}

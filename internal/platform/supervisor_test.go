@@ -1,0 +1,158 @@
+package platform_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/platform"
+)
+
+// recorder notes the order of starts and stops across services.
+type recorder struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (r *recorder) add(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, s)
+}
+
+func (r *recorder) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.events, " ")
+}
+
+// fakeService is driven by the test: it can fail before or after ready.
+type fakeService struct {
+	name        string
+	rec         *recorder
+	failAtStart error
+	failLater   chan error
+}
+
+func (f *fakeService) Name() string { return f.name }
+
+func (f *fakeService) Run(ctx context.Context, ready func(platform.Endpoint)) error {
+	f.rec.add("start:" + f.name)
+	if f.failAtStart != nil {
+		return f.failAtStart
+	}
+	ready(platform.Endpoint{URL: "fake://" + f.name})
+	select {
+	case <-ctx.Done():
+		f.rec.add("stop:" + f.name)
+		return nil
+	case err := <-f.failLater:
+		f.rec.add("died:" + f.name)
+		return err
+	}
+}
+
+func services(rec *recorder, names ...string) []*fakeService {
+	var out []*fakeService
+	for _, n := range names {
+		out = append(out, &fakeService{name: n, rec: rec, failLater: make(chan error, 1)})
+	}
+	return out
+}
+
+func asServices(fs []*fakeService) []platform.Service {
+	var out []platform.Service
+	for _, f := range fs {
+		out = append(out, f)
+	}
+	return out
+}
+
+func TestStartsInOrderStopsInReverse(t *testing.T) {
+	rec := &recorder{}
+	fs := services(rec, "a", "b", "c")
+	ctx, cancel := context.WithCancel(context.Background())
+	var got []platform.Endpoint
+	sup := &platform.Supervisor{}
+	err := sup.Run(ctx, asServices(fs), func(eps []platform.Endpoint) {
+		got = eps
+		cancel()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "start:a start:b start:c stop:c stop:b stop:a"; rec.String() != want {
+		t.Fatalf("events %q, want %q", rec, want)
+	}
+	if len(got) != 3 || got[1].Service != "b" || got[1].URL != "fake://b" {
+		t.Fatalf("endpoints %+v", got)
+	}
+}
+
+func TestFailureAtStartStopsWhatStarted(t *testing.T) {
+	rec := &recorder{}
+	fs := services(rec, "a", "b", "c")
+	fs[1].failAtStart = errors.New("port 5000 is taken")
+	var progress bytes.Buffer
+	sup := &platform.Supervisor{Progress: &progress}
+	err := sup.Run(context.Background(), asServices(fs), func([]platform.Endpoint) { t.Error("reported ready") })
+	var se *platform.ServiceError
+	if !errors.As(err, &se) || se.Service != "b" || !strings.Contains(err.Error(), "port 5000 is taken") {
+		t.Fatalf("want an error naming b and why, got %v", err)
+	}
+	if want := "start:a start:b stop:a"; rec.String() != want {
+		t.Fatalf("events %q, want %q", rec, want)
+	}
+}
+
+func TestFailureLaterStopsTheRest(t *testing.T) {
+	rec := &recorder{}
+	fs := services(rec, "a", "b", "c")
+	sup := &platform.Supervisor{}
+	done := make(chan error, 1)
+	go func() {
+		done <- sup.Run(context.Background(), asServices(fs), func([]platform.Endpoint) {
+			fs[1].failLater <- fmt.Errorf("disk full")
+		})
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("supervisor did not return after a service died")
+	}
+	var se *platform.ServiceError
+	if !errors.As(err, &se) || se.Service != "b" || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("want an error naming b, got %v", err)
+	}
+	if want := "start:a start:b start:c died:b stop:c stop:a"; rec.String() != want {
+		t.Fatalf("events %q, want %q", rec, want)
+	}
+}
+
+// stubborn ignores cancellation, to check that the supervisor gives up on
+// it and says so rather than hanging.
+type stubborn struct{ release chan struct{} }
+
+func (s *stubborn) Name() string { return "stubborn" }
+func (s *stubborn) Run(ctx context.Context, ready func(platform.Endpoint)) error {
+	ready(platform.Endpoint{})
+	<-s.release
+	return nil
+}
+
+func TestStopTimeoutIsReported(t *testing.T) {
+	s := &stubborn{release: make(chan struct{})}
+	defer close(s.release)
+	ctx, cancel := context.WithCancel(context.Background())
+	sup := &platform.Supervisor{StopTimeout: 200 * time.Millisecond}
+	err := sup.Run(ctx, []platform.Service{s}, func([]platform.Endpoint) { cancel() })
+	if err == nil || !strings.Contains(err.Error(), "stubborn: did not stop") {
+		t.Fatalf("want a stop timeout naming the service, got %v", err)
+	}
+}
