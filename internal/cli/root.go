@@ -111,6 +111,7 @@ pipelines against ACR and AKS.`,
 		newUserCmd(g),
 		newRegistryCmd(g),
 		newBuildCmd(g),
+		newBaseCmd(g),
 	)
 	return root
 }
