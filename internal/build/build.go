@@ -25,10 +25,18 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/slipway-dev/slipway/internal/sourcedate"
 )
 
-//go:embed staticserver/main.go.txt
+// Small programs Slipway compiles into images: the static site server and
+// the HTTP check that charts' test pods run.
+//
+//go:embed programs/static-server.go.txt
 var staticServerSource []byte
+
+//go:embed programs/http-check.go.txt
+var httpCheckSource []byte
 
 // Kind is what is being built.
 type Kind string
@@ -36,6 +44,8 @@ type Kind string
 const (
 	KindGo     Kind = "go"
 	KindStatic Kind = "static"
+	// kindHTTPCheck is Slipway's own test image, built by HTTPCheckImage.
+	kindHTTPCheck Kind = "http-check"
 )
 
 // Options describe one build.
@@ -146,7 +156,11 @@ func Build(ctx context.Context, opts Options) (*Image, error) {
 		return nil, err
 	}
 
-	anns := opts.annotations(name, baseName)
+	return assemble(images, opts, name, baseName)
+}
+
+// assemble puts per-platform images into one annotated OCI index.
+func assemble(images []v1.Image, opts Options, name, baseName string) (*Image, error) {
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	for i, img := range images {
 		p := opts.Platforms[i]
@@ -155,7 +169,7 @@ func Build(ctx context.Context, opts Options) (*Image, error) {
 			Descriptor: v1.Descriptor{Platform: &p},
 		})
 	}
-	idx = mutate.Annotations(idx, anns).(v1.ImageIndex)
+	idx = mutate.Annotations(idx, opts.annotations(name, baseName)).(v1.ImageIndex)
 	digest, err := idx.Digest()
 	if err != nil {
 		return nil, err
@@ -167,6 +181,33 @@ func Build(ctx context.Context, opts Options) (*Image, error) {
 	return &Image{Index: idx, Digest: digest, Platforms: plats, Base: baseName, Revision: opts.Revision, Source: opts.Source}, nil
 }
 
+// HTTPCheckImage builds the image that charts' test pods run: Slipway's
+// base plus http-check, which exits 0 when every URL it is given answers
+// 2xx.
+func HTTPCheckImage(ctx context.Context, cacheDir string, platforms []v1.Platform) (*Image, error) {
+	opts := Options{Kind: kindHTTPCheck, Name: "http-check", Platforms: platforms, CacheDir: cacheDir}
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	opts.Created = time.Unix(0, 0).UTC()
+	base, err := BaseIndex(opts.Platforms)
+	if err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp("", "slipway-build-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	images := make([]v1.Image, len(opts.Platforms))
+	for i, p := range opts.Platforms {
+		if images[i], err = opts.platformImage(ctx, kindHTTPCheck, "", opts.Name, filepath.Join(work, strconv.Itoa(i)), base, p); err != nil {
+			return nil, err
+		}
+	}
+	return assemble(images, opts, opts.Name, BuiltinBase)
+}
+
 func (o *Options) defaults() error {
 	if o.Dir == "" {
 		o.Dir = "."
@@ -174,11 +215,11 @@ func (o *Options) defaults() error {
 	if len(o.Platforms) == 0 {
 		o.Platforms = []v1.Platform{{OS: "linux", Architecture: runtime.GOARCH}}
 	}
-	if o.Kind != "" && o.Kind != KindGo && o.Kind != KindStatic {
+	if o.Kind != "" && o.Kind != KindGo && o.Kind != KindStatic && o.Kind != kindHTTPCheck {
 		return fmt.Errorf("kind %q: want go or static", o.Kind)
 	}
 	if o.Created.IsZero() {
-		created, err := SourceDateEpoch()
+		created, err := sourcedate.Get()
 		if err != nil {
 			return err
 		}
@@ -198,20 +239,6 @@ func (o *Options) defaults() error {
 		}
 	}
 	return nil
-}
-
-// SourceDateEpoch reads SOURCE_DATE_EPOCH (seconds since 1970), the
-// reproducible-builds convention; unset means the epoch itself.
-func SourceDateEpoch() (time.Time, error) {
-	v := os.Getenv("SOURCE_DATE_EPOCH")
-	if v == "" {
-		return time.Unix(0, 0).UTC(), nil
-	}
-	secs, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || secs < 0 {
-		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want whole seconds since 1970", v)
-	}
-	return time.Unix(secs, 0).UTC(), nil
 }
 
 func detectKind(dir string) Kind {
@@ -303,8 +330,12 @@ func (o *Options) platformImage(ctx context.Context, kind Kind, dir, name, work 
 		if err := goBuild(ctx, dir, binPath, p); err != nil {
 			return nil, err
 		}
+	case kindHTTPCheck:
+		if err := helperProgram(ctx, o.CacheDir, "http-check", httpCheckSource, binPath, p); err != nil {
+			return nil, err
+		}
 	case KindStatic:
-		if err := o.staticServer(ctx, binPath, p); err != nil {
+		if err := helperProgram(ctx, o.CacheDir, "static-server", staticServerSource, binPath, p); err != nil {
 			return nil, err
 		}
 		files, err := dirEntries(dir, "srv/www")
@@ -321,11 +352,10 @@ func (o *Options) platformImage(ctx context.Context, kind Kind, dir, name, work 
 		return nil, err
 	}
 	appPath := "app/" + name
+	entrypoint = []string{"/" + appPath}
 	if kind == KindStatic {
 		appPath = "app/static-server"
 		entrypoint = []string{"/" + appPath, "-root", "/srv/www"}
-	} else {
-		entrypoint = []string{"/" + appPath}
 	}
 	entries = append(entries, entry{name: appPath, mode: 0o755, data: bin})
 	layer, err := layerFromEntries(entries, o.Created)
@@ -442,34 +472,36 @@ func dirEntries(dir, prefix string) ([]entry, error) {
 	return out, nil
 }
 
-// staticServer compiles the embedded file server for p, once per Go release
-// and source, and copies it to out.
-func (o *Options) staticServer(ctx context.Context, out string, p v1.Platform) error {
+// helperProgram compiles one of the embedded programs for p, once per Go
+// release and source, and copies it to out.
+func helperProgram(ctx context.Context, cacheDir, name string, source []byte, out string, p v1.Platform) error {
 	goVersion, err := goEnv("GOVERSION")
 	if err != nil {
-		return fmt.Errorf("the Go toolchain is needed to build the static file server: %w", err)
+		return fmt.Errorf("the Go toolchain is needed to build %s: %w", name, err)
 	}
-	sum := sha256.Sum256(append(staticServerSource, goVersion...))
+	sum := sha256.Sum256(append(append([]byte{}, source...), goVersion...))
 	key := hex.EncodeToString(sum[:8])
-	cacheDir := o.CacheDir
 	if cacheDir == "" {
 		cacheDir = filepath.Join(os.TempDir(), "slipway-cache")
 	}
-	cached := filepath.Join(cacheDir, "static-server", key, p.OS+"-"+p.Architecture+p.Variant)
+	cached := filepath.Join(cacheDir, name, key, p.OS+"-"+p.Architecture+p.Variant)
 	if _, err := os.Stat(cached); err != nil {
-		src := filepath.Join(filepath.Dir(out), "static-server-src")
-		if err := os.MkdirAll(src, 0o755); err != nil {
+		src, err := os.MkdirTemp("", name+"-src-")
+		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module static-server\n\ngo 1.22\n"), 0o644); err != nil {
+		defer os.RemoveAll(src)
+		if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module "+name+"\n\ngo 1.22\n"), 0o644); err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(src, "main.go"), staticServerSource, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(src, "main.go"), source, 0o644); err != nil {
 			return err
 		}
 		if err := os.MkdirAll(filepath.Dir(cached), 0o755); err != nil {
 			return err
 		}
+		// Build beside the cache entry and rename, so a concurrent build
+		// never reads a half-written binary.
 		tmp := cached + ".tmp" + strconv.Itoa(os.Getpid())
 		if err := goBuild(ctx, src, tmp, p); err != nil {
 			return err

@@ -299,6 +299,23 @@ func TestImageRunsUnderContainerd(t *testing.T) {
 				t.Fatalf("container answered %q, want %q", body, tc.want)
 			}
 			t.Logf("container answered: %s", strings.TrimSpace(body))
+
+			// The http-check image, which charts' test pods run, passes
+			// against the running app and fails against a closed port.
+			check, err := build.HTTPCheckImage(context.Background(), t.TempDir(), []v1.Platform{{OS: "linux", Architecture: runtime.GOARCH}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkRes, err := build.Publish(context.Background(), check, build.PublishOptions{Repository: reg.Addr + "/dev1/http-check", Keychain: kc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctd.Ctr("images", "pull", "--plain-http", "--user", "dev1:"+registrytest.Dev1Password, checkRes.Image)
+			// ctr replaces the whole command line, entrypoint included.
+			out := ctd.Ctr("run", "--rm", "--net-host", checkRes.Image, "check-"+tc.name, "/app/http-check", fmt.Sprintf("http://127.0.0.1:%d/", port))
+			if !strings.Contains(out, "ok   http://127.0.0.1") {
+				t.Fatalf("http-check against the app: %s", out)
+			}
 		})
 	}
 }

@@ -11,20 +11,21 @@ import (
 
 func newBaseCmd(g *globals) *cobra.Command {
 	var (
-		image     string
-		tags      []string
-		platforms []string
-		insecure  bool
-		output    outputFormat
+		image      string
+		checkImage string
+		tags       []string
+		platforms  []string
+		insecure   bool
+		output     outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "base",
-		Short: "Push Slipway's base image, for other tools to build on",
+		Short: "Push Slipway's base image and http-check image, for other tools and charts",
 		Long: `Push the base image that slipway build uses (CA certificates, time zone data,
-a non-root user, a writable /tmp, no shell) to a registry, so that other
-builders (ko, Dockerfiles, buildpacks) can start from it where no public
-registry can be reached.`,
-		Example: `  slipway base --image slipway/base
+a non-root user, a writable /tmp, no shell), so that other builders (ko,
+Dockerfiles, buildpacks) can start from it where no public registry can be
+reached, and the http-check image that the test pods of Slipway's charts run.`,
+		Example: `  slipway base
   KO_DEFAULTBASEIMAGE=127.0.0.1:5000/slipway/base ko build ./cmd/app`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -36,33 +37,54 @@ registry can be reached.`,
 			if err != nil {
 				return usageError("%v", err)
 			}
-			idx, err := build.BaseIndex(plats)
-			if err != nil {
-				return err
-			}
-			digest, err := idx.Digest()
-			if err != nil {
-				return err
-			}
 			var names []string
 			for _, p := range plats {
 				names = append(names, p.String())
 			}
-			repo := withRegistry(image, registryAddr(cfg))
-			res, err := build.Publish(cmd.Context(), &build.Image{Index: idx, Digest: digest, Platforms: names, Base: build.BuiltinBase},
-				build.PublishOptions{Repository: repo, Tags: tags, Keychain: credentials.Keychain(), Insecure: insecure, Progress: g.streams.Err})
+			baseIdx, err := build.BaseIndex(plats)
 			if err != nil {
 				return err
 			}
-			if done, err := printStructured(g.streams.Out, output, res); done {
+			digest, err := baseIdx.Digest()
+			if err != nil {
 				return err
 			}
-			fmt.Fprintln(g.streams.Out, res.Image)
+			check, err := build.HTTPCheckImage(cmd.Context(), cfg.CacheDir(), plats)
+			if err != nil {
+				return err
+			}
+			var results []*build.Result
+			for _, push := range []struct {
+				img  *build.Image
+				repo string
+			}{
+				{&build.Image{Index: baseIdx, Digest: digest, Platforms: names, Base: build.BuiltinBase}, image},
+				{check, checkImage},
+			} {
+				res, err := build.Publish(cmd.Context(), push.img, build.PublishOptions{
+					Repository: withRegistry(push.repo, registryAddr(cfg)),
+					Tags:       tags,
+					Keychain:   credentials.Keychain(),
+					Insecure:   insecure,
+					Progress:   g.streams.Err,
+				})
+				if err != nil {
+					return err
+				}
+				results = append(results, res)
+			}
+			if done, err := printStructured(g.streams.Out, output, results); done {
+				return err
+			}
+			for _, r := range results {
+				fmt.Fprintln(g.streams.Out, r.Image)
+			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&image, "image", "i", build.BuiltinBase, "repository to push to (the registry may be left out)")
+	f.StringVarP(&image, "image", "i", build.BuiltinBase, "repository for the base image (the registry may be left out)")
+	f.StringVar(&checkImage, "http-check-image", "slipway/http-check", "repository for the http-check image")
 	f.StringSliceVarP(&tags, "tag", "t", []string{"latest"}, "tags to set")
 	f.StringSliceVar(&platforms, "platform", []string{"linux/amd64", "linux/arm64"}, "platforms")
 	f.BoolVar(&insecure, "insecure", false, "use plain HTTP with a registry that is not on loopback")

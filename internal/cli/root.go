@@ -112,6 +112,7 @@ pipelines against ACR and AKS.`,
 		newRegistryCmd(g),
 		newBuildCmd(g),
 		newBaseCmd(g),
+		newChartCmd(g),
 	)
 	return root
 }

@@ -127,9 +127,19 @@ func Keychain() authn.Keychain {
 
 type envKeychain struct{}
 
+// EnvCredentials returns SLIPWAY_REGISTRY_USERNAME and
+// SLIPWAY_REGISTRY_PASSWORD when both are set.
+func EnvCredentials() (user, password string) {
+	user, password = os.Getenv("SLIPWAY_REGISTRY_USERNAME"), os.Getenv("SLIPWAY_REGISTRY_PASSWORD")
+	if user == "" || password == "" {
+		return "", ""
+	}
+	return user, password
+}
+
 func (envKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
-	user, pass := os.Getenv("SLIPWAY_REGISTRY_USERNAME"), os.Getenv("SLIPWAY_REGISTRY_PASSWORD")
-	if user == "" || pass == "" {
+	user, pass := EnvCredentials()
+	if user == "" {
 		return authn.Anonymous, nil
 	}
 	return &authn.Basic{Username: user, Password: pass}, nil
