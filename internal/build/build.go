@@ -121,7 +121,7 @@ func Build(ctx context.Context, opts Options) (*Image, error) {
 	}
 
 	if kind == KindGo {
-		if _, err := goModule(ctx, dir); err != nil {
+		if err := goModule(ctx, dir); err != nil {
 			return nil, err
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -24,34 +23,36 @@ func (e *BuildError) Error() string {
 	return fmt.Sprintf("compiling %s for %s failed:\n%s", e.Dir, e.Platform, strings.TrimRight(e.Output, "\n"))
 }
 
-// goModule checks that dir is inside a Go module and holds a main package,
-// and returns the module root.
-func goModule(ctx context.Context, dir string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "env", "GOMOD")
-	cmd.Dir = dir
-	out, err := cmd.Output()
-	if err != nil {
-		if errors.Is(err, exec.ErrNotFound) {
-			return "", errors.New("the Go toolchain (`go`) is not on PATH: install Go to build Go apps")
-		}
-		return "", fmt.Errorf("asking the Go toolchain about %s: %w", dir, err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("%s is not in a Go module (no go.mod in it or any parent): run `go mod init <module path>` there, or pass --static to serve it as a static site", dir)
-	}
-	cmd = exec.CommandContext(ctx, "go", "list", "-f", "{{.Name}}", ".")
+// goModule checks, with one call to the Go toolchain, that dir is inside a
+// Go module and holds a main package.
+func goModule(ctx context.Context, dir string) error {
+	cmd := exec.CommandContext(ctx, "go", "list", "-f", "{{.Name}} {{with .Module}}{{.GoMod}}{{end}}", ".")
 	cmd.Dir = dir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err = cmd.Output()
+	out, err := cmd.Output()
+	if errors.Is(err, exec.ErrNotFound) {
+		return errors.New("the Go toolchain (`go`) is not on PATH: install Go to build Go apps")
+	}
 	if err != nil {
-		return "", &BuildError{Dir: dir, Platform: "any", Output: stderr.String()}
+		msg := stderr.String()
+		if strings.Contains(msg, "go.mod file not found") || strings.Contains(msg, "not in a module") || strings.Contains(msg, "cannot find main module") {
+			return notAModule(dir)
+		}
+		return &BuildError{Dir: dir, Platform: "any", Output: msg}
 	}
-	if name := strings.TrimSpace(string(out)); name != "main" {
-		return "", fmt.Errorf("%s holds package %q, not a main package: point the build at the directory of the command to ship (for example ./cmd/server)", dir, name)
+	name, gomod, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+	if gomod == "" {
+		return notAModule(dir)
 	}
-	return filepath.Dir(gomod), nil
+	if name != "main" {
+		return fmt.Errorf("%s holds package %q, not a main package: point the build at the directory of the command to ship (for example ./cmd/server)", dir, name)
+	}
+	return nil
+}
+
+func notAModule(dir string) error {
+	return fmt.Errorf("%s is not in a Go module (no go.mod in it or any parent): run `go mod init <module path>` there, or pass --static to serve it as a static site", dir)
 }
 
 // goBuild cross-compiles the main package in dir into a static, trimmed
