@@ -59,29 +59,16 @@ func BaseIndex(platforms []v1.Platform) (v1.ImageIndex, error) {
 func baseImage(layer v1.Layer, p v1.Platform) (v1.Image, error) {
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err := mutate.Append(img, mutate.Addendum{
-		Layer:     layer,
-		History:   v1.History{CreatedBy: "slipway base: ca-certificates, tzdata, nonroot user, /tmp", Created: v1.Time{Time: time.Unix(0, 0).UTC()}},
-		MediaType: types.OCILayer,
+	return appendLayer(img, layer, "slipway base: ca-certificates, tzdata, nonroot user, /tmp", time.Unix(0, 0).UTC(), func(cf *v1.ConfigFile) {
+		cf.OS, cf.Architecture, cf.Variant = p.OS, p.Architecture, p.Variant
+		cf.Config.User = fmt.Sprintf("%d:%d", nonRootUID, nonRootUID)
+		cf.Config.WorkingDir = "/home/" + nonRootName
+		cf.Config.Env = []string{
+			"PATH=/usr/local/bin:/usr/bin:/bin",
+			"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+			"HOME=/home/" + nonRootName,
+		}
 	})
-	if err != nil {
-		return nil, err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture, cf.Variant = p.OS, p.Architecture, p.Variant
-	cf.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
-	cf.Config.User = fmt.Sprintf("%d:%d", nonRootUID, nonRootUID)
-	cf.Config.WorkingDir = "/home/" + nonRootName
-	cf.Config.Env = []string{
-		"PATH=/usr/local/bin:/usr/bin:/bin",
-		"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
-		"HOME=/home/" + nonRootName,
-	}
-	return mutate.ConfigFile(img, cf)
 }
 
 func buildBaseLayer() (v1.Layer, error) {

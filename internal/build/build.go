@@ -362,39 +362,25 @@ func (o *Options) platformImage(ctx context.Context, kind Kind, dir, name, work 
 	if err != nil {
 		return nil, err
 	}
-	img, err := mutate.Append(baseImg, mutate.Addendum{
-		Layer:     layer,
-		MediaType: types.OCILayer,
-		History:   v1.History{CreatedBy: "slipway build " + string(kind), Created: v1.Time{Time: o.Created}},
+	img, err := appendLayer(baseImg, layer, "slipway build "+string(kind), o.Created, func(cf *v1.ConfigFile) {
+		cf.Config.Entrypoint = entrypoint
+		cf.Config.Cmd = nil
+		cf.Config.Env = mergeEnv(cf.Config.Env, o.Env)
+		if cf.Config.User == "" {
+			cf.Config.User = fmt.Sprintf("%d:%d", nonRootUID, nonRootUID)
+		}
+		if len(ports) > 0 {
+			cf.Config.ExposedPorts = map[string]struct{}{}
+			for _, port := range ports {
+				cf.Config.ExposedPorts[fmt.Sprintf("%d/tcp", port)] = struct{}{}
+			}
+		}
+		cf.Config.Labels = o.annotations(name, "")
 	})
 	if err != nil {
 		return nil, err
 	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	cf = cf.DeepCopy()
-	cf.Created = v1.Time{Time: o.Created}
-	cf.Config.Entrypoint = entrypoint
-	cf.Config.Cmd = nil
-	cf.Config.Env = mergeEnv(cf.Config.Env, o.Env)
-	if cf.Config.User == "" {
-		cf.Config.User = fmt.Sprintf("%d:%d", nonRootUID, nonRootUID)
-	}
-	if len(ports) > 0 {
-		cf.Config.ExposedPorts = map[string]struct{}{}
-		for _, port := range ports {
-			cf.Config.ExposedPorts[fmt.Sprintf("%d/tcp", port)] = struct{}{}
-		}
-	}
-	cf.Config.Labels = o.annotations(name, "")
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		return nil, err
-	}
-	img = mutate.Annotations(img, o.annotations(name, "")).(v1.Image)
-	return img, nil
+	return mutate.Annotations(img, o.annotations(name, "")).(v1.Image), nil
 }
 
 func (o *Options) annotations(name, base string) map[string]string {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -96,4 +97,25 @@ func compressedLayer(tarBytes []byte) (v1.Layer, error) {
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(data)), nil
 	}, tarball.WithMediaType(types.OCILayer))
+}
+
+// appendLayer adds layer on top of img, recorded in the history as
+// createdBy at created, and lets edit change a copy of the image config.
+func appendLayer(img v1.Image, layer v1.Layer, createdBy string, created time.Time, edit func(*v1.ConfigFile)) (v1.Image, error) {
+	img, err := mutate.Append(img, mutate.Addendum{
+		Layer:     layer,
+		MediaType: types.OCILayer,
+		History:   v1.History{CreatedBy: createdBy, Created: v1.Time{Time: created}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.Created = v1.Time{Time: created}
+	edit(cf)
+	return mutate.ConfigFile(img, cf)
 }

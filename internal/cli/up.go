@@ -61,8 +61,8 @@ func printBanner(g *globals, cfg config.Config, st platform.State) {
 		}
 	}
 	fmt.Fprintf(w, "\nnext:\n")
-	fmt.Fprintf(w, "  slipway user set dev1 --push dev1/ --password-stdin   # a team user\n")
-	fmt.Fprintf(w, "  slipway build ./cmd/app --image %s/dev1/app          # build and push an app\n", cfg.Registry.Addr)
+	fmt.Fprintf(w, "  slipway user set dev1 --push dev1/                 # a team user; prints its password\n")
+	fmt.Fprintf(w, "  slipway build ./cmd/app --image %s/dev1/app   # build and push an app\n", cfg.Registry.Addr)
 	fmt.Fprintf(w, "\nstop with Ctrl-C or `slipway down`\n")
 }
 
