@@ -38,14 +38,20 @@ var staticServerSource []byte
 //go:embed programs/http-check.go.txt
 var httpCheckSource []byte
 
+//go:embed programs/pause.go.txt
+var pauseSource []byte
+
 // Kind is what is being built.
 type Kind string
 
 const (
 	KindGo     Kind = "go"
 	KindStatic Kind = "static"
-	// kindHTTPCheck is Slipway's own test image, built by HTTPCheckImage.
+	// Slipway's own images: the test pods' HTTP check, the pod sandbox,
+	// and a prebuilt program (Options.Binary).
 	kindHTTPCheck Kind = "http-check"
+	kindPause     Kind = "pause"
+	kindBinary    Kind = "binary"
 )
 
 // Options describe one build.
@@ -56,6 +62,9 @@ type Options struct {
 	Kind Kind
 	// Name is the program name in the image; empty uses Dir's base name.
 	Name string
+	// Binary, for Slipway's own images, is a program already built for the
+	// single platform asked for; it is used as it is.
+	Binary string
 	// Platforms to build; at least one.
 	Platforms []v1.Platform
 	// Base is a base image reference; empty uses Slipway's built-in base.
@@ -185,7 +194,23 @@ func assemble(images []v1.Image, opts Options, name, baseName string) (*Image, e
 // base plus http-check, which exits 0 when every URL it is given answers
 // 2xx.
 func HTTPCheckImage(ctx context.Context, cacheDir string, platforms []v1.Platform) (*Image, error) {
-	opts := Options{Kind: kindHTTPCheck, Name: "http-check", Platforms: platforms, CacheDir: cacheDir}
+	return ownImage(ctx, Options{Kind: kindHTTPCheck, Name: "http-check", Platforms: platforms, CacheDir: cacheDir})
+}
+
+// PauseImage builds the pod sandbox ("pause") image for the local cluster.
+func PauseImage(ctx context.Context, cacheDir string, platforms []v1.Platform) (*Image, error) {
+	return ownImage(ctx, Options{Kind: kindPause, Name: "pause", Platforms: platforms, CacheDir: cacheDir})
+}
+
+// BinaryImage puts a program that is already built for p (such as CoreDNS
+// from the pinned components) on Slipway's base image.
+func BinaryImage(ctx context.Context, binary, name string, p v1.Platform) (*Image, error) {
+	return ownImage(ctx, Options{Kind: kindBinary, Binary: binary, Name: name, Platforms: []v1.Platform{p}})
+}
+
+// ownImage builds one of Slipway's own images on its base, dated at the
+// epoch so they are the same on every machine with the same Go release.
+func ownImage(ctx context.Context, opts Options) (*Image, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
@@ -201,7 +226,7 @@ func HTTPCheckImage(ctx context.Context, cacheDir string, platforms []v1.Platfor
 	defer os.RemoveAll(work)
 	images := make([]v1.Image, len(opts.Platforms))
 	for i, p := range opts.Platforms {
-		if images[i], err = opts.platformImage(ctx, kindHTTPCheck, "", opts.Name, filepath.Join(work, strconv.Itoa(i)), base, p); err != nil {
+		if images[i], err = opts.platformImage(ctx, opts.Kind, "", opts.Name, filepath.Join(work, strconv.Itoa(i)), base, p); err != nil {
 			return nil, err
 		}
 	}
@@ -215,7 +240,9 @@ func (o *Options) defaults() error {
 	if len(o.Platforms) == 0 {
 		o.Platforms = []v1.Platform{{OS: "linux", Architecture: runtime.GOARCH}}
 	}
-	if o.Kind != "" && o.Kind != KindGo && o.Kind != KindStatic && o.Kind != kindHTTPCheck {
+	switch o.Kind {
+	case "", KindGo, KindStatic, kindHTTPCheck, kindPause, kindBinary:
+	default:
 		return fmt.Errorf("kind %q: want go or static", o.Kind)
 	}
 	if o.Created.IsZero() {
@@ -332,6 +359,18 @@ func (o *Options) platformImage(ctx context.Context, kind Kind, dir, name, work 
 		}
 	case kindHTTPCheck:
 		if err := helperProgram(ctx, o.CacheDir, "http-check", httpCheckSource, binPath, p); err != nil {
+			return nil, err
+		}
+	case kindPause:
+		if err := helperProgram(ctx, o.CacheDir, "pause", pauseSource, binPath, p); err != nil {
+			return nil, err
+		}
+	case kindBinary:
+		data, err := os.ReadFile(o.Binary)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", o.Binary, err)
+		}
+		if err := os.WriteFile(binPath, data, 0o755); err != nil {
 			return nil, err
 		}
 	case KindStatic:

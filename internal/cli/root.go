@@ -113,6 +113,7 @@ pipelines against ACR and AKS.`,
 		newBuildCmd(g),
 		newBaseCmd(g),
 		newChartCmd(g),
+		newClusterCmd(g),
 	)
 	return root
 }

@@ -13,7 +13,8 @@ import (
 
 func newUpCmd(g *globals) *cobra.Command {
 	var registryAddr string
-	var anonymousPull bool
+	var anonymousPull, withCluster bool
+	var kubeconfig string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the platform and keep it running until Ctrl-C",
@@ -21,8 +22,11 @@ func newUpCmd(g *globals) *cobra.Command {
 print where each listens and how to log in, and run until interrupted
 (Ctrl-C or SIGTERM, or ` + "`slipway down`" + ` from another shell). If any service fails,
 the rest are stopped and the failing one is named.`,
-		Example: `  # Start with the defaults (registry on 127.0.0.1:5000)
+		Example: `  # Start with the defaults (registry on 127.0.0.1:5000, and the cluster as root)
   slipway up
+
+  # The registry alone
+  slipway up --cluster=false
 
   # Another state directory and port, e.g. for a second instance
   slipway up --home /tmp/slipway2 --registry-addr 127.0.0.1:5001`,
@@ -38,6 +42,12 @@ the rest are stopped and the failing one is named.`,
 			if cmd.Flags().Changed("anonymous-pull") {
 				cfg.Registry.AnonymousPull = anonymousPull
 			}
+			if cmd.Flags().Changed("cluster") {
+				cfg.Cluster.Enabled = &withCluster
+			}
+			if kubeconfig != "" {
+				cfg.Cluster.Kubeconfig = kubeconfig
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -48,6 +58,8 @@ the rest are stopped and the failing one is named.`,
 	}
 	cmd.Flags().StringVar(&registryAddr, "registry-addr", config.Default().Registry.Addr, "address the registry listens on")
 	cmd.Flags().BoolVar(&anonymousPull, "anonymous-pull", false, "let clients without credentials pull")
+	cmd.Flags().BoolVar(&withCluster, "cluster", true, "start the local Kubernetes cluster too (needs root; default: on as root)")
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "merge the cluster's \"slipway\" context into this file (default: $KUBECONFIG or ~/.kube/config)")
 	return cmd
 }
 
@@ -59,6 +71,9 @@ func printBanner(g *globals, cfg config.Config, st platform.State) {
 		for _, n := range e.Notes {
 			fmt.Fprintf(w, "  %-10s %s\n", "", n)
 		}
+	}
+	if st.Kubeconfig != "" {
+		fmt.Fprintf(w, "\n  kubectl    context \"slipway\" in %s\n", st.Kubeconfig)
 	}
 	fmt.Fprintf(w, "\nnext:\n")
 	fmt.Fprintf(w, "  slipway user set dev1 --push dev1/                 # a team user; prints its password\n")

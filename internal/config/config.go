@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -23,6 +24,18 @@ type Config struct {
 	Home string `json:"home,omitempty"`
 
 	Registry Registry `json:"registry"`
+
+	Cluster Cluster `json:"cluster"`
+}
+
+// Cluster configures the local Kubernetes cluster.
+type Cluster struct {
+	// Enabled starts the cluster with the platform. Unset means: when
+	// running as root on Linux (the node needs root).
+	Enabled *bool `json:"enabled,omitempty"`
+	// Kubeconfig is where the "slipway" context is merged; empty means
+	// $KUBECONFIG's first file, or ~/.kube/config.
+	Kubeconfig string `json:"kubeconfig,omitempty"`
 }
 
 // Registry configures the embedded OCI registry.
@@ -112,6 +125,13 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		}
 		c.Registry.AnonymousPull = b
 	}
+	if v := getenv("SLIPWAY_CLUSTER"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("SLIPWAY_CLUSTER=%q: want true or false", v)
+		}
+		c.Cluster.Enabled = &b
+	}
 	if v := getenv("SLIPWAY_REGISTRY_MIN_FREE_BYTES"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
@@ -120,6 +140,14 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		c.Registry.MinFreeBytes = n
 	}
 	return nil
+}
+
+// ClusterEnabled says whether `up` starts the cluster.
+func (c Config) ClusterEnabled() bool {
+	if c.Cluster.Enabled != nil {
+		return *c.Cluster.Enabled
+	}
+	return os.Geteuid() == 0 && runtime.GOOS == "linux"
 }
 
 // Validate checks the final configuration once, after flags are applied.
@@ -152,6 +180,7 @@ func (c Config) UsersFile() string   { return filepath.Join(c.Home, "users.yaml"
 func (c Config) RunDir() string      { return filepath.Join(c.Home, "run") }
 func (c Config) LogDir() string      { return filepath.Join(c.Home, "logs") }
 func (c Config) CacheDir() string    { return filepath.Join(c.Home, "cache") }
+func (c Config) ClusterDir() string  { return filepath.Join(c.Home, "cluster") }
 
 // AdminPasswordFile holds the password generated for the admin user on the
 // first start.

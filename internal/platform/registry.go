@@ -1,6 +1,8 @@
 package platform
 
 import (
+	"github.com/slipway-dev/slipway/internal/supervisor"
+
 	"context"
 	"fmt"
 	"os"
@@ -19,7 +21,7 @@ type RegistryService struct {
 
 func (s *RegistryService) Name() string { return "registry" }
 
-func (s *RegistryService) Run(ctx context.Context, ready func(Endpoint)) error {
+func (s *RegistryService) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
 	if err := os.MkdirAll(s.Config.LogDir(), 0o755); err != nil {
 		return err
 	}
@@ -44,7 +46,7 @@ func (s *RegistryService) Run(ctx context.Context, ready func(Endpoint)) error {
 	if err := waitHTTP(ctx, "http://"+srv.Addr()+"/healthz", errc); err != nil {
 		return err
 	}
-	ready(Endpoint{
+	ready(supervisor.Endpoint{
 		URL:    "http://" + srv.Addr(),
 		Health: "http://" + srv.Addr() + "/healthz",
 		Notes: []string{

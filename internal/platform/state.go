@@ -1,6 +1,8 @@
 package platform
 
 import (
+	"github.com/slipway-dev/slipway/internal/supervisor"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,9 +16,11 @@ import (
 
 // State is what a running `slipway up` publishes for `status` and `down`.
 type State struct {
-	PID       int        `json:"pid"`
-	StartedAt time.Time  `json:"startedAt"`
-	Endpoints []Endpoint `json:"endpoints"`
+	PID       int                   `json:"pid"`
+	StartedAt time.Time             `json:"startedAt"`
+	Endpoints []supervisor.Endpoint `json:"endpoints"`
+	// Kubeconfig holds the "slipway" context when the cluster runs.
+	Kubeconfig string `json:"kubeconfig,omitempty"`
 }
 
 // ErrNotRunning is returned when no `slipway up` holds the state directory.
@@ -104,7 +108,7 @@ func ReadState(runDir string) (State, error) {
 
 // ServiceStatus is one line of `slipway status`.
 type ServiceStatus struct {
-	Endpoint
+	supervisor.Endpoint
 	Healthy bool   `json:"healthy"`
 	Error   string `json:"error,omitempty"`
 }

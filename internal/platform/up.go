@@ -1,6 +1,8 @@
 package platform
 
 import (
+	"github.com/slipway-dev/slipway/internal/supervisor"
+
 	"context"
 	"fmt"
 	"io"
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/config"
 )
 
@@ -33,13 +36,38 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		fmt.Fprintf(progress, "created user admin; its password is in %s\n", cfg.AdminPasswordFile())
 	}
 
-	services := []Service{
+	services := []supervisor.Service{
 		&RegistryService{Config: cfg, Users: users},
 	}
-	sup := &Supervisor{Progress: progress}
+	var cl *cluster.Cluster
+	if cfg.ClusterEnabled() {
+		c, images, err := NewCluster(ctx, cfg, users, progress)
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		keychain, err := adminKeychain(cfg)
+		if err != nil {
+			return err
+		}
+		cl = c
+		services = append(services, &imagesService{images: images, keychain: keychain})
+		services = append(services, c.Services()...)
+	}
+	sup := &supervisor.Supervisor{Progress: progress}
 	var publishErr error
-	err = sup.Run(ctx, services, func(endpoints []Endpoint) {
+	err = sup.Run(ctx, services, func(endpoints []supervisor.Endpoint) {
 		st := State{PID: os.Getpid(), StartedAt: time.Now().UTC(), Endpoints: endpoints}
+		if cl != nil {
+			target := cfg.Cluster.Kubeconfig
+			if target == "" {
+				target = cluster.DefaultKubeconfig()
+			}
+			if err := cl.MergeKubeconfig(target); err != nil {
+				fmt.Fprintf(progress, "warning: %v\n", err)
+			} else {
+				st.Kubeconfig = target
+			}
+		}
 		if publishErr = lock.Publish(st); publishErr != nil {
 			fmt.Fprintf(progress, "warning: %v (status and down will not find this run)\n", publishErr)
 		}

@@ -50,6 +50,8 @@ func newEnv(t *testing.T) *env {
 		"SLIPWAY_HOME=" + home,
 		"DOCKER_CONFIG=" + filepath.Join(home, "docker"),
 		"SOURCE_DATE_EPOCH=",
+		// These tests are about the registry and the CLI; the cluster has its own.
+		"SLIPWAY_CLUSTER=false",
 	}}
 }
 

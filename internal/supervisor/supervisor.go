@@ -1,8 +1,8 @@
-// Package platform is the supervisor: it owns every long-running part of
-// Slipway (in-process servers and child processes alike), starts them in
-// order behind readiness, and stops them all, in reverse order, when the
-// user asks or when any one of them fails.
-package platform
+// Package supervisor owns every long-running part of Slipway (in-process
+// servers and child processes alike): it starts them in order behind
+// readiness, and stops them all, in reverse order, when the user asks or
+// when any one of them fails, saying which one and why.
+package supervisor
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package platform_test
+package supervisor_test
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slipway-dev/slipway/internal/platform"
+	"github.com/slipway-dev/slipway/internal/supervisor"
 )
 
 // recorder notes the order of starts and stops across services.
@@ -41,12 +41,12 @@ type fakeService struct {
 
 func (f *fakeService) Name() string { return f.name }
 
-func (f *fakeService) Run(ctx context.Context, ready func(platform.Endpoint)) error {
+func (f *fakeService) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
 	f.rec.add("start:" + f.name)
 	if f.failAtStart != nil {
 		return f.failAtStart
 	}
-	ready(platform.Endpoint{URL: "fake://" + f.name})
+	ready(supervisor.Endpoint{URL: "fake://" + f.name})
 	select {
 	case <-ctx.Done():
 		f.rec.add("stop:" + f.name)
@@ -65,8 +65,8 @@ func services(rec *recorder, names ...string) []*fakeService {
 	return out
 }
 
-func asServices(fs []*fakeService) []platform.Service {
-	var out []platform.Service
+func asServices(fs []*fakeService) []supervisor.Service {
+	var out []supervisor.Service
 	for _, f := range fs {
 		out = append(out, f)
 	}
@@ -77,9 +77,9 @@ func TestStartsInOrderStopsInReverse(t *testing.T) {
 	rec := &recorder{}
 	fs := services(rec, "a", "b", "c")
 	ctx, cancel := context.WithCancel(context.Background())
-	var got []platform.Endpoint
-	sup := &platform.Supervisor{}
-	err := sup.Run(ctx, asServices(fs), func(eps []platform.Endpoint) {
+	var got []supervisor.Endpoint
+	sup := &supervisor.Supervisor{}
+	err := sup.Run(ctx, asServices(fs), func(eps []supervisor.Endpoint) {
 		got = eps
 		cancel()
 	})
@@ -99,9 +99,9 @@ func TestFailureAtStartStopsWhatStarted(t *testing.T) {
 	fs := services(rec, "a", "b", "c")
 	fs[1].failAtStart = errors.New("port 5000 is taken")
 	var progress bytes.Buffer
-	sup := &platform.Supervisor{Progress: &progress}
-	err := sup.Run(context.Background(), asServices(fs), func([]platform.Endpoint) { t.Error("reported ready") })
-	var se *platform.ServiceError
+	sup := &supervisor.Supervisor{Progress: &progress}
+	err := sup.Run(context.Background(), asServices(fs), func([]supervisor.Endpoint) { t.Error("reported ready") })
+	var se *supervisor.ServiceError
 	if !errors.As(err, &se) || se.Service != "b" || !strings.Contains(err.Error(), "port 5000 is taken") {
 		t.Fatalf("want an error naming b and why, got %v", err)
 	}
@@ -113,10 +113,10 @@ func TestFailureAtStartStopsWhatStarted(t *testing.T) {
 func TestFailureLaterStopsTheRest(t *testing.T) {
 	rec := &recorder{}
 	fs := services(rec, "a", "b", "c")
-	sup := &platform.Supervisor{}
+	sup := &supervisor.Supervisor{}
 	done := make(chan error, 1)
 	go func() {
-		done <- sup.Run(context.Background(), asServices(fs), func([]platform.Endpoint) {
+		done <- sup.Run(context.Background(), asServices(fs), func([]supervisor.Endpoint) {
 			fs[1].failLater <- fmt.Errorf("disk full")
 		})
 	}()
@@ -126,7 +126,7 @@ func TestFailureLaterStopsTheRest(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("supervisor did not return after a service died")
 	}
-	var se *platform.ServiceError
+	var se *supervisor.ServiceError
 	if !errors.As(err, &se) || se.Service != "b" || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("want an error naming b, got %v", err)
 	}
@@ -140,8 +140,8 @@ func TestFailureLaterStopsTheRest(t *testing.T) {
 type stubborn struct{ release chan struct{} }
 
 func (s *stubborn) Name() string { return "stubborn" }
-func (s *stubborn) Run(ctx context.Context, ready func(platform.Endpoint)) error {
-	ready(platform.Endpoint{})
+func (s *stubborn) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
+	ready(supervisor.Endpoint{})
 	<-s.release
 	return nil
 }
@@ -150,8 +150,8 @@ func TestStopTimeoutIsReported(t *testing.T) {
 	s := &stubborn{release: make(chan struct{})}
 	defer close(s.release)
 	ctx, cancel := context.WithCancel(context.Background())
-	sup := &platform.Supervisor{StopTimeout: 200 * time.Millisecond}
-	err := sup.Run(ctx, []platform.Service{s}, func([]platform.Endpoint) { cancel() })
+	sup := &supervisor.Supervisor{StopTimeout: 200 * time.Millisecond}
+	err := sup.Run(ctx, []supervisor.Service{s}, func([]supervisor.Endpoint) { cancel() })
 	if err == nil || !strings.Contains(err.Error(), "stubborn: did not stop") {
 		t.Fatalf("want a stop timeout naming the service, got %v", err)
 	}

@@ -1,0 +1,152 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/slipway-dev/slipway/internal/cluster"
+	"github.com/slipway-dev/slipway/internal/platform"
+)
+
+func newClusterCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cluster",
+		Short: "The local Kubernetes cluster: up, status, down, reset",
+		Long: `The local single-node cluster, assembled from the upstream Kubernetes
+programs (built once from pinned sources), Debian's containerd and runc, the
+CNI bridge, kube-proxy and CoreDNS. It runs with the registry, whose images
+its pods pull.`,
+	}
+	up := newUpCmd(g)
+	up.Use = "up"
+	up.Short = "Start the platform with the cluster (the same as `slipway up --cluster`)"
+	up.Example = "  slipway cluster up\n  kubectl --context slipway get nodes"
+	_ = up.Flags().Set("cluster", "true")
+	down := newDownCmd(g)
+	down.Short = "Stop the platform and the cluster (the same as `slipway down`)"
+	cmd.AddCommand(up, newClusterStatusCmd(g), down, newClusterResetCmd(g))
+	return cmd
+}
+
+func newClusterStatusCmd(g *globals) *cobra.Command {
+	var output outputFormat
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the node and every pod, like kubectl get nodes and get pods -A",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			if _, err := platform.ReadState(cfg.RunDir()); err != nil {
+				if errors.Is(err, platform.ErrNotRunning) {
+					return &exitError{code: ExitNotRunning, err: err}
+				}
+				return err
+			}
+			rest, err := cluster.RESTConfig(cluster.Defaults(cfg.ClusterDir()).AdminKubeconfig())
+			if err != nil {
+				return fmt.Errorf("the cluster is not running (no admin kubeconfig): %w", err)
+			}
+			client, err := clusterClient(rest)
+			if err != nil {
+				return err
+			}
+			nodes, err := client.CoreV1().Nodes().List(cmd.Context(), metav1.ListOptions{})
+			if err != nil {
+				return fmt.Errorf("asking the API server: %w", err)
+			}
+			pods, err := client.CoreV1().Pods("").List(cmd.Context(), metav1.ListOptions{})
+			if err != nil {
+				return err
+			}
+			type nodeRow struct {
+				Name    string `json:"name"`
+				Ready   bool   `json:"ready"`
+				Version string `json:"version"`
+			}
+			type podRow struct {
+				Namespace string `json:"namespace"`
+				Name      string `json:"name"`
+				Phase     string `json:"phase"`
+				Ready     bool   `json:"ready"`
+			}
+			report := struct {
+				Nodes []nodeRow `json:"nodes"`
+				Pods  []podRow  `json:"pods"`
+			}{}
+			for _, n := range nodes.Items {
+				ready := false
+				for _, c := range n.Status.Conditions {
+					ready = ready || c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue
+				}
+				report.Nodes = append(report.Nodes, nodeRow{n.Name, ready, n.Status.NodeInfo.KubeletVersion})
+			}
+			for _, p := range pods.Items {
+				ready := len(p.Status.ContainerStatuses) > 0
+				for _, cs := range p.Status.ContainerStatuses {
+					ready = ready && cs.Ready
+				}
+				report.Pods = append(report.Pods, podRow{p.Namespace, p.Name, string(p.Status.Phase), ready})
+			}
+			if done, err := printStructured(g.streams.Out, output, report); done {
+				return err
+			}
+			w := g.streams.Out
+			fmt.Fprintf(w, "%-12s %-8s %s\n", "NODE", "READY", "VERSION")
+			for _, n := range report.Nodes {
+				fmt.Fprintf(w, "%-12s %-8v %s\n", n.Name, n.Ready, n.Version)
+			}
+			fmt.Fprintf(w, "\n%-16s %-40s %-10s %s\n", "NAMESPACE", "POD", "PHASE", "READY")
+			for _, p := range report.Pods {
+				fmt.Fprintf(w, "%-16s %-40s %-10s %v\n", p.Namespace, p.Name, p.Phase, p.Ready)
+			}
+			return nil
+		},
+	}
+	addOutputFlag(cmd.Flags(), &output)
+	return cmd
+}
+
+func newClusterResetCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reset",
+		Short: "Delete the cluster's state (etcd data, certificates, node directories)",
+		Long: `Delete everything the cluster keeps: etcd's data (every object), the
+certificates and kubeconfigs, the kubelet's and containerd's directories.
+The registry's images stay. The platform must be stopped first.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			if _, err := platform.ReadState(cfg.RunDir()); err == nil {
+				return errors.New("slipway is running: stop it with `slipway down` first")
+			}
+			start := time.Now()
+			if err := cluster.Reset(cluster.Defaults(cfg.ClusterDir())); err != nil {
+				return err
+			}
+			if _, err := os.Stat(cfg.ClusterDir()); err == nil {
+				return fmt.Errorf("%s is still there", cfg.ClusterDir())
+			}
+			fmt.Fprintf(g.streams.Err, "reset the cluster (%s)\n", time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+}
+
+func clusterClient(cfg *rest.Config) (*kubernetes.Clientset, error) {
+	cfg.Timeout = 10 * time.Second
+	return kubernetes.NewForConfig(cfg)
+}

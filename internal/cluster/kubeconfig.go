@@ -1,0 +1,45 @@
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// DefaultKubeconfig is the first file of $KUBECONFIG, else ~/.kube/config.
+func DefaultKubeconfig() string {
+	if env := os.Getenv("KUBECONFIG"); env != "" {
+		return filepath.SplitList(env)[0]
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".kube", "config")
+}
+
+// MergeKubeconfig adds the cluster to the kubeconfig at target as context
+// "slipway" (cluster and user "slipway" too), keeping everything else in
+// the file. The current context is set only when the file had none.
+func (c *Cluster) MergeKubeconfig(target string) error {
+	admin, err := clientcmd.LoadFromFile(c.opts.AdminKubeconfig())
+	if err != nil {
+		return err
+	}
+	cfg := clientcmdapi.NewConfig()
+	if _, err := os.Stat(target); err == nil {
+		if cfg, err = clientcmd.LoadFromFile(target); err != nil {
+			return fmt.Errorf("reading %s: %w (fix it, or write elsewhere with --kubeconfig)", target, err)
+		}
+	}
+	cfg.Clusters["slipway"] = admin.Clusters["slipway"]
+	cfg.AuthInfos["slipway"] = admin.AuthInfos["admin"]
+	cfg.Contexts["slipway"] = &clientcmdapi.Context{Cluster: "slipway", AuthInfo: "slipway"}
+	if cfg.CurrentContext == "" {
+		cfg.CurrentContext = "slipway"
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+		return err
+	}
+	return clientcmd.WriteToFile(*cfg, target)
+}

@@ -1,0 +1,265 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/slipway-dev/slipway/internal/supervisor"
+)
+
+// Services returns the cluster's parts in start order, for the supervisor.
+func (c *Cluster) Services() []supervisor.Service {
+	o := c.opts
+	bin := o.Binaries
+	api := fmt.Sprintf("%s:%d", o.NodeIP, o.APIPort)
+	return []supervisor.Service{
+		&networkService{c: c},
+		&supervisor.Process{
+			ServiceName: "etcd",
+			Path:        bin["etcd"],
+			Args: joinArgs(map[string]string{
+				"name":                        o.NodeName,
+				"data-dir":                    c.path("etcd"),
+				"listen-client-urls":          "https://127.0.0.1:2379",
+				"advertise-client-urls":       "https://127.0.0.1:2379",
+				"listen-peer-urls":            "https://127.0.0.1:2380",
+				"initial-advertise-peer-urls": "https://127.0.0.1:2380",
+				"initial-cluster":             o.NodeName + "=https://127.0.0.1:2380",
+				"cert-file":                   c.pki("etcd.crt"),
+				"key-file":                    c.pki("etcd.key"),
+				"trusted-ca-file":             c.pki("ca.crt"),
+				"client-cert-auth":            "true",
+				"peer-cert-file":              c.pki("etcd.crt"),
+				"peer-key-file":               c.pki("etcd.key"),
+				"peer-trusted-ca-file":        c.pki("ca.crt"),
+				"peer-client-cert-auth":       "true",
+				"listen-metrics-urls":         "http://127.0.0.1:2381",
+				"log-level":                   "warn",
+			}),
+			LogFile:  c.logFile("etcd"),
+			Ready:    c.httpsReady("https://127.0.0.1:2379/health", "etcd"),
+			Endpoint: supervisor.Endpoint{URL: "https://127.0.0.1:2379", Health: "http://127.0.0.1:2381/health"},
+		},
+		&supervisor.Process{
+			ServiceName: "kube-apiserver",
+			Path:        bin["kube-apiserver"],
+			Args: joinArgs(map[string]string{
+				"advertise-address":                o.NodeIP,
+				"bind-address":                     o.NodeIP,
+				"secure-port":                      strconv.Itoa(o.APIPort),
+				"etcd-servers":                     "https://127.0.0.1:2379",
+				"etcd-cafile":                      c.pki("ca.crt"),
+				"etcd-certfile":                    c.pki("apiserver-etcd-client.crt"),
+				"etcd-keyfile":                     c.pki("apiserver-etcd-client.key"),
+				"client-ca-file":                   c.pki("ca.crt"),
+				"tls-cert-file":                    c.pki("apiserver.crt"),
+				"tls-private-key-file":             c.pki("apiserver.key"),
+				"kubelet-client-certificate":       c.pki("apiserver-kubelet-client.crt"),
+				"kubelet-client-key":               c.pki("apiserver-kubelet-client.key"),
+				"kubelet-certificate-authority":    c.pki("ca.crt"),
+				"kubelet-preferred-address-types":  "InternalIP",
+				"service-account-issuer":           "https://kubernetes.default.svc.cluster.local",
+				"service-account-key-file":         c.pki("sa.pub"),
+				"service-account-signing-key-file": c.pki("sa.key"),
+				"service-cluster-ip-range":         o.ServiceCIDR,
+				"authorization-mode":               "Node,RBAC",
+				"enable-admission-plugins":         "NodeRestriction",
+				"allow-privileged":                 "true",
+				"profiling":                        "false",
+			}),
+			LogFile:  c.logFile("kube-apiserver"),
+			Ready:    c.httpsReady("https://"+api+"/readyz", "admin"),
+			Endpoint: supervisor.Endpoint{URL: o.APIServer(), Notes: []string{"kubectl --kubeconfig " + o.AdminKubeconfig() + " get nodes   (or: kubectl --context slipway …)"}},
+		},
+		&supervisor.Process{
+			ServiceName: "kube-controller-manager",
+			Path:        bin["kube-controller-manager"],
+			Args: joinArgs(map[string]string{
+				"kubeconfig":                       c.kubeconfig("controller-manager"),
+				"authentication-kubeconfig":        c.kubeconfig("controller-manager"),
+				"authorization-kubeconfig":         c.kubeconfig("controller-manager"),
+				"bind-address":                     "127.0.0.1",
+				"cluster-signing-cert-file":        c.pki("ca.crt"),
+				"cluster-signing-key-file":         c.pki("ca.key"),
+				"root-ca-file":                     c.pki("ca.crt"),
+				"service-account-private-key-file": c.pki("sa.key"),
+				"use-service-account-credentials":  "true",
+				"service-cluster-ip-range":         o.ServiceCIDR,
+				"leader-elect":                     "false",
+				"controllers":                      "*,-nodeipam,-cloud-node-lifecycle",
+			}),
+			LogFile: c.logFile("kube-controller-manager"),
+			Ready:   insecureHTTPSReady("https://127.0.0.1:10257/healthz"),
+		},
+		&supervisor.Process{
+			ServiceName: "kube-scheduler",
+			Path:        bin["kube-scheduler"],
+			Args: joinArgs(map[string]string{
+				"kubeconfig":                c.kubeconfig("scheduler"),
+				"authentication-kubeconfig": c.kubeconfig("scheduler"),
+				"authorization-kubeconfig":  c.kubeconfig("scheduler"),
+				"bind-address":              "127.0.0.1",
+				"leader-elect":              "false",
+			}),
+			LogFile: c.logFile("kube-scheduler"),
+			Ready:   insecureHTTPSReady("https://127.0.0.1:10259/healthz"),
+		},
+		&supervisor.Process{
+			ServiceName: "containerd",
+			Path:        "containerd",
+			Args:        []string{"--config", c.path("config", "containerd.toml")},
+			LogFile:     c.logFile("containerd"),
+			Ready:       unixReady(o.ContainerdSocket()),
+			BeforeStop:  c.removeAllPods,
+			StopGrace:   20 * time.Second,
+		},
+		&supervisor.Process{
+			ServiceName: "kubelet",
+			Path:        bin["kubelet"],
+			Args: joinArgs(map[string]string{
+				"config":            c.path("config", "kubelet.yaml"),
+				"kubeconfig":        c.kubeconfig("kubelet"),
+				"node-ip":           o.NodeIP,
+				"hostname-override": o.NodeName,
+				"root-dir":          c.path("kubelet"),
+				"v":                 "1",
+			}),
+			LogFile: c.logFile("kubelet"),
+			Ready:   c.nodeReady,
+		},
+		&supervisor.Process{
+			ServiceName: "kube-proxy",
+			Path:        bin["kube-proxy"],
+			Args:        []string{"--config=" + c.path("config", "kube-proxy.yaml")},
+			LogFile:     c.logFile("kube-proxy"),
+			Ready:       httpReady("http://127.0.0.1:10256/healthz"),
+		},
+		&dnsService{c: c},
+	}
+}
+
+// networkService sets up the bridge first and removes it last.
+type networkService struct{ c *Cluster }
+
+func (n *networkService) Name() string { return "node-network" }
+
+func (n *networkService) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
+	if err := n.c.checkPortsFree(); err != nil {
+		return err
+	}
+	if err := n.c.setupNetwork(); err != nil {
+		return err
+	}
+	ready(supervisor.Endpoint{URL: "bridge " + n.c.opts.Bridge + " " + n.c.opts.NodeIP})
+	<-ctx.Done()
+	n.c.unmountLeftovers()
+	return n.c.teardownNetwork()
+}
+
+// httpsReady checks an endpoint with a client certificate from the PKI.
+func (c *Cluster) httpsReady(url, cert string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		pair, err := tls.LoadX509KeyPair(c.pki(cert+".crt"), c.pki(cert+".key"))
+		if err != nil {
+			return err
+		}
+		caPEM, err := os.ReadFile(c.pki("ca.crt"))
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(caPEM)
+		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool},
+		}}
+		return get(ctx, client, url)
+	}
+}
+
+// insecureHTTPSReady checks a health endpoint served with a self-signed
+// certificate (the controller manager's and scheduler's own).
+func insecureHTTPSReady(url string) func(context.Context) error {
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // a loopback health check of a self-signed server
+	}}
+	return func(ctx context.Context) error { return get(ctx, client, url) }
+}
+
+func httpReady(url string) func(context.Context) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	return func(ctx context.Context) error { return get(ctx, client, url) }
+}
+
+func get(ctx context.Context, client *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+func unixReady(path string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "unix", path)
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	}
+}
+
+// Client returns a client with cluster-admin rights.
+func (c *Cluster) Client() (*kubernetes.Clientset, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.opts.AdminKubeconfig())
+	if err != nil {
+		return nil, err
+	}
+	cfg.Timeout = 10 * time.Second
+	return kubernetes.NewForConfig(cfg)
+}
+
+// nodeReady is the kubelet's readiness: its health endpoint answers and the
+// node reports Ready in the API.
+func (c *Cluster) nodeReady(ctx context.Context) error {
+	if err := httpReady("http://127.0.0.1:10248/healthz")(ctx); err != nil {
+		return err
+	}
+	client, err := c.Client()
+	if err != nil {
+		return err
+	}
+	node, err := client.CoreV1().Nodes().Get(ctx, c.opts.NodeName, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	for _, cond := range node.Status.Conditions {
+		if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+			return nil
+		}
+	}
+	return fmt.Errorf("node %s is not Ready", c.opts.NodeName)
+}
+
+// LogDir is where each program's log is.
+func (c *Cluster) LogDir() string { return filepath.Dir(c.logFile("x")) }

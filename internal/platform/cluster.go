@@ -1,0 +1,150 @@
+package platform
+
+import (
+	"github.com/slipway-dev/slipway/internal/supervisor"
+
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/build"
+	"github.com/slipway-dev/slipway/internal/cluster"
+	"github.com/slipway-dev/slipway/internal/components"
+	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/hostdeps"
+)
+
+// clusterPullUser is the registry user containerd pulls with: it may read,
+// never write.
+const clusterPullUser = "cluster-puller"
+
+// NewCluster builds (or takes from the cache) the cluster's programs and
+// images and prepares its state directory. It does not start anything.
+func NewCluster(ctx context.Context, cfg config.Config, users *auth.Store, progress io.Writer) (*cluster.Cluster, []imageToPush, error) {
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		return nil, nil, errors.New("the local cluster needs root on Linux: run as root, or start without it (--cluster=false)")
+	}
+	if _, port, _ := net.SplitHostPort(cfg.Registry.Addr); port == "0" {
+		return nil, nil, errors.New("the cluster pulls from the registry by a fixed address: give the registry a port (--registry-addr host:port)")
+	}
+	if err := hostdeps.Ensure(hostdeps.Cluster, progress); err != nil {
+		return nil, nil, err
+	}
+	copts := components.Options{CacheDir: cfg.CacheDir(), Progress: progress}
+	kube, err := components.Ensure(ctx, components.Kubernetes, copts)
+	if err != nil {
+		return nil, nil, err
+	}
+	dns, err := components.Ensure(ctx, components.CoreDNS, copts)
+	if err != nil {
+		return nil, nil, err
+	}
+
+	host := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	pause, err := build.PauseImage(ctx, cfg.CacheDir(), []v1.Platform{host})
+	if err != nil {
+		return nil, nil, fmt.Errorf("building the pod sandbox image: %w", err)
+	}
+	coredns, err := build.BinaryImage(ctx, dns["coredns"], "coredns", host)
+	if err != nil {
+		return nil, nil, fmt.Errorf("building the CoreDNS image: %w", err)
+	}
+	check, err := build.HTTPCheckImage(ctx, cfg.CacheDir(), []v1.Platform{host})
+	if err != nil {
+		return nil, nil, err
+	}
+	images := []imageToPush{
+		{pause, cfg.Registry.Addr + "/slipway/pause", components.KubernetesVersion},
+		{coredns, cfg.Registry.Addr + "/slipway/coredns", components.CoreDNSVersion},
+		{check, cfg.Registry.Addr + "/slipway/http-check", "latest"},
+	}
+
+	password, err := clusterPullPassword(cfg, users)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := cluster.Defaults(cfg.ClusterDir())
+	opts.Registry = cfg.Registry.Addr
+	opts.RegistryUser, opts.RegistryPassword = clusterPullUser, password
+	opts.Binaries = kube
+	opts.PauseImage = images[0].repo + "@" + pause.Digest.String()
+	opts.CoreDNSImage = images[1].repo + "@" + coredns.Digest.String()
+	c, err := cluster.New(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.Prepare(); err != nil {
+		return nil, nil, fmt.Errorf("preparing the cluster: %w", err)
+	}
+	return c, images, nil
+}
+
+// clusterPullPassword makes the pull-only user once and keeps its password.
+func clusterPullPassword(cfg config.Config, users *auth.Store) (string, error) {
+	path := filepath.Join(cfg.ClusterDir(), "registry-password")
+	if data, err := os.ReadFile(path); err == nil {
+		if _, err := users.Authenticate(clusterPullUser, strings.TrimSpace(string(data))); err == nil {
+			return strings.TrimSpace(string(data)), nil
+		}
+	}
+	password := auth.RandomPassword()
+	if err := os.MkdirAll(cfg.ClusterDir(), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return password, users.Set(clusterPullUser, password, false, nil)
+}
+
+// imageToPush is one of Slipway's own images the cluster runs.
+type imageToPush struct {
+	img  *build.Image
+	repo string
+	tag  string
+}
+
+// imagesService pushes the cluster's own images once the registry runs.
+type imagesService struct {
+	images   []imageToPush
+	keychain authn.Keychain
+}
+
+func (s *imagesService) Name() string { return "cluster-images" }
+
+func (s *imagesService) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
+	var pushed []string
+	for _, im := range s.images {
+		res, err := build.Publish(ctx, im.img, build.PublishOptions{Repository: im.repo, Tags: []string{im.tag}, Keychain: s.keychain})
+		if err != nil {
+			return err
+		}
+		pushed = append(pushed, res.Image)
+	}
+	ready(supervisor.Endpoint{URL: strings.Join(pushed, " ")})
+	<-ctx.Done()
+	return nil
+}
+
+// adminKeychain reads the admin's password from the state directory.
+func adminKeychain(cfg config.Config) (authn.Keychain, error) {
+	data, err := os.ReadFile(cfg.AdminPasswordFile())
+	if err != nil {
+		return nil, fmt.Errorf("reading the admin password: %w", err)
+	}
+	return staticKeychain{&authn.Basic{Username: "admin", Password: strings.TrimSpace(string(data))}}, nil
+}
+
+type staticKeychain struct{ a authn.Authenticator }
+
+func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.a, nil }
