@@ -67,13 +67,17 @@ func printBanner(g *globals, cfg config.Config, st platform.State) {
 	w := g.streams.Out
 	fmt.Fprintf(w, "slipway is up (pid %d, state in %s)\n\n", st.PID, cfg.Home)
 	for _, e := range st.Endpoints {
-		fmt.Fprintf(w, "  %-10s %s\n", e.Service, e.URL)
+		url := e.URL
+		if url == "" {
+			url = "running"
+		}
+		fmt.Fprintf(w, "  %-24s %s\n", e.Service, url)
 		for _, n := range e.Notes {
-			fmt.Fprintf(w, "  %-10s %s\n", "", n)
+			fmt.Fprintf(w, "  %-24s %s\n", "", n)
 		}
 	}
 	if st.Kubeconfig != "" {
-		fmt.Fprintf(w, "\n  kubectl    context \"slipway\" in %s\n", st.Kubeconfig)
+		fmt.Fprintf(w, "\n  %-24s context \"slipway\" in %s\n", "kubectl", st.Kubeconfig)
 	}
 	fmt.Fprintf(w, "\nnext:\n")
 	fmt.Fprintf(w, "  slipway user set dev1 --push dev1/                 # a team user; prints its password\n")

@@ -1,11 +1,13 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 )
 
 // setupNetwork makes the node's bridge with its address and turns on the
@@ -51,6 +53,7 @@ func (c *Cluster) teardownNetwork() error {
 			errs = append(errs, fmt.Sprintf("kube-proxy --cleanup: %v: %s", err, lastLine(out)))
 		}
 	}
+	removeKubeletChains()
 	if _, err := net.InterfaceByName(c.opts.Bridge); err == nil {
 		if out, err := exec.Command("ip", "link", "del", c.opts.Bridge).CombinedOutput(); err != nil {
 			errs = append(errs, fmt.Sprintf("removing %s: %v: %s", c.opts.Bridge, err, out))
@@ -60,6 +63,24 @@ func (c *Cluster) teardownNetwork() error {
 		return fmt.Errorf("cleaning up the network: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// removeKubeletChains deletes the iptables chains the kubelet makes for
+// itself (kube-proxy --cleanup leaves them), and the jumps into them.
+func removeKubeletChains() {
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		run := func(args ...string) { _ = exec.Command(tool, args...).Run() }
+		for _, hook := range []string{"INPUT", "OUTPUT"} {
+			run("-t", "filter", "-D", hook, "-j", "KUBE-FIREWALL")
+		}
+		for _, tc := range [][2]string{
+			{"filter", "KUBE-FIREWALL"}, {"filter", "KUBE-KUBELET-CANARY"},
+			{"nat", "KUBE-KUBELET-CANARY"}, {"mangle", "KUBE-KUBELET-CANARY"}, {"mangle", "KUBE-IPTABLES-HINT"},
+		} {
+			run("-t", tc[0], "-F", tc[1])
+			run("-t", tc[0], "-X", tc[1])
+		}
+	}
 }
 
 func lastLine(b []byte) string {
@@ -76,9 +97,12 @@ func (c *Cluster) checkPortsFree() error {
 	var busy []string
 	for _, p := range ports {
 		ln, err := net.Listen("tcp", p)
-		if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
 			busy = append(busy, p)
 			continue
+		}
+		if err != nil {
+			continue // the node address does not exist before the bridge does
 		}
 		ln.Close()
 	}

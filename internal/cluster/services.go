@@ -123,6 +123,7 @@ func (c *Cluster) Services() []supervisor.Service {
 			Args:        []string{"--config", c.path("config", "containerd.toml")},
 			LogFile:     c.logFile("containerd"),
 			Ready:       unixReady(o.ContainerdSocket()),
+			Endpoint:    supervisor.Endpoint{URL: "unix://" + o.ContainerdSocket()},
 			BeforeStop:  c.removeAllPods,
 			StopGrace:   20 * time.Second,
 		},
@@ -137,8 +138,9 @@ func (c *Cluster) Services() []supervisor.Service {
 				"root-dir":          c.path("kubelet"),
 				"v":                 "1",
 			}),
-			LogFile: c.logFile("kubelet"),
-			Ready:   c.nodeReady,
+			LogFile:  c.logFile("kubelet"),
+			Ready:    c.nodeReadySince(),
+			Endpoint: supervisor.Endpoint{URL: "node " + o.NodeName + " (" + o.NodeIP + ")", Health: "http://127.0.0.1:10248/healthz"},
 		},
 		&supervisor.Process{
 			ServiceName: "kube-proxy",
@@ -146,6 +148,7 @@ func (c *Cluster) Services() []supervisor.Service {
 			Args:        []string{"--config=" + c.path("config", "kube-proxy.yaml")},
 			LogFile:     c.logFile("kube-proxy"),
 			Ready:       httpReady("http://127.0.0.1:10256/healthz"),
+			Endpoint:    supervisor.Endpoint{Health: "http://127.0.0.1:10256/healthz"},
 		},
 		&dnsService{c: c},
 	}
@@ -239,26 +242,34 @@ func (c *Cluster) Client() (*kubernetes.Clientset, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
-// nodeReady is the kubelet's readiness: its health endpoint answers and the
-// node reports Ready in the API.
-func (c *Cluster) nodeReady(ctx context.Context) error {
-	if err := httpReady("http://127.0.0.1:10248/healthz")(ctx); err != nil {
-		return err
-	}
-	client, err := c.Client()
-	if err != nil {
-		return err
-	}
-	node, err := client.CoreV1().Nodes().Get(ctx, c.opts.NodeName, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	for _, cond := range node.Status.Conditions {
-		if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
-			return nil
+// nodeReadySince is the kubelet's readiness: its health endpoint answers
+// and the node reports Ready in the API with a heartbeat from this run (after
+// a restart the node object still says Ready from before, until the kubelet
+// has reported again).
+func (c *Cluster) nodeReadySince() func(context.Context) error {
+	var since time.Time
+	return func(ctx context.Context) error {
+		if since.IsZero() {
+			since = time.Now().Truncate(time.Second)
 		}
+		if err := httpReady("http://127.0.0.1:10248/healthz")(ctx); err != nil {
+			return err
+		}
+		client, err := c.Client()
+		if err != nil {
+			return err
+		}
+		node, err := client.CoreV1().Nodes().Get(ctx, c.opts.NodeName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, cond := range node.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue && !cond.LastHeartbeatTime.Time.Before(since) {
+				return nil
+			}
+		}
+		return fmt.Errorf("node %s is not Ready yet", c.opts.NodeName)
 	}
-	return fmt.Errorf("node %s is not Ready", c.opts.NodeName)
 }
 
 // LogDir is where each program's log is.

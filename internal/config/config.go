@@ -23,6 +23,11 @@ type Config struct {
 	// Deleting it resets Slipway.
 	Home string `json:"home,omitempty"`
 
+	// Cache keeps what can be built again (compiled upstream programs,
+	// helper binaries); default: cache/ in the home directory. Pointing
+	// several homes at one cache saves rebuilding Kubernetes for each.
+	Cache string `json:"cache,omitempty"`
+
 	Registry Registry `json:"registry"`
 
 	Cluster Cluster `json:"cluster"`
@@ -115,6 +120,9 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	if v := getenv("SLIPWAY_HOME"); v != "" {
 		c.Home = v
 	}
+	if v := getenv("SLIPWAY_CACHE_DIR"); v != "" {
+		c.Cache = v
+	}
 	if v := getenv("SLIPWAY_REGISTRY_ADDR"); v != "" {
 		c.Registry.Addr = v
 	}
@@ -179,8 +187,13 @@ func (c Config) RegistryDir() string { return filepath.Join(c.Home, "registry") 
 func (c Config) UsersFile() string   { return filepath.Join(c.Home, "users.yaml") }
 func (c Config) RunDir() string      { return filepath.Join(c.Home, "run") }
 func (c Config) LogDir() string      { return filepath.Join(c.Home, "logs") }
-func (c Config) CacheDir() string    { return filepath.Join(c.Home, "cache") }
-func (c Config) ClusterDir() string  { return filepath.Join(c.Home, "cluster") }
+func (c Config) CacheDir() string {
+	if c.Cache != "" {
+		return c.Cache
+	}
+	return filepath.Join(c.Home, "cache")
+}
+func (c Config) ClusterDir() string { return filepath.Join(c.Home, "cluster") }
 
 // AdminPasswordFile holds the password generated for the admin user on the
 // first start.

@@ -123,15 +123,14 @@ type imagesService struct {
 func (s *imagesService) Name() string { return "cluster-images" }
 
 func (s *imagesService) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
-	var pushed []string
+	var names []string
 	for _, im := range s.images {
-		res, err := build.Publish(ctx, im.img, build.PublishOptions{Repository: im.repo, Tags: []string{im.tag}, Keychain: s.keychain})
-		if err != nil {
+		if _, err := build.Publish(ctx, im.img, build.PublishOptions{Repository: im.repo, Tags: []string{im.tag}, Keychain: s.keychain}); err != nil {
 			return err
 		}
-		pushed = append(pushed, res.Image)
+		names = append(names, im.repo[strings.LastIndex(im.repo, "/")+1:])
 	}
-	ready(supervisor.Endpoint{URL: strings.Join(pushed, " ")})
+	ready(supervisor.Endpoint{URL: "pushed " + strings.Join(names, ", ")})
 	<-ctx.Done()
 	return nil
 }

@@ -99,6 +99,12 @@ type upProcess struct {
 // startUp runs `slipway up` and waits until it reports ready.
 func (e *env) startUp(args ...string) *upProcess {
 	e.t.Helper()
+	return e.startUpWithin(2*time.Minute, args...)
+}
+
+// startUpWithin is startUp with a limit on how long getting ready may take.
+func (e *env) startUpWithin(limit time.Duration, args ...string) *upProcess {
+	e.t.Helper()
 	cmd := exec.Command(slipwayBin, append([]string{"up"}, args...)...)
 	cmd.Env = append(os.Environ(), e.vars...)
 	pr, pw := io.Pipe()
@@ -134,8 +140,8 @@ func (e *env) startUp(args ...string) *upProcess {
 		if !ok {
 			e.t.Fatalf("slipway up exited before it was ready:\n%s", p.stderr)
 		}
-	case <-time.After(2 * time.Minute):
-		e.t.Fatalf("slipway up not ready:\n%s", p.stderr)
+	case <-time.After(limit):
+		e.t.Fatalf("slipway up not ready within %s:\n%s", limit, p.stderr)
 	}
 	return p
 }
