@@ -176,21 +176,22 @@ conntrack:
 }
 
 func (c *Cluster) containerdConfig() string {
+	// The embedded registry speaks plain HTTP, under both of its names.
 	var registry string
 	if c.opts.Registry != "" {
-		auth := ""
-		if c.opts.RegistryUser != "" {
-			auth = fmt.Sprintf(`
+		for _, host := range []string{c.opts.Registry, c.opts.RegistryNodeAddr()} {
+			registry += fmt.Sprintf(`
+[plugins."io.containerd.grpc.v1.cri".registry.mirrors.%q]
+  endpoint = ["http://%s"]
+`, host, host)
+			if c.opts.RegistryUser != "" {
+				registry += fmt.Sprintf(`
 [plugins."io.containerd.grpc.v1.cri".registry.configs.%q.auth]
   username = %q
   password = %q
-`, c.opts.Registry, c.opts.RegistryUser, c.opts.RegistryPassword)
+`, host, c.opts.RegistryUser, c.opts.RegistryPassword)
+			}
 		}
-		registry = fmt.Sprintf(`
-# The embedded registry speaks plain HTTP.
-[plugins."io.containerd.grpc.v1.cri".registry.mirrors.%q]
-  endpoint = ["http://%s"]
-%s`, c.opts.Registry, c.opts.Registry, auth)
 	}
 	return fmt.Sprintf(`version = 2
 root = %q

@@ -25,7 +25,9 @@ type Options struct {
 	// APIPort is the API server's port.
 	APIPort int
 	// Registry is the embedded registry's host:port, which containerd
-	// pulls from over plain HTTP with RegistryUser's credentials.
+	// pulls from over plain HTTP with RegistryUser's credentials. The
+	// registry also answers on the node address (RegistryNodeAddr), the
+	// name pods and in-cluster controllers use.
 	Registry                       string
 	RegistryUser, RegistryPassword string
 	// Binaries maps program names to paths (from package components).
@@ -76,6 +78,15 @@ func (o Options) serviceAddr(n byte) string {
 	ip := ipnet.IP.To4()
 	out := net.IPv4(ip[0], ip[1], ip[2], ip[3]+n)
 	return out.String()
+}
+
+// RegistryNodeAddr is the registry on the node address.
+func (o Options) RegistryNodeAddr() string {
+	_, port, err := net.SplitHostPort(o.Registry)
+	if err != nil {
+		return ""
+	}
+	return net.JoinHostPort(o.NodeIP, port)
 }
 
 // APIServer is the URL of the API server.

@@ -20,13 +20,22 @@ import (
 	"github.com/slipway-dev/slipway/internal/supervisor"
 )
 
-// Services returns the cluster's parts in start order, for the supervisor.
+// NetworkService makes the node's bridge and address; it must start before
+// anything that listens on the node address (the registry does, so pods
+// reach it) and is stopped last.
+func (c *Cluster) NetworkService() supervisor.Service { return &networkService{c: c} }
+
+// NodeAddr is host:port on the node address, which works from the host and
+// from pods alike.
+func (c *Cluster) NodeAddr(port string) string { return net.JoinHostPort(c.opts.NodeIP, port) }
+
+// Services returns the cluster's programs in start order, for the
+// supervisor, after NetworkService.
 func (c *Cluster) Services() []supervisor.Service {
 	o := c.opts
 	bin := o.Binaries
 	api := fmt.Sprintf("%s:%d", o.NodeIP, o.APIPort)
 	return []supervisor.Service{
-		&networkService{c: c},
 		&supervisor.Process{
 			ServiceName: "etcd",
 			Path:        bin["etcd"],

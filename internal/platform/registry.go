@@ -17,6 +17,8 @@ import (
 type RegistryService struct {
 	Config config.Config
 	Users  *auth.Store
+	// AlsoAddrs are further addresses to serve on.
+	AlsoAddrs []string
 }
 
 func (s *RegistryService) Name() string { return "registry" }
@@ -36,6 +38,7 @@ func (s *RegistryService) Run(ctx context.Context, ready func(supervisor.Endpoin
 		Users:         s.Users,
 		AnonymousPull: s.Config.Registry.AnonymousPull,
 		MinFreeBytes:  s.Config.Registry.MinFreeBytes,
+		AlsoAddrs:     s.AlsoAddrs,
 		Log:           logFile,
 	})
 	if err != nil {
@@ -49,9 +52,17 @@ func (s *RegistryService) Run(ctx context.Context, ready func(supervisor.Endpoin
 	ready(supervisor.Endpoint{
 		URL:    "http://" + srv.Addr(),
 		Health: "http://" + srv.Addr() + "/healthz",
-		Notes: []string{
+		Notes: append([]string{
 			fmt.Sprintf("log in:  slipway login %s -u admin --password-stdin < %s", srv.Addr(), s.Config.AdminPasswordFile()),
-		},
+		}, alsoNotes(s.AlsoAddrs)...),
 	})
 	return <-errc
+}
+
+func alsoNotes(addrs []string) []string {
+	var out []string
+	for _, a := range addrs {
+		out = append(out, "also at http://"+a+" (the name pods and in-cluster controllers use)")
+	}
+	return out
 }

@@ -36,9 +36,8 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		fmt.Fprintf(progress, "created user admin; its password is in %s\n", cfg.AdminPasswordFile())
 	}
 
-	services := []supervisor.Service{
-		&RegistryService{Config: cfg, Users: users},
-	}
+	registry := &RegistryService{Config: cfg, Users: users}
+	services := []supervisor.Service{registry}
 	var cl *cluster.Cluster
 	if cfg.ClusterEnabled() {
 		c, images, err := NewCluster(ctx, cfg, users, progress)
@@ -50,7 +49,10 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			return err
 		}
 		cl = c
-		services = append(services, &imagesService{images: images, keychain: keychain})
+		// The node network first, so the registry can also answer on the
+		// node address, where pods reach it.
+		registry.AlsoAddrs = []string{c.Options().RegistryNodeAddr()}
+		services = []supervisor.Service{c.NetworkService(), registry, &imagesService{images: images, keychain: keychain}}
 		services = append(services, c.Services()...)
 	}
 	sup := &supervisor.Supervisor{Progress: progress}

@@ -27,6 +27,9 @@ import (
 type Options struct {
 	// Addr is the host:port to listen on; port 0 picks a free port.
 	Addr string
+	// AlsoAddrs are further addresses to serve on, such as the cluster
+	// node's, which pods reach and the host does too.
+	AlsoAddrs []string
 	// StorageDir holds blobs and manifests.
 	StorageDir string
 	// Users authenticates clients.
@@ -43,8 +46,10 @@ type Options struct {
 type Server struct {
 	opts     Options
 	listener net.Listener
-	http     *http.Server
-	app      *handlers.App
+	// more are the listeners of AlsoAddrs.
+	more []net.Listener
+	http *http.Server
+	app  *handlers.App
 
 	// gcLock is held shared by every write and exclusively by garbage
 	// collection, which must not see a half-pushed image.
@@ -76,12 +81,27 @@ func Listen(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry cannot listen on %s: %w (is another registry or `slipway up` running? pick another address with --registry-addr)", opts.Addr, err)
 	}
+	var more []net.Listener
+	closeAll := func() {
+		ln.Close()
+		for _, l := range more {
+			l.Close()
+		}
+	}
+	for _, a := range opts.AlsoAddrs {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("registry cannot listen on %s: %w", a, err)
+		}
+		more = append(more, l)
+	}
 	app, err := newApp(opts.StorageDir)
 	if err != nil {
-		ln.Close()
+		closeAll()
 		return nil, err
 	}
-	s := &Server{opts: opts, listener: ln, app: app}
+	s := &Server{opts: opts, listener: ln, more: more, app: app}
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -117,10 +137,14 @@ func (s *Server) Addr() string { return s.listener.Addr().String() }
 
 // Serve answers requests until ctx ends, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(s.listener) }()
+	listeners := append([]net.Listener{s.listener}, s.more...)
+	errc := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func() { errc <- s.http.Serve(l) }()
+	}
 	select {
 	case err := <-errc:
+		_ = s.http.Close()
 		return fmt.Errorf("registry stopped serving: %w", err)
 	case <-ctx.Done():
 	}
@@ -133,7 +157,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = s.http.Close()
 	}
-	<-errc
+	for range listeners {
+		<-errc
+	}
 	_ = s.app.Shutdown() // ends distribution's background upload purger
 	if err != nil {
 		return fmt.Errorf("stopping registry: %w", err)
@@ -144,5 +170,8 @@ func (s *Server) Serve(ctx context.Context) error {
 // Close releases the listener of a server that never served.
 func (s *Server) Close() error {
 	_ = s.app.Shutdown()
+	for _, l := range s.more {
+		l.Close()
+	}
 	return s.listener.Close()
 }

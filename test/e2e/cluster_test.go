@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -37,11 +36,8 @@ func clusterEnv(t *testing.T) *env {
 // kubeconfig, as a user would.
 func (e *env) kubectl(args ...string) (string, error) {
 	e.t.Helper()
-	matches, _ := filepath.Glob(filepath.Join(os.Getenv("HOME"), ".cache", "slipway-test", "components", "kubernetes-*", "kubectl"))
-	if cache, err := os.UserCacheDir(); err == nil {
-		more, _ := filepath.Glob(filepath.Join(cache, "slipway-test", "components", "kubernetes-*", "kubectl"))
-		matches = append(matches, more...)
-	}
+	cache, _ := os.UserCacheDir()
+	matches, _ := filepath.Glob(filepath.Join(cache, "slipway-test", "components", "kubernetes-*", "kubectl"))
 	if len(matches) == 0 {
 		e.t.Fatal("no kubectl built")
 	}
@@ -147,7 +143,9 @@ spec:
 	e.mustKubectl("-n", "dev1", "rollout", "status", "deployment/hello", "--timeout=3m")
 	t.Logf("deployment Available in %s", time.Since(deployStart).Round(time.Millisecond))
 
-	// Another pod reaches it by its Service DNS name.
+	// Another pod reaches it by its Service DNS name, and reaches the
+	// registry at the node address, the name in-cluster controllers use.
+	port := strings.Split(addr, ":")[1]
 	apply(fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata: {name: client, namespace: dev2}
@@ -156,8 +154,8 @@ spec:
   containers:
   - name: check
     image: %s
-    args: ["http://hello.dev1.svc.cluster.local/"]
-`, check))
+    args: ["http://hello.dev1.svc.cluster.local/", "http://10.244.0.1:%s/healthz"]
+`, check, port))
 	eventually(t, "client pod reaches hello by DNS", 2*time.Minute, func() error {
 		phase, _ := e.kubectl("-n", "dev2", "get", "pod", "client", "-o", "jsonpath={.status.phase}")
 		if phase == "Succeeded" {
@@ -235,7 +233,6 @@ current-context: slipway
 	up.wait(t)
 	assertNothingLeft(t, filepath.Join(e.home, "cluster"))
 	e.mustRun("", "cluster", "reset")
-	_ = context.Background
 }
 
 // assertNothingLeft checks that no process, mount or network namespace of
