@@ -144,6 +144,10 @@ healthzPort: 10248
 failSwapOn: false
 resolvConf: /etc/resolv.conf
 serializeImagePulls: false
+# After a restart the node is first reported NotReady until the pod
+# lifecycle loop has run once; a short period reports it Ready within a
+# second or two instead of ten.
+nodeStatusUpdateFrequency: 1s
 # A shared development machine runs with little free disk: evict only when
 # it is nearly full, and do not garbage-collect images early.
 evictionHard:

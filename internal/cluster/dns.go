@@ -168,7 +168,7 @@ spec:
         - {name: dns-tcp, containerPort: 1053, protocol: TCP}
         readinessProbe:
           httpGet: {path: /ready, port: 8181}
-          periodSeconds: 2
+          periodSeconds: 1
         livenessProbe:
           httpGet: {path: /health, port: 8080}
           periodSeconds: 10

@@ -126,6 +126,16 @@ func (c *Cluster) Services() []supervisor.Service {
 			LogFile: c.logFile("kube-scheduler"),
 			Ready:   insecureHTTPSReady("https://127.0.0.1:10259/healthz"),
 		},
+		// kube-proxy needs only the API server; started before the node
+		// so that pods coming back after a restart find Service rules ready.
+		&supervisor.Process{
+			ServiceName: "kube-proxy",
+			Path:        bin["kube-proxy"],
+			Args:        []string{"--config=" + c.path("config", "kube-proxy.yaml")},
+			LogFile:     c.logFile("kube-proxy"),
+			Ready:       httpReady("http://127.0.0.1:10256/healthz"),
+			Endpoint:    supervisor.Endpoint{Health: "http://127.0.0.1:10256/healthz"},
+		},
 		&supervisor.Process{
 			ServiceName: "containerd",
 			Path:        "containerd",
@@ -150,14 +160,6 @@ func (c *Cluster) Services() []supervisor.Service {
 			LogFile:  c.logFile("kubelet"),
 			Ready:    c.nodeReadySince(),
 			Endpoint: supervisor.Endpoint{URL: "node " + o.NodeName + " (" + o.NodeIP + ")", Health: "http://127.0.0.1:10248/healthz"},
-		},
-		&supervisor.Process{
-			ServiceName: "kube-proxy",
-			Path:        bin["kube-proxy"],
-			Args:        []string{"--config=" + c.path("config", "kube-proxy.yaml")},
-			LogFile:     c.logFile("kube-proxy"),
-			Ready:       httpReady("http://127.0.0.1:10256/healthz"),
-			Endpoint:    supervisor.Endpoint{Health: "http://127.0.0.1:10256/healthz"},
 		},
 		&dnsService{c: c},
 	}

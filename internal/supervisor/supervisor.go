@@ -102,6 +102,7 @@ func (s *Supervisor) Run(ctx context.Context, services []Service, onReady func([
 	var endpoints []Endpoint
 	for _, svc := range services {
 		fmt.Fprintf(progress, "starting %s\n", svc.Name())
+		startedAt := time.Now()
 		svcCtx, cancel := context.WithCancel(context.Background())
 		r := &running{name: svc.Name(), cancel: cancel, done: make(chan struct{})}
 		readyc := make(chan Endpoint, 1)
@@ -124,7 +125,11 @@ func (s *Supervisor) Run(ctx context.Context, services []Service, onReady func([
 		select {
 		case e := <-readyc:
 			endpoints = append(endpoints, e)
-			fmt.Fprintf(progress, "%s ready at %s\n", svc.Name(), e.URL)
+			where := ""
+			if e.URL != "" {
+				where = " at " + e.URL
+			}
+			fmt.Fprintf(progress, "%s ready in %s%s\n", svc.Name(), time.Since(startedAt).Round(time.Millisecond), where)
 			go watch(svcCtx, r, failed)
 		case <-r.done:
 			started = started[:len(started)-1]
