@@ -130,8 +130,8 @@ The registry's images stay. The platform must be stopped first.`,
 			if err != nil {
 				return err
 			}
-			if _, err := platform.ReadState(cfg.RunDir()); err == nil {
-				return errors.New("slipway is running: stop it with `slipway down` first")
+			if _, err := platform.ReadState(cfg.RunDir()); !errors.Is(err, platform.ErrNotRunning) {
+				return errors.New("slipway is running (or starting): stop it with `slipway down` first")
 			}
 			start := time.Now()
 			if err := cluster.Reset(cluster.Defaults(cfg.ClusterDir())); err != nil {

@@ -114,6 +114,7 @@ pipelines against ACR and AKS.`,
 		newBaseCmd(g),
 		newChartCmd(g),
 		newClusterCmd(g),
+		newKubectlCmd(g),
 	)
 	return root
 }

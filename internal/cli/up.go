@@ -139,17 +139,20 @@ Exits 0 when all are healthy, 1 when one is not, and 3 when slipway is not runni
 				StartedAt time.Time                `json:"startedAt"`
 				Services  []platform.ServiceStatus `json:"services"`
 			}{st.PID, st.StartedAt, services}
+			if !st.Ready {
+				return fmt.Errorf("slipway is starting (pid %d, since %s); its progress is on the terminal of `slipway up`", st.PID, st.StartedAt.Local().Format(time.DateTime))
+			}
 			if done, err := printStructured(g.streams.Out, output, report); !done {
 				fmt.Fprintf(g.streams.Out, "slipway is up (pid %d, since %s)\n", st.PID, st.StartedAt.Local().Format(time.DateTime))
-				fmt.Fprintf(g.streams.Out, "%-10s %-8s %s\n", "SERVICE", "HEALTH", "URL")
+				fmt.Fprintf(g.streams.Out, "%-24s %-8s %s\n", "SERVICE", "HEALTH", "URL")
 				for _, s := range services {
 					health := "ok"
 					if !s.Healthy {
 						health = "failing"
 					}
-					fmt.Fprintf(g.streams.Out, "%-10s %-8s %s\n", s.Service, health, s.URL)
+					fmt.Fprintf(g.streams.Out, "%-24s %-8s %s\n", s.Service, health, s.URL)
 					if s.Error != "" {
-						fmt.Fprintf(g.streams.Out, "%-10s %-8s %s\n", "", "", s.Error)
+						fmt.Fprintf(g.streams.Out, "%-24s %-8s %s\n", "", "", s.Error)
 					}
 				}
 			} else if err != nil {

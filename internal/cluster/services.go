@@ -133,11 +133,11 @@ func (c *Cluster) Services() []supervisor.Service {
 			Path:        bin["kube-proxy"],
 			Args:        []string{"--config=" + c.path("config", "kube-proxy.yaml")},
 			LogFile:     c.logFile("kube-proxy"),
-			// On a new cluster kube-proxy reports healthy only once the node
-			// is registered, which needs the kubelet started after it: here
-			// it is enough that it answers. CoreDNS answering through its
-			// Service address later shows the rules work.
-			Ready:    answers("http://127.0.0.1:10256/healthz"),
+			// On a new cluster kube-proxy waits for the node to register
+			// (the kubelet, started after it) before it even serves its
+			// health endpoint, so no readiness is awaited here: CoreDNS
+			// answering through its Service address shows the rules work.
+			Ready:    nil,
 			Endpoint: supervisor.Endpoint{Health: "http://127.0.0.1:10256/healthz"},
 		},
 		&supervisor.Process{
@@ -235,22 +235,6 @@ func get(ctx context.Context, client *http.Client, url string) error {
 		return fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	return nil
-}
-
-// answers is ready when url gives any HTTP response.
-func answers(url string) func(context.Context) error {
-	client := &http.Client{Timeout: 2 * time.Second}
-	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		return resp.Body.Close()
-	}
 }
 
 func unixReady(path string) func(context.Context) error {

@@ -16,7 +16,9 @@ import (
 
 // State is what a running `slipway up` publishes for `status` and `down`.
 type State struct {
-	PID       int                   `json:"pid"`
+	PID int `json:"pid"`
+	// Ready is false while the services are still starting.
+	Ready     bool                  `json:"ready"`
 	StartedAt time.Time             `json:"startedAt"`
 	Endpoints []supervisor.Endpoint `json:"endpoints"`
 	// Kubeconfig holds the "slipway" context when the cluster runs.
@@ -95,7 +97,7 @@ func ReadState(runDir string) (State, error) {
 	}
 	data, err := os.ReadFile(stateFile(runDir))
 	if errors.Is(err, os.ErrNotExist) {
-		return st, errors.New("slipway is starting; try again in a moment")
+		return st, errors.New("slipway is starting and has not said its process yet; try again in a moment")
 	}
 	if err != nil {
 		return st, err

@@ -28,6 +28,12 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		return err
 	}
 	defer lock.Release()
+	// Say who we are at once, so `down` can stop a start that hangs or
+	// takes long (the first build of the cluster's programs).
+	startedAt := time.Now().UTC()
+	if err := lock.Publish(State{PID: os.Getpid(), StartedAt: startedAt}); err != nil {
+		return err
+	}
 
 	users := auth.Open(cfg.UsersFile())
 	if created, err := EnsureAdmin(cfg, users); err != nil {
@@ -58,7 +64,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	sup := &supervisor.Supervisor{Progress: progress}
 	var publishErr error
 	err = sup.Run(ctx, services, func(endpoints []supervisor.Endpoint) {
-		st := State{PID: os.Getpid(), StartedAt: time.Now().UTC(), Endpoints: endpoints}
+		st := State{PID: os.Getpid(), Ready: true, StartedAt: startedAt, Endpoints: endpoints}
 		if cl != nil {
 			target := cfg.Cluster.Kubeconfig
 			if target == "" {

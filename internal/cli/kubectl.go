@@ -1,0 +1,53 @@
+package cli
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipway-dev/slipway/internal/cluster"
+	"github.com/slipway-dev/slipway/internal/components"
+)
+
+func newKubectlCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "kubectl [ARGS...]",
+		Short: "Run the kubectl built with the cluster, against the cluster",
+		Long: `Run kubectl, built from the same pinned Kubernetes sources as the cluster,
+with the cluster's admin kubeconfig unless --kubeconfig or --context is given.`,
+		Example:            "  slipway kubectl get pods -A",
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			bins, err := components.Ensure(cmd.Context(), components.Kubernetes, components.Options{CacheDir: cfg.CacheDir(), Progress: g.streams.Err})
+			if err != nil {
+				return err
+			}
+			chosen := false
+			for _, a := range args {
+				chosen = chosen || strings.HasPrefix(a, "--kubeconfig") || strings.HasPrefix(a, "--context")
+			}
+			if !chosen {
+				args = append([]string{"--kubeconfig", cluster.Defaults(cfg.ClusterDir()).AdminKubeconfig()}, args...)
+			}
+			run := exec.CommandContext(cmd.Context(), bins["kubectl"], args...)
+			run.Stdin, run.Stdout, run.Stderr = g.streams.In, g.streams.Out, g.streams.Err
+			run.Env = os.Environ()
+			if err := run.Run(); err != nil {
+				var ee *exec.ExitError
+				if errors.As(err, &ee) {
+					// kubectl has printed its own error.
+					return &exitError{code: ee.ExitCode(), err: errors.New("kubectl failed")}
+				}
+				return err
+			}
+			return nil
+		},
+	}
+}
