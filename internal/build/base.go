@@ -94,7 +94,7 @@ func buildBaseLayer() (v1.Layer, error) {
 		return nil, err
 	}
 	entries = append(entries, zones...)
-	return layerFromEntries(entries, time.Unix(0, 0).UTC())
+	return layerFromEntries(entries, time.Unix(0, 0).UTC(), "")
 }
 
 // zoneinfoEntries unpacks the Go toolchain's time zone database into

@@ -204,8 +204,8 @@ func PauseImage(ctx context.Context, cacheDir string, platforms []v1.Platform) (
 
 // BinaryImage puts a program that is already built for p (such as CoreDNS
 // from the pinned components) on Slipway's base image.
-func BinaryImage(ctx context.Context, binary, name string, p v1.Platform) (*Image, error) {
-	return ownImage(ctx, Options{Kind: kindBinary, Binary: binary, Name: name, Platforms: []v1.Platform{p}})
+func BinaryImage(ctx context.Context, cacheDir, binary, name string, p v1.Platform) (*Image, error) {
+	return ownImage(ctx, Options{Kind: kindBinary, Binary: binary, Name: name, Platforms: []v1.Platform{p}, CacheDir: cacheDir})
 }
 
 // ownImage builds one of Slipway's own images on its base, dated at the
@@ -397,7 +397,7 @@ func (o *Options) platformImage(ctx context.Context, kind Kind, dir, name, work 
 		entrypoint = []string{"/" + appPath, "-root", "/srv/www"}
 	}
 	entries = append(entries, entry{name: appPath, mode: 0o755, data: bin})
-	layer, err := layerFromEntries(entries, o.Created)
+	layer, err := layerFromEntries(entries, o.Created, o.CacheDir)
 	if err != nil {
 		return nil, err
 	}

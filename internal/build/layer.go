@@ -4,10 +4,15 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -30,7 +35,10 @@ type entry struct {
 // layerFromEntries writes entries as a gzipped tar with fixed times and
 // owners, so the same entries always make the same digest. Parent
 // directories are added when missing.
-func layerFromEntries(entries []entry, mtime time.Time) (v1.Layer, error) {
+//
+// With a cacheDir, compressed layers are kept there by the digest of their
+// tar, so an unchanged program is not compressed again on the next build.
+func layerFromEntries(entries []entry, mtime time.Time, cacheDir string) (v1.Layer, error) {
 	have := map[string]bool{}
 	for _, e := range entries {
 		have[e.name] = true
@@ -75,13 +83,21 @@ func layerFromEntries(entries []entry, mtime time.Time) (v1.Layer, error) {
 	if err := tw.Close(); err != nil {
 		return nil, fmt.Errorf("writing layer: %w", err)
 	}
-	return compressedLayer(raw.Bytes())
+	return compressedLayer(raw.Bytes(), cacheDir)
 }
 
 // compressedLayer compresses a tar once and keeps the bytes, so computing
 // the digest and pushing do not compress again. BestSpeed keeps builds
 // fast; the output is still the same for the same input.
-func compressedLayer(tarBytes []byte) (v1.Layer, error) {
+func compressedLayer(tarBytes []byte, cacheDir string) (v1.Layer, error) {
+	var cached string
+	if cacheDir != "" {
+		sum := sha256.Sum256(tarBytes)
+		cached = filepath.Join(cacheDir, "layers", hex.EncodeToString(sum[:])+".tar.gz")
+		if data, err := os.ReadFile(cached); err == nil {
+			return layerFromGzip(data)
+		}
+	}
 	var gz bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
 	if err != nil {
@@ -93,7 +109,19 @@ func compressedLayer(tarBytes []byte) (v1.Layer, error) {
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	data := gz.Bytes()
+	if cached != "" {
+		// A failure to cache only costs the next build some time.
+		if err := os.MkdirAll(filepath.Dir(cached), 0o755); err == nil {
+			tmp := cached + ".tmp" + strconv.Itoa(os.Getpid())
+			if os.WriteFile(tmp, gz.Bytes(), 0o644) == nil {
+				_ = os.Rename(tmp, cached)
+			}
+		}
+	}
+	return layerFromGzip(gz.Bytes())
+}
+
+func layerFromGzip(data []byte) (v1.Layer, error) {
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(data)), nil
 	}, tarball.WithMediaType(types.OCILayer))

@@ -55,7 +55,7 @@ func NewCluster(ctx context.Context, cfg config.Config, users *auth.Store, progr
 	if err != nil {
 		return nil, nil, fmt.Errorf("building the pod sandbox image: %w", err)
 	}
-	coredns, err := build.BinaryImage(ctx, dns["coredns"], "coredns", host)
+	coredns, err := build.BinaryImage(ctx, cfg.CacheDir(), dns["coredns"], "coredns", host)
 	if err != nil {
 		return nil, nil, fmt.Errorf("building the CoreDNS image: %w", err)
 	}

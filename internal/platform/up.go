@@ -46,6 +46,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	services := []supervisor.Service{registry}
 	var cl *cluster.Cluster
 	if cfg.ClusterEnabled() {
+		prepStart := time.Now()
 		c, images, err := NewCluster(ctx, cfg, users, progress)
 		if err != nil {
 			return fmt.Errorf("cluster: %w", err)
@@ -55,6 +56,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			return err
 		}
 		cl = c
+		fmt.Fprintf(progress, "prepared the cluster's programs, images and configuration in %s\n", time.Since(prepStart).Round(time.Millisecond))
 		// The node network first, so the registry can also answer on the
 		// node address, where pods reach it.
 		registry.AlsoAddrs = []string{c.Options().RegistryNodeAddr()}

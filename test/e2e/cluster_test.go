@@ -100,6 +100,9 @@ func TestCluster(t *testing.T) {
 		return nil
 	})
 	t.Logf("kubectl get nodes:\n%s", e.mustKubectl("get", "nodes", "-o", "wide"))
+	if out := e.mustRun("", "kubectl", "get", "nodes", "--no-headers").stdout; !strings.Contains(out, "slipway") {
+		t.Fatalf("slipway kubectl get nodes: %q", out)
+	}
 	t.Logf("kubectl get pods -A:\n%s", e.mustKubectl("get", "pods", "-A"))
 
 	// Build the app and push it as admin, then deploy it by digest.
