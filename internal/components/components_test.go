@@ -1,0 +1,84 @@
+package components
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestEnsureBuildsOnceAndAgainWhenThePinChanges uses a tiny family with a
+// real module and the real Go toolchain.
+func TestEnsureBuildsOnceAndAgainWhenThePinChanges(t *testing.T) {
+	src := t.TempDir()
+	famDir := filepath.Join(src, "hello")
+	write := func(name, content string) {
+		t.Helper()
+		p := filepath.Join(famDir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("go.mod", "module example.com/hello\n\ngo 1.22\n")
+	write("cmd/hello/main.go", "package main\n\nvar version = \"dev\"\n\nfunc main() { println(version) }\n")
+	fam := Family{Dir: "hello", Programs: map[string]string{"hello": "./cmd/hello"}, LDFlags: "-X main.version=v1", Why: "test"}
+	var progress strings.Builder
+	opts := Options{SourceDir: src, CacheDir: t.TempDir(), Progress: &progress}
+
+	first, err := Ensure(context.Background(), fam, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(first["hello"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(progress.String(), "building hello") {
+		t.Fatalf("no progress shown: %q", progress.String())
+	}
+
+	progress.Reset()
+	again, err := Ensure(context.Background(), fam, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2, _ := os.Stat(again["hello"])
+	if again["hello"] != first["hello"] || !st2.ModTime().Equal(st.ModTime()) || progress.Len() != 0 {
+		t.Fatal("an unchanged pin was built again")
+	}
+
+	write("go.mod", "module example.com/hello\n\ngo 1.23\n")
+	changed, err := Ensure(context.Background(), fam, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed["hello"] == first["hello"] {
+		t.Fatal("a changed pin did not get its own build")
+	}
+
+	fam.Programs["broken"] = "./cmd/broken"
+	write("cmd/broken/main.go", "package main\n\nfunc main() { undefined() }\n")
+	if _, err := Ensure(context.Background(), fam, opts); err == nil || !strings.Contains(err.Error(), "undefined") {
+		t.Fatalf("a failing build should say why: %v", err)
+	}
+}
+
+func TestFindSourceSaysWhatToDo(t *testing.T) {
+	_, err := findSource(t.TempDir(), "nothing-here")
+	if err == nil || !strings.Contains(err.Error(), "SLIPWAY_COMPONENTS_DIR") {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestKubeVersionFlags(t *testing.T) {
+	f := kubeVersionFlags("v1.36.3")
+	for _, want := range []string{"k8s.io/component-base/version.gitVersion=v1.36.3", "gitMajor=1", "gitMinor=36"} {
+		if !strings.Contains(f, want) {
+			t.Errorf("flags lack %s: %s", want, f)
+		}
+	}
+}
