@@ -203,7 +203,7 @@ func (c *Cluster) httpsReady(url, cert string) func(context.Context) error {
 		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool},
 		}}
-		return get(ctx, client, url)
+		return supervisor.CheckHTTP(ctx, client, url)
 	}
 }
 
@@ -213,28 +213,12 @@ func insecureHTTPSReady(url string) func(context.Context) error {
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // a loopback health check of a self-signed server
 	}}
-	return func(ctx context.Context) error { return get(ctx, client, url) }
+	return func(ctx context.Context) error { return supervisor.CheckHTTP(ctx, client, url) }
 }
 
 func httpReady(url string) func(context.Context) error {
 	client := &http.Client{Timeout: 2 * time.Second}
-	return func(ctx context.Context) error { return get(ctx, client, url) }
-}
-
-func get(ctx context.Context, client *http.Client, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	return nil
+	return func(ctx context.Context) error { return supervisor.CheckHTTP(ctx, client, url) }
 }
 
 func unixReady(path string) func(context.Context) error {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/supervisor"
 )
 
 // waitHTTP polls url until it answers 200, the service ends (errc), or ctx
@@ -14,7 +16,7 @@ func waitHTTP(ctx context.Context, url string, errc <-chan error) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if err := checkHTTP(ctx, client, url); err == nil {
+		if err := supervisor.CheckHTTP(ctx, client, url); err == nil {
 			return nil
 		}
 		select {
@@ -28,21 +30,4 @@ func waitHTTP(ctx context.Context, url string, errc <-chan error) error {
 		case <-tick.C:
 		}
 	}
-}
-
-// checkHTTP returns nil when url answers 200.
-func checkHTTP(ctx context.Context, client *http.Client, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s answered %s", url, resp.Status)
-	}
-	return nil
 }

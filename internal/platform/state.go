@@ -126,7 +126,7 @@ func Status(ctx context.Context, runDir string) (State, []ServiceStatus, error) 
 	for _, e := range st.Endpoints {
 		s := ServiceStatus{Endpoint: e, Healthy: true}
 		if e.Health != "" {
-			if err := checkHTTP(ctx, client, e.Health); err != nil {
+			if err := supervisor.CheckHTTP(ctx, client, e.Health); err != nil {
 				s.Healthy, s.Error = false, err.Error()
 			}
 		}
