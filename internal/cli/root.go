@@ -115,6 +115,7 @@ pipelines against ACR and AKS.`,
 		newChartCmd(g),
 		newClusterCmd(g),
 		newKubectlCmd(g),
+		newRepoCmd(g),
 	)
 	return root
 }

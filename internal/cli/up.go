@@ -12,7 +12,7 @@ import (
 )
 
 func newUpCmd(g *globals) *cobra.Command {
-	var registryAddr string
+	var registryAddr, gitAddr string
 	var anonymousPull, withCluster bool
 	var kubeconfig string
 	cmd := &cobra.Command{
@@ -39,6 +39,9 @@ the rest are stopped and the failing one is named.`,
 			if cmd.Flags().Changed("registry-addr") {
 				cfg.Registry.Addr = registryAddr
 			}
+			if cmd.Flags().Changed("git-addr") {
+				cfg.Git.Addr = gitAddr
+			}
 			if cmd.Flags().Changed("anonymous-pull") {
 				cfg.Registry.AnonymousPull = anonymousPull
 			}
@@ -57,6 +60,7 @@ the rest are stopped and the failing one is named.`,
 		},
 	}
 	cmd.Flags().StringVar(&registryAddr, "registry-addr", config.Default().Registry.Addr, "address the registry listens on")
+	cmd.Flags().StringVar(&gitAddr, "git-addr", config.Default().Git.Addr, "address the git server listens on")
 	cmd.Flags().BoolVar(&anonymousPull, "anonymous-pull", false, "let clients without credentials pull")
 	cmd.Flags().BoolVar(&withCluster, "cluster", true, "start the local Kubernetes cluster too (needs root; default: on as root)")
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "merge the cluster's \"slipway\" context into this file (default: $KUBECONFIG or ~/.kube/config)")

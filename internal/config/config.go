@@ -30,7 +30,15 @@ type Config struct {
 
 	Registry Registry `json:"registry"`
 
+	Git Git `json:"git"`
+
 	Cluster Cluster `json:"cluster"`
+}
+
+// Git configures the git server.
+type Git struct {
+	// Addr is the host:port the git server listens on.
+	Addr string `json:"addr,omitempty"`
 }
 
 // Cluster configures the local Kubernetes cluster.
@@ -64,6 +72,7 @@ func Default() Config {
 			Addr:         "127.0.0.1:5000",
 			MinFreeBytes: 256 << 20,
 		},
+		Git: Git{Addr: "127.0.0.1:3000"},
 	}
 }
 
@@ -123,6 +132,9 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	if v := getenv("SLIPWAY_CACHE_DIR"); v != "" {
 		c.Cache = v
 	}
+	if v := getenv("SLIPWAY_GIT_ADDR"); v != "" {
+		c.Git.Addr = v
+	}
 	if v := getenv("SLIPWAY_REGISTRY_ADDR"); v != "" {
 		c.Registry.Addr = v
 	}
@@ -176,6 +188,9 @@ func (c Config) Validate() error {
 	if strings.TrimSpace(host) == "" {
 		return fmt.Errorf("registry address %q: name a host, for example 127.0.0.1:%s", c.Registry.Addr, port)
 	}
+	if _, _, err := net.SplitHostPort(c.Git.Addr); err != nil {
+		return fmt.Errorf("git address %q: want host:port (for example 127.0.0.1:3000)", c.Git.Addr)
+	}
 	if c.Registry.MinFreeBytes < 0 {
 		return errors.New("registry.minFreeBytes must not be negative")
 	}
@@ -185,6 +200,7 @@ func (c Config) Validate() error {
 // Paths under the home directory. Every piece of state has one place.
 func (c Config) RegistryDir() string { return filepath.Join(c.Home, "registry") }
 func (c Config) UsersFile() string   { return filepath.Join(c.Home, "users.yaml") }
+func (c Config) GitDir() string      { return filepath.Join(c.Home, "git") }
 func (c Config) RunDir() string      { return filepath.Join(c.Home, "run") }
 func (c Config) LogDir() string      { return filepath.Join(c.Home, "logs") }
 func (c Config) CacheDir() string {

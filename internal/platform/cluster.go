@@ -1,8 +1,6 @@
 package platform
 
 import (
-	"github.com/slipway-dev/slipway/internal/supervisor"
-
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +20,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/hostdeps"
+	"github.com/slipway-dev/slipway/internal/supervisor"
 )
 
 // clusterPullUser is the registry user containerd pulls with: it may read,

@@ -1,8 +1,6 @@
 package platform
 
 import (
-	"github.com/slipway-dev/slipway/internal/supervisor"
-
 	"context"
 	"fmt"
 	"os"
@@ -11,6 +9,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/registry"
+	"github.com/slipway-dev/slipway/internal/supervisor"
 )
 
 // RegistryService runs the embedded OCI registry.

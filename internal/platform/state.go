@@ -1,8 +1,6 @@
 package platform
 
 import (
-	"github.com/slipway-dev/slipway/internal/supervisor"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/supervisor"
 )
 
 // State is what a running `slipway up` publishes for `status` and `down`.

@@ -1,17 +1,17 @@
 package platform
 
 import (
-	"github.com/slipway-dev/slipway/internal/supervisor"
-
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/supervisor"
 )
 
 // Up runs the platform until ctx ends or a service fails. onReady is called
@@ -43,7 +43,8 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	}
 
 	registry := &RegistryService{Config: cfg, Users: users}
-	services := []supervisor.Service{registry}
+	git := &GitService{Config: cfg, Users: users}
+	services := []supervisor.Service{registry, git}
 	var cl *cluster.Cluster
 	if cfg.ClusterEnabled() {
 		prepStart := time.Now()
@@ -60,7 +61,10 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		// The node network first, so the registry can also answer on the
 		// node address, where pods reach it.
 		registry.AlsoAddrs = []string{c.Options().RegistryNodeAddr()}
-		services = []supervisor.Service{c.NetworkService(), registry, &imagesService{images: images, keychain: keychain}}
+		if _, port, err := net.SplitHostPort(cfg.Git.Addr); err == nil && port != "0" {
+			git.AlsoAddrs = []string{c.NodeAddr(port)}
+		}
+		services = []supervisor.Service{c.NetworkService(), registry, git, &imagesService{images: images, keychain: keychain}}
 		services = append(services, c.Services()...)
 	}
 	sup := &supervisor.Supervisor{Progress: progress}

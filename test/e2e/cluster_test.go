@@ -80,6 +80,9 @@ func eventually(t *testing.T, what string, within time.Duration, f func() error)
 func TestCluster(t *testing.T) {
 	e := clusterEnv(t)
 	addr := "127.0.0.1:" + strings.Split(freeAddr(t), ":")[1]
+	// The git server also answers on the node address, so it needs a fixed port.
+	gitAddr := freeAddr(t)
+	e.vars = append(e.vars, "SLIPWAY_GIT_ADDR="+gitAddr)
 	start := time.Now()
 	up := e.startUpWithin(45*time.Minute, "--registry-addr", addr)
 	t.Logf("platform with cluster ready in %s (includes any first build of the components)", time.Since(start).Round(time.Millisecond))
@@ -147,7 +150,8 @@ spec:
 	t.Logf("deployment Available in %s", time.Since(deployStart).Round(time.Millisecond))
 
 	// Another pod reaches it by its Service DNS name, and reaches the
-	// registry at the node address, the name in-cluster controllers use.
+	// registry and the git server at the node address, the names in-cluster
+	// controllers use.
 	port := strings.Split(addr, ":")[1]
 	apply(fmt.Sprintf(`apiVersion: v1
 kind: Pod
@@ -157,8 +161,8 @@ spec:
   containers:
   - name: check
     image: %s
-    args: ["http://hello.dev1.svc.cluster.local/", "http://10.244.0.1:%s/healthz"]
-`, check, port))
+    args: ["http://hello.dev1.svc.cluster.local/", "http://10.244.0.1:%s/healthz", "http://10.244.0.1:%s/healthz"]
+`, check, port, strings.Split(gitAddr, ":")[1]))
 	eventually(t, "client pod reaches hello by DNS", 2*time.Minute, func() error {
 		phase, _ := e.kubectl("-n", "dev2", "get", "pod", "client", "-o", "jsonpath={.status.phase}")
 		if phase == "Succeeded" {

@@ -52,6 +52,7 @@ func newEnv(t *testing.T) *env {
 		"SOURCE_DATE_EPOCH=",
 		// These tests are about the registry and the CLI; the cluster has its own.
 		"SLIPWAY_CLUSTER=false",
+		"SLIPWAY_GIT_ADDR=127.0.0.1:0",
 	}}
 }
 

@@ -26,7 +26,7 @@ func TestFirstSteps(t *testing.T) {
 	e := newEnv(t)
 	addr := freeAddr(t)
 	up := e.startUp("--registry-addr", addr)
-	if !strings.Contains(up.stdout.String(), "http://"+addr) || !strings.Contains(up.stdout.String(), "slipway login") {
+	if !strings.Contains(up.stdout.String(), "http://"+addr) || !strings.Contains(up.stdout.String(), "slipway login") || !strings.Contains(up.stdout.String(), "git clone") {
 		t.Fatalf("up does not say where the registry is and how to log in:\n%s", up.stdout)
 	}
 
@@ -41,8 +41,13 @@ func TestFirstSteps(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &status); err != nil {
 		t.Fatalf("status -o json: %v\n%s", err, r.stdout)
 	}
-	if status.PID != up.cmd.Process.Pid || len(status.Services) != 1 || !status.Services[0].Healthy {
+	if status.PID != up.cmd.Process.Pid || len(status.Services) != 2 {
 		t.Fatalf("status: %+v", status)
+	}
+	for _, s := range status.Services {
+		if !s.Healthy {
+			t.Fatalf("%s is not healthy: %+v", s.Service, status)
+		}
 	}
 
 	adminPassword, err := os.ReadFile(filepath.Join(e.home, "admin-password"))

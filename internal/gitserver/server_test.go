@@ -1,0 +1,141 @@
+package gitserver_test
+
+import (
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/gitserver"
+)
+
+type events struct {
+	mu  sync.Mutex
+	got []gitserver.Event
+}
+
+func (e *events) add(ev gitserver.Event) { e.mu.Lock(); e.got = append(e.got, ev); e.mu.Unlock() }
+func (e *events) all() []gitserver.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]gitserver.Event(nil), e.got...)
+}
+
+// start serves a git server with users dev1 (pushes dev1/…), dev2 and ops.
+func start(t *testing.T) (string, *gitserver.Server, *events) {
+	t.Helper()
+	dir := t.TempDir()
+	users := auth.Open(filepath.Join(dir, "users.yaml"))
+	for _, u := range []struct{ name, prefix string }{{"dev1", "dev1/"}, {"dev2", "dev2/"}, {"ops", "fleet/"}} {
+		if err := users.Set(u.name, u.name+"-pw", false, []string{u.prefix}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv, err := gitserver.New(filepath.Join(dir, "repos"), users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &events{}
+	srv.OnPush = ev.add
+	for _, r := range []string{"dev1/hello", "dev2/shop"} {
+		if err := srv.Create(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	return ln.Addr().String(), srv, ev
+}
+
+func git(t *testing.T, dir string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_AUTHOR_NAME=Dev", "GIT_AUTHOR_EMAIL=dev@example.com",
+		"GIT_COMMITTER_NAME=Dev", "GIT_COMMITTER_EMAIL=dev@example.com", "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestCloneAndPushWithRealGit(t *testing.T) {
+	addr, srv, ev := start(t)
+	work := t.TempDir()
+	url := func(user, repo string) string {
+		if user == "" {
+			return "http://" + addr + "/" + repo + ".git"
+		}
+		return "http://" + user + ":" + user + "-pw@" + addr + "/" + repo + ".git"
+	}
+	if out, err := git(t, work, "clone", url("dev1", "dev1/hello"), "hello"); err != nil {
+		t.Fatalf("clone: %v\n%s", err, out)
+	}
+	repo := filepath.Join(work, "hello")
+	os.WriteFile(filepath.Join(repo, "main.go"), []byte("package main\nfunc main() {}\n"), 0o644)
+	git(t, repo, "add", ".")
+	if out, err := git(t, repo, "commit", "-qm", "first"); err != nil {
+		t.Fatalf("commit: %v\n%s", err, out)
+	}
+	if out, err := git(t, repo, "push", "origin", "HEAD:main"); err != nil {
+		t.Fatalf("dev1 pushing to dev1/hello: %v\n%s", err, out)
+	}
+	head, _ := git(t, repo, "rev-parse", "HEAD")
+	got := ev.all()
+	if len(got) != 1 || got[0].Repo != "dev1/hello" || got[0].Ref != "refs/heads/main" || got[0].Old != gitserver.ZeroCommit ||
+		got[0].New != strings.TrimSpace(head) || got[0].Pusher != "dev1" {
+		t.Fatalf("push events %+v", got)
+	}
+
+	// Refused: a wrong password, anonymous push, another team's repository.
+	if out, err := git(t, repo, "push", "http://dev1:wrong@"+addr+"/dev1/hello.git", "HEAD:refs/heads/x"); err == nil || !strings.Contains(out, "401") && !strings.Contains(out, "Authentication failed") {
+		t.Fatalf("wrong password: %v\n%s", err, out)
+	}
+	if out, err := git(t, repo, "push", url("", "dev1/hello"), "HEAD:refs/heads/y"); err == nil {
+		t.Fatalf("anonymous push accepted:\n%s", out)
+	}
+	if out, err := git(t, repo, "push", url("dev1", "dev2/shop"), "HEAD:main"); err == nil || !strings.Contains(out, "403") {
+		t.Fatalf("dev1 pushing to dev2/shop: %v\n%s", err, out)
+	}
+	if out, err := git(t, work, "clone", url("", "dev1/hello"), "anon"); err == nil {
+		t.Fatalf("anonymous clone accepted:\n%s", out)
+	}
+	// Every authenticated user reads.
+	if out, err := git(t, work, "clone", url("dev2", "dev1/hello"), "as-dev2"); err != nil {
+		t.Fatalf("dev2 reading dev1/hello: %v\n%s", err, out)
+	}
+	if len(ev.all()) != 1 {
+		t.Fatalf("refused pushes produced events: %+v", ev.all())
+	}
+
+	// A second push reports old and new commits.
+	os.WriteFile(filepath.Join(repo, "README"), []byte("hi\n"), 0o644)
+	git(t, repo, "add", ".")
+	git(t, repo, "commit", "-qm", "second")
+	if out, err := git(t, repo, "push", "origin", "HEAD:main"); err != nil {
+		t.Fatalf("second push: %v\n%s", err, out)
+	}
+	second := ev.all()[1]
+	if second.Old != strings.TrimSpace(head) {
+		t.Fatalf("second push event %+v", second)
+	}
+
+	names, err := srv.List()
+	if err != nil || strings.Join(names, ",") != "dev1/hello,dev2/shop" {
+		t.Fatalf("list %v %v", names, err)
+	}
+	if err := srv.Create("dev1/hello"); err == nil {
+		t.Fatal("creating an existing repository succeeded")
+	}
+	if err := srv.Create("../escape"); err == nil {
+		t.Fatal("a path outside the root was accepted")
+	}
+}

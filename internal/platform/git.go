@@ -1,0 +1,94 @@
+package platform
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/gitserver"
+	"github.com/slipway-dev/slipway/internal/supervisor"
+)
+
+// GitService runs the git server. Push events are appended, one JSON
+// object a line, to logs/push-events.log, until the pipeline runner takes
+// them.
+type GitService struct {
+	Config    config.Config
+	Users     *auth.Store
+	AlsoAddrs []string
+}
+
+func (s *GitService) Name() string { return "git" }
+
+func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
+	srv, err := gitserver.New(s.Config.GitDir(), s.Users)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.Config.LogDir(), 0o755); err != nil {
+		return err
+	}
+	events, err := os.OpenFile(filepath.Join(s.Config.LogDir(), "push-events.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer events.Close()
+	var mu sync.Mutex
+	srv.OnPush = func(ev gitserver.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		_ = json.NewEncoder(events).Encode(ev)
+	}
+
+	var listeners []net.Listener
+	for _, addr := range append([]string{s.Config.Git.Addr}, s.AlsoAddrs...) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return fmt.Errorf("git server cannot listen on %s: %w (pick another address with --git-addr)", addr, err)
+		}
+		listeners = append(listeners, ln)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("/", srv)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+	errc := make(chan error, len(listeners))
+	for _, ln := range listeners {
+		go func() { errc <- hs.Serve(ln) }()
+	}
+	base := "http://" + listeners[0].Addr().String()
+	if err := waitHTTP(ctx, base+"/healthz", errc); err != nil {
+		hs.Close()
+		return err
+	}
+	var notes []string
+	for _, ln := range listeners[1:] {
+		notes = append(notes, "also at http://"+ln.Addr().String()+" (the name pods and Flux use)")
+	}
+	ready(supervisor.Endpoint{URL: base, Health: base + "/healthz", Notes: append([]string{"clone:   git clone " + base + "/TEAM/APP.git (after `slipway repo create TEAM/APP`)"}, notes...)})
+	select {
+	case err := <-errc:
+		hs.Close()
+		return fmt.Errorf("git server stopped serving: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdown); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	hs.Close()
+	return nil
+}
