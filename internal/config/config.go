@@ -24,8 +24,8 @@ type Config struct {
 	Home string `json:"home,omitempty"`
 
 	// Cache keeps what can be built again (compiled upstream programs,
-	// helper binaries); default: cache/ in the home directory. Pointing
-	// several homes at one cache saves rebuilding Kubernetes for each.
+	// helper binaries, compressed layers); default: slipway/ in the user's
+	// cache directory (~/.cache), shared by all state directories.
 	Cache string `json:"cache,omitempty"`
 
 	Registry Registry `json:"registry"`
@@ -206,6 +206,11 @@ func (c Config) LogDir() string      { return filepath.Join(c.Home, "logs") }
 func (c Config) CacheDir() string {
 	if c.Cache != "" {
 		return c.Cache
+	}
+	// The user's cache, shared by every state directory: deleting a home
+	// (a reset) does not mean compiling Kubernetes again.
+	if dir, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(dir, "slipway")
 	}
 	return filepath.Join(c.Home, "cache")
 }

@@ -13,20 +13,15 @@ import (
 )
 
 // clusterEnv is an env whose `up` starts the cluster. The compiled
-// Kubernetes programs are cached outside the test's home, so only the first
-// run on a machine builds them.
+// Kubernetes programs are in the user's cache (shared with every state
+// directory), so only the first run on a machine builds them.
 func clusterEnv(t *testing.T) *env {
 	if os.Geteuid() != 0 {
 		t.Skip("the cluster needs root")
 	}
 	e := newEnv(t)
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatal(err)
-	}
 	e.vars = append(e.vars,
 		"SLIPWAY_CLUSTER=true",
-		"SLIPWAY_CACHE_DIR="+filepath.Join(cache, "slipway-test"),
 		"KUBECONFIG="+filepath.Join(e.home, "kubeconfig"),
 	)
 	return e
@@ -37,7 +32,7 @@ func clusterEnv(t *testing.T) *env {
 func (e *env) kubectl(args ...string) (string, error) {
 	e.t.Helper()
 	cache, _ := os.UserCacheDir()
-	matches, _ := filepath.Glob(filepath.Join(cache, "slipway-test", "components", "kubernetes-*", "kubectl"))
+	matches, _ := filepath.Glob(filepath.Join(cache, "slipway", "components", "kubernetes-*", "kubectl"))
 	if len(matches) == 0 {
 		e.t.Fatal("no kubectl built")
 	}
