@@ -217,7 +217,7 @@ func findSource(explicit, dir string) (string, error) {
 			}
 		}
 	}
-	return "", fmt.Errorf("cannot find the pinning module components/%s: run slipway from its source checkout, or set SLIPWAY_COMPONENTS_DIR to the checkout's components directory", dir)
+	return "", fmt.Errorf("cannot find the pinning module components/%s: run slipway from its source checkout, or set SLIPWAY_COMPONENTS_DIR to the checkout's components directory (or start without the cluster: --cluster=false)", dir)
 }
 
 func ancestors(dir string) []string {
