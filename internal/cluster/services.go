@@ -91,7 +91,7 @@ func (c *Cluster) Services() []supervisor.Service {
 			}),
 			LogFile:  c.logFile("kube-apiserver"),
 			Ready:    c.httpsReady("https://"+api+"/readyz", "admin"),
-			Endpoint: supervisor.Endpoint{URL: o.APIServer(), Notes: []string{"kubectl --kubeconfig " + o.AdminKubeconfig() + " get nodes   (or: kubectl --context slipway …)"}},
+			Endpoint: supervisor.Endpoint{URL: o.APIServer(), Notes: []string{"slipway kubectl get nodes   (or kubectl --context slipway …, or --kubeconfig " + o.AdminKubeconfig() + ")"}},
 		},
 		&supervisor.Process{
 			ServiceName: "kube-controller-manager",
