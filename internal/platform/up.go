@@ -50,6 +50,9 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		prepStart := time.Now()
 		c, images, err := NewCluster(ctx, cfg, users, progress)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // interrupted while preparing: nothing runs yet
+			}
 			return fmt.Errorf("cluster: %w", err)
 		}
 		keychain, err := adminKeychain(cfg)
