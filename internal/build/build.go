@@ -358,23 +358,17 @@ func (o *Options) platformImage(ctx context.Context, kind Kind, dir, name, work 
 			return nil, err
 		}
 	case kindHTTPCheck:
-		if err := helperProgram(ctx, o.CacheDir, "http-check", httpCheckSource, binPath, p); err != nil {
+		if binPath, err = helperProgram(ctx, o.CacheDir, "http-check", httpCheckSource, p); err != nil {
 			return nil, err
 		}
 	case kindPause:
-		if err := helperProgram(ctx, o.CacheDir, "pause", pauseSource, binPath, p); err != nil {
+		if binPath, err = helperProgram(ctx, o.CacheDir, "pause", pauseSource, p); err != nil {
 			return nil, err
 		}
 	case kindBinary:
-		data, err := os.ReadFile(o.Binary)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", o.Binary, err)
-		}
-		if err := os.WriteFile(binPath, data, 0o755); err != nil {
-			return nil, err
-		}
+		binPath = o.Binary
 	case KindStatic:
-		if err := helperProgram(ctx, o.CacheDir, "static-server", staticServerSource, binPath, p); err != nil {
+		if binPath, err = helperProgram(ctx, o.CacheDir, "static-server", staticServerSource, p); err != nil {
 			return nil, err
 		}
 		files, err := dirEntries(dir, "srv/www")
@@ -388,7 +382,7 @@ func (o *Options) platformImage(ctx context.Context, kind Kind, dir, name, work 
 	}
 	bin, err := os.ReadFile(binPath)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading the program: %w", err)
 	}
 	appPath := "app/" + name
 	entrypoint = []string{"/" + appPath}
@@ -498,11 +492,11 @@ func dirEntries(dir, prefix string) ([]entry, error) {
 }
 
 // helperProgram compiles one of the embedded programs for p, once per Go
-// release and source, and copies it to out.
-func helperProgram(ctx context.Context, cacheDir, name string, source []byte, out string, p v1.Platform) error {
+// release and source, and returns the path of the cached binary.
+func helperProgram(ctx context.Context, cacheDir, name string, source []byte, p v1.Platform) (string, error) {
 	goVersion, err := goEnv("GOVERSION")
 	if err != nil {
-		return fmt.Errorf("the Go toolchain is needed to build %s: %w", name, err)
+		return "", fmt.Errorf("the Go toolchain is needed to build %s: %w", name, err)
 	}
 	sum := sha256.Sum256(append(append([]byte{}, source...), goVersion...))
 	key := hex.EncodeToString(sum[:8])
@@ -510,36 +504,30 @@ func helperProgram(ctx context.Context, cacheDir, name string, source []byte, ou
 		cacheDir = filepath.Join(os.TempDir(), "slipway-cache")
 	}
 	cached := filepath.Join(cacheDir, name, key, p.OS+"-"+p.Architecture+p.Variant)
-	if _, err := os.Stat(cached); err != nil {
-		src, err := os.MkdirTemp("", name+"-src-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(src)
-		if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module "+name+"\n\ngo 1.22\n"), 0o644); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(src, "main.go"), source, 0o644); err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Dir(cached), 0o755); err != nil {
-			return err
-		}
-		// Build beside the cache entry and rename, so a concurrent build
-		// never reads a half-written binary.
-		tmp := cached + ".tmp" + strconv.Itoa(os.Getpid())
-		if err := goBuild(ctx, src, tmp, p); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, cached); err != nil {
-			return err
-		}
+	if _, err := os.Stat(cached); err == nil {
+		return cached, nil
 	}
-	data, err := os.ReadFile(cached)
+	src, err := os.MkdirTemp("", name+"-src-")
 	if err != nil {
-		return err
+		return "", err
 	}
-	return os.WriteFile(out, data, 0o755)
+	defer os.RemoveAll(src)
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module "+name+"\n\ngo 1.22\n"), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(src, "main.go"), source, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(cached), 0o755); err != nil {
+		return "", err
+	}
+	// Build beside the cache entry and rename, so a concurrent build never
+	// reads a half-written binary.
+	tmp := cached + ".tmp" + strconv.Itoa(os.Getpid())
+	if err := goBuild(ctx, src, tmp, p); err != nil {
+		return "", err
+	}
+	return cached, os.Rename(tmp, cached)
 }
 
 func gitOutput(dir string, args ...string) string {

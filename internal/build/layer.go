@@ -17,7 +17,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -86,16 +86,20 @@ func layerFromEntries(entries []entry, mtime time.Time, cacheDir string) (v1.Lay
 	return compressedLayer(raw.Bytes(), cacheDir)
 }
 
-// compressedLayer compresses a tar once and keeps the bytes, so computing
-// the digest and pushing do not compress again. BestSpeed keeps builds
-// fast; the output is still the same for the same input.
+// compressedLayer compresses a tar once and keeps the bytes, with both
+// digests computed from what is at hand (the tar's own hash is the DiffID),
+// so nothing is compressed or decompressed again to learn them. BestSpeed
+// keeps builds fast; the output is the same for the same input. With a
+// cacheDir, the compressed bytes are kept by the tar's digest, so an
+// unchanged program is not compressed again on the next build.
 func compressedLayer(tarBytes []byte, cacheDir string) (v1.Layer, error) {
+	sum := sha256.Sum256(tarBytes)
+	diffID := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
 	var cached string
 	if cacheDir != "" {
-		sum := sha256.Sum256(tarBytes)
-		cached = filepath.Join(cacheDir, "layers", hex.EncodeToString(sum[:])+".tar.gz")
+		cached = filepath.Join(cacheDir, "layers", diffID.Hex+".tar.gz")
 		if data, err := os.ReadFile(cached); err == nil {
-			return layerFromGzip(data)
+			return knownLayer(data, diffID)
 		}
 	}
 	var gz bytes.Buffer
@@ -118,13 +122,26 @@ func compressedLayer(tarBytes []byte, cacheDir string) (v1.Layer, error) {
 			}
 		}
 	}
-	return layerFromGzip(gz.Bytes())
+	return knownLayer(gz.Bytes(), diffID)
 }
 
-func layerFromGzip(data []byte) (v1.Layer, error) {
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(data)), nil
-	}, tarball.WithMediaType(types.OCILayer))
+// gzLayer is a gzipped tar layer whose DiffID is known.
+type gzLayer struct {
+	data           []byte
+	digest, diffID v1.Hash
+}
+
+func knownLayer(gz []byte, diffID v1.Hash) (v1.Layer, error) {
+	sum := sha256.Sum256(gz)
+	return partial.CompressedToLayer(&gzLayer{data: gz, diffID: diffID, digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}})
+}
+
+func (l *gzLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
+func (l *gzLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
+func (l *gzLayer) Size() (int64, error)                { return int64(len(l.data)), nil }
+func (l *gzLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+func (l *gzLayer) Compressed() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(l.data)), nil
 }
 
 // appendLayer adds layer on top of img, recorded in the history as
