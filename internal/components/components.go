@@ -242,3 +242,21 @@ var CoreDNS = Family{
 	LDFlags:  "-s -w",
 	Why:      "CoreDNS " + CoreDNSVersion + " is compiled from source once, then cached",
 }
+
+// Flux's controllers, one pinning module each (their replace directives
+// differ). Built and verified here; the cluster does not run them yet.
+var (
+	FluxSourceController       = fluxFamily("source-controller", "github.com/fluxcd/source-controller", "v1.9.5")
+	FluxHelmController         = fluxFamily("helm-controller", "github.com/fluxcd/helm-controller", "v1.6.4")
+	FluxKustomizeController    = fluxFamily("kustomize-controller", "github.com/fluxcd/kustomize-controller", "v1.9.5")
+	FluxNotificationController = fluxFamily("notification-controller", "github.com/fluxcd/notification-controller", "v1.9.3")
+)
+
+func fluxFamily(name, pkg, version string) Family {
+	return Family{
+		Dir:      "flux/" + name,
+		Programs: map[string]string{name: pkg},
+		LDFlags:  "-s -w",
+		Why:      "Flux's " + name + " " + version + " is compiled from source once, then cached",
+	}
+}
