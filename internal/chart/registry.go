@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"os"
 	"sort"
 	"strings"
 
@@ -15,6 +13,8 @@ import (
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/registry"
 	"sigs.k8s.io/yaml"
+
+	"github.com/slipway-dev/slipway/internal/credentials"
 )
 
 // RegistryOptions say how to reach a chart registry.
@@ -36,7 +36,7 @@ func (o RegistryOptions) client(host string) (*registry.Client, error) {
 		out = io.Discard
 	}
 	opts := []registry.ClientOption{registry.ClientOptWriter(out)}
-	if o.PlainHTTP || isLoopback(host) {
+	if o.PlainHTTP || credentials.IsLoopback(host) {
 		opts = append(opts, registry.ClientOptPlainHTTP())
 	}
 	switch {
@@ -45,26 +45,13 @@ func (o RegistryOptions) client(host string) (*registry.Client, error) {
 	case o.CredentialsFile != "":
 		opts = append(opts, registry.ClientOptCredentialsFile(o.CredentialsFile))
 	default:
-		opts = append(opts, registry.ClientOptCredentialsFile(dockerConfig()))
+		path, err := credentials.ConfigPath()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, registry.ClientOptCredentialsFile(path))
 	}
 	return registry.NewClient(opts...)
-}
-
-func dockerConfig() string {
-	if d := os.Getenv("DOCKER_CONFIG"); d != "" {
-		return d + "/config.json"
-	}
-	home, _ := os.UserHomeDir()
-	return home + "/.docker/config.json"
-}
-
-func isLoopback(host string) bool {
-	h, _, err := net.SplitHostPort(host)
-	if err != nil {
-		h = host
-	}
-	ip := net.ParseIP(h)
-	return h == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // Repository is where a chart lives: oci://registry/path/name, as Helm and

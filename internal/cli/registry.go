@@ -3,8 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -51,9 +49,9 @@ collected directly.`,
 			case err != nil:
 				return err
 			default:
-				password, perr := os.ReadFile(cfg.AdminPasswordFile())
+				password, perr := platform.AdminPassword(cfg)
 				if perr != nil {
-					return fmt.Errorf("reading the admin password: %w", perr)
+					return perr
 				}
 				url := ""
 				for _, e := range st.Endpoints {
@@ -61,7 +59,7 @@ collected directly.`,
 						url = e.URL
 					}
 				}
-				res, err = registry.RequestGC(cmd.Context(), url, "admin", strings.TrimSpace(string(password)), opts)
+				res, err = registry.RequestGC(cmd.Context(), url, "admin", password, opts)
 			}
 			if err != nil {
 				return err

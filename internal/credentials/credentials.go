@@ -38,7 +38,7 @@ var ErrUnauthorized = errors.New("the registry refused the user name or password
 // insecure chooses plain HTTP; loopback addresses always use it.
 func Check(ctx context.Context, registry, user, password string, insecure bool) error {
 	scheme := "https"
-	if insecure || isLoopback(registry) {
+	if insecure || IsLoopback(registry) {
 		scheme = "http"
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+registry+"/v2/", nil)
@@ -62,7 +62,9 @@ func Check(ctx context.Context, registry, user, password string, insecure bool) 
 	}
 }
 
-func isLoopback(registry string) bool {
+// IsLoopback reports whether a registry host[:port] is on this machine's
+// loopback, where plain HTTP is used without asking.
+func IsLoopback(registry string) bool {
 	host, _, err := net.SplitHostPort(registry)
 	if err != nil {
 		host = registry
@@ -144,3 +146,13 @@ func (envKeychain) Resolve(authn.Resource) (authn.Authenticator, error) {
 	}
 	return &authn.Basic{Username: user, Password: pass}, nil
 }
+
+// Static returns a keychain that answers every registry with one user's
+// credentials.
+func Static(user, password string) authn.Keychain {
+	return staticKeychain{&authn.Basic{Username: user, Password: password}}
+}
+
+type staticKeychain struct{ a authn.Authenticator }
+
+func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.a, nil }

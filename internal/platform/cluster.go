@@ -19,6 +19,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/credentials"
 	"github.com/slipway-dev/slipway/internal/hostdeps"
 	"github.com/slipway-dev/slipway/internal/supervisor"
 )
@@ -134,15 +135,20 @@ func (s *imagesService) Run(ctx context.Context, ready func(supervisor.Endpoint)
 	return nil
 }
 
-// adminKeychain reads the admin's password from the state directory.
-func adminKeychain(cfg config.Config) (authn.Keychain, error) {
+// AdminPassword reads the password generated for the admin user.
+func AdminPassword(cfg config.Config) (string, error) {
 	data, err := os.ReadFile(cfg.AdminPasswordFile())
 	if err != nil {
-		return nil, fmt.Errorf("reading the admin password: %w", err)
+		return "", fmt.Errorf("reading the admin password: %w", err)
 	}
-	return staticKeychain{&authn.Basic{Username: "admin", Password: strings.TrimSpace(string(data))}}, nil
+	return strings.TrimSpace(string(data)), nil
 }
 
-type staticKeychain struct{ a authn.Authenticator }
-
-func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.a, nil }
+// adminKeychain gives the admin's credentials for every registry.
+func adminKeychain(cfg config.Config) (authn.Keychain, error) {
+	password, err := AdminPassword(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return credentials.Static("admin", password), nil
+}

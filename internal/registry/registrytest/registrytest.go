@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/credentials"
 	"github.com/slipway-dev/slipway/internal/registry"
 )
 
@@ -73,9 +74,5 @@ func Start(t testing.TB, modify ...func(*registry.Options)) *Registry {
 
 // Keychain returns credentials for one user.
 func Keychain(user, password string) authn.Keychain {
-	return staticKeychain{&authn.Basic{Username: user, Password: password}}
+	return credentials.Static(user, password)
 }
-
-type staticKeychain struct{ a authn.Authenticator }
-
-func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.a, nil }
