@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -44,7 +48,7 @@ func Apply(ctx context.Context, cfg *rest.Config, manifests []byte) error {
 			continue
 		}
 		gvk := obj.GroupVersionKind()
-		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		mapping, err := restMapping(ctx, mapper, gvk)
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", gvk.Kind, obj.GetName(), err)
 		}
@@ -64,6 +68,26 @@ func Apply(ctx context.Context, cfg *rest.Config, manifests []byte) error {
 		if _, err := ri.Patch(ctx, obj.GetName(), types.ApplyPatchType, data, metav1PatchOptions("slipway", &force)); err != nil {
 			return fmt.Errorf("applying %s %s: %w", gvk.Kind, obj.GetName(), err)
 		}
+	}
+}
+
+// restMapping finds the resource for a kind. A kind whose CRD was applied
+// moments ago in the same stream is served only once the CRD is
+// established, so an unknown kind is looked up again, briefly, with fresh
+// discovery.
+func restMapping(ctx context.Context, mapper *restmapper.DeferredDiscoveryRESTMapper, gvk schema.GroupVersionKind) (*meta.RESTMapping, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err == nil || !meta.IsNoMatchError(err) || time.Now().After(deadline) {
+			return mapping, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		mapper.Reset()
 	}
 }
 

@@ -1,5 +1,5 @@
 // Package components builds the pinned upstream programs Slipway runs
-// (etcd, the Kubernetes components, CoreDNS) from the pinning modules under
+// (etcd, the Kubernetes components, CoreDNS, Flux) from the pinning modules under
 // components/ in the source tree, with the Go toolchain and the Go module
 // proxy, and caches them by the exact pins: a family is rebuilt only when
 // its go.mod, go.sum, build flags or the Go release change.
@@ -30,6 +30,26 @@ type Family struct {
 	LDFlags string
 	// Why is told to the user while a first build runs.
 	Why string
+	// Files are copied from the sources of the modules the family pins
+	// into the cache next to the programs (Flux's CRDs, for one).
+	Files []ModuleFiles
+	// Placeholders are files written into a vendored copy of the module's
+	// dependencies before building, for packages that embed files their
+	// published module does not ship. Keys are paths under vendor/.
+	// A family with placeholders is built with -mod=vendor.
+	Placeholders map[string]string
+}
+
+// ModuleFiles names files in a pinned module's source tree.
+type ModuleFiles struct {
+	// Module is the module path, as required by the pinning module.
+	Module string
+	// Glob is matched inside the module's directory, such as
+	// "config/crd/bases/*.yaml".
+	Glob string
+	// Into is the directory under the family's cache directory they are
+	// copied to; Ensure returns its path under this same key.
+	Into string
 }
 
 // KubernetesVersion is the version the pins in components/kubernetes name.
@@ -101,6 +121,12 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 			missing = true
 		}
 	}
+	for _, f := range fam.Files {
+		paths[f.Into] = filepath.Join(binDir, f.Into)
+		if _, err := os.Stat(paths[f.Into]); err != nil {
+			missing = true
+		}
+	}
 	if !missing {
 		return paths, nil
 	}
@@ -120,13 +146,23 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, err
 	}
+	start := time.Now()
+	buildDir, goflags := src, "-mod=mod"
+	if len(fam.Placeholders) > 0 {
+		work := binDir + ".src"
+		defer os.RemoveAll(work)
+		if err := vendorWithPlaceholders(ctx, src, work, fam.Placeholders); err != nil {
+			_ = os.RemoveAll(tmp)
+			return nil, fmt.Errorf("preparing %s: %w", fam.Dir, err)
+		}
+		buildDir, goflags = work, "-mod=vendor"
+	}
 	args := append([]string{"build", "-trimpath", "-ldflags", fam.LDFlags, "-o", tmp + "/"}, pkgs...)
 	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
+	cmd.Dir = buildDir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS="+goflags)
 	var output strings.Builder
 	cmd.Stdout, cmd.Stderr = &output, &output
-	start := time.Now()
 	done := make(chan struct{})
 	go func() {
 		tick := time.NewTicker(30 * time.Second)
@@ -148,6 +184,12 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("building %s from %s failed:\n%s", fam.Dir, src, strings.TrimSpace(output.String()))
+	}
+	for _, f := range fam.Files {
+		if err := copyModuleFiles(ctx, src, f, filepath.Join(tmp, f.Into)); err != nil {
+			_ = os.RemoveAll(tmp)
+			return nil, fmt.Errorf("%s: %w", fam.Dir, err)
+		}
 	}
 	// Programs built for the main package "etcd" come out named after
 	// their directory; all names match the map keys already.
@@ -243,8 +285,11 @@ var CoreDNS = Family{
 	Why:      "CoreDNS " + CoreDNSVersion + " is compiled from source once, then cached",
 }
 
+// FluxVersion is the Flux distribution the controllers below belong to.
+const FluxVersion = "v2.9.5"
+
 // Flux's controllers, one pinning module each (their replace directives
-// differ). Built and verified here; the cluster does not run them yet.
+// differ). Each family also keeps the controller's CRDs, under "crds".
 var (
 	FluxSourceController       = fluxFamily("source-controller", "github.com/fluxcd/source-controller", "v1.9.5")
 	FluxHelmController         = fluxFamily("helm-controller", "github.com/fluxcd/helm-controller", "v1.6.4")
@@ -258,5 +303,84 @@ func fluxFamily(name, pkg, version string) Family {
 		Programs: map[string]string{name: pkg},
 		LDFlags:  "-s -w",
 		Why:      "Flux's " + name + " " + version + " is compiled from source once, then cached",
+		Files:    []ModuleFiles{{Module: pkg, Glob: "config/crd/bases/*.yaml", Into: "crds"}},
 	}
+}
+
+// FluxCLI is the flux command line, used by the tests to check the
+// cluster's Flux the way its users would. Its package embeds
+// manifests/*.yaml, which the published module lacks; only `flux install`
+// reads them, so an empty placeholder is enough for everything else.
+var FluxCLI = Family{
+	Dir:          "flux/cli",
+	Programs:     map[string]string{"flux": "github.com/fluxcd/flux2/v2/cmd/flux"},
+	LDFlags:      "-s -w -X main.VERSION=" + strings.TrimPrefix(FluxVersion, "v"),
+	Why:          "the flux CLI " + FluxVersion + " is compiled from source once, then cached",
+	Placeholders: map[string]string{"github.com/fluxcd/flux2/v2/cmd/flux/manifests/placeholder.yaml": "# flux install is not used from this build\n"},
+}
+
+// copyModuleFiles copies the files f names out of the module cache.
+func copyModuleFiles(ctx context.Context, src string, f ModuleFiles, into string) error {
+	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", f.Module)
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("locating module %s: %w", f.Module, err)
+	}
+	matches, err := filepath.Glob(filepath.Join(strings.TrimSpace(string(out)), f.Glob))
+	if err != nil || len(matches) == 0 {
+		return fmt.Errorf("no files match %s in module %s", f.Glob, f.Module)
+	}
+	if err := os.MkdirAll(into, 0o755); err != nil {
+		return err
+	}
+	for _, m := range matches {
+		data, err := os.ReadFile(m)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(into, filepath.Base(m)), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// vendorWithPlaceholders copies the pinning module to work, vendors its
+// dependencies and adds the placeholder files. `go mod vendor` reports the
+// very embed pattern the placeholders satisfy as an error after it has
+// written vendor/; that one error is expected, any other is not.
+func vendorWithPlaceholders(ctx context.Context, src, work string, placeholders map[string]string) error {
+	_ = os.RemoveAll(work)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	for _, name := range []string{"go.mod", "go.sum"} {
+		data, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(work, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	cmd := exec.CommandContext(ctx, "go", "mod", "vendor")
+	cmd.Dir = work
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if _, statErr := os.Stat(filepath.Join(work, "vendor", "modules.txt")); statErr != nil || !strings.Contains(string(out), "no matching files found") {
+			return fmt.Errorf("go mod vendor: %v: %s", err, strings.TrimSpace(string(out)))
+		}
+	}
+	for rel, content := range placeholders {
+		p := filepath.Join(work, "vendor", filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

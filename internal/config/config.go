@@ -46,6 +46,9 @@ type Cluster struct {
 	// Enabled starts the cluster with the platform. Unset means: when
 	// running as root on Linux (the node needs root).
 	Enabled *bool `json:"enabled,omitempty"`
+	// Flux installs Flux in the cluster and bootstraps the fleet
+	// repository. Unset means: whenever the cluster runs.
+	Flux *bool `json:"flux,omitempty"`
 	// Kubeconfig is where the "slipway" context is merged; empty means
 	// $KUBECONFIG's first file, or ~/.kube/config.
 	Kubeconfig string `json:"kubeconfig,omitempty"`
@@ -152,6 +155,13 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		}
 		c.Cluster.Enabled = &b
 	}
+	if v := getenv("SLIPWAY_FLUX"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("SLIPWAY_FLUX=%q: want true or false", v)
+		}
+		c.Cluster.Flux = &b
+	}
 	if v := getenv("SLIPWAY_REGISTRY_MIN_FREE_BYTES"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
@@ -168,6 +178,11 @@ func (c Config) ClusterEnabled() bool {
 		return *c.Cluster.Enabled
 	}
 	return os.Geteuid() == 0 && runtime.GOOS == "linux"
+}
+
+// FluxEnabled says whether `up` installs Flux (it needs the cluster).
+func (c Config) FluxEnabled() bool {
+	return c.ClusterEnabled() && (c.Cluster.Flux == nil || *c.Cluster.Flux)
 }
 
 // Validate checks the final configuration once, after flags are applied.

@@ -7,8 +7,8 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -89,22 +89,9 @@ func NewCluster(ctx context.Context, cfg config.Config, users *auth.Store, progr
 	return c, images, nil
 }
 
-// clusterPullPassword makes the pull-only user once and keeps its password.
+// clusterPullPassword is the password of the user containerd pulls as.
 func clusterPullPassword(cfg config.Config, users *auth.Store) (string, error) {
-	path := filepath.Join(cfg.ClusterDir(), "registry-password")
-	if data, err := os.ReadFile(path); err == nil {
-		if _, err := users.Authenticate(clusterPullUser, strings.TrimSpace(string(data))); err == nil {
-			return strings.TrimSpace(string(data)), nil
-		}
-	}
-	password := auth.RandomPassword()
-	if err := os.MkdirAll(cfg.ClusterDir(), 0o755); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	return password, users.Set(clusterPullUser, password, false, nil)
+	return servicePassword(cfg, users, clusterPullUser, "registry-password")
 }
 
 // imageToPush is one of Slipway's own images the cluster runs.
@@ -130,6 +117,10 @@ func (s *imagesService) Run(ctx context.Context, ready func(supervisor.Endpoint)
 		}
 		names = append(names, im.repo[strings.LastIndex(im.repo, "/")+1:])
 	}
+	// The images' layers were held in memory to push them; the platform
+	// runs for hours after, so hand that memory back now.
+	s.images = nil
+	debug.FreeOSMemory()
 	ready(supervisor.Endpoint{URL: "pushed " + strings.Join(names, ", ")})
 	<-ctx.Done()
 	return nil

@@ -60,15 +60,30 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			return err
 		}
 		cl = c
-		fmt.Fprintf(progress, "prepared the cluster's programs, images and configuration in %s\n", time.Since(prepStart).Round(time.Millisecond))
 		// The node network first, so the registry can also answer on the
 		// node address, where pods reach it.
 		registry.AlsoAddrs = []string{c.Options().RegistryNodeAddr()}
 		if _, port, err := net.SplitHostPort(cfg.Git.Addr); err == nil && port != "0" {
 			git.AlsoAddrs = []string{c.NodeAddr(port)}
 		}
+		var fluxSvc *fluxService
+		if cfg.FluxEnabled() {
+			svc, fluxImages, err := prepareFlux(ctx, cfg, progress)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("flux: %w", err)
+			}
+			svc.users, svc.cluster = users, c
+			fluxSvc, images = svc, append(images, fluxImages...)
+		}
 		services = []supervisor.Service{c.NetworkService(), registry, git, &imagesService{images: images, keychain: keychain}}
 		services = append(services, c.Services()...)
+		if fluxSvc != nil {
+			services = append(services, fluxSvc)
+		}
+		fmt.Fprintf(progress, "prepared the cluster's programs, images and configuration in %s\n", time.Since(prepStart).Round(time.Millisecond))
 	}
 	sup := &supervisor.Supervisor{Progress: progress}
 	var publishErr error

@@ -1,0 +1,151 @@
+package flux
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Fleet describes the fleet repository and how the cluster reaches it.
+type Fleet struct {
+	// Cluster names the cluster's directory, clusters/<Cluster>.
+	Cluster string
+	// URL is the repository's URL as the cluster (source-controller)
+	// reaches it.
+	URL string
+	// SecretName holds source-controller's read-only git credentials in
+	// flux-system; it is created by Slipway, never committed.
+	SecretName string
+}
+
+// Dir is the cluster's directory in the fleet repository.
+func (f Fleet) Dir() string { return "clusters/" + f.Cluster }
+
+// SystemDir holds Flux's own manifests.
+func (f Fleet) SystemDir() string { return f.Dir() + "/flux-system" }
+
+// Tenant environments, each a Kustomize overlay under tenants/.
+var Environments = []string{"staging", "prod"}
+
+// Files is the repository content Slipway owns, by path. Files that hold
+// what ops and the teams add later (the tenant overlays) are only written
+// when missing, see Seed.
+func (f Fleet) Files(components []byte) map[string][]byte {
+	return map[string][]byte{
+		f.SystemDir() + "/gotk-components.yaml": components,
+		f.SystemDir() + "/gotk-sync.yaml":       []byte(f.Sync()),
+		f.SystemDir() + "/kustomization.yaml":   []byte("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n- gotk-sync.yaml\n"),
+		f.Dir() + "/tenants.yaml":               []byte(f.tenantsSync()),
+	}
+}
+
+// Seed is the starting content of the files ops and teams own.
+func (f Fleet) Seed() map[string][]byte {
+	seed := map[string][]byte{"README.md": []byte(f.readme())}
+	for _, env := range Environments {
+		seed["tenants/"+env+"/kustomization.yaml"] = []byte("# The " + env + " overlay: one entry per team, added by `slipway tenant create`.\n" +
+			"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\n")
+	}
+	return seed
+}
+
+// WriteTree writes Files into a work tree, and Seed where missing.
+func (f Fleet) WriteTree(dir string, components []byte) error {
+	for path, data := range f.Seed() {
+		if _, err := os.Stat(filepath.Join(dir, path)); err == nil {
+			continue
+		}
+		if err := writeFile(dir, path, data); err != nil {
+			return err
+		}
+	}
+	for path, data := range f.Files(components) {
+		if err := writeFile(dir, path, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeFile(dir, path string, data []byte) error {
+	p := filepath.Join(dir, filepath.FromSlash(path))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, data, 0o644)
+}
+
+// Sync is the GitRepository and Kustomization through which Flux keeps
+// the cluster, itself included, as the fleet repository says. The
+// Kustomization names kustomize-controller's own account: with the
+// lockdown on, one without an account would act as flux-system's
+// "default" account, which may do nothing.
+func (f Fleet) Sync() string {
+	return strings.NewReplacer("<NS>", Namespace, "<URL>", f.URL, "<SECRET>", f.SecretName, "<PATH>", "./"+f.Dir()).Replace(`---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata:
+  name: flux-system
+  namespace: <NS>
+spec:
+  interval: 1m0s
+  ref:
+    branch: main
+  secretRef:
+    name: <SECRET>
+  url: <URL>
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: flux-system
+  namespace: <NS>
+spec:
+  interval: 10m0s
+  path: <PATH>
+  prune: true
+  serviceAccountName: kustomize-controller
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+`)
+}
+
+// tenantsSync applies each environment's overlay. Tenants' own objects
+// inside them (HelmReleases and their sources) are reconciled by
+// helm-controller as the tenant's account.
+func (f Fleet) tenantsSync() string {
+	var b strings.Builder
+	for _, env := range Environments {
+		b.WriteString(strings.NewReplacer("<NS>", Namespace, "<ENV>", env).Replace(`---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: tenants-<ENV>
+  namespace: <NS>
+spec:
+  interval: 10m0s
+  path: ./tenants/<ENV>
+  prune: true
+  serviceAccountName: kustomize-controller
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+`))
+	}
+	return b.String()
+}
+
+func (f Fleet) readme() string {
+	return strings.NewReplacer("<DIR>", f.Dir()).Replace(`# Fleet
+
+What runs in the cluster, as Flux applies it. Ops owns this repository;
+every change is a commit.
+
+- <DIR>/flux-system/ — Flux itself (controllers, CRDs, and the sync that
+  points Flux at this repository). Written by ` + "`slipway up`" + `.
+- <DIR>/tenants.yaml — one Flux Kustomization per environment overlay.
+- tenants/staging/, tenants/prod/ — Kustomize overlays: each team's
+  namespace, account, chart source and releases for that environment.
+`)
+}

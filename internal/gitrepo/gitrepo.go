@@ -1,0 +1,160 @@
+// Package gitrepo changes a repository on a git server the way a person
+// would: clone, edit, commit, push — with the real git program, over HTTP
+// with Basic credentials. Slipway's own commits to the fleet repository
+// go through it, so each change is an ordinary commit with an author and a
+// message, and nothing reaches the server unless the push succeeds.
+package gitrepo
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// Remote is a repository on a git server.
+type Remote struct {
+	// URL is the repository's HTTP URL, without credentials.
+	URL string
+	// Username and Password authenticate every request.
+	Username, Password string
+	// Branch is the branch to change; empty means main.
+	Branch string
+}
+
+// Author signs a commit.
+type Author struct{ Name, Email string }
+
+// ErrNoChange is returned by Change when edit left the tree as it was.
+var ErrNoChange = errors.New("nothing to commit")
+
+// Change clones the branch, calls edit on the work tree, and commits and
+// pushes what edit changed. It returns the new commit. When another push
+// lands in between, it starts over from a fresh clone (up to three times).
+// edit must be idempotent for that reason.
+func (r Remote) Change(ctx context.Context, author Author, message string, edit func(dir string) error) (string, error) {
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		commit, retry, err := r.change(ctx, author, message, edit)
+		if err == nil || !retry {
+			return commit, err
+		}
+		lastErr = err
+	}
+	return "", lastErr
+}
+
+func (r Remote) change(ctx context.Context, author Author, message string, edit func(dir string) error) (commit string, retry bool, err error) {
+	dir, err := os.MkdirTemp("", "slipway-git-")
+	if err != nil {
+		return "", false, err
+	}
+	defer os.RemoveAll(dir)
+	branch := r.branch()
+	if _, err := r.git(ctx, "", "clone", "--quiet", "--depth=1", "--branch", branch, "--", r.URL, dir); err != nil {
+		// An empty repository has no branch to clone yet: start one.
+		empty, lsErr := r.isEmpty(ctx)
+		if lsErr != nil || !empty {
+			return "", false, err
+		}
+		if _, err := r.git(ctx, "", "init", "--quiet", "--initial-branch="+branch, dir); err != nil {
+			return "", false, err
+		}
+		if _, err := r.git(ctx, dir, "remote", "add", "origin", r.URL); err != nil {
+			return "", false, err
+		}
+	}
+	if err := edit(dir); err != nil {
+		return "", false, err
+	}
+	if _, err := r.git(ctx, dir, "add", "--all"); err != nil {
+		return "", false, err
+	}
+	status, err := r.git(ctx, dir, "status", "--porcelain")
+	if err != nil {
+		return "", false, err
+	}
+	if strings.TrimSpace(status) == "" {
+		return "", false, ErrNoChange
+	}
+	if _, err := r.git(ctx, dir, "-c", "user.name="+author.Name, "-c", "user.email="+author.Email,
+		"commit", "--quiet", "--no-verify", "-m", message); err != nil {
+		return "", false, err
+	}
+	head, err := r.git(ctx, dir, "rev-parse", "HEAD")
+	if err != nil {
+		return "", false, err
+	}
+	if _, err := r.git(ctx, dir, "push", "--quiet", "origin", "HEAD:refs/heads/"+branch); err != nil {
+		// Rejected because the branch moved on: try again on top of it.
+		retry = strings.Contains(err.Error(), "rejected") || strings.Contains(err.Error(), "fetch first")
+		return "", retry, err
+	}
+	return strings.TrimSpace(head), false, nil
+}
+
+// Head returns the commit the branch points at, or "" for an empty
+// repository.
+func (r Remote) Head(ctx context.Context) (string, error) {
+	out, err := r.git(ctx, "", "ls-remote", "--", r.URL, "refs/heads/"+r.branch())
+	if err != nil {
+		return "", err
+	}
+	commit, _, _ := strings.Cut(strings.TrimSpace(out), "\t")
+	return commit, nil
+}
+
+// ReadFile returns a file's content at the branch's head.
+func (r Remote) ReadFile(ctx context.Context, path string) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "slipway-git-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	if _, err := r.git(ctx, "", "clone", "--quiet", "--depth=1", "--branch", r.branch(), "--", r.URL, dir); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(dir + "/" + path)
+}
+
+func (r Remote) isEmpty(ctx context.Context) (bool, error) {
+	out, err := r.git(ctx, "", "ls-remote", "--heads", "--", r.URL)
+	return strings.TrimSpace(out) == "", err
+}
+
+func (r Remote) branch() string {
+	if r.Branch == "" {
+		return "main"
+	}
+	return r.Branch
+}
+
+// git runs one git command. The credentials travel in the environment
+// (as an HTTP header set through GIT_CONFIG_*), never on the command line
+// or in a file, so they show in no process list and stay in no clone.
+func (r Remote) git(ctx context.Context, dir string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	token := base64.StdEncoding.EncodeToString([]byte(r.Username + ":" + r.Password))
+	cmd.Env = append(os.Environ(),
+		"GIT_TERMINAL_PROMPT=0",
+		"GIT_CONFIG_NOSYSTEM=1",
+		"GIT_CONFIG_COUNT=1",
+		"GIT_CONFIG_KEY_0=http.extraHeader",
+		"GIT_CONFIG_VALUE_0=Authorization: Basic "+token,
+	)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return "", fmt.Errorf("git %s: %s", args[0], msg)
+	}
+	return stdout.String(), nil
+}

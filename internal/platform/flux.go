@@ -1,0 +1,287 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/cluster"
+	"github.com/slipway-dev/slipway/internal/components"
+	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/flux"
+	"github.com/slipway-dev/slipway/internal/gitrepo"
+	"github.com/slipway-dev/slipway/internal/gitserver"
+	"github.com/slipway-dev/slipway/internal/supervisor"
+)
+
+// FleetRepo is the fleet repository's name on the git server. Only ops
+// (admin) may push to it; Flux reads it with its own account.
+const FleetRepo = "ops/fleet"
+
+// fluxReadUser is the account source-controller reads the fleet
+// repository and the teams' charts with: it may read, never write.
+const fluxReadUser = "flux-reader"
+
+// SlipwayAuthor signs the commits Slipway makes on ops's behalf.
+var SlipwayAuthor = gitrepo.Author{Name: "slipway", Email: "slipway@localhost"}
+
+// FleetRemote is the fleet repository as the host reaches it, with the
+// admin's credentials.
+func FleetRemote(cfg config.Config) (gitrepo.Remote, error) {
+	password, err := AdminPassword(cfg)
+	if err != nil {
+		return gitrepo.Remote{}, err
+	}
+	return gitrepo.Remote{URL: "http://" + cfg.Git.Addr + "/" + FleetRepo + ".git", Username: "admin", Password: password}, nil
+}
+
+// prepareFlux builds Flux's controllers and images (or takes them from the
+// cache) before anything starts.
+func prepareFlux(ctx context.Context, cfg config.Config, progress io.Writer) (*fluxService, []imageToPush, error) {
+	if _, port, _ := net.SplitHostPort(cfg.Git.Addr); port == "0" {
+		return nil, nil, errors.New("Flux reads the fleet repository by a fixed address: give the git server a port (--git-addr host:port), or start without Flux (SLIPWAY_FLUX=false)")
+	}
+	programs, err := flux.Build(ctx, components.Options{CacheDir: cfg.CacheDir(), Progress: progress})
+	if err != nil {
+		return nil, nil, err
+	}
+	images, err := flux.Images(ctx, programs, cfg.CacheDir(), cfg.Registry.Addr, v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
+	if err != nil {
+		return nil, nil, err
+	}
+	var push []imageToPush
+	for _, im := range images {
+		push = append(push, imageToPush{im.Image, im.Repository, im.Controller.Version})
+	}
+	manifests, err := flux.Components(programs.CRDFiles, images)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &fluxService{cfg: cfg, components: manifests}, push, nil
+}
+
+// fluxService installs Flux, bootstraps the fleet repository, and is
+// ready when every controller runs and Flux has applied the fleet
+// repository's latest commit.
+type fluxService struct {
+	cfg     config.Config
+	users   *auth.Store
+	cluster *cluster.Cluster
+	// components is the rendered install (gotk-components.yaml).
+	components []byte
+}
+
+func (s *fluxService) Name() string { return "flux" }
+
+// fluxStartTimeout bounds the wait for Flux; past it, the reason is
+// reported from the controllers' pods.
+const fluxStartTimeout = 5 * time.Minute
+
+func (s *fluxService) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
+	start := time.Now()
+	head, err := s.install(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	if err := s.waitReady(ctx, head); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	remote, _ := FleetRemote(s.cfg)
+	ready(supervisor.Endpoint{URL: remote.URL, Notes: []string{
+		fmt.Sprintf("Flux %s: source, kustomize, helm and notification controllers, fleet at %.12s (%s)", flux.Version, head, time.Since(start).Round(100*time.Millisecond)),
+		"see:     slipway get all -A",
+	}})
+	<-ctx.Done()
+	return nil
+}
+
+// install commits Flux's manifests to the fleet repository (a no-op when
+// they are there already) and applies them, so Flux runs at once and then
+// keeps itself as the repository says.
+func (s *fluxService) install(ctx context.Context) (string, error) {
+	password, err := servicePassword(s.cfg, s.users, fluxReadUser, "flux-password")
+	if err != nil {
+		return "", err
+	}
+	git, err := gitserver.New(s.cfg.GitDir(), s.users)
+	if err != nil {
+		return "", err
+	}
+	if repos, err := git.List(); err != nil {
+		return "", err
+	} else if !contains(repos, FleetRepo) {
+		if err := git.Create(FleetRepo); err != nil {
+			return "", err
+		}
+	}
+	components := s.components
+	_, gitPort, _ := net.SplitHostPort(s.cfg.Git.Addr)
+	fleet := flux.Fleet{Cluster: "slipway", URL: "http://" + s.cluster.NodeAddr(gitPort) + "/" + FleetRepo + ".git", SecretName: "flux-system"}
+	remote, err := FleetRemote(s.cfg)
+	if err != nil {
+		return "", err
+	}
+	_, err = remote.Change(ctx, SlipwayAuthor, "flux: install Flux "+flux.Version+" in "+fleet.SystemDir(), func(dir string) error {
+		return fleet.WriteTree(dir, components)
+	})
+	if err != nil && !errors.Is(err, gitrepo.ErrNoChange) {
+		return "", fmt.Errorf("bootstrapping the fleet repository: %w", err)
+	}
+	head, err := remote.Head(ctx)
+	if err != nil {
+		return "", err
+	}
+
+	rest, err := cluster.RESTConfig(s.cluster.Options().AdminKubeconfig())
+	if err != nil {
+		return "", err
+	}
+	secret := fmt.Sprintf("---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\n  namespace: %s\ntype: Opaque\nstringData:\n  username: %s\n  password: %q\n",
+		fleet.SecretName, flux.Namespace, fluxReadUser, password)
+	manifests := string(components) + secret + fleet.Sync()
+	if err := cluster.Apply(ctx, rest, []byte(manifests)); err != nil {
+		return "", fmt.Errorf("installing Flux: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(rest)
+	if err != nil {
+		return "", err
+	}
+	// Fetch the fleet now rather than at the next interval.
+	if _, err := flux.RequestReconcile(ctx, dyn, flux.GitRepository, flux.Namespace, "flux-system"); err != nil {
+		return "", err
+	}
+	return head, nil
+}
+
+// waitReady waits for the controllers and for the fleet's Kustomization
+// to have applied head.
+func (s *fluxService) waitReady(ctx context.Context, head string) error {
+	rest, err := cluster.RESTConfig(s.cluster.Options().AdminKubeconfig())
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(rest)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(fluxStartTimeout)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := s.check(ctx, client, dyn, head)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("Flux did not become ready in %s: %v%s", fluxStartTimeout, err, podTrouble(ctx, client))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *fluxService) check(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, head string) error {
+	for _, c := range flux.Controllers {
+		d, err := client.AppsV1().Deployments(flux.Namespace).Get(ctx, c.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if !available(d) {
+			return fmt.Errorf("%s is not available yet", c.Name)
+		}
+	}
+	ks, _, err := flux.Get(ctx, dyn, flux.Kustomization, flux.Namespace, "flux-system")
+	if err != nil {
+		return err
+	}
+	if ks.Ready != "True" || !strings.HasSuffix(ks.Revision, head) {
+		return fmt.Errorf("the fleet is not applied yet (ready=%s, revision %q, %s)", ks.Ready, ks.Revision, ks.Message)
+	}
+	return nil
+}
+
+func available(d *appsv1.Deployment) bool {
+	if d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas < 1 {
+		return false
+	}
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentAvailable {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// podTrouble names the waiting reasons of Flux's pods (an image that
+// cannot be pulled, a crash loop) to say why Flux is not ready.
+func podTrouble(ctx context.Context, client kubernetes.Interface) string {
+	pods, err := client.CoreV1().Pods(flux.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil {
+				fmt.Fprintf(&b, "\n  pod %s: %s: %s", p.Name, w.Reason, w.Message)
+			}
+		}
+	}
+	return b.String()
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// servicePassword makes a read-only account for one of the platform's
+// own clients once, and keeps its password in the cluster directory.
+func servicePassword(cfg config.Config, users *auth.Store, user, file string) (string, error) {
+	path := filepath.Join(cfg.ClusterDir(), file)
+	if data, err := os.ReadFile(path); err == nil {
+		if _, err := users.Authenticate(user, strings.TrimSpace(string(data))); err == nil {
+			return strings.TrimSpace(string(data)), nil
+		}
+	}
+	password := auth.RandomPassword()
+	if err := os.MkdirAll(cfg.ClusterDir(), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return password, users.Set(user, password, false, nil)
+}
