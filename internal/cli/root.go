@@ -116,6 +116,8 @@ pipelines against ACR and AKS.`,
 		newClusterCmd(g),
 		newKubectlCmd(g),
 		newRepoCmd(g),
+		newGetCmd(g),
+		newReconcileCmd(g),
 	)
 	return root
 }
