@@ -28,7 +28,7 @@ func (d *dnsService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 	if err != nil {
 		return err
 	}
-	if err := Apply(ctx, cfg, []byte(d.c.coreDNSManifests())); err != nil {
+	if err := Apply(ctx, cfg, []byte(kubeletAPIAccess+d.c.coreDNSManifests())); err != nil {
 		return fmt.Errorf("deploying CoreDNS: %w", err)
 	}
 	client, err := d.c.Client()
@@ -79,6 +79,24 @@ func (c *Cluster) LookupHost(ctx context.Context, name string) ([]string, error)
 	defer cancel()
 	return r.LookupHost(ctx, name)
 }
+
+// kubeletAPIAccess lets the API server use the kubelet's API with its
+// client certificate: `kubectl logs`, `exec` and `port-forward` go that way,
+// and the kubelet checks each call against RBAC.
+const kubeletAPIAccess = `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: slipway:apiserver-kubelet-api
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:kubelet-api-admin
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: User
+  name: kube-apiserver-kubelet-client
+---
+`
 
 // coreDNSManifests answers for cluster names only: nothing outside this
 // machine is reachable, so there is nothing to forward to. CoreDNS listens

@@ -74,6 +74,8 @@ func eventually(t *testing.T, what string, within time.Duration, f func() error)
 // the way a user would, with kubectl.
 func TestCluster(t *testing.T) {
 	e := clusterEnv(t)
+	// Flux has its own test; this one is about the node.
+	e.vars = append(e.vars, "SLIPWAY_FLUX=false")
 	addr := "127.0.0.1:" + strings.Split(freeAddr(t), ":")[1]
 	// The git server also answers on the node address, so it needs a fixed port.
 	gitAddr := freeAddr(t)

@@ -1,0 +1,131 @@
+package gitrepo_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/gitrepo"
+	"github.com/slipway-dev/slipway/internal/gitserver"
+)
+
+// serve runs the real git server with user ops (pushes ops/…) and dev1
+// (pushes dev1/…), and an empty repository ops/fleet.
+func serve(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	users := auth.Open(filepath.Join(dir, "users.yaml"))
+	if err := users.Set("ops", "ops-pw", false, []string{"ops/"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := users.Set("dev1", "dev1-pw", false, []string{"dev1/"}); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gitserver.New(filepath.Join(dir, "repos"), users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Create("ops/fleet"); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return hs.URL + "/ops/fleet.git"
+}
+
+var author = gitrepo.Author{Name: "ops", Email: "ops@example.com"}
+
+func write(name, content string) func(string) error {
+	return func(dir string) error {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(p, []byte(content), 0o644)
+	}
+}
+
+func TestChangeCommitsAndPushes(t *testing.T) {
+	ctx := context.Background()
+	r := gitrepo.Remote{URL: serve(t), Username: "ops", Password: "ops-pw"}
+	if head, err := r.Head(ctx); err != nil || head != "" {
+		t.Fatalf("empty repository head %q, %v", head, err)
+	}
+	// The first commit starts the branch of an empty repository.
+	first, err := r.Change(ctx, author, "first", write("a/b.yaml", "one\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head, _ := r.Head(ctx); head != first {
+		t.Fatalf("head %q, want %q", head, first)
+	}
+	// The same content again is no change, and nothing is pushed.
+	if _, err := r.Change(ctx, author, "again", write("a/b.yaml", "one\n")); !errors.Is(err, gitrepo.ErrNoChange) {
+		t.Fatalf("unchanged tree: %v", err)
+	}
+	second, err := r.Change(ctx, author, "second", write("a/b.yaml", "two\n"))
+	if err != nil || second == first {
+		t.Fatal(second, err)
+	}
+	if got, err := r.ReadFile(ctx, "a/b.yaml"); err != nil || string(got) != "two\n" {
+		t.Fatalf("read %q, %v", got, err)
+	}
+}
+
+// A push that lands while a change is being made is kept: the change is
+// made again on top of it.
+func TestChangeRetriesOnTopOfAConcurrentPush(t *testing.T) {
+	ctx := context.Background()
+	r := gitrepo.Remote{URL: serve(t), Username: "ops", Password: "ops-pw"}
+	if _, err := r.Change(ctx, author, "start", write("base", "x\n")); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	_, err := r.Change(ctx, author, "mine", func(dir string) error {
+		calls++
+		if calls == 1 {
+			if _, err := r.Change(ctx, author, "theirs", write("theirs", "t\n")); err != nil {
+				return err
+			}
+		}
+		return write("mine", "m\n")(dir)
+	})
+	if err != nil || calls != 2 {
+		t.Fatalf("err %v after %d attempts", err, calls)
+	}
+	for _, f := range []string{"theirs", "mine", "base"} {
+		if _, err := r.ReadFile(ctx, f); err != nil {
+			t.Errorf("%s lost: %v", f, err)
+		}
+	}
+}
+
+func TestChangeRefusedKeepsTheRepository(t *testing.T) {
+	ctx := context.Background()
+	url := serve(t)
+	ops := gitrepo.Remote{URL: url, Username: "ops", Password: "ops-pw"}
+	head, err := ops.Change(ctx, author, "start", write("base", "x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []gitrepo.Remote{
+		{URL: url, Username: "ops", Password: "wrong"},
+		{URL: url, Username: "dev1", Password: "dev1-pw"}, // may read, not push
+	} {
+		_, err := r.Change(ctx, author, "intrude", write("base", "changed\n"))
+		if err == nil {
+			t.Fatalf("%s changed the fleet", r.Username)
+		}
+		if strings.Contains(err.Error(), r.Password) && r.Password != "" {
+			t.Fatalf("error shows the password: %v", err)
+		}
+	}
+	if now, _ := ops.Head(ctx); now != head {
+		t.Fatalf("head moved to %s", now)
+	}
+}

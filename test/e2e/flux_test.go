@@ -1,0 +1,340 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/components"
+)
+
+// fluxCLI builds (or takes from the cache) the real flux command line.
+func fluxCLI(t *testing.T) string {
+	t.Helper()
+	cache, _ := os.UserCacheDir()
+	paths, err := components.Ensure(context.Background(), components.FluxCLI, components.Options{CacheDir: filepath.Join(cache, "slipway"), Progress: os.Stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return paths["flux"]
+}
+
+// git runs the real git with the given environment.
+func gitCmd(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_AUTHOR_NAME=ops", "GIT_AUTHOR_EMAIL=ops@example.com",
+		"GIT_COMMITTER_NAME=ops", "GIT_COMMITTER_EMAIL=ops@example.com")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// fluxObject is the part of a Flux object's status the tests read.
+type fluxObject struct {
+	Status struct {
+		LastAttemptedRevision string `json:"lastAttemptedRevision"`
+		Conditions            []struct {
+			Type, Status, Reason, Message string
+		} `json:"conditions"`
+	} `json:"status"`
+}
+
+func (o fluxObject) condition(typ string) (status, reason, message string) {
+	for _, c := range o.Status.Conditions {
+		if c.Type == typ {
+			return c.Status, c.Reason, c.Message
+		}
+	}
+	return "", "", ""
+}
+
+// TestFlux runs Flux in the cluster as the line uses it: the real flux CLI
+// checks the install; a team's HelmRelease follows an OCI HelmRepository
+// in the embedded registry; a higher chart version upgrades it, found by
+// polling and, faster, on request; a failing upgrade is rolled back; and
+// the multi-tenancy lockdown keeps each team in its own namespace.
+func TestFlux(t *testing.T) {
+	e := clusterEnv(t)
+	fluxBin := fluxCLI(t)
+	regPort := strings.Split(freeAddr(t), ":")[1]
+	regAddr := "127.0.0.1:" + regPort
+	gitAddr := freeAddr(t)
+	e.vars = append(e.vars, "SLIPWAY_GIT_ADDR="+gitAddr)
+	start := time.Now()
+	e.startUpWithin(45*time.Minute, "--registry-addr", regAddr)
+	t.Logf("platform with cluster and Flux ready in %s (includes any first build)", time.Since(start).Round(time.Millisecond))
+
+	flux := func(args ...string) (string, error) {
+		cmd := exec.Command(fluxBin, append([]string{"--context", "slipway"}, args...)...)
+		cmd.Env = append(os.Environ(), e.vars...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		return out.String(), err
+	}
+
+	// The real flux CLI: every check passes and it lists the fleet.
+	out, err := flux("check")
+	if err != nil || !strings.Contains(out, "all checks passed") {
+		t.Fatalf("flux check: %v\n%s", err, out)
+	}
+	t.Logf("flux check:\n%s", out)
+	out, err = flux("get", "all", "-A")
+	if err != nil || !strings.Contains(out, "gitrepository/flux-system") || !strings.Contains(out, "kustomization/flux-system") {
+		t.Fatalf("flux get all -A: %v\n%s", err, out)
+	}
+	if got := e.mustRun("", "get", "all", "-A").stdout; !strings.Contains(got, "kustomization/tenants-staging") || !strings.Contains(got, "True") {
+		t.Fatalf("slipway get all -A:\n%s", got)
+	}
+
+	// The fleet repository holds Flux itself and the tenant overlays.
+	adminPassword := strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password")))
+	fleetURL := fmt.Sprintf("http://admin:%s@%s/ops/fleet.git", adminPassword, gitAddr)
+	fleet := t.TempDir()
+	gitCmd(t, "", "clone", "--quiet", fleetURL, fleet)
+	for _, f := range []string{"clusters/slipway/flux-system/gotk-components.yaml", "clusters/slipway/flux-system/gotk-sync.yaml",
+		"clusters/slipway/flux-system/kustomization.yaml", "clusters/slipway/tenants.yaml",
+		"tenants/staging/kustomization.yaml", "tenants/prod/kustomization.yaml"} {
+		if _, err := os.Stat(filepath.Join(fleet, f)); err != nil {
+			t.Errorf("fleet repository lacks %s", f)
+		}
+	}
+	// Teams cannot push to it.
+	dev1Password := strings.TrimSpace(e.mustRun("", "user", "set", "dev1", "--push", "dev1/").stdout)
+	dev2Password := strings.TrimSpace(e.mustRun("", "user", "set", "dev2", "--push", "dev2/").stdout)
+
+	// Ops onboards two teams through the fleet repository: a staging
+	// namespace each, and an account with admin rights there only.
+	var resources []string
+	for _, team := range []string{"dev1", "dev2"} {
+		ns := team + "-staging"
+		writeFile(t, filepath.Join(fleet, "tenants/staging", team+".yaml"), fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: %[1]s}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: %[2]s, namespace: %[1]s}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: %[2]s-admin, namespace: %[1]s}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: admin}
+subjects: [{kind: ServiceAccount, name: %[2]s, namespace: %[1]s}]
+`, ns, team))
+		resources = append(resources, team+".yaml")
+	}
+	writeFile(t, filepath.Join(fleet, "tenants/staging/kustomization.yaml"),
+		"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: ["+strings.Join(resources, ", ")+"]\n")
+	gitCmd(t, fleet, "add", "--all")
+	gitCmd(t, fleet, "commit", "--quiet", "-m", "tenants: onboard dev1 and dev2 in staging")
+	dev1Fleet := fmt.Sprintf("http://dev1:%s@%s/ops/fleet.git", dev1Password, gitAddr)
+	if out, err := exec.Command("git", "-C", fleet, "push", dev1Fleet, "HEAD:main").CombinedOutput(); err == nil {
+		t.Fatalf("dev1 pushed to the fleet repository:\n%s", out)
+	}
+	gitCmd(t, fleet, "push", "--quiet", "origin", "HEAD:main")
+	e.mustRun("", "reconcile", "kustomization", "tenants-staging", "--with-source", "--timeout", "3m")
+	e.mustKubectl("get", "namespace", "dev1-staging", "dev2-staging")
+
+	// Each team publishes charts under its own prefix; Flux reads them with
+	// the team's credentials, kept in a Secret of the team's namespace.
+	for team, password := range map[string]string{"dev1": dev1Password, "dev2": dev2Password} {
+		e.mustKubectl("-n", team+"-staging", "create", "secret", "generic", "registry",
+			"--from-literal=username="+team, "--from-literal=password="+password)
+	}
+	e.mustRun(dev1Password, "login", regAddr, "-u", "dev1", "--password-stdin")
+	image := strings.TrimSpace(e.mustRun("", "build", "testdata/greeter", "--image", "dev1/greeter", "--platform", "linux/amd64").stdout)
+	chartDir := filepath.Join(t.TempDir(), "greeter")
+	e.mustRun("", "chart", "init", chartDir, "--name", "greeter", "--image", "dev1/greeter")
+	values := readFile(t, filepath.Join(chartDir, "values.yaml"))
+	pushChart := func(version, greeting string, failReady bool) time.Time {
+		t.Helper()
+		env := fmt.Sprintf("env:\n  - {name: GREETING, value: %q}\n", greeting)
+		if failReady {
+			env += "  - {name: FAIL_READY, value: \"1\"}\n"
+		}
+		v := strings.Replace(values, "env: []\n", env, 1)
+		v = strings.Replace(v, "probes:\n  path: /\n", "probes:\n  path: /healthz\n", 1)
+		v = strings.Replace(v, "  periodSeconds: 5\n", "  periodSeconds: 1\n", 1)
+		writeFile(t, filepath.Join(chartDir, "values.yaml"), v)
+		e.mustRun("", "chart", "push", chartDir, "--repository", "dev1/charts", "--version", version, "--image", image)
+		return time.Now()
+	}
+	pushChart("0.1.0", "first", false)
+
+	apply := func(yaml string) {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "m.yaml")
+		writeFile(t, path, yaml)
+		e.mustKubectl("apply", "-f", path)
+	}
+	for _, team := range []string{"dev1", "dev2"} {
+		apply(fmt.Sprintf(`apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata: {name: charts, namespace: %s-staging}
+spec:
+  type: oci
+  url: oci://10.244.0.1:%s/%s/charts
+  insecure: true
+  interval: 1m
+  secretRef: {name: registry}
+`, team, regPort, team))
+	}
+	release := func(name, extra string) string {
+		return fmt.Sprintf(`apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: %s, namespace: dev1-staging}
+spec:
+  interval: 1m
+  timeout: 40s
+  chart:
+    spec:
+      chart: greeter
+      version: ">=0.1.0"
+      interval: 1m
+      sourceRef: {kind: HelmRepository, name: charts}
+  upgrade:
+    remediation: {retries: 0, remediateLastFailure: true, strategy: rollback}
+%s`, name, extra)
+	}
+	apply(release("greeter", "  serviceAccountName: dev1\n"))
+
+	hr := func(ns, name string) fluxObject {
+		out, err := e.kubectl("-n", ns, "get", "helmrelease", name, "-o", "json")
+		var o fluxObject
+		if err == nil {
+			_ = json.Unmarshal([]byte(out), &o)
+		}
+		return o
+	}
+	waitVersion := func(version string, within time.Duration) {
+		t.Helper()
+		eventually(t, "greeter "+version+" Ready", within, func() error {
+			o := hr("dev1-staging", "greeter")
+			status, _, msg := o.condition("Ready")
+			if o.Status.LastAttemptedRevision != version || status != "True" {
+				return fmt.Errorf("revision %q ready %q: %s", o.Status.LastAttemptedRevision, status, msg)
+			}
+			return nil
+		})
+	}
+	serves := func(greeting string) {
+		t.Helper()
+		eventually(t, "greeter answers "+greeting, time.Minute, func() error {
+			body, err := e.kubectl("get", "--raw", "/api/v1/namespaces/dev1-staging/services/greeter:80/proxy/")
+			if err != nil || !strings.Contains(body, "greeting: "+greeting) {
+				return fmt.Errorf("%v %q", err, body)
+			}
+			return nil
+		})
+	}
+	installStart := time.Now()
+	waitVersion("0.1.0", 3*time.Minute)
+	t.Logf("greeter 0.1.0 installed in %s", time.Since(installStart).Round(time.Millisecond))
+	serves("first")
+
+	// A higher version upgrades the release: first found by Flux's own
+	// polling (chart interval 1m), then on request.
+	pushed := pushChart("0.2.0", "second", false)
+	waitVersion("0.2.0", 3*time.Minute)
+	polled := time.Since(pushed)
+	serves("second")
+	pushed = pushChart("0.3.0", "third", false)
+	e.mustRun("", "reconcile", "hr", "greeter", "-n", "dev1-staging", "--with-source", "--timeout", "3m")
+	waitVersion("0.3.0", 3*time.Minute)
+	requested := time.Since(pushed)
+	serves("third")
+	t.Logf("push-to-Ready: %s by polling (interval 1m), %s with slipway reconcile --with-source", polled.Round(time.Millisecond), requested.Round(time.Millisecond))
+
+	// An upgrade whose pods never become ready is rolled back, and the
+	// previous version keeps serving all along.
+	pushChart("0.4.0", "broken", true)
+	e.run("", "reconcile", "hr", "greeter", "-n", "dev1-staging", "--with-source", "--timeout", "20s")
+	eventually(t, "failed upgrade rolled back", 3*time.Minute, func() error {
+		o := hr("dev1-staging", "greeter")
+		status, reason, msg := o.condition("Remediated")
+		if status != "True" || o.Status.LastAttemptedRevision != "0.4.0" {
+			return fmt.Errorf("remediated=%q %s %s (attempted %s)", status, reason, msg, o.Status.LastAttemptedRevision)
+		}
+		return nil
+	})
+	serves("third")
+	if status, reason, msg := hr("dev1-staging", "greeter").condition("Ready"); status != "False" {
+		t.Fatalf("after the failed upgrade, Ready=%s %s %s", status, reason, msg)
+	}
+	if got := e.mustKubectl("-n", "dev1-staging", "get", "deployment", "greeter", "-o", "jsonpath={.metadata.labels.helm\\.sh/chart}"); got != "greeter-0.3.0" {
+		t.Fatalf("after the rollback the deployment is from %q, want greeter-0.3.0", got)
+	}
+
+	// Lockdown. A release that refers to another team's source is refused;
+	// one that targets another team's namespace, or names no account (and
+	// so acts as "default", which has no rights), cannot deploy.
+	apply(strings.Replace(release("borrowed-source", "  serviceAccountName: dev1\n"),
+		"sourceRef: {kind: HelmRepository, name: charts}", "sourceRef: {kind: HelmRepository, name: charts, namespace: dev2-staging}", 1))
+	apply(release("other-namespace", "  serviceAccountName: dev1\n  targetNamespace: dev2-staging\n"))
+	apply(release("no-account", ""))
+	expectRefused := func(name, want string) {
+		t.Helper()
+		eventually(t, name+" refused", 3*time.Minute, func() error {
+			status, reason, msg := hr("dev1-staging", name).condition("Ready")
+			if status != "False" || !strings.Contains(msg, want) {
+				return fmt.Errorf("ready=%q %s: %s", status, reason, msg)
+			}
+			t.Logf("%s: %s: %s", name, reason, msg)
+			return nil
+		})
+	}
+	expectRefused("other-namespace", "system:serviceaccount:dev1-staging:dev1")
+	expectRefused("no-account", "system:serviceaccount:dev1-staging:default")
+	// helm-controller refuses a cross-namespace source before it records
+	// any status (it logs "cross-namespace references are not allowed"):
+	// the release never becomes ready and no chart is made for it in dev2's
+	// namespace, though the same release reading its own namespace's
+	// source would have been reconciled long since.
+	if status, _, _ := hr("dev1-staging", "borrowed-source").condition("Ready"); status == "True" {
+		t.Fatal("a release reading dev2's chart source became Ready")
+	}
+	if out := e.mustKubectl("-n", "dev2-staging", "get", "helmcharts", "-o", "name"); strings.TrimSpace(out) != "" {
+		t.Fatalf("a chart was made in dev2-staging for dev1's release: %s", out)
+	}
+	logs := e.mustKubectl("-n", "flux-system", "logs", "deployment/helm-controller")
+	if !strings.Contains(logs, "cross-namespace references are not allowed: cannot access HelmChart dev2-staging/dev1-staging-borrowed-source") {
+		t.Fatal("helm-controller's log does not say why borrowed-source was refused")
+	}
+	if out := e.mustKubectl("-n", "dev2-staging", "get", "deployments,services,secrets", "-o", "name"); strings.Contains(out, "greeter") || strings.Contains(out, "helm.release") {
+		t.Fatalf("dev1's releases reached dev2-staging:\n%s", out)
+	}
+
+	out, _ = flux("get", "all", "-A")
+	t.Logf("flux get all -A:\n%s", out)
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
