@@ -1,0 +1,684 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/ci/expr"
+	"github.com/slipway-dev/slipway/internal/ci/pipeline"
+)
+
+// Job inputs the runner adds to every run.
+type Inputs struct {
+	// Env is the environment steps start from (PATH, HOME, ...).
+	Env []string
+	// Variables are extra variables (exported to steps like any other).
+	Variables map[string]string
+	// Secrets are secret variables: readable as $(name) and mappable in
+	// env:, never exported on their own, and masked in every log.
+	Secrets map[string]string
+}
+
+// execution is one run being carried out.
+type execution struct {
+	store   *Store
+	run     *Run
+	p       *pipeline.Pipeline
+	src     Source
+	in      Inputs
+	secrets *secrets
+	work    string
+	// live, when set, also receives every log line as it is written.
+	live io.Writer
+}
+
+// variable is a variable in effect; secret ones are never exported.
+type variable struct {
+	name, value string
+	secret      bool
+}
+
+type vars map[string]variable
+
+func (v vars) set(name, value string, secret bool) {
+	v[strings.ToLower(name)] = variable{name, value, secret}
+}
+
+func (v vars) get(name string) (string, bool) {
+	x, ok := v[strings.ToLower(name)]
+	return x.value, ok
+}
+
+func (v vars) clone() vars {
+	out := make(vars, len(v))
+	for k, x := range v {
+		out[k] = x
+	}
+	return out
+}
+
+func (v vars) values() map[string]any {
+	out := make(map[string]any, len(v))
+	for _, x := range v {
+		out[x.name] = x.value
+	}
+	return out
+}
+
+var macroRe = regexp.MustCompile(`\$\(([A-Za-z0-9_.\-]+)\)`)
+
+// expand replaces $(name) macros; unknown names stay as written, as in
+// Azure DevOps.
+func (v vars) expand(s string) string {
+	return macroRe.ReplaceAllStringFunc(s, func(m string) string {
+		if val, ok := v.get(m[2 : len(m)-1]); ok {
+			return val
+		}
+		return m
+	})
+}
+
+// envName is the environment name of a variable: upper case, with . and
+// spaces as _.
+func envName(name string) string {
+	return strings.ToUpper(strings.NewReplacer(".", "_", " ", "_").Replace(name))
+}
+
+// azureStatus is how conditions spell a status.
+func azureStatus(s string) string {
+	switch s {
+	case Succeeded:
+		return "Succeeded"
+	case SucceededWithIssues:
+		return "SucceededWithIssues"
+	case Canceled:
+		return "Canceled"
+	case Skipped:
+		return "Skipped"
+	}
+	return "Failed"
+}
+
+// combine folds statuses: any failure fails, any cancel cancels, issues
+// survive, skipped counts as nothing.
+func combine(statuses ...string) string {
+	out := Succeeded
+	for _, s := range statuses {
+		switch s {
+		case Canceled:
+			return Canceled
+		case Failed:
+			out = Failed
+		case SucceededWithIssues:
+			if out == Succeeded {
+				out = SucceededWithIssues
+			}
+		}
+	}
+	return out
+}
+
+// execute runs every stage; ctx ends the run (cancel or timeout).
+func (x *execution) execute(ctx context.Context) {
+	r := x.run
+	r.Status, r.StartedAt, r.PID = Running, time.Now().UTC(), os.Getpid()
+	// Lay out every stage, job and step first, so the record shows what
+	// is still to come.
+	stages, _ := x.p.OrderStages()
+	for _, s := range stages {
+		sr := StageResult{Name: s.Name, DisplayName: s.DisplayName, Status: NotStarted}
+		jobs, _ := pipeline.OrderJobs(s.Jobs)
+		for _, j := range jobs {
+			jr := JobResult{Name: j.Name, DisplayName: j.DisplayName, Status: NotStarted}
+			for _, st := range stepsWithCheckout(j) {
+				jr.Steps = append(jr.Steps, StepResult{Name: st.Name, DisplayName: stepTitle(st), Status: NotStarted, Where: st.Pos.String()})
+			}
+			sr.Jobs = append(sr.Jobs, jr)
+		}
+		r.Stages = append(r.Stages, sr)
+	}
+	x.save()
+
+	base := x.baseVars()
+	stageStatus := map[string]string{}
+	for si, s := range stages {
+		sr := &r.Stages[si]
+		var deps []string
+		for _, d := range x.p.StageDeps(s) {
+			deps = append(deps, stageStatus[d])
+		}
+		depStatus := combine(deps...)
+		if ctx.Err() != nil {
+			depStatus = Canceled
+		}
+		cond := s.Condition
+		if cond == "" {
+			cond = "succeeded()"
+		}
+		sv := base.clone()
+		for _, v := range s.Variables {
+			sv.set(v.Name, sv.expand(v.Value), false)
+		}
+		sv.set("System.StageName", s.Name, false)
+		sv.set("System.StageDisplayName", firstOf(s.DisplayName, s.Name), false)
+		ok, err := expr.EvalBool(cond, &expr.Context{Status: azureStatus(depStatus), Values: map[string]any{"variables": sv.values()}})
+		if err != nil || !ok || ctx.Err() != nil {
+			sr.Status = Skipped
+			if err != nil {
+				sr.Status = Failed
+				r.Error = fmt.Sprintf("stage %s: condition: %v", s.Name, err)
+			}
+			for ji := range sr.Jobs {
+				skipJob(&sr.Jobs[ji])
+			}
+			stageStatus[s.Name] = sr.Status
+			x.save()
+			continue
+		}
+		sr.Status = Running
+		x.save()
+		jobs, _ := pipeline.OrderJobs(s.Jobs)
+		jobStatus := map[string]string{}
+		outputs := map[string]map[string]any{}
+		var all []string
+		for ji, j := range jobs {
+			jr := &sr.Jobs[ji]
+			var jdeps []string
+			deps := map[string]any{}
+			for _, d := range j.DependsOn {
+				jdeps = append(jdeps, jobStatus[d])
+				deps[d] = map[string]any{"result": azureStatus(jobStatus[d]), "outputs": outputs[d]}
+			}
+			jst := combine(jdeps...)
+			if ctx.Err() != nil {
+				jst = Canceled
+			}
+			jcond := j.Condition
+			if jcond == "" {
+				jcond = "succeeded()"
+			}
+			ok, err := expr.EvalBool(jcond, &expr.Context{Status: azureStatus(jst), Values: map[string]any{"variables": sv.values(), "dependencies": deps}})
+			if err != nil || !ok || ctx.Err() != nil {
+				skipJob(jr)
+				if err != nil {
+					jr.Status = Failed
+					r.Error = fmt.Sprintf("job %s: condition: %v", j.Name, err)
+				}
+				jobStatus[j.Name] = jr.Status
+				all = append(all, jr.Status)
+				x.save()
+				continue
+			}
+			status, out := x.runJob(ctx, s, j, jr, sv, si, ji)
+			jobStatus[j.Name] = status
+			outputs[j.Name] = out
+			all = append(all, status)
+		}
+		sr.Status = combine(all...)
+		if len(all) > 0 && allSkipped(all) {
+			sr.Status = Skipped
+		}
+		stageStatus[s.Name] = sr.Status
+		x.save()
+	}
+	var results []string
+	for _, s := range r.Stages {
+		results = append(results, s.Status)
+	}
+	r.Status = combine(results...)
+	if r.Error != "" && r.Status != Canceled {
+		r.Status = Failed
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		r.Status, r.Error = Failed, "the run took longer than its time limit and was stopped"
+	} else if ctx.Err() != nil {
+		r.Status = Canceled
+	}
+	r.FinishedAt = time.Now().UTC()
+	x.save()
+}
+
+func allSkipped(statuses []string) bool {
+	for _, s := range statuses {
+		if s != Skipped {
+			return false
+		}
+	}
+	return true
+}
+
+func skipJob(jr *JobResult) {
+	jr.Status = Skipped
+	for i := range jr.Steps {
+		jr.Steps[i].Status = Skipped
+	}
+}
+
+func (x *execution) save() {
+	_ = x.store.Save(x.run)
+}
+
+func firstOf(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// stepsWithCheckout adds the implicit checkout Azure runs first in every
+// job that does not say checkout: itself.
+func stepsWithCheckout(j *pipeline.Job) []*pipeline.Step {
+	for _, s := range j.Steps {
+		if s.Kind == pipeline.KindCheckout {
+			return j.Steps
+		}
+	}
+	return append([]*pipeline.Step{{Kind: pipeline.KindCheckout, Checkout: "self", Enabled: true, Pos: j.Pos}}, j.Steps...)
+}
+
+func stepTitle(s *pipeline.Step) string {
+	if s.DisplayName != "" {
+		return s.DisplayName
+	}
+	switch s.Kind {
+	case pipeline.KindCheckout:
+		return "Checkout " + s.Checkout
+	case pipeline.KindPublish:
+		return "Publish " + s.Publish
+	case pipeline.KindScript, pipeline.KindBash:
+		if s.File != "" {
+			return s.Task + " " + s.File
+		}
+		first, _, _ := strings.Cut(strings.TrimSpace(s.Script), "\n")
+		if len(first) > 60 {
+			first = first[:57] + "..."
+		}
+		if s.Task != "" {
+			return s.Task + ": " + first
+		}
+		return s.Kind + ": " + first
+	}
+	return s.Task
+}
+
+// baseVars are the predefined variables, the pipeline's, and the
+// runner's own (secrets included).
+func (x *execution) baseVars() vars {
+	r := x.run
+	v := vars{}
+	branch := r.Ref
+	if i := strings.LastIndex(branch, "/"); i >= 0 {
+		branch = branch[i+1:]
+	}
+	for k, val := range map[string]string{
+		"Build.BuildId":             strconv.Itoa(r.ID),
+		"Build.BuildNumber":         r.Number,
+		"Build.SourceVersion":       r.Commit,
+		"Build.SourceBranch":        r.Ref,
+		"Build.SourceBranchName":    branch,
+		"Build.Repository.Name":     r.Pipeline,
+		"Build.DefinitionName":      r.Pipeline,
+		"Build.Reason":              r.Reason,
+		"Build.RequestedFor":        r.RequestedBy,
+		"System.TeamProject":        "slipway",
+		"System.PipelineName":       r.Pipeline,
+		"System.Debug":              "false",
+		"Agent.OS":                  "Linux",
+		"Agent.Name":                "slipway",
+		"Agent.WorkFolder":          x.work,
+		"Agent.ToolsDirectory":      filepath.Join(x.work, "_tool"),
+		"System.HostType":           "build",
+		"Build.Repository.Provider": "Git",
+	} {
+		v.set(k, val, false)
+	}
+	for k, val := range x.in.Variables {
+		v.set(k, val, false)
+	}
+	for _, pv := range x.p.Variables {
+		v.set(pv.Name, v.expand(pv.Value), false)
+	}
+	for k, val := range x.in.Secrets {
+		v.set(k, val, true)
+	}
+	return v
+}
+
+// runJob runs one job in a fresh workspace and returns its status and the
+// output variables its steps set (step.name -> value).
+func (x *execution) runJob(ctx context.Context, s *pipeline.Stage, j *pipeline.Job, jr *JobResult, stageVars vars, si, ji int) (string, map[string]any) {
+	jr.Status, jr.StartedAt = Running, time.Now().UTC()
+	x.save()
+	ws := filepath.Join(x.work, strconv.Itoa(si)+"-"+strconv.Itoa(ji))
+	_ = os.RemoveAll(ws)
+	for _, d := range []string{"s", "a", "b", "tmp"} {
+		_ = os.MkdirAll(filepath.Join(ws, d), 0o755)
+	}
+	defer os.RemoveAll(ws)
+	v := stageVars.clone()
+	for _, jv := range j.Variables {
+		v.set(jv.Name, v.expand(jv.Value), false)
+	}
+	for k, val := range map[string]string{
+		"Build.SourcesDirectory":         filepath.Join(ws, "s"),
+		"Build.Repository.LocalPath":     filepath.Join(ws, "s"),
+		"System.DefaultWorkingDirectory": filepath.Join(ws, "s"),
+		"Build.ArtifactStagingDirectory": filepath.Join(ws, "a"),
+		"Build.StagingDirectory":         filepath.Join(ws, "a"),
+		"Build.BinariesDirectory":        filepath.Join(ws, "b"),
+		"Pipeline.Workspace":             ws,
+		"Agent.BuildDirectory":           ws,
+		"Agent.TempDirectory":            filepath.Join(ws, "tmp"),
+		"System.JobName":                 j.Name,
+		"System.JobDisplayName":          firstOf(j.DisplayName, j.Name),
+		"Agent.JobName":                  firstOf(j.DisplayName, j.Name),
+	} {
+		v.set(k, val, false)
+	}
+	jobCtx, cancel := context.WithTimeout(ctx, time.Duration(j.TimeoutInMinutes)*time.Minute)
+	if j.TimeoutInMinutes == 0 {
+		jobCtx, cancel = context.WithCancel(ctx)
+	}
+	defer cancel()
+	outputs := map[string]any{}
+	status := Succeeded
+	extraPath := []string{}
+	for i, st := range stepsWithCheckout(j) {
+		sr := &jr.Steps[i]
+		jobStatus := status
+		if jobCtx.Err() != nil {
+			jobStatus = Canceled
+		}
+		v.set("Agent.JobStatus", azureStatus(jobStatus), false)
+		cond := st.Condition
+		if cond == "" {
+			cond = "succeeded()"
+		}
+		ok, err := expr.EvalBool(cond, &expr.Context{Status: azureStatus(jobStatus), Values: map[string]any{"variables": v.values()}})
+		if err != nil {
+			sr.Status = Failed
+			sr.Issues = append(sr.Issues, Issue{"error", "condition: " + err.Error()})
+			status = Failed
+			x.save()
+			continue
+		}
+		// After a cancel or a timeout nothing more runs, not even always().
+		if !ok || !st.Enabled || jobCtx.Err() != nil {
+			sr.Status = Skipped
+			x.save()
+			continue
+		}
+		res := x.runStep(jobCtx, st, sr, v, ws, si, ji, i, outputs, &extraPath)
+		if res == Failed && st.ContinueOnError {
+			res = SucceededWithIssues
+		}
+		sr.Status = res
+		status = combine(status, res)
+		x.save()
+	}
+	if jobCtx.Err() != nil && ctx.Err() == nil && errors.Is(jobCtx.Err(), context.DeadlineExceeded) {
+		status = Failed
+		x.run.Error = fmt.Sprintf("job %s took longer than timeoutInMinutes (%d) and was stopped", j.Name, j.TimeoutInMinutes)
+	} else if ctx.Err() != nil && status != Failed {
+		status = Canceled
+	}
+	if status == Failed && j.ContinueOnError {
+		status = SucceededWithIssues
+	}
+	jr.Status, jr.FinishedAt = status, time.Now().UTC()
+	x.save()
+	return status, outputs
+}
+
+// runStep runs one step and returns its status.
+func (x *execution) runStep(ctx context.Context, st *pipeline.Step, sr *StepResult, v vars, ws string, si, ji, i int, outputs map[string]any, extraPath *[]string) string {
+	sr.Status, sr.StartedAt = Running, time.Now().UTC()
+	sr.DisplayName = v.expand(sr.DisplayName)
+	sr.Log = filepath.Join("logs", fmt.Sprintf("%d-%d-%02d.log", si, ji, i))
+	x.save()
+	defer func() { sr.FinishedAt = time.Now().UTC() }()
+	logPath := filepath.Join(x.store.RunDir(x.run.ID), sr.Log)
+	_ = os.MkdirAll(filepath.Dir(logPath), 0o755)
+	f, err := os.Create(logPath)
+	if err != nil {
+		sr.Issues = append(sr.Issues, Issue{"error", err.Error()})
+		return Failed
+	}
+	defer f.Close()
+	var logw io.Writer = f
+	if x.live != nil {
+		logw = io.MultiWriter(f, x.live)
+		fmt.Fprintf(x.live, "\n==> %s\n", sr.DisplayName)
+	}
+	completed := ""
+	out := &output{log: logw, secrets: x.secrets, onCommand: func(c command) {
+		switch c.name {
+		case "task.setvariable":
+			name := c.props["variable"]
+			if name == "" {
+				return
+			}
+			secret := strings.EqualFold(c.props["issecret"], "true")
+			if secret {
+				x.secrets.add(c.message)
+			}
+			v.set(name, c.message, secret)
+			if st.Name != "" && strings.EqualFold(c.props["isoutput"], "true") {
+				v.set(st.Name+"."+name, c.message, secret)
+				outputs[st.Name+"."+name] = c.message
+			}
+		case "task.logissue":
+			sr.Issues = append(sr.Issues, Issue{Type: firstOf(c.props["type"], "error"), Message: x.secrets.Mask(c.message)})
+		case "task.complete":
+			completed = c.props["result"]
+		case "task.prependpath":
+			*extraPath = append([]string{c.message}, *extraPath...)
+		case "build.updatebuildnumber":
+			x.run.Number = c.message
+		}
+	}}
+
+	timeout := time.Duration(st.TimeoutInMinutes) * time.Minute
+	stepCtx, cancel := context.WithCancel(ctx)
+	if timeout > 0 {
+		stepCtx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	defer cancel()
+
+	status := Succeeded
+	switch st.Kind {
+	case pipeline.KindCheckout:
+		status = x.checkout(stepCtx, st, out, filepath.Join(ws, "s"))
+	case pipeline.KindPublish:
+		src := v.expand(st.Publish)
+		if !filepath.IsAbs(src) {
+			src = filepath.Join(ws, "s", src)
+		}
+		name := firstOf(v.expand(st.Artifact), "drop")
+		dst := filepath.Join(x.store.RunDir(x.run.ID), "artifacts", name)
+		if err := copyTree(src, dst); err != nil {
+			out.note("##[error]publishing " + src + ": " + err.Error())
+			sr.Issues = append(sr.Issues, Issue{"error", "publishing " + src + ": " + err.Error()})
+			status = Failed
+		} else {
+			out.note("published " + src + " as artifact " + name)
+		}
+	case pipeline.KindNoop:
+		out.note(st.Task + ": " + st.Message)
+	case pipeline.KindGoTool:
+		have, err := exec.CommandContext(stepCtx, "go", "env", "GOVERSION").Output()
+		got := strings.TrimSpace(string(have))
+		switch {
+		case err != nil:
+			out.note("##[error]GoTool@0: no Go toolchain on this machine")
+			status = Failed
+		case st.Version != "" && !strings.HasPrefix(strings.TrimPrefix(got, "go"), st.Version):
+			msg := fmt.Sprintf("GoTool@0 asks for Go %s; this machine has %s (the runner does not download Go)", st.Version, got)
+			out.note("##[warning]" + msg)
+			sr.Issues = append(sr.Issues, Issue{"warning", msg})
+			status = SucceededWithIssues
+		default:
+			out.note("GoTool@0: using " + got)
+		}
+	case pipeline.KindScript, pipeline.KindBash:
+		status = x.script(stepCtx, st, sr, out, v, ws, *extraPath)
+	}
+	if errors.Is(stepCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		msg := fmt.Sprintf("the step took longer than timeoutInMinutes (%d) and was stopped", st.TimeoutInMinutes)
+		out.note("##[error]" + msg)
+		sr.Issues = append(sr.Issues, Issue{"error", msg})
+		status = Failed
+	} else if ctx.Err() != nil {
+		out.note("##[error]the run was canceled or ran out of time")
+		status = Canceled
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			status = Failed
+		}
+	}
+	switch strings.ToLower(completed) {
+	case "succeeded":
+		status = Succeeded
+	case "succeededwithissues":
+		status = SucceededWithIssues
+	case "failed":
+		status = Failed
+	}
+	out.note(fmt.Sprintf("==> %s: %s", sr.DisplayName, status))
+	return status
+}
+
+func (x *execution) checkout(ctx context.Context, st *pipeline.Step, out *output, dir string) string {
+	if st.Checkout == "none" {
+		out.note("checkout: none — the job starts without the repository's files")
+		return Succeeded
+	}
+	_ = os.RemoveAll(dir)
+	_ = os.MkdirAll(dir, 0o755)
+	if err := x.src.Checkout(ctx, dir); err != nil {
+		out.note("##[error]checkout failed: " + err.Error())
+		return Failed
+	}
+	out.note("checked out " + x.src.Describe() + " into " + dir)
+	return Succeeded
+}
+
+// script runs a script or bash step with bash, as Azure's Linux agents
+// do: without -e, so the step's result is its last command's exit status.
+func (x *execution) script(ctx context.Context, st *pipeline.Step, sr *StepResult, out *output, v vars, ws string, extraPath []string) string {
+	dir := filepath.Join(ws, "s")
+	if st.WorkingDirectory != "" {
+		dir = v.expand(st.WorkingDirectory)
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(ws, "s", dir)
+		}
+	}
+	var args []string
+	if st.File != "" {
+		file := v.expand(st.File)
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(ws, "s", file)
+		}
+		args = append([]string{"--noprofile", "--norc", file}, strings.Fields(v.expand(st.Arguments))...)
+	} else {
+		script := filepath.Join(ws, "tmp", fmt.Sprintf("step-%d.sh", time.Now().UnixNano()))
+		if err := os.WriteFile(script, []byte(v.expand(st.Script)+"\n"), 0o700); err != nil {
+			out.note("##[error]" + err.Error())
+			return Failed
+		}
+		defer os.Remove(script)
+		args = []string{"--noprofile", "--norc", script}
+	}
+	cmd := exec.Command("bash", args...)
+	cmd.Dir = dir
+	cmd.Env = x.environment(st, v, extraPath)
+	stdout, stderr := out.stream(false), out.stream(true)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		out.note("##[error]" + err.Error())
+		return Failed
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// The whole process group: a script's children go too.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case err = <-done:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			err = <-done
+		}
+	}
+	stdout.Close()
+	stderr.Close()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			sr.ExitCode = ee.ExitCode()
+			out.note(fmt.Sprintf("##[error]bash exited with code %d", sr.ExitCode))
+		} else {
+			out.note("##[error]" + err.Error())
+		}
+		return Failed
+	}
+	if st.FailOnStderr && out.sawStderr {
+		out.note("##[error]the step wrote to standard error (failOnStderr: true)")
+		return Failed
+	}
+	for _, is := range sr.Issues {
+		if is.Type == "error" {
+			return SucceededWithIssues
+		}
+	}
+	return Succeeded
+}
+
+// environment: the runner's environment, every non-secret variable under
+// its environment name, then the step's env: (which may map secrets).
+func (x *execution) environment(st *pipeline.Step, v vars, extraPath []string) []string {
+	env := map[string]string{}
+	var order []string
+	put := func(k, val string) {
+		if _, ok := env[k]; !ok {
+			order = append(order, k)
+		}
+		env[k] = val
+	}
+	for _, kv := range x.in.Env {
+		k, val, _ := strings.Cut(kv, "=")
+		put(k, val)
+	}
+	for _, variable := range v {
+		if !variable.secret {
+			put(envName(variable.name), variable.value)
+		}
+	}
+	put("TF_BUILD", "True")
+	for _, e := range st.Env {
+		put(e.Name, v.expand(e.Value))
+	}
+	if len(extraPath) > 0 {
+		put("PATH", strings.Join(extraPath, ":")+":"+env["PATH"])
+	}
+	out := make([]string, 0, len(order))
+	for _, k := range order {
+		out = append(out, k+"="+env[k])
+	}
+	return out
+}

@@ -1,0 +1,301 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/ci/pipeline"
+)
+
+// Push is a push the git server reports.
+type Push struct {
+	Repo, Ref, Before, After, Pusher string
+}
+
+const zeroCommit = "0000000000000000000000000000000000000000"
+
+// Runner runs pipelines one at a time per pipeline, in the order their
+// pushes came, and keeps their history in Store.
+type Runner struct {
+	Store *Store
+	// RepoDir is the bare repository of a pipeline (a repository name).
+	RepoDir func(repo string) string
+	// Inputs are the variables and secrets a pipeline's runs get.
+	Inputs func(repo string) (Inputs, error)
+	// RunTimeout bounds a whole run (default one hour).
+	RunTimeout time.Duration
+	// Log receives the runner's own messages (a push that starts nothing,
+	// a pipeline file that does not load).
+	Log io.Writer
+
+	mu      sync.Mutex
+	intake  chan Push
+	queues  map[string]*queue
+	running sync.WaitGroup
+	ctx     context.Context
+}
+
+type queue struct {
+	pending []*queued
+	busy    bool
+}
+
+type queued struct {
+	run *Run
+	p   *pipeline.Pipeline
+	src Source
+}
+
+func (r *Runner) logf(format string, args ...any) {
+	if r.Log != nil {
+		fmt.Fprintf(r.Log, format+"\n", args...)
+	}
+}
+
+func (r *Runner) init() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.intake == nil {
+		r.intake = make(chan Push, 1024)
+		r.queues = map[string]*queue{}
+	}
+}
+
+// OnPush takes a push event; it never blocks the push it came from.
+func (r *Runner) OnPush(p Push) {
+	r.init()
+	select {
+	case r.intake <- p:
+	default:
+		r.logf("pipeline runner: too many pushes waiting; dropped %s %s", p.Repo, p.Ref)
+	}
+}
+
+// Start marks runs cut short by a crash as failed, then takes pushes
+// until ctx ends; runs in progress are then canceled and recorded so.
+func (r *Runner) Start(ctx context.Context) error {
+	r.init()
+	fixed, err := r.Store.Recover()
+	if err != nil {
+		return err
+	}
+	for _, run := range fixed {
+		r.logf("pipeline run %d (%s) was cut short by a stop or crash: marked failed", run.ID, run.Pipeline)
+	}
+	r.mu.Lock()
+	r.ctx = ctx
+	r.mu.Unlock()
+	for {
+		select {
+		case <-ctx.Done():
+			r.running.Wait()
+			return nil
+		case p := <-r.intake:
+			r.accept(ctx, p)
+		}
+	}
+}
+
+// accept decides whether a push starts a run and queues it.
+func (r *Runner) accept(ctx context.Context, push Push) {
+	if push.After == "" || push.After == zeroCommit {
+		return // a deleted branch runs nothing
+	}
+	repoDir := r.RepoDir(push.Repo)
+	src := GitSource{Repo: repoDir, Commit: push.After}
+	tmp, err := os.MkdirTemp("", "slipway-pipeline-")
+	if err != nil {
+		r.logf("pipeline runner: %v", err)
+		return
+	}
+	defer os.RemoveAll(tmp)
+	if err := src.Checkout(ctx, tmp); err != nil {
+		r.logf("pipeline runner: %s %s: %v", push.Repo, push.Ref, err)
+		return
+	}
+	if _, err := os.Stat(filepath.Join(tmp, pipeline.DefaultFile)); err != nil {
+		return // no pipeline in this repository
+	}
+	run := &Run{Pipeline: push.Repo, Reason: "IndividualCI", Ref: push.Ref, Commit: push.After, Before: push.Before,
+		RequestedBy: push.Pusher, File: pipeline.DefaultFile, Status: Queued, QueuedAt: time.Now().UTC()}
+	p, err := pipeline.Load(pipeline.Options{Root: tmp, Variables: templateVariables(run)})
+	if err != nil {
+		// The push is recorded as a failed run, so the team sees why
+		// nothing ran; no step has run.
+		run.Status, run.Error, run.FinishedAt = Failed, "the pipeline file does not load, so nothing ran: "+err.Error(), time.Now().UTC()
+		if serr := r.Store.New(run); serr != nil {
+			r.logf("pipeline runner: %v", serr)
+		}
+		r.logf("pipeline run %d (%s): %s", run.ID, run.Pipeline, run.Error)
+		return
+	}
+	var changed []string
+	if push.Before != "" && push.Before != zeroCommit {
+		if out, err := gitIn(ctx, repoDir, "diff", "--name-only", push.Before, push.After); err == nil {
+			changed = strings.Fields(out)
+		}
+	}
+	if !p.Triggers(push.Ref, changed) {
+		r.logf("push to %s %s: the pipeline's trigger does not match; nothing runs", push.Repo, push.Ref)
+		return
+	}
+	if err := r.Store.New(run); err != nil {
+		r.logf("pipeline runner: %v", err)
+		return
+	}
+	r.enqueue(&queued{run: run, p: p, src: src}, p.Trigger != nil && p.Trigger.Batch)
+}
+
+func templateVariables(run *Run) map[string]string {
+	branch := run.Ref[strings.LastIndex(run.Ref, "/")+1:]
+	return map[string]string{
+		"Build.SourceBranch": run.Ref, "Build.SourceBranchName": branch, "Build.Reason": run.Reason,
+		"Build.Repository.Name": run.Pipeline, "Build.SourceVersion": run.Commit,
+	}
+}
+
+// enqueue adds a run behind the pipeline's others. With batch, runs still
+// waiting are folded into the newest one.
+func (r *Runner) enqueue(q *queued, batch bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	qu := r.queues[q.run.Pipeline]
+	if qu == nil {
+		qu = &queue{}
+		r.queues[q.run.Pipeline] = qu
+	}
+	if batch && len(qu.pending) > 0 {
+		for _, old := range qu.pending {
+			old.run.Status, old.run.Error, old.run.FinishedAt = Skipped, fmt.Sprintf("batched: run %d builds these changes", q.run.ID), time.Now().UTC()
+			_ = r.Store.Save(old.run)
+			q.run.Before = firstOf(q.run.Before, old.run.Before)
+		}
+		q.run.Reason = "BatchedCI"
+		_ = r.Store.Save(q.run)
+		qu.pending = nil
+	}
+	qu.pending = append(qu.pending, q)
+	if !qu.busy {
+		qu.busy = true
+		r.running.Add(1)
+		go r.work(q.run.Pipeline, qu)
+	}
+}
+
+// work runs a pipeline's queue until it is empty.
+func (r *Runner) work(name string, qu *queue) {
+	defer r.running.Done()
+	for {
+		r.mu.Lock()
+		if len(qu.pending) == 0 {
+			qu.busy = false
+			r.mu.Unlock()
+			return
+		}
+		next := qu.pending[0]
+		qu.pending = qu.pending[1:]
+		ctx := r.ctx
+		r.mu.Unlock()
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		if err := r.execute(ctx, next.run, next.p, next.src, nil); err != nil {
+			r.logf("pipeline run %d (%s): %v", next.run.ID, name, err)
+		}
+	}
+}
+
+// RunNow runs a pipeline at once, in this process, from a working tree
+// (`slipway pipeline run`); it waits for a run of the same pipeline in
+// progress elsewhere to finish first. live receives the log as it comes.
+func (r *Runner) RunNow(ctx context.Context, run *Run, p *pipeline.Pipeline, src Source, live io.Writer) error {
+	run.Status, run.QueuedAt = Queued, time.Now().UTC()
+	if run.Reason == "" {
+		run.Reason = "Manual"
+	}
+	if err := r.Store.New(run); err != nil {
+		return err
+	}
+	return r.execute(ctx, run, p, src, live)
+}
+
+// execute runs one run while holding its pipeline's lock, so two
+// processes never run the same pipeline at once.
+func (r *Runner) execute(ctx context.Context, run *Run, p *pipeline.Pipeline, src Source, live io.Writer) error {
+	lockName := strings.ReplaceAll(run.Pipeline, "/", "_") + ".lock"
+	unlock, ok, err := r.Store.tryLock(lockName)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if live != nil {
+			fmt.Fprintf(live, "waiting for the run of %s in progress to finish\n", run.Pipeline)
+		}
+		if unlock, err = r.Store.lock(lockName); err != nil {
+			return err
+		}
+	}
+	defer unlock()
+	if r.Store.CancelRequested(run.ID) {
+		run.Status, run.FinishedAt = Canceled, time.Now().UTC()
+		return r.Store.Save(run)
+	}
+	in := Inputs{Env: os.Environ()}
+	if r.Inputs != nil {
+		if in, err = r.Inputs(run.Pipeline); err != nil {
+			run.Status, run.Error, run.FinishedAt = Failed, "preparing the run: "+err.Error(), time.Now().UTC()
+			return r.Store.Save(run)
+		}
+	}
+	sec := &secrets{}
+	for _, v := range in.Secrets {
+		sec.add(v)
+	}
+	work, err := os.MkdirTemp("", fmt.Sprintf("slipway-run-%d-", run.ID))
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	timeout := r.RunTimeout
+	if timeout <= 0 {
+		timeout = time.Hour
+	}
+	runCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// A cancel is asked for through the store, from any process.
+	go func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+				if r.Store.CancelRequested(run.ID) {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	x := &execution{store: r.Store, run: run, p: p, src: src, in: in, secrets: sec, work: work, live: live}
+	x.execute(runCtx)
+	if ctx.Err() != nil && run.Status == Canceled && run.Error == "" {
+		run.Error = "the runner stopped while this run was in progress"
+		_ = r.Store.Save(run)
+	}
+	if run.Status == Failed && run.Error == "" {
+		return nil
+	}
+	if errors.Is(runCtx.Err(), context.DeadlineExceeded) {
+		return errors.New(run.Error)
+	}
+	return nil
+}

@@ -1,0 +1,376 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/gitserver"
+)
+
+// line is a git server, a runner fed by its push events, and a clone of
+// dev1/app to push from, as a developer would.
+type line struct {
+	t      *testing.T
+	url    string
+	runner *Runner
+	store  *Store
+	clone  string
+	cancel context.CancelFunc
+}
+
+const secretValue = "pa55-w0rd-that-must-not-leak"
+
+func newLine(t *testing.T) *line {
+	t.Helper()
+	dir := t.TempDir()
+	users := auth.Open(filepath.Join(dir, "users.yaml"))
+	if err := users.Set("dev1", "dev1-pw", false, []string{"dev1/"}); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gitserver.New(filepath.Join(dir, "repos"), users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Create("dev1/app"); err != nil {
+		t.Fatal(err)
+	}
+	store := &Store{Dir: filepath.Join(dir, "pipelines")}
+	r := &Runner{
+		Store:   store,
+		RepoDir: func(repo string) string { return filepath.Join(dir, "repos", repo+".git") },
+		Inputs: func(repo string) (Inputs, error) {
+			return Inputs{Env: os.Environ(), Variables: map[string]string{"slipway.registry.addr": "127.0.0.1:5000"},
+				Secrets: map[string]string{"slipway.registry.password": secretValue}}, nil
+		},
+	}
+	srv.OnPush = func(ev gitserver.Event) {
+		r.OnPush(Push{Repo: ev.Repo, Ref: ev.Ref, Before: ev.Old, After: ev.New, Pusher: ev.Pusher})
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.Start(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	l := &line{t: t, url: strings.Replace(hs.URL, "http://", "http://dev1:dev1-pw@", 1) + "/dev1/app.git", runner: r, store: store, cancel: cancel}
+	l.clone = filepath.Join(dir, "clone")
+	l.git("", "clone", "--quiet", l.url, l.clone)
+	return l
+}
+
+func (l *line) git(dir string, args ...string) string {
+	l.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=dev1", "GIT_AUTHOR_EMAIL=dev1@example.com", "GIT_COMMITTER_NAME=dev1", "GIT_COMMITTER_EMAIL=dev1@example.com")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// push commits files and pushes; it returns the commit.
+func (l *line) push(files map[string]string, message string) string {
+	l.t.Helper()
+	for name, content := range files {
+		p := filepath.Join(l.clone, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(content), 0o755)
+	}
+	l.git(l.clone, "add", "--all")
+	l.git(l.clone, "commit", "--quiet", "-m", message)
+	l.git(l.clone, "push", "--quiet", "origin", "HEAD:main")
+	return l.git(l.clone, "rev-parse", "HEAD")
+}
+
+// waitRun waits for the run of a commit to finish.
+func (l *line) waitRun(commit string) *Run {
+	l.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		runs, _ := l.store.List("dev1/app")
+		for _, r := range runs {
+			if r.Commit == commit && Finished(r.Status) {
+				return r
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	l.t.Fatalf("no finished run for %s", commit)
+	return nil
+}
+
+func (l *line) log(r *Run, step StepResult) string {
+	data, _ := os.ReadFile(filepath.Join(l.store.RunDir(r.ID), step.Log))
+	return string(data)
+}
+
+func steps(r *Run) map[string]StepResult {
+	out := map[string]StepResult{}
+	for _, s := range r.Stages {
+		for _, j := range s.Jobs {
+			for _, st := range j.Steps {
+				if _, seen := out[st.DisplayName]; !seen {
+					out[st.DisplayName] = st
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestPushRunsThePipeline(t *testing.T) {
+	l := newLine(t)
+	commit := l.push(map[string]string{
+		"hello.txt": "hi\n",
+		"azure-pipelines.yml": `trigger: [main]
+variables:
+  greeting: hello
+stages:
+- stage: Build
+  jobs:
+  - job: build
+    steps:
+    - script: |
+        cat hello.txt
+        echo "greeting=$GREETING commit=$(Build.SourceVersion) branch=$(Build.SourceBranchName) reason=$BUILD_REASON tf=$TF_BUILD"
+        echo "registry=$SLIPWAY_REGISTRY_ADDR"
+        echo "##vso[task.setvariable variable=tag;isOutput=true]v-$(Build.BuildId)"
+      name: meta
+      displayName: Show
+    - script: echo "tag is $(meta.tag)" && mkdir -p $(Build.ArtifactStagingDirectory)/out && echo x > $(Build.ArtifactStagingDirectory)/out/f
+      displayName: Use output
+    - publish: $(Build.ArtifactStagingDirectory)/out
+      artifact: drop
+      displayName: Publish
+  - job: after
+    dependsOn: build
+    condition: and(succeeded(), eq(dependencies.build.outputs['meta.tag'], format('v-{0}', variables['Build.BuildId'])))
+    steps:
+    - checkout: none
+    - script: echo second job
+      displayName: Second
+- stage: Never
+  condition: eq(variables['Build.SourceBranch'], 'refs/heads/other')
+  jobs:
+  - job: x
+    steps:
+    - script: echo never
+`}, "add a pipeline")
+	r := l.waitRun(commit)
+	if r.Status != Succeeded || r.Reason != "IndividualCI" || r.Ref != "refs/heads/main" || r.RequestedBy != "dev1" {
+		t.Fatalf("run %+v", r)
+	}
+	s := steps(r)
+	if s["Checkout self"].Status != Succeeded {
+		t.Errorf("the implicit checkout: %+v", s["Checkout self"])
+	}
+	show := l.log(r, s["Show"])
+	for _, want := range []string{"hi", "greeting=hello commit=" + commit + " branch=main reason=IndividualCI tf=True", "registry=127.0.0.1:5000"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("log lacks %q:\n%s", want, show)
+		}
+	}
+	if use := l.log(r, s["Use output"]); !strings.Contains(use, fmt.Sprintf("tag is v-%d", r.ID)) {
+		t.Errorf("output variable not passed on:\n%s", use)
+	}
+	if _, err := os.Stat(filepath.Join(l.store.RunDir(r.ID), "artifacts", "drop", "f")); err != nil {
+		t.Errorf("artifact not published: %v", err)
+	}
+	if s["Second"].Status != Succeeded {
+		t.Errorf("second job: %+v", s["Second"])
+	}
+	if r.Stages[1].Status != Skipped {
+		t.Errorf("stage Never: %s", r.Stages[1].Status)
+	}
+}
+
+func TestFailuresConditionsAndSecrets(t *testing.T) {
+	l := newLine(t)
+	commit := l.push(map[string]string{"azure-pipelines.yml": `steps:
+- script: |
+    echo "pw=$PW"
+    echo "direct $(slipway.registry.password)"
+    echo "env has: $(env | grep -c pa55)"
+  displayName: Secret
+  env:
+    PW: $(slipway.registry.password)
+- script: echo "##vso[task.setvariable variable=token;issecret=true]tok-123456" && echo "later tok-123456"
+  displayName: Set secret
+- script: echo "token is $(token)"
+  displayName: Use secret
+- script: exit 3
+  displayName: Soft fail
+  continueOnError: true
+- script: echo "##vso[task.logissue type=warning]careful" ; exit 4
+  displayName: Hard fail
+- script: echo should not run
+  displayName: Skipped
+- script: echo cleanup
+  displayName: Always
+  condition: always()
+- script: echo on failure
+  displayName: On failure
+  condition: failed()
+`}, "secrets and failures")
+	r := l.waitRun(commit)
+	if r.Status != Failed || r.Error != "" {
+		t.Fatalf("status %s %s", r.Status, r.Error)
+	}
+	s := steps(r)
+	for name, want := range map[string]string{"Secret": Succeeded, "Soft fail": SucceededWithIssues, "Hard fail": Failed,
+		"Skipped": Skipped, "Always": Succeeded, "On failure": Succeeded} {
+		if s[name].Status != want {
+			t.Errorf("%s: %s, want %s", name, s[name].Status, want)
+		}
+	}
+	if s["Hard fail"].ExitCode != 4 || len(s["Hard fail"].Issues) == 0 || s["Hard fail"].Issues[0].Message != "careful" {
+		t.Errorf("hard fail: %+v", s["Hard fail"])
+	}
+	// No stored log shows a secret, whether given by the runner or set by
+	// a step; the secret was not in the environment unless mapped.
+	var all strings.Builder
+	filepath.WalkDir(l.store.RunDir(r.ID), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			data, _ := os.ReadFile(p)
+			all.Write(data)
+		}
+		return nil
+	})
+	for _, secret := range []string{secretValue, "tok-123456"} {
+		if strings.Contains(all.String(), secret) {
+			t.Errorf("a stored log or record shows the secret %q", secret)
+		}
+	}
+	secretLog := l.log(r, s["Secret"])
+	if !strings.Contains(secretLog, "pw=***") || !strings.Contains(secretLog, "direct ***") || !strings.Contains(secretLog, "env has: 1") {
+		t.Errorf("secret log:\n%s", secretLog)
+	}
+	if !strings.Contains(l.log(r, s["Use secret"]), "token is ***") {
+		t.Errorf("use secret log:\n%s", l.log(r, s["Use secret"]))
+	}
+}
+
+func TestBrokenPipelineRunsNothing(t *testing.T) {
+	l := newLine(t)
+	for name, tc := range map[string]struct{ file, want string }{
+		"malformed":   {"steps:\n- script: echo one\n  bad: [\n", "azure-pipelines.yml:3: not valid YAML"},
+		"unknown key": {"steps:\n- script: touch /tmp/should-not-exist\n- script: x\n  retry: 2\n", `azure-pipelines.yml:4: unknown keyword "retry"`},
+		"task":        {"steps:\n- script: echo one\n- task: Docker@2\n", "azure-pipelines.yml:3: task Docker@2 is not supported"},
+	} {
+		commit := l.push(map[string]string{"azure-pipelines.yml": tc.file}, name)
+		r := l.waitRun(commit)
+		if r.Status != Failed || !strings.Contains(r.Error, tc.want) || len(r.Stages) != 0 {
+			t.Errorf("%s: status %s, stages %d, error %q", name, r.Status, len(r.Stages), r.Error)
+		}
+	}
+}
+
+func TestTriggerFilters(t *testing.T) {
+	l := newLine(t)
+	first := l.push(map[string]string{"azure-pipelines.yml": "trigger:\n  paths:\n    include: [src]\nsteps:\n- script: echo built\n", "src/a": "1"}, "first")
+	l.waitRun(first)
+	docs := l.push(map[string]string{"docs/readme": "x"}, "docs only")
+	src := l.push(map[string]string{"src/a": "2"}, "source change")
+	l.waitRun(src)
+	runs, _ := l.store.List("dev1/app")
+	for _, r := range runs {
+		if r.Commit == docs {
+			t.Fatalf("a push outside the path filter ran: %+v", r)
+		}
+	}
+}
+
+func TestQueueAndCancel(t *testing.T) {
+	l := newLine(t)
+	slow := l.push(map[string]string{"azure-pipelines.yml": "steps:\n- script: sleep 30 & echo $! > $(Agent.TempDirectory)/../../pid; wait\n  displayName: Sleep\n"}, "slow")
+	// A second push queues behind the first.
+	next := l.push(map[string]string{"azure-pipelines.yml": "steps:\n- script: echo quick\n"}, "next")
+	var running *Run
+	deadline := time.Now().Add(time.Minute)
+	for running == nil && time.Now().Before(deadline) {
+		runs, _ := l.store.List("dev1/app")
+		for _, r := range runs {
+			if r.Commit == slow && r.Status == Running && len(r.Stages) > 0 && r.Stages[0].Jobs[0].Steps[1].Status == Running {
+				running = r
+			}
+			if r.Commit == next && r.Status != Queued {
+				t.Fatalf("second run started while the first runs: %s", r.Status)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if running == nil {
+		t.Fatal("the first run never started its step")
+	}
+	if err := l.store.RequestCancel(running.ID); err != nil {
+		t.Fatal(err)
+	}
+	r := l.waitRun(slow)
+	if r.Status != Canceled || steps(r)["Sleep"].Status != Canceled {
+		t.Fatalf("canceled run: %s, step %s", r.Status, steps(r)["Sleep"].Status)
+	}
+	if r.Duration() > 20*time.Second {
+		t.Fatalf("cancel did not stop the step (run took %s)", r.Duration())
+	}
+	if n := l.waitRun(next); n.Status != Succeeded || n.StartedAt.Before(r.FinishedAt) {
+		t.Fatalf("the queued run: %s, started %s, the first finished %s", n.Status, n.StartedAt, r.FinishedAt)
+	}
+}
+
+func TestBatchFoldsWaitingPushes(t *testing.T) {
+	l := newLine(t)
+	first := l.push(map[string]string{"azure-pipelines.yml": "trigger:\n  batch: true\nsteps:\n- script: sleep 2\n"}, "first")
+	second := l.push(map[string]string{"a": "1"}, "second")
+	third := l.push(map[string]string{"a": "2"}, "third")
+	l.waitRun(first)
+	r3 := l.waitRun(third)
+	r2 := l.waitRun(second)
+	if r2.Status != Skipped || !strings.Contains(r2.Error, fmt.Sprintf("run %d", r3.ID)) {
+		t.Errorf("second push: %s %s", r2.Status, r2.Error)
+	}
+	if r3.Status != Succeeded || r3.Reason != "BatchedCI" {
+		t.Errorf("third push: %s %s", r3.Status, r3.Reason)
+	}
+}
+
+func TestRecoverMarksInterruptedRunsFailed(t *testing.T) {
+	store := &Store{Dir: t.TempDir()}
+	// A process that has exited stands for a runner that crashed.
+	cmd := exec.Command("true")
+	cmd.Run()
+	r := &Run{Pipeline: "dev1/app", Status: Running, PID: cmd.Process.Pid, Stages: []StageResult{{Name: "s", Status: Running,
+		Jobs: []JobResult{{Name: "j", Status: Running, Steps: []StepResult{{DisplayName: "a", Status: Running}, {DisplayName: "b", Status: NotStarted}}}}}}}
+	if err := store.New(r); err != nil {
+		t.Fatal(err)
+	}
+	fixed, err := store.Recover()
+	if err != nil || len(fixed) != 1 {
+		t.Fatalf("recover: %v %d", err, len(fixed))
+	}
+	got, _ := store.Get(r.ID)
+	if got.Status != Failed || !strings.Contains(got.Error, "interrupted") || got.Stages[0].Jobs[0].Steps[0].Status != Failed || got.Stages[0].Jobs[0].Steps[1].Status != Skipped {
+		t.Fatalf("after recover: %+v", got)
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	l := newLine(t)
+	// Step and job limits are whole minutes, long for a test; the
+	// runner-wide limit is checked here, and shares their mechanism.
+	l.runner.RunTimeout = 2 * time.Second
+	commit := l.push(map[string]string{"azure-pipelines.yml": "steps:\n- script: sleep 60\n  displayName: Slow\n"}, "slow run")
+	r := l.waitRun(commit)
+	if r.Status != Failed || !strings.Contains(r.Error, "time limit") {
+		t.Fatalf("run over its time limit: %s %q", r.Status, r.Error)
+	}
+}

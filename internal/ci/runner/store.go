@@ -1,0 +1,331 @@
+// Package runner runs pipelines: on every push the git server reports, or
+// on a working tree at a user's request. Each run gets a clean checkout
+// and its own workspace; steps run in order with the pipeline's
+// variables; results and logs are kept under the state directory, so
+// they outlive the process, and a run a crash cut short is marked failed
+// when the runner starts again.
+package runner
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Statuses of runs, stages, jobs and steps.
+const (
+	Queued              = "queued"
+	Running             = "running"
+	Succeeded           = "succeeded"
+	SucceededWithIssues = "succeededWithIssues"
+	Failed              = "failed"
+	Canceled            = "canceled"
+	Skipped             = "skipped"
+	NotStarted          = "notStarted"
+)
+
+// Finished says whether a status is final.
+func Finished(status string) bool {
+	switch status {
+	case Queued, Running, NotStarted:
+		return false
+	}
+	return true
+}
+
+// Run is one run of a pipeline, as stored in run.json.
+type Run struct {
+	ID       int    `json:"id"`
+	Pipeline string `json:"pipeline"`
+	// Number is the run's name (`name:` format, or the ID).
+	Number string `json:"number"`
+	// Reason is Azure's Build.Reason: IndividualCI, BatchedCI or Manual.
+	Reason      string `json:"reason"`
+	Ref         string `json:"ref,omitempty"`
+	Commit      string `json:"commit,omitempty"`
+	Before      string `json:"before,omitempty"`
+	RequestedBy string `json:"requestedBy,omitempty"`
+	// Source is the working tree of a manual run.
+	Source string `json:"source,omitempty"`
+	File   string `json:"file"`
+
+	Status string `json:"status"`
+	// Error says why a run failed before or outside its steps (a pipeline
+	// file that does not load, a crash, a timeout).
+	Error      string        `json:"error,omitempty"`
+	QueuedAt   time.Time     `json:"queuedAt"`
+	StartedAt  time.Time     `json:"startedAt,omitzero"`
+	FinishedAt time.Time     `json:"finishedAt,omitzero"`
+	Stages     []StageResult `json:"stages,omitempty"`
+	// PID is the process running it; a run whose process is gone was cut
+	// short.
+	PID int `json:"pid,omitempty"`
+}
+
+// StageResult is a stage's outcome.
+type StageResult struct {
+	Name        string      `json:"name"`
+	DisplayName string      `json:"displayName,omitempty"`
+	Status      string      `json:"status"`
+	Jobs        []JobResult `json:"jobs"`
+}
+
+// JobResult is a job's outcome.
+type JobResult struct {
+	Name        string       `json:"name"`
+	DisplayName string       `json:"displayName,omitempty"`
+	Status      string       `json:"status"`
+	StartedAt   time.Time    `json:"startedAt,omitzero"`
+	FinishedAt  time.Time    `json:"finishedAt,omitzero"`
+	Steps       []StepResult `json:"steps"`
+}
+
+// StepResult is a step's outcome; its output is in Log, relative to the
+// run's directory.
+type StepResult struct {
+	Name        string    `json:"name,omitempty"`
+	DisplayName string    `json:"displayName"`
+	Status      string    `json:"status"`
+	ExitCode    int       `json:"exitCode,omitempty"`
+	StartedAt   time.Time `json:"startedAt,omitzero"`
+	FinishedAt  time.Time `json:"finishedAt,omitzero"`
+	Log         string    `json:"log,omitempty"`
+	Issues      []Issue   `json:"issues,omitempty"`
+	// Where is the step's place in the pipeline files.
+	Where string `json:"where,omitempty"`
+}
+
+// Issue is an error or warning a step reported (##vso[task.logissue]).
+type Issue struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+// Duration is how long the run took, or has taken so far.
+func (r *Run) Duration() time.Duration {
+	if r.StartedAt.IsZero() {
+		return 0
+	}
+	end := r.FinishedAt
+	if end.IsZero() {
+		end = time.Now()
+	}
+	return end.Sub(r.StartedAt)
+}
+
+// Store keeps runs under a directory: runs/<id>/run.json and the steps'
+// logs beside it.
+type Store struct {
+	Dir string
+}
+
+func (s *Store) runDir(id int) string { return filepath.Join(s.Dir, "runs", strconv.Itoa(id)) }
+
+// RunDir is where a run's record, logs and artifacts live.
+func (s *Store) RunDir(id int) string { return s.runDir(id) }
+
+// New records a new run and gives it the next ID.
+func (s *Store) New(r *Run) error {
+	if err := os.MkdirAll(filepath.Join(s.Dir, "runs"), 0o755); err != nil {
+		return err
+	}
+	unlock, err := s.lock("next-id")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	next := 1
+	if data, err := os.ReadFile(filepath.Join(s.Dir, "next-id")); err == nil {
+		next, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+	}
+	if next < 1 {
+		next = 1
+	}
+	r.ID = next
+	if r.Number == "" {
+		r.Number = strconv.Itoa(next)
+	}
+	if err := os.MkdirAll(s.runDir(r.ID), 0o755); err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(s.Dir, "next-id"), []byte(strconv.Itoa(next+1)+"\n")); err != nil {
+		return err
+	}
+	return s.Save(r)
+}
+
+// Save writes the run's record atomically: a crash leaves the old
+// record or the new one, never half of one.
+func (s *Store) Save(r *Run) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(s.runDir(r.ID), "run.json"), data)
+}
+
+// Get reads one run.
+func (s *Store) Get(id int) (*Run, error) {
+	data, err := os.ReadFile(filepath.Join(s.runDir(id), "run.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no run %d (see slipway pipeline list)", id)
+		}
+		return nil, err
+	}
+	var r Run
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("run %d: %w", id, err)
+	}
+	return &r, nil
+}
+
+// List returns every run, newest first; pipeline filters when not empty.
+func (s *Store) List(pipeline string) ([]*Run, error) {
+	entries, err := os.ReadDir(filepath.Join(s.Dir, "runs"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []*Run
+	for _, e := range entries {
+		id, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		r, err := s.Get(id)
+		if err != nil {
+			continue // a run being created
+		}
+		if pipeline == "" || r.Pipeline == pipeline {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+	return out, nil
+}
+
+// RequestCancel asks the process running a run to stop it.
+func (s *Store) RequestCancel(id int) error {
+	if _, err := s.Get(id); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.runDir(id), "cancel"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644)
+}
+
+// CancelRequested says whether someone asked to cancel the run.
+func (s *Store) CancelRequested(id int) bool {
+	_, err := os.Stat(filepath.Join(s.runDir(id), "cancel"))
+	return err == nil
+}
+
+// Recover marks runs whose process is gone as failed: a crash or a kill
+// cut them short, and they must not look as if they were still running.
+func (s *Store) Recover() ([]*Run, error) {
+	runs, err := s.List("")
+	if err != nil {
+		return nil, err
+	}
+	var fixed []*Run
+	for _, r := range runs {
+		if Finished(r.Status) || processAlive(r.PID) {
+			continue
+		}
+		what := "interrupted: the runner stopped (crash or restart) while this run was in progress"
+		if r.Status == Queued {
+			what = "interrupted: the runner stopped before this run started"
+		}
+		r.Status, r.Error = Failed, what
+		if r.FinishedAt.IsZero() {
+			r.FinishedAt = time.Now().UTC()
+		}
+		for i := range r.Stages {
+			for j := range r.Stages[i].Jobs {
+				job := &r.Stages[i].Jobs[j]
+				for k := range job.Steps {
+					switch job.Steps[k].Status {
+					case NotStarted:
+						job.Steps[k].Status = Skipped
+					case Running:
+						job.Steps[k].Status = Failed
+					}
+				}
+				if !Finished(job.Status) {
+					job.Status = Failed
+				}
+			}
+			if !Finished(r.Stages[i].Status) {
+				r.Stages[i].Status = Failed
+			}
+		}
+		if err := s.Save(r); err != nil {
+			return fixed, err
+		}
+		fixed = append(fixed, r)
+	}
+	return fixed, nil
+}
+
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	if pid == os.Getpid() {
+		return true
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// lock takes an exclusive lock on a file under the store, for work that
+// more than one process may do (run IDs, one run per pipeline at a time).
+func (s *Store) lock(name string) (func(), error) {
+	if err := os.MkdirAll(filepath.Join(s.Dir, "locks"), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(s.Dir, "locks", name), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+// tryLock is lock without waiting; ok is false when another holds it.
+func (s *Store) tryLock(name string) (func(), bool, error) {
+	if err := os.MkdirAll(filepath.Join(s.Dir, "locks"), 0o755); err != nil {
+		return nil, false, err
+	}
+	f, err := os.OpenFile(filepath.Join(s.Dir, "locks", name), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, true, nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
