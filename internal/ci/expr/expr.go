@@ -323,7 +323,7 @@ func (i index) eval(ctx *Context) (any, error) {
 	return nil, nil
 }
 
-// Truthy is Azure's truth: null, false, 0 and '' are false.
+// Truthy is Azure's truth: null, false, 0 and ” are false.
 func Truthy(v any) bool {
 	switch v := v.(type) {
 	case nil:
@@ -341,7 +341,7 @@ func Truthy(v any) bool {
 }
 
 // String converts a value to text the way Azure does: True and False,
-// numbers without needless zeros, null as ''.
+// numbers without needless zeros, null as ”.
 func String(v any) string {
 	switch v := v.(type) {
 	case nil:
