@@ -118,6 +118,7 @@ pipelines against ACR and AKS.`,
 		newRepoCmd(g),
 		newGetCmd(g),
 		newReconcileCmd(g),
+		newPipelineCmd(g),
 	)
 	return root
 }

@@ -25,6 +25,10 @@ type GitService struct {
 	Config    config.Config
 	Users     *auth.Store
 	AlsoAddrs []string
+	// OnPush, when set, also receives every push (the pipeline runner).
+	OnPush func(gitserver.Event)
+	// URL is where the server answers, once it is ready.
+	URL string
 }
 
 func (s *GitService) Name() string { return "git" }
@@ -47,6 +51,9 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 		mu.Lock()
 		defer mu.Unlock()
 		_ = json.NewEncoder(events).Encode(ev)
+		if s.OnPush != nil {
+			s.OnPush(ev)
+		}
 	}
 
 	var listeners []net.Listener
@@ -69,6 +76,7 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 		go func() { errc <- hs.Serve(ln) }()
 	}
 	base := "http://" + listeners[0].Addr().String()
+	s.URL = base
 	if err := waitHTTP(ctx, base+"/healthz", errc); err != nil {
 		hs.Close()
 		return err

@@ -44,7 +44,8 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 
 	registry := &RegistryService{Config: cfg, Users: users}
 	git := &GitService{Config: cfg, Users: users}
-	services := []supervisor.Service{registry, git}
+	pipelines := NewPipelineService(cfg, users, git)
+	services := []supervisor.Service{registry, git, pipelines}
 	var cl *cluster.Cluster
 	if cfg.ClusterEnabled() {
 		prepStart := time.Now()
@@ -78,7 +79,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			svc.users, svc.cluster = users, c
 			fluxSvc, images = svc, append(images, fluxImages...)
 		}
-		services = []supervisor.Service{c.NetworkService(), registry, git, &imagesService{images: images, keychain: keychain}}
+		services = []supervisor.Service{c.NetworkService(), registry, git, pipelines, &imagesService{images: images, keychain: keychain}}
 		services = append(services, c.Services()...)
 		if fluxSvc != nil {
 			services = append(services, fluxSvc)

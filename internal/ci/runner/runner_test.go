@@ -18,7 +18,7 @@ import (
 // line is a git server, a runner fed by its push events, and a clone of
 // dev1/app to push from, as a developer would.
 type line struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	runner *Runner
 	store  *Store
@@ -28,7 +28,7 @@ type line struct {
 
 const secretValue = "pa55-w0rd-that-must-not-leak"
 
-func newLine(t *testing.T) *line {
+func newLine(t testing.TB) *line {
 	t.Helper()
 	dir := t.TempDir()
 	users := auth.Open(filepath.Join(dir, "users.yaml"))
@@ -81,6 +81,14 @@ func (l *line) git(dir string, args ...string) string {
 // push commits files and pushes; it returns the commit.
 func (l *line) push(files map[string]string, message string) string {
 	l.t.Helper()
+	commit := l.commit(files, message)
+	l.pushed()
+	return commit
+}
+
+// commit commits files in the clone without pushing.
+func (l *line) commit(files map[string]string, message string) string {
+	l.t.Helper()
 	for name, content := range files {
 		p := filepath.Join(l.clone, name)
 		os.MkdirAll(filepath.Dir(p), 0o755)
@@ -88,8 +96,14 @@ func (l *line) push(files map[string]string, message string) string {
 	}
 	l.git(l.clone, "add", "--all")
 	l.git(l.clone, "commit", "--quiet", "-m", message)
-	l.git(l.clone, "push", "--quiet", "origin", "HEAD:main")
 	return l.git(l.clone, "rev-parse", "HEAD")
+}
+
+// pushed pushes the clone's commits and returns when git push returned.
+func (l *line) pushed() time.Time {
+	l.t.Helper()
+	l.git(l.clone, "push", "--quiet", "origin", "HEAD:main")
+	return time.Now().UTC()
 }
 
 // waitRun waits for the run of a commit to finish.
