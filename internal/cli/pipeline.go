@@ -216,6 +216,20 @@ func newPipelineListCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// findRun reads the run an ID argument names.
+func findRun(g *globals, arg string) (*runner.Store, *runner.Run, error) {
+	id, err := runID(arg)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := pipelineStore(g)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := store.Get(id)
+	return store, r, err
+}
+
 func runID(s string) (int, error) {
 	id, err := strconv.Atoi(s)
 	if err != nil || id < 1 {
@@ -231,15 +245,7 @@ func newPipelineShowCmd(g *globals) *cobra.Command {
 		Short: "Show a run's stages, jobs and steps with their results",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := runID(args[0])
-			if err != nil {
-				return err
-			}
-			store, err := pipelineStore(g)
-			if err != nil {
-				return err
-			}
-			r, err := store.Get(id)
+			_, r, err := findRun(g, args[0])
 			if err != nil {
 				return err
 			}
@@ -364,18 +370,11 @@ func newPipelineCancelCmd(g *globals) *cobra.Command {
 		Short: "Cancel a queued or running run",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := runID(args[0])
+			store, r, err := findRun(g, args[0])
 			if err != nil {
 				return err
 			}
-			store, err := pipelineStore(g)
-			if err != nil {
-				return err
-			}
-			r, err := store.Get(id)
-			if err != nil {
-				return err
-			}
+			id := r.ID
 			if runner.Finished(r.Status) {
 				return fmt.Errorf("run %d has finished already (%s)", id, r.Status)
 			}

@@ -775,41 +775,29 @@ func (p *Pipeline) StageDeps(s *Stage) []string {
 // OrderStages returns the stages in an order that respects dependsOn,
 // keeping file order where there is a choice.
 func (p *Pipeline) OrderStages() ([]*Stage, error) {
-	names := make([]string, len(p.Stages))
-	deps := map[string][]string{}
-	byName := map[string]*Stage{}
-	for i, s := range p.Stages {
-		names[i] = s.Name
-		deps[s.Name] = p.StageDeps(s)
-		byName[s.Name] = s
-	}
-	order, err := topo(names, deps, "stage")
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*Stage, len(order))
-	for i, n := range order {
-		out[i] = byName[n]
-	}
-	return out, nil
+	return order(p.Stages, "stage", func(s *Stage) string { return s.Name }, p.StageDeps)
 }
 
 // OrderJobs returns a stage's jobs in an order that respects dependsOn.
 func OrderJobs(jobs []*Job) ([]*Job, error) {
-	names := make([]string, len(jobs))
-	deps := map[string][]string{}
-	byName := map[string]*Job{}
-	for i, j := range jobs {
-		names[i] = j.Name
-		deps[j.Name] = j.DependsOn
-		byName[j.Name] = j
+	return order(jobs, "job", func(j *Job) string { return j.Name }, func(j *Job) []string { return j.DependsOn })
+}
+
+func order[T any](items []T, what string, name func(T) string, deps func(T) []string) ([]T, error) {
+	names := make([]string, len(items))
+	depsOf := map[string][]string{}
+	byName := map[string]T{}
+	for i, it := range items {
+		names[i] = name(it)
+		depsOf[names[i]] = deps(it)
+		byName[names[i]] = it
 	}
-	order, err := topo(names, deps, "job")
+	sorted, err := topo(names, depsOf, what)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*Job, len(order))
-	for i, n := range order {
+	out := make([]T, len(sorted))
+	for i, n := range sorted {
 		out[i] = byName[n]
 	}
 	return out, nil
