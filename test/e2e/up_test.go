@@ -41,7 +41,7 @@ func TestFirstSteps(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &status); err != nil {
 		t.Fatalf("status -o json: %v\n%s", err, r.stdout)
 	}
-	if status.PID != up.cmd.Process.Pid || len(status.Services) != 2 {
+	if status.PID != up.cmd.Process.Pid || len(status.Services) != 3 { // registry, git, pipelines
 		t.Fatalf("status: %+v", status)
 	}
 	for _, s := range status.Services {
