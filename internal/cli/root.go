@@ -119,6 +119,13 @@ pipelines against ACR and AKS.`,
 		newGetCmd(g),
 		newReconcileCmd(g),
 		newPipelineCmd(g),
+		newTenantCmd(g),
+		newSourceCmd(g),
+		newReleaseCmd(g),
+		newWaitCmd(g),
+		newTestCmd(g),
+		newPromoteCmd(g),
+		newHistoryCmd(g),
 	)
 	return root
 }

@@ -110,15 +110,26 @@ func (r Remote) Head(ctx context.Context) (string, error) {
 
 // ReadFile returns a file's content at the branch's head.
 func (r Remote) ReadFile(ctx context.Context, path string) ([]byte, error) {
+	var data []byte
+	err := r.Read(ctx, func(dir string) error {
+		var err error
+		data, err = os.ReadFile(dir + "/" + path)
+		return err
+	})
+	return data, err
+}
+
+// Read clones the branch's head and lets read look at it.
+func (r Remote) Read(ctx context.Context, read func(dir string) error) error {
 	dir, err := os.MkdirTemp("", "slipway-git-")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer os.RemoveAll(dir)
 	if _, err := r.git(ctx, "", "clone", "--quiet", "--depth=1", "--branch", r.branch(), "--", r.URL, dir); err != nil {
-		return nil, err
+		return err
 	}
-	return os.ReadFile(dir + "/" + path)
+	return read(dir)
 }
 
 func (r Remote) isEmpty(ctx context.Context) (bool, error) {

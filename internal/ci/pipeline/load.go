@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/slipway-dev/slipway/internal/ci/expr"
 )
 
 // DefaultFile is the pipeline file Azure DevOps looks for.
@@ -317,12 +319,36 @@ func (e *expander) filter(n *yaml.Node, what string) (Filter, error) {
 	return f, nil
 }
 
+// RuntimeExpr matches a variable whose whole value is a runtime
+// expression, $[ ... ], evaluated when its job starts (it may read
+// dependencies and stageDependencies outputs).
+var RuntimeExpr = regexp.MustCompile(`^\s*\$\[(.*)\]\s*$`)
+
+// checkRuntime parses a variable's runtime expression now, so a mistake
+// is reported with its line before anything runs.
+func (e *expander) checkRuntime(n *yaml.Node, value string) error {
+	if !strings.Contains(value, "$[") {
+		return nil
+	}
+	m := RuntimeExpr.FindStringSubmatch(value)
+	if m == nil {
+		return e.errorf(n, "a runtime expression $[ ] must be the variable's whole value")
+	}
+	if _, err := expr.Parse(strings.TrimSpace(m[1])); err != nil {
+		return e.errorf(n, "%v", err)
+	}
+	return nil
+}
+
 func (e *expander) decodeVariables(n *yaml.Node) ([]Variable, error) {
 	var out []Variable
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			v, err := e.str(n.Content[i+1], "variable "+n.Content[i].Value)
+			if err == nil {
+				err = e.checkRuntime(n.Content[i+1], v)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -344,7 +370,9 @@ func (e *expander) decodeVariables(n *yaml.Node) ([]Variable, error) {
 				case "name":
 					v.Name, err = e.str(val, "name")
 				case "value":
-					v.Value, err = e.str(val, "value")
+					if v.Value, err = e.str(val, "value"); err == nil {
+						err = e.checkRuntime(val, v.Value)
+					}
 				case "readonly":
 					v.ReadOnly, err = e.boolean(val, "readonly")
 				}

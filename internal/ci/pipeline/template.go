@@ -196,9 +196,6 @@ func (e *expander) value(n *yaml.Node, sc *scope, listKind string) (*yaml.Node, 
 				}
 				return e.node(n, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}), nil
 			}
-			if strings.Contains(n.Value, "$[") {
-				return nil, e.errorf(n, "runtime expressions ($[ ]) are not supported; use a template expression ${{ }} or a macro $(name)")
-			}
 		}
 		return n, nil
 	case yaml.MappingNode:

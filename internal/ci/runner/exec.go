@@ -88,6 +88,25 @@ func (v vars) expand(s string) string {
 	})
 }
 
+// runtimeValue is a variable's value: a runtime expression $[ ] is
+// evaluated now, against the variables and the outputs of the jobs and
+// stages before; anything else has its $( ) macros expanded.
+func runtimeValue(v vars, value string, extra map[string]any) (string, error) {
+	m := pipeline.RuntimeExpr.FindStringSubmatch(value)
+	if m == nil {
+		return v.expand(value), nil
+	}
+	values := map[string]any{"variables": v.values()}
+	for k, x := range extra {
+		values[k] = x
+	}
+	out, err := expr.Eval(strings.TrimSpace(m[1]), &expr.Context{Values: values})
+	if err != nil {
+		return "", err
+	}
+	return expr.String(out), nil
+}
+
 // envName is the environment name of a variable: upper case, with . and
 // spaces as _.
 func envName(name string) string {
@@ -151,6 +170,9 @@ func (x *execution) execute(ctx context.Context) {
 
 	base := x.baseVars()
 	stageStatus := map[string]string{}
+	// stageDeps is what runtime expressions read as stageDependencies:
+	// stage -> job -> {result, outputs}.
+	stageDeps := map[string]any{}
 	for si, s := range stages {
 		sr := &r.Stages[si]
 		var deps []string
@@ -167,7 +189,11 @@ func (x *execution) execute(ctx context.Context) {
 		}
 		sv := base.clone()
 		for _, v := range s.Variables {
-			sv.set(v.Name, sv.expand(v.Value), false)
+			val, err := runtimeValue(sv, v.Value, map[string]any{"stageDependencies": stageDeps})
+			if err != nil {
+				r.Error = fmt.Sprintf("stage %s: variable %s: %v", s.Name, v.Name, err)
+			}
+			sv.set(v.Name, val, false)
 		}
 		sv.set("System.StageName", s.Name, false)
 		sv.set("System.StageDisplayName", firstOf(s.DisplayName, s.Name), false)
@@ -219,11 +245,16 @@ func (x *execution) execute(ctx context.Context) {
 				x.save()
 				continue
 			}
-			status, out := x.runJob(ctx, s, j, jr, sv, si, ji)
+			status, out := x.runJob(ctx, s, j, jr, sv, si, ji, map[string]any{"dependencies": deps, "stageDependencies": stageDeps})
 			jobStatus[j.Name] = status
 			outputs[j.Name] = out
 			all = append(all, status)
 		}
+		jobsOut := map[string]any{}
+		for name, st := range jobStatus {
+			jobsOut[name] = map[string]any{"result": azureStatus(st), "outputs": outputs[name]}
+		}
+		stageDeps[s.Name] = jobsOut
 		sr.Status = combine(all...)
 		if len(all) > 0 && allSkipped(all) {
 			sr.Status = Skipped
@@ -358,7 +389,7 @@ func (x *execution) baseVars() vars {
 
 // runJob runs one job in a fresh workspace and returns its status and the
 // output variables its steps set (step.name -> value).
-func (x *execution) runJob(ctx context.Context, s *pipeline.Stage, j *pipeline.Job, jr *JobResult, stageVars vars, si, ji int) (string, map[string]any) {
+func (x *execution) runJob(ctx context.Context, s *pipeline.Stage, j *pipeline.Job, jr *JobResult, stageVars vars, si, ji int, deps map[string]any) (string, map[string]any) {
 	jr.Status, jr.StartedAt = Running, time.Now().UTC()
 	x.save()
 	ws := filepath.Join(x.work, strconv.Itoa(si)+"-"+strconv.Itoa(ji))
@@ -369,7 +400,17 @@ func (x *execution) runJob(ctx context.Context, s *pipeline.Stage, j *pipeline.J
 	defer os.RemoveAll(ws)
 	v := stageVars.clone()
 	for _, jv := range j.Variables {
-		v.set(jv.Name, v.expand(jv.Value), false)
+		val, err := runtimeValue(v, jv.Value, deps)
+		if err != nil {
+			jr.Status, jr.FinishedAt = Failed, time.Now().UTC()
+			x.run.Error = fmt.Sprintf("job %s: variable %s: %v", j.Name, jv.Name, err)
+			for i := range jr.Steps {
+				jr.Steps[i].Status = Skipped
+			}
+			x.save()
+			return Failed, nil
+		}
+		v.set(jv.Name, val, false)
 	}
 	for k, val := range map[string]string{
 		"Build.SourcesDirectory":         filepath.Join(ws, "s"),

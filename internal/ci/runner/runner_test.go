@@ -173,6 +173,15 @@ stages:
     - checkout: none
     - script: echo second job
       displayName: Second
+- stage: Later
+  jobs:
+  - job: uses
+    variables:
+      tag: $[ stageDependencies.Build.build.outputs['meta.tag'] ]
+    steps:
+    - checkout: none
+    - script: echo "from the build stage $(tag)"
+      displayName: Stage output
 - stage: Never
   condition: eq(variables['Build.SourceBranch'], 'refs/heads/other')
   jobs:
@@ -203,8 +212,11 @@ stages:
 	if s["Second"].Status != Succeeded {
 		t.Errorf("second job: %+v", s["Second"])
 	}
-	if r.Stages[1].Status != Skipped {
-		t.Errorf("stage Never: %s", r.Stages[1].Status)
+	if log := l.log(r, s["Stage output"]); !strings.Contains(log, fmt.Sprintf("from the build stage v-%d", r.ID)) {
+		t.Errorf("stageDependencies output:\n%s", log)
+	}
+	if r.Stages[2].Status != Skipped {
+		t.Errorf("stage Never: %s", r.Stages[2].Status)
 	}
 }
 

@@ -1,0 +1,356 @@
+package flux
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// The fleet repository's tenant layout, all Kustomize:
+//
+//	tenants/base/<team>/            the team's account, its rights and its chart source
+//	tenants/<env>/<team>/           overlay: namespace <team>-<env>, the base, and releases
+//	tenants/<env>/kustomization.yaml  every team of that environment
+//
+// Staging releases follow a semver range; prod releases pin the exact
+// version `slipway promote` wrote.
+
+var teamRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
+
+// ValidTeam checks a team name: it becomes namespaces, an account and a
+// registry prefix.
+func ValidTeam(team string) error {
+	if !teamRe.MatchString(team) {
+		return fmt.Errorf("team name %q: use lower-case letters, digits and -, starting with a letter", team)
+	}
+	return nil
+}
+
+// TenantNamespace is a team's namespace in an environment.
+func TenantNamespace(team, env string) string { return team + "-" + env }
+
+// Tenant is a team as the fleet repository knows it.
+type Tenant struct {
+	Team string
+	// ChartsURL is the OCI repository of the team's charts as the cluster
+	// reaches it (oci://REGISTRY/TEAM/charts).
+	ChartsURL string
+	// Insecure: the registry speaks plain HTTP.
+	Insecure bool
+}
+
+// AddTenant writes a team's base and overlays. It is idempotent.
+func AddTenant(dir string, t Tenant) error {
+	if err := ValidTeam(t.Team); err != nil {
+		return err
+	}
+	base := filepath.Join(dir, "tenants", "base", t.Team)
+	if err := writeFile(dir, "tenants/base/"+t.Team+"/account.yaml", []byte(accountYAML(t.Team))); err != nil {
+		return err
+	}
+	if t.ChartsURL != "" {
+		if err := AddSource(dir, t.Team, "charts", t.ChartsURL, t.Insecure); err != nil {
+			return err
+		}
+	}
+	if err := writeKustomization(base, ""); err != nil {
+		return err
+	}
+	for _, env := range Environments {
+		ns := TenantNamespace(t.Team, env)
+		overlay := "tenants/" + env + "/" + t.Team
+		if err := writeFile(dir, overlay+"/namespace.yaml", []byte(namespaceYAML(ns, t.Team, env))); err != nil {
+			return err
+		}
+		if err := writeKustomization(filepath.Join(dir, filepath.FromSlash(overlay)), ns); err != nil {
+			return err
+		}
+		if err := writeEnvKustomization(dir, env); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoveTenant deletes a team's files; Flux then prunes its objects.
+func RemoveTenant(dir, team string) error {
+	if err := ValidTeam(team); err != nil {
+		return err
+	}
+	found := false
+	for _, d := range append([]string{"base"}, Environments...) {
+		p := filepath.Join(dir, "tenants", d, team)
+		if _, err := os.Stat(p); err == nil {
+			found = true
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+	}
+	if !found {
+		return fmt.Errorf("there is no tenant %s in the fleet repository", team)
+	}
+	for _, env := range Environments {
+		if err := writeEnvKustomization(dir, env); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Tenants lists the teams in the fleet repository.
+func Tenants(dir string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(dir, "tenants", "base"))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// AddSource writes an OCI HelmRepository for a team's charts into its base.
+func AddSource(dir, team, name, url string, insecure bool) error {
+	if _, err := os.Stat(filepath.Join(dir, "tenants", "base", team)); err != nil {
+		if name != "charts" { // AddTenant makes the base with its first source
+			return fmt.Errorf("there is no tenant %s: create it first (slipway tenant create %s)", team, team)
+		}
+	}
+	if !strings.HasPrefix(url, "oci://") {
+		return fmt.Errorf("source URL %q: want oci://REGISTRY/PATH", url)
+	}
+	if err := writeFile(dir, "tenants/base/"+team+"/source-"+name+".yaml", []byte(helmRepositoryYAML(name, url, insecure))); err != nil {
+		return err
+	}
+	return writeKustomization(filepath.Join(dir, "tenants", "base", team), "")
+}
+
+// Release is one app's HelmRelease in one environment.
+type Release struct {
+	Team, App, Env string
+	// Chart is the chart's name in the source (default: App).
+	Chart string
+	// Source is the HelmRepository's name (default: charts).
+	Source string
+	// Version is a semver range (staging) or an exact version (prod).
+	Version string
+	// Annotations record, for prod, who promoted what and when.
+	Annotations map[string]string
+}
+
+// ReleasePath is the file a release lives in.
+func ReleasePath(team, env, app string) string {
+	return "tenants/" + env + "/" + team + "/release-" + app + ".yaml"
+}
+
+// SetRelease writes (or rewrites) a release into its environment overlay.
+func SetRelease(dir string, r Release) error {
+	overlay := filepath.Join(dir, "tenants", r.Env, r.Team)
+	if _, err := os.Stat(overlay); err != nil {
+		return fmt.Errorf("there is no tenant %s in %s: create it first (slipway tenant create %s)", r.Team, r.Env, r.Team)
+	}
+	if r.Chart == "" {
+		r.Chart = r.App
+	}
+	if r.Source == "" {
+		r.Source = "charts"
+	}
+	if err := writeFile(dir, ReleasePath(r.Team, r.Env, r.App), []byte(helmReleaseYAML(r))); err != nil {
+		return err
+	}
+	return writeKustomization(overlay, TenantNamespace(r.Team, r.Env))
+}
+
+// writeKustomization lists every other YAML file of a directory (and, in
+// an overlay, the team's base) and sets the overlay's namespace.
+func writeKustomization(dir, namespace string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var resources []string
+	if namespace != "" {
+		resources = append(resources, "../../base/"+filepath.Base(dir))
+	}
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".yaml") && e.Name() != "kustomization.yaml" {
+			resources = append(resources, e.Name())
+		}
+	}
+	sort.Strings(resources)
+	var b strings.Builder
+	b.WriteString("# Written by slipway; lists every file of this directory.\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n")
+	if namespace != "" {
+		b.WriteString("namespace: " + namespace + "\n")
+	}
+	b.WriteString("resources:\n")
+	for _, r := range resources {
+		b.WriteString("- " + r + "\n")
+	}
+	return os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(b.String()), 0o644)
+}
+
+func writeEnvKustomization(dir, env string) error {
+	entries, err := os.ReadDir(filepath.Join(dir, "tenants", env))
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString("# The " + env + " overlay: one entry per team, written by slipway tenant create.\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n")
+	var teams []string
+	for _, e := range entries {
+		if e.IsDir() {
+			teams = append(teams, e.Name())
+		}
+	}
+	if len(teams) == 0 {
+		b.WriteString("resources: []\n")
+	} else {
+		b.WriteString("resources:\n")
+		for _, t := range teams {
+			b.WriteString("- " + t + "\n")
+		}
+	}
+	return writeFile(dir, "tenants/"+env+"/kustomization.yaml", []byte(b.String()))
+}
+
+// TenantObjects renders a tenant's objects for --dry-run: what the
+// overlays add up to.
+func TenantObjects(t Tenant) string {
+	var b strings.Builder
+	for _, env := range Environments {
+		ns := TenantNamespace(t.Team, env)
+		b.WriteString(namespaceYAML(ns, t.Team, env))
+		b.WriteString(withNamespace(accountYAML(t.Team), ns))
+		if t.ChartsURL != "" {
+			b.WriteString(withNamespace(helmRepositoryYAML("charts", t.ChartsURL, t.Insecure), ns))
+		}
+	}
+	return b.String()
+}
+
+// ReleaseObject renders a release for --dry-run.
+func ReleaseObject(r Release) string {
+	if r.Chart == "" {
+		r.Chart = r.App
+	}
+	if r.Source == "" {
+		r.Source = "charts"
+	}
+	return withNamespace(helmReleaseYAML(r), TenantNamespace(r.Team, r.Env))
+}
+
+func withNamespace(yaml, ns string) string {
+	return strings.ReplaceAll(yaml, "\nmetadata:\n  name: ", "\nmetadata:\n  namespace: "+ns+"\n  name: ")
+}
+
+func namespaceYAML(ns, team, env string) string {
+	return fmt.Sprintf(`---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: %s
+  labels:
+    slipway.dev/team: %s
+    slipway.dev/env: %s
+    pod-security.kubernetes.io/warn: restricted
+`, ns, team, env)
+}
+
+// accountYAML is the team's account and its rights: admin of its own
+// namespace, nothing elsewhere. helm-controller acts as this account for
+// the team's releases.
+func accountYAML(team string) string {
+	return fmt.Sprintf(`---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: %[1]s
+  labels:
+    slipway.dev/team: %[1]s
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: %[1]s-admin
+  labels:
+    slipway.dev/team: %[1]s
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: admin
+subjects:
+- kind: ServiceAccount
+  name: %[1]s
+`, team)
+}
+
+func helmRepositoryYAML(name, url string, insecure bool) string {
+	return fmt.Sprintf(`---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata:
+  name: %s
+spec:
+  type: oci
+  url: %s
+  insecure: %v
+  interval: 10m0s
+  secretRef:
+    name: registry
+`, name, url, insecure)
+}
+
+func helmReleaseYAML(r Release) string {
+	var ann strings.Builder
+	if len(r.Annotations) > 0 {
+		ann.WriteString("  annotations:\n")
+		keys := make([]string, 0, len(r.Annotations))
+		for k := range r.Annotations {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&ann, "    %s: %q\n", k, r.Annotations[k])
+		}
+	}
+	return fmt.Sprintf(`---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: %[1]s
+  labels:
+    slipway.dev/team: %[2]s
+    slipway.dev/env: %[3]s
+%[4]sspec:
+  interval: 10m0s
+  timeout: 2m0s
+  serviceAccountName: %[2]s
+  chart:
+    spec:
+      chart: %[5]s
+      version: %[6]q
+      interval: 1m0s
+      sourceRef:
+        kind: HelmRepository
+        name: %[7]s
+  install:
+    remediation:
+      retries: 1
+  upgrade:
+    remediation:
+      retries: 0
+      remediateLastFailure: true
+      strategy: rollback
+`, r.App, r.Team, r.Env, ann.String(), r.Chart, r.Version, r.Source)
+}

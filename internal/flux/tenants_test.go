@@ -1,0 +1,89 @@
+package flux
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+)
+
+// The tenant overlays build with Kustomize into each team's namespaced
+// objects, with the account bound in its own namespace only.
+func TestTenantOverlaysBuild(t *testing.T) {
+	dir := t.TempDir()
+	f := Fleet{Cluster: "slipway"}
+	if err := f.WriteTree(dir, []byte("---\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, team := range []string{"dev1", "dev2"} {
+		if err := AddTenant(dir, Tenant{Team: team, ChartsURL: "oci://10.244.0.1:5000/" + team + "/charts", Insecure: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := SetRelease(dir, Release{Team: "dev1", App: "hello", Env: "staging", Version: ">=0.1.0-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetRelease(dir, Release{Team: "dev1", App: "hello", Env: "prod", Version: "0.1.3",
+		Annotations: map[string]string{"slipway.dev/promoted-by": "dev1"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Idempotent: adding again changes nothing.
+	before, _ := os.ReadFile(filepath.Join(dir, "tenants/staging/kustomization.yaml"))
+	if err := AddTenant(dir, Tenant{Team: "dev1", ChartsURL: "oci://10.244.0.1:5000/dev1/charts", Insecure: true}); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "tenants/staging/kustomization.yaml")); string(after) != string(before) {
+		t.Fatalf("adding a tenant twice changed the overlay:\n%s\n%s", before, after)
+	}
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	got := map[string]string{}
+	for _, env := range Environments {
+		res, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(dir, "tenants", env))
+		if err != nil {
+			t.Fatalf("kustomize build tenants/%s: %v", env, err)
+		}
+		for _, r := range res.Resources() {
+			y, _ := r.AsYAML()
+			got[env+"/"+r.GetKind()+"/"+r.GetNamespace()+"/"+r.GetName()] = string(y)
+		}
+	}
+	for _, want := range []string{
+		"staging/Namespace//dev1-staging", "staging/ServiceAccount/dev1-staging/dev1", "staging/RoleBinding/dev1-staging/dev1-admin",
+		"staging/HelmRepository/dev1-staging/charts", "staging/HelmRelease/dev1-staging/hello", "staging/Namespace//dev2-staging",
+		"prod/HelmRelease/dev1-prod/hello", "prod/ServiceAccount/dev2-prod/dev2",
+	} {
+		if _, ok := got[want]; !ok {
+			t.Errorf("missing %s; have %v", want, keys(got))
+		}
+	}
+	if rb := got["staging/RoleBinding/dev2-staging/dev2-admin"]; !strings.Contains(rb, "namespace: dev2-staging") || strings.Contains(rb, "dev1") {
+		t.Errorf("dev2's binding:\n%s", rb)
+	}
+	if hr := got["prod/HelmRelease/dev1-prod/hello"]; !strings.Contains(hr, "version: 0.1.3") || !strings.Contains(hr, "serviceAccountName: dev1") || !strings.Contains(hr, "promoted-by") {
+		t.Errorf("prod release:\n%s", hr)
+	}
+	if hr := got["staging/HelmRelease/dev1-staging/hello"]; !strings.Contains(hr, "version: '>=0.1.0-0'") && !strings.Contains(hr, `version: ">=0.1.0-0"`) {
+		t.Errorf("staging release:\n%s", hr)
+	}
+	teams, _ := Tenants(dir)
+	if strings.Join(teams, ",") != "dev1,dev2" {
+		t.Errorf("tenants %v", teams)
+	}
+	if err := RemoveTenant(dir, "dev2"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(dir, "tenants", "staging")); err != nil || len(res.Resources()) != 5 {
+		t.Fatalf("after removing dev2: %v", err)
+	}
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

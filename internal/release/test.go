@@ -1,0 +1,175 @@
+package release
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/cli"
+	releasev1 "helm.sh/helm/v4/pkg/release/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/slipway-dev/slipway/internal/flux"
+)
+
+// SmokeCheck is an HTTP check an app repository declares in slipway.yaml:
+//
+//	smoke:
+//	- name: home page
+//	  path: /
+//	  status: 200
+//	  contains: hello
+type SmokeCheck struct {
+	Name     string `json:"name"`
+	Path     string `json:"path"`
+	Status   int    `json:"status"`
+	Contains string `json:"contains"`
+}
+
+// AppFile is an app repository's slipway.yaml.
+type AppFile struct {
+	Smoke []SmokeCheck `json:"smoke"`
+}
+
+// ReadAppFile reads slipway.yaml; a missing file declares no checks.
+func ReadAppFile(path string) (AppFile, error) {
+	var f AppFile
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return f, nil
+	}
+	if err != nil {
+		return f, err
+	}
+	if err := yaml.UnmarshalStrict(data, &f); err != nil {
+		return f, fmt.Errorf("%s: %w", path, err)
+	}
+	for i, c := range f.Smoke {
+		if !strings.HasPrefix(c.Path, "/") {
+			return f, fmt.Errorf("%s: smoke check %d: path must start with /", path, i+1)
+		}
+	}
+	return f, nil
+}
+
+// RunTests runs the release's helm test hooks and the smoke checks
+// against the version running now, which must be the ready one, and
+// records the outcome for that version. The log receives the test pods'
+// output.
+func RunTests(ctx context.Context, c *Clients, ns, app string, smoke []SmokeCheck, by string, log io.Writer) (*Test, string, error) {
+	if log == nil {
+		log = io.Discard
+	}
+	o, hr, err := flux.Get(ctx, c.Dyn, flux.HelmRelease, ns, app)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading HelmRelease %s/%s: %w", ns, app, err)
+	}
+	snap, ok := latest(hr)
+	if !ok || snap.Status != "deployed" || o.Ready != "True" {
+		return nil, "", fmt.Errorf("%s in %s is not deployed and ready (Flux: %s): run slipway wait first", app, ns, o.Message)
+	}
+	version := snap.ChartVersion
+	image, err := readyImage(ctx, c, ns, app)
+	if err != nil {
+		return nil, version, fmt.Errorf("%s %s in %s: %w", app, version, ns, err)
+	}
+	t := &Test{At: time.Now().UTC(), By: by, Passed: true}
+	t.Checks = append(t.Checks, helmTests(c, ns, app, log)...)
+	for _, sc := range smoke {
+		t.Checks = append(t.Checks, smokeCheck(ctx, c, ns, app, sc))
+	}
+	for _, ch := range t.Checks {
+		t.Passed = t.Passed && ch.Passed
+	}
+	if len(t.Checks) == 0 {
+		t.Passed = false
+		t.Checks = append(t.Checks, Check{Name: "tests", Message: "the chart has no helm test hooks and slipway.yaml declares no smoke checks: nothing proves this version works"})
+	}
+	err = update(ctx, c, ns, app, version, func(r *Record) {
+		if r.Image == "" {
+			r.Image = image
+		}
+		r.Test = t
+	})
+	return t, version, err
+}
+
+// helmTests runs `helm test` on the release with the Helm SDK.
+func helmTests(c *Clients, ns, app string, log io.Writer) []Check {
+	settings := cli.New()
+	settings.KubeConfig = c.Kubeconfig
+	settings.SetNamespace(ns)
+	cfg := action.NewConfiguration()
+	if err := cfg.Init(settings.RESTClientGetter(), ns, "secret"); err != nil {
+		return []Check{{Name: "helm test", Message: err.Error()}}
+	}
+	rt := action.NewReleaseTesting(cfg)
+	rt.Namespace = ns
+	rt.Timeout = 2 * time.Minute
+	reli, shutdown, err := rt.Run(app)
+	defer func() { _ = shutdown() }()
+	rel, _ := reli.(*releasev1.Release)
+	var out []Check
+	if rel != nil {
+		for _, h := range rel.Hooks {
+			isTest := false
+			for _, e := range h.Events {
+				isTest = isTest || e == releasev1.HookTest
+			}
+			if !isTest {
+				continue
+			}
+			ch := Check{Name: "helm test " + h.Name, Passed: h.LastRun.Phase == releasev1.HookPhaseSucceeded, Message: string(h.LastRun.Phase)}
+			out = append(out, ch)
+		}
+		var logs bytes.Buffer
+		if rt.GetPodLogs(&logs, rel) == nil {
+			_, _ = log.Write(logs.Bytes())
+		}
+	}
+	if err != nil {
+		out = append(out, Check{Name: "helm test", Message: err.Error()})
+	}
+	return out
+}
+
+// smokeCheck asks the release's Service through the API server's
+// service proxy, which works from anywhere the cluster's API is reachable.
+func smokeCheck(ctx context.Context, c *Clients, ns, app string, sc SmokeCheck) Check {
+	name := sc.Name
+	if name == "" {
+		name = "GET " + sc.Path
+	}
+	ch := Check{Name: name}
+	svcs, err := c.Kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + app})
+	if err != nil || len(svcs.Items) == 0 || len(svcs.Items[0].Spec.Ports) == 0 {
+		ch.Message = fmt.Sprintf("the release has no Service to check (%v)", err)
+		return ch
+	}
+	svc := svcs.Items[0]
+	want := sc.Status
+	if want == 0 {
+		want = 200
+	}
+	var status int
+	res := c.Kube.CoreV1().RESTClient().Get().
+		AbsPath("/api/v1/namespaces", ns, "services", fmt.Sprintf("%s:%d", svc.Name, svc.Spec.Ports[0].Port), "proxy", strings.TrimPrefix(sc.Path, "/")).
+		Do(ctx).StatusCode(&status)
+	body, _ := res.Raw()
+	switch {
+	case status != want:
+		ch.Message = fmt.Sprintf("status %d, want %d: %.200s", status, want, strings.TrimSpace(string(body)))
+	case sc.Contains != "" && !strings.Contains(string(body), sc.Contains):
+		ch.Message = fmt.Sprintf("the answer does not contain %q: %.200s", sc.Contains, strings.TrimSpace(string(body)))
+	default:
+		ch.Passed, ch.Message = true, fmt.Sprintf("status %d", status)
+	}
+	return ch
+}
