@@ -126,6 +126,7 @@ pipelines against ACR and AKS.`,
 		newTestCmd(g),
 		newPromoteCmd(g),
 		newHistoryCmd(g),
+		newDemoCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,425 @@
+// Package demo plays the line's three tracks on a running platform, the
+// way the people would: ops onboards two teams through the fleet
+// repository; each developer pushes an app with its azure-pipelines.yml;
+// the pipelines build, publish, wait for staging, test and promote to
+// prod; then dev2 ships a second version. Every action goes through the
+// slipway command and git, as a person would type them. It prints the
+// timeline of who did what, when and how long it took.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/ci/runner"
+)
+
+// Demo is one play of the scenario.
+type Demo struct {
+	// Bin is the slipway program to run; Env its environment (SLIPWAY_HOME...).
+	Bin string
+	Env []string
+	// Examples holds the two example apps (hello for dev1, quotes for dev2).
+	Examples string
+	// Store is the pipeline history, read to follow the runs.
+	Store *runner.Store
+	// GitURL is the git server's base URL (http://HOST:PORT).
+	GitURL string
+	// ExtraPushes: after the scenario, dev1 pushes this many more versions,
+	// to measure push-to-ready in staging.
+	ExtraPushes int
+	Out         io.Writer
+
+	start    time.Time
+	events   []Event
+	work     string
+	password map[string]string
+}
+
+// Event is one line of the timeline.
+type Event struct {
+	Actor, What string
+	Start, End  time.Time
+	Err         error
+}
+
+// Result is what the play measured.
+type Result struct {
+	Events []Event
+	// StagingReady are push-to-ready-in-staging times, one per push.
+	StagingReady []time.Duration
+}
+
+func (d *Demo) logf(format string, args ...any) {
+	fmt.Fprintf(d.Out, "%7s  "+format+"\n", append([]any{"+" + time.Since(d.start).Round(100*time.Millisecond).String()}, args...)...)
+}
+
+// step runs one action and records it.
+func (d *Demo) step(actor, what string, f func() error) error {
+	ev := Event{Actor: actor, What: what, Start: time.Now()}
+	d.logf("%-8s %s", actor, what)
+	err := f()
+	ev.End, ev.Err = time.Now(), err
+	d.events = append(d.events, ev)
+	if err != nil {
+		d.logf("%-8s FAILED: %v", actor, err)
+	}
+	return err
+}
+
+// slipway runs the slipway command and returns its standard output.
+func (d *Demo) slipway(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, d.Bin, args...)
+	cmd.Env = append(os.Environ(), d.Env...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("slipway %s: %v\n%s", strings.Join(args, " "), err, indent(errb.String()))
+	}
+	return out.String(), nil
+}
+
+func indent(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
+}
+
+func (d *Demo) git(ctx context.Context, dir string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("git %s: %v: %s", args[0], err, strings.TrimSpace(string(out)))
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// app is one team's app.
+type app struct {
+	team, name, example string
+}
+
+var apps = []app{{"dev1", "hello", "hello"}, {"dev2", "quotes", "quotes"}}
+
+// Run plays the scenario. It stops at the first failure.
+func (d *Demo) Run(ctx context.Context) (*Result, error) {
+	d.start = time.Now()
+	d.password = map[string]string{}
+	work, err := os.MkdirTemp("", "slipway-demo-")
+	if err != nil {
+		return nil, err
+	}
+	d.work = work
+	defer os.RemoveAll(work)
+	res := &Result{}
+	finish := func(err error) (*Result, error) {
+		res.Events = d.events
+		return res, err
+	}
+
+	// Ops onboards the teams and releases their apps in staging.
+	for _, a := range apps {
+		if err := d.step("ops", fmt.Sprintf("onboards %s: slipway tenant create %s --repo %s", a.team, a.team, a.name), func() error {
+			out, err := d.slipway(ctx, "tenant", "create", a.team, "--repo", a.name)
+			if err != nil {
+				return err
+			}
+			if pw := strings.TrimSpace(out); pw != "" {
+				d.password[a.team] = pw
+			} else {
+				// Onboarded before (a second play on the same platform):
+				// the user exists; give it a new password.
+				out, err := d.slipway(ctx, "user", "set", a.team, "--push", a.team+"/")
+				if err != nil {
+					return err
+				}
+				d.password[a.team] = strings.TrimSpace(out)
+			}
+			return nil
+		}); err != nil {
+			return finish(err)
+		}
+	}
+	for _, a := range apps {
+		if err := d.step("ops", fmt.Sprintf("releases %s/%s in staging: slipway release create %s/%s", a.team, a.name, a.team, a.name), func() error {
+			_, err := d.slipway(ctx, "release", "create", a.team+"/"+a.name)
+			return err
+		}); err != nil {
+			return finish(err)
+		}
+	}
+
+	// Both developers push; both pipelines run side by side.
+	type pushed struct {
+		app    app
+		commit string
+		at     time.Time
+	}
+	var pushes []pushed
+	for _, a := range apps {
+		var commit string
+		if err := d.step(a.team, fmt.Sprintf("pushes %s %s with its azure-pipelines.yml", a.name, "1.0"), func() error {
+			var err error
+			commit, err = d.pushApp(ctx, a, "", "first version of "+a.name)
+			return err
+		}); err != nil {
+			return finish(err)
+		}
+		pushes = append(pushes, pushed{a, commit, time.Now()})
+	}
+	for _, p := range pushes {
+		r, err := d.followRun(ctx, p.app, p.commit)
+		if dur, ok := stagingReady(r, p.at); ok {
+			res.StagingReady = append(res.StagingReady, dur)
+		}
+		if err != nil {
+			return finish(err)
+		}
+	}
+
+	// dev2 ships a second version, which flows through the same way.
+	a := apps[1]
+	var commit string
+	if err := d.step(a.team, "pushes quotes 1.1", func() error {
+		var err error
+		commit, err = d.pushApp(ctx, a, "1.1", "quotes 1.1")
+		return err
+	}); err != nil {
+		return finish(err)
+	}
+	at := time.Now()
+	r, err := d.followRun(ctx, a, commit)
+	if dur, ok := stagingReady(r, at); ok {
+		res.StagingReady = append(res.StagingReady, dur)
+	}
+	if err != nil {
+		return finish(err)
+	}
+	for i := 0; i < d.ExtraPushes; i++ {
+		a := apps[0]
+		version := fmt.Sprintf("1.%d", i+1)
+		if err := d.step(a.team, "pushes hello "+version, func() error {
+			var err error
+			commit, err = d.pushApp(ctx, a, version, "hello "+version)
+			return err
+		}); err != nil {
+			return finish(err)
+		}
+		at := time.Now()
+		r, err := d.followRun(ctx, a, commit)
+		if dur, ok := stagingReady(r, at); ok {
+			res.StagingReady = append(res.StagingReady, dur)
+		}
+		if err != nil {
+			return finish(err)
+		}
+	}
+
+	// What runs where, as each team can see it.
+	for _, a := range apps {
+		if err := d.step(a.team, "checks the history: slipway history "+a.name, func() error {
+			out, err := d.slipway(ctx, "history", a.name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(d.Out, indent(out))
+			if !strings.Contains(out, "prod") {
+				return errors.New("the history shows no prod release")
+			}
+			return nil
+		}); err != nil {
+			return finish(err)
+		}
+	}
+	return finish(nil)
+}
+
+// pushApp clones the team's repository, puts the example app in it (with
+// its version constant set), commits and pushes as the team's user.
+func (d *Demo) pushApp(ctx context.Context, a app, version, message string) (string, error) {
+	dir := filepath.Join(d.work, a.team+"-"+a.name)
+	url := strings.Replace(d.GitURL, "http://", "http://"+a.team+":"+d.password[a.team]+"@", 1) + "/" + a.team + "/" + a.name + ".git"
+	if _, err := os.Stat(dir); err != nil {
+		if _, err := d.git(ctx, "", "clone", "--quiet", url, dir); err != nil {
+			return "", err
+		}
+		if err := copyTree(filepath.Join(d.Examples, a.example), dir); err != nil {
+			return "", err
+		}
+	}
+	if version != "" {
+		main := filepath.Join(dir, "main.go")
+		data, err := os.ReadFile(main)
+		if err != nil {
+			return "", err
+		}
+		lines := strings.Split(string(data), "\n")
+		for i, l := range lines {
+			if strings.HasPrefix(l, "const version = ") {
+				lines[i] = fmt.Sprintf("const version = %q", version)
+			}
+		}
+		if err := os.WriteFile(main, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+			return "", err
+		}
+	}
+	if _, err := d.git(ctx, dir, "add", "--all"); err != nil {
+		return "", err
+	}
+	if _, err := d.git(ctx, dir, "-c", "user.name="+a.team, "-c", "user.email="+a.team+"@example.com", "commit", "--quiet", "--allow-empty", "-m", message); err != nil {
+		return "", err
+	}
+	if _, err := d.git(ctx, dir, "push", "--quiet", "origin", "HEAD:main"); err != nil {
+		return "", err
+	}
+	return d.git(ctx, dir, "rev-parse", "HEAD")
+}
+
+// followRun waits for the pipeline run of a commit and puts its stages
+// on the timeline.
+func (d *Demo) followRun(ctx context.Context, a app, commit string) (*runner.Run, error) {
+	pipeline := a.team + "/" + a.name
+	var run *runner.Run
+	for run == nil || !runner.Finished(run.Status) {
+		runs, err := d.Store.List(pipeline)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range runs {
+			if r.Commit == commit {
+				run = r
+			}
+		}
+		if run != nil && runner.Finished(run.Status) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return run, fmt.Errorf("pipeline %s: no finished run for %.12s: %w", pipeline, commit, ctx.Err())
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	for _, s := range run.Stages {
+		start, end := stageTimes(s)
+		ev := Event{Actor: "pipeline", What: fmt.Sprintf("%s run %d: stage %s (%s)", pipeline, run.ID, firstOf(s.DisplayName, s.Name), s.Status), Start: start, End: end}
+		if s.Status == runner.Failed || s.Status == runner.Canceled {
+			ev.Err = fmt.Errorf("stage %s %s", s.Name, s.Status)
+		}
+		d.events = append(d.events, ev)
+		d.logf("%-8s %s in %s", "pipeline", ev.What, end.Sub(start).Round(100*time.Millisecond))
+	}
+	if run.Status != runner.Succeeded && run.Status != runner.SucceededWithIssues {
+		logs, _ := d.slipway(ctx, "pipeline", "logs", fmt.Sprint(run.ID))
+		return run, fmt.Errorf("pipeline %s run %d %s %s\n%s", pipeline, run.ID, run.Status, run.Error, indent(tail(logs, 40)))
+	}
+	return run, nil
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func firstOf(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func stageTimes(s runner.StageResult) (time.Time, time.Time) {
+	var start, end time.Time
+	for _, j := range s.Jobs {
+		if !j.StartedAt.IsZero() && (start.IsZero() || j.StartedAt.Before(start)) {
+			start = j.StartedAt
+		}
+		if j.FinishedAt.After(end) {
+			end = j.FinishedAt
+		}
+	}
+	if start.IsZero() {
+		start = end
+	}
+	return start, end
+}
+
+// stagingReady is the time from the push to the end of the run's wait
+// for the new version in staging.
+func stagingReady(r *runner.Run, pushed time.Time) (time.Duration, bool) {
+	if r == nil {
+		return 0, false
+	}
+	for _, s := range r.Stages {
+		for _, j := range s.Jobs {
+			for _, st := range j.Steps {
+				if strings.HasPrefix(st.DisplayName, "Wait for") && st.Status == runner.Succeeded {
+					return st.FinishedAt.Sub(pushed), true
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+// Median of durations.
+func Median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+// PrintTimeline writes the timeline, in order of start.
+func PrintTimeline(w io.Writer, start time.Time, events []Event) {
+	sorted := append([]Event(nil), events...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Start.Before(sorted[j].Start) })
+	fmt.Fprintf(w, "\n%-9s %-8s %-9s %s\n", "AT", "WHO", "TOOK", "WHAT")
+	for _, e := range sorted {
+		status := ""
+		if e.Err != nil {
+			status = "  FAILED"
+		}
+		fmt.Fprintf(w, "+%-8s %-8s %-9s %s%s\n", e.Start.Sub(start).Round(100*time.Millisecond), e.Actor, e.End.Sub(e.Start).Round(100*time.Millisecond), e.What, status)
+	}
+}
+
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, de os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if de.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		info, _ := de.Info()
+		return os.WriteFile(target, data, info.Mode().Perm())
+	})
+}
+
+// Start is when the play began.
+func (d *Demo) Start() time.Time { return d.start }
