@@ -84,8 +84,17 @@ func printBanner(g *globals, cfg config.Config, st platform.State) {
 		fmt.Fprintf(w, "\n  %-24s context \"slipway\" in %s\n", "kubectl", st.Kubeconfig)
 	}
 	fmt.Fprintf(w, "\nnext:\n")
-	fmt.Fprintf(w, "  slipway user set dev1 --push dev1/                 # a team user; prints its password\n")
-	fmt.Fprintf(w, "  slipway build ./cmd/app --image %s/dev1/app   # build and push an app\n", cfg.Registry.Addr)
+	if cfg.FluxEnabled() {
+		fmt.Fprintf(w, "  slipway demo                                       # play the three tracks on this platform\n")
+		fmt.Fprintf(w, "  slipway tenant create dev1 --repo hello            # ops: onboard a team (prints its password)\n")
+		fmt.Fprintf(w, "  slipway release create dev1/hello                  # ops: release its app in dev1-staging\n")
+		fmt.Fprintf(w, "  git push http://dev1@%s/dev1/hello.git    # dev: azure-pipelines.yml runs on push\n", cfg.Git.Addr)
+		fmt.Fprintf(w, "  slipway pipeline list; slipway get all -A; slipway history hello\n")
+	} else {
+		fmt.Fprintf(w, "  slipway user set dev1 --push dev1/                 # a team user; prints its password\n")
+		fmt.Fprintf(w, "  slipway build ./cmd/app --image %s/dev1/app   # build and push an app\n", cfg.Registry.Addr)
+		fmt.Fprintf(w, "  slipway pipeline run                               # run ./azure-pipelines.yml here\n")
+	}
 	fmt.Fprintf(w, "\nstop with Ctrl-C or `slipway down`\n")
 }
 

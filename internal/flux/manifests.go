@@ -165,6 +165,35 @@ subjects:
   namespace: {{$root.Namespace}}
 {{- end}}
 ---
+# Flux's objects join the built-in roles, as Flux ships them: whoever is
+# admin or editor of a namespace manages its Flux objects, a viewer sees
+# them. A tenant's account, admin of its namespaces, so reads its
+# releases and asks for reconciles there.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: flux-edit
+  labels:{{template "labels" .}}
+    rbac.authorization.k8s.io/aggregate-to-admin: "true"
+    rbac.authorization.k8s.io/aggregate-to-edit: "true"
+rules:
+- apiGroups: [source.toolkit.fluxcd.io, kustomize.toolkit.fluxcd.io, helm.toolkit.fluxcd.io, notification.toolkit.fluxcd.io]
+  resources: ["*"]
+  verbs: [create, delete, deletecollection, patch, update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: flux-view
+  labels:{{template "labels" .}}
+    rbac.authorization.k8s.io/aggregate-to-admin: "true"
+    rbac.authorization.k8s.io/aggregate-to-edit: "true"
+    rbac.authorization.k8s.io/aggregate-to-view: "true"
+rules:
+- apiGroups: [source.toolkit.fluxcd.io, kustomize.toolkit.fluxcd.io, helm.toolkit.fluxcd.io, notification.toolkit.fluxcd.io]
+  resources: ["*"]
+  verbs: [get, list, watch]
+---
 # The two controllers that apply manifests need every right: they act as
 # themselves only for the fleet's own objects in {{.Namespace}}; for a
 # tenant's objects they impersonate the tenant's service account

@@ -1,0 +1,145 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLine plays the three tracks with `slipway demo` on a running
+// platform, then checks what must not happen: a version that fails its
+// smoke test is not promoted, a broken build never reaches staging, one
+// team cannot push to another's repository or registry prefix, and one
+// team's account can do nothing in another team's namespaces.
+func TestLine(t *testing.T) {
+	e := clusterEnv(t)
+	// The default addresses, as `slipway demo` uses them: the example
+	// charts name the registry 127.0.0.1:5000 for their test image.
+	regAddr, gitAddr := "127.0.0.1:5000", "127.0.0.1:3000"
+	for _, addr := range []string{regAddr, gitAddr} {
+		if ln, err := net.Listen("tcp", addr); err != nil {
+			t.Fatalf("TestLine needs %s free (the example charts use the default registry address): %v", addr, err)
+		} else {
+			ln.Close()
+		}
+	}
+	e.vars = append(e.vars, "SLIPWAY_GIT_ADDR="+gitAddr, "SLIPWAY_REGISTRY_ADDR="+regAddr)
+	start := time.Now()
+	e.startUpWithin(60*time.Minute, "--registry-addr", regAddr)
+	t.Logf("platform ready in %s", time.Since(start).Round(time.Millisecond))
+
+	demo := e.run("", "demo")
+	t.Logf("slipway demo:\n%s", demo.stdout)
+	if demo.code != 0 || !strings.Contains(demo.stdout, "every step passed") {
+		t.Fatalf("slipway demo: exit %d\n%s\n%s", demo.code, demo.stdout, demo.stderr)
+	}
+	for _, want := range []string{"ops      ", "dev1     ", "dev2     ", "stage Promote to prod (succeeded)", "push to ready in staging: median"} {
+		if !strings.Contains(demo.stdout, want) {
+			t.Errorf("the timeline lacks %q", want)
+		}
+	}
+	prodVersion := func(app, ns string) string {
+		out, _ := e.kubectl("-n", ns, "get", "helmrelease", app, "-o", "jsonpath={.status.history[0].chartVersion}")
+		return strings.TrimSpace(out)
+	}
+	helloProd := prodVersion("hello", "dev1-prod")
+	helloStaging := prodVersion("hello", "dev1-staging")
+	if helloProd == "" || helloProd != helloStaging {
+		t.Fatalf("after the demo hello runs %q in prod and %q in staging", helloProd, helloStaging)
+	}
+
+	// dev1 works on hello from a clone, with its own password.
+	dev1 := strings.TrimSpace(e.mustRun("", "user", "set", "dev1", "--push", "dev1/").stdout)
+	clone := filepath.Join(t.TempDir(), "hello")
+	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://dev1:%s@%s/dev1/hello.git", dev1, gitAddr), clone)
+	runOf := func(commit string) runRecord { return e.waitRun(t, commit, finished) }
+	stepStatus := func(r runRecord, name string) string {
+		for _, s := range r.Stages {
+			for _, j := range s.Jobs {
+				for _, st := range j.Steps {
+					if strings.HasPrefix(st.DisplayName, name) {
+						return st.Status
+					}
+				}
+			}
+		}
+		return "absent"
+	}
+
+	// A smoke test that fails: the version reaches staging, fails its
+	// test, and is not promoted.
+	writeFile(t, filepath.Join(clone, "slipway.yaml"), "smoke:\n- name: greets in French\n  path: /\n  contains: bonjour\n")
+	failing := runOf(gitPush(t, clone, "a smoke test this version fails"))
+	if failing.Status != "failed" || stepStatus(failing, "Test in staging") != "failed" || stepStatus(failing, "Promote") != "skipped" {
+		t.Fatalf("failing smoke test: run %s, test %s, promote %s", failing.Status, stepStatus(failing, "Test in staging"), stepStatus(failing, "Promote"))
+	}
+	if got := prodVersion("hello", "dev1-prod"); got != helloProd {
+		t.Fatalf("prod moved to %s after a failed test", got)
+	}
+	untested := prodVersion("hello", "dev1-staging")
+	// Even by hand, promote refuses it.
+	if r := e.run("", "promote", "hello", "--from", "staging", "--to", "prod"); r.code == 0 || !strings.Contains(r.stderr, "failed its tests") {
+		t.Fatalf("promote of the version that failed its tests: exit %d %s", r.code, r.stderr)
+	}
+	writeFile(t, filepath.Join(clone, "slipway.yaml"), readFile(t, "../../examples/hello/slipway.yaml"))
+
+	// A build that breaks: no image, no chart, staging unchanged.
+	writeFile(t, filepath.Join(clone, "broken.go"), "package main\n\nfunc broken() { undefined() }\n")
+	broken := runOf(gitPush(t, clone, "a change that does not compile"))
+	if broken.Status != "failed" || stepStatus(broken, "Wait for") != "skipped" {
+		t.Fatalf("broken build: run %s, wait %s", broken.Status, stepStatus(broken, "Wait for"))
+	}
+	time.Sleep(2 * time.Second)
+	if got := prodVersion("hello", "dev1-staging"); got != untested {
+		t.Fatalf("staging moved from %s to %s after a broken build", untested, got)
+	}
+	os.Remove(filepath.Join(clone, "broken.go"))
+	gitPush(t, clone, "fix the build")
+
+	// dev1 cannot push to dev2's repository, nor under dev2's prefix.
+	other := filepath.Join(t.TempDir(), "quotes")
+	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://dev1:%s@%s/dev2/quotes.git", dev1, gitAddr), other)
+	writeFile(t, filepath.Join(other, "intruder"), "x\n")
+	gitCmd(t, other, "add", "--all")
+	gitCmd(t, other, "commit", "--quiet", "-m", "intrude")
+	if out, err := exec.Command("git", "-C", other, "push", "origin", "HEAD:main").CombinedOutput(); err == nil {
+		t.Fatalf("dev1 pushed to dev2/quotes:\n%s", out)
+	}
+	e.mustRun(dev1, "login", regAddr, "-u", "dev1", "--password-stdin")
+	if r := e.run("", "build", "../../examples/quotes", "--image", "dev2/quotes", "--platform", "linux/amd64"); r.code == 0 || !strings.Contains(r.stderr, "dev1/") {
+		t.Fatalf("dev1 pushed under dev2/: exit %d %s", r.code, r.stderr)
+	}
+
+	// dev1's account: everything in its namespaces, nothing in dev2's.
+	as := "--as=system:serviceaccount:dev1-staging:dev1"
+	for _, ns := range []string{"dev1-staging", "dev1-prod", "dev2-staging", "dev2-prod"} {
+		for _, verb := range []string{"get", "list", "create", "delete"} {
+			for _, res := range []string{"pods", "deployments", "secrets", "helmreleases.helm.toolkit.fluxcd.io"} {
+				want := "no"
+				if ns == "dev1-staging" {
+					want = "yes"
+				}
+				out, _ := e.kubectl("auth", "can-i", verb, res, "-n", ns, as)
+				if got := strings.TrimSpace(out); got != want {
+					t.Errorf("dev1-staging:dev1 can-i %s %s -n %s: %s, want %s", verb, res, ns, got, want)
+				}
+			}
+		}
+	}
+	// Each environment has its own account: dev1's prod account may not
+	// touch staging, and neither reaches the cluster's own namespaces.
+	for _, tc := range []struct{ as, ns string }{
+		{"--as=system:serviceaccount:dev1-prod:dev1", "dev1-staging"},
+		{as, "flux-system"},
+		{as, "kube-system"},
+	} {
+		if out, _ := e.kubectl("auth", "can-i", "get", "secrets", "-n", tc.ns, tc.as); strings.TrimSpace(out) != "no" {
+			t.Errorf("%s can read secrets in %s", tc.as, tc.ns)
+		}
+	}
+}
