@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/user"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,6 +23,9 @@ func who() string {
 		if v := os.Getenv(k); v != "" {
 			return v
 		}
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
 	}
 	return "unknown"
 }

@@ -138,15 +138,18 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 			}
 			if pw := strings.TrimSpace(out); pw != "" {
 				d.password[a.team] = pw
-			} else {
-				// Onboarded before (a second play on the same platform):
-				// the user exists; give it a new password.
-				out, err := d.slipway(ctx, "user", "set", a.team, "--push", a.team+"/")
-				if err != nil {
-					return err
-				}
-				d.password[a.team] = strings.TrimSpace(out)
+				return nil
 			}
+			// Onboarded before (a second play on the same platform): the
+			// user exists; give it a new password.
+			pw := fmt.Sprintf("%s-%d", a.team, time.Now().UnixNano())
+			cmd := exec.CommandContext(ctx, d.Bin, "user", "set", a.team, "--push", a.team+"/", "--password-stdin")
+			cmd.Env = append(os.Environ(), d.Env...)
+			cmd.Stdin = strings.NewReader(pw + "\n")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("slipway user set %s: %v: %s", a.team, err, out)
+			}
+			d.password[a.team] = pw
 			return nil
 		}); err != nil {
 			return finish(err)

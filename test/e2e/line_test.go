@@ -54,7 +54,8 @@ func TestLine(t *testing.T) {
 	}
 
 	// dev1 works on hello from a clone, with its own password.
-	dev1 := strings.TrimSpace(e.mustRun("", "user", "set", "dev1", "--push", "dev1/").stdout)
+	dev1 := "dev1-line-password"
+	e.mustRun(dev1+"\n", "user", "set", "dev1", "--push", "dev1/", "--password-stdin")
 	clone := filepath.Join(t.TempDir(), "hello")
 	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://dev1:%s@%s/dev1/hello.git", dev1, gitAddr), clone)
 	runOf := func(commit string) runRecord { return e.waitRun(t, commit, finished) }
@@ -99,7 +100,18 @@ func TestLine(t *testing.T) {
 		t.Fatalf("staging moved from %s to %s after a broken build", untested, got)
 	}
 	os.Remove(filepath.Join(clone, "broken.go"))
-	gitPush(t, clone, "fix the build")
+
+	// A version whose pods crash: the pipeline's wait fails fast, naming
+	// the crash loop, well before Helm's own timeout, and it goes no further.
+	writeFile(t, filepath.Join(clone, "crash.go"), "package main\n\nimport \"os\"\n\n// In the cluster (PORT is set there, not in unit tests) this version dies at once.\nfunc init() {\n\tif os.Getenv(\"PORT\") != \"\" {\n\t\tos.Exit(3)\n\t}\n}\n")
+	crashing := runOf(gitPush(t, clone, "a version that crashes"))
+	crashLog := e.mustRun("", "pipeline", "logs", fmt.Sprint(crashing.ID)).stdout
+	if crashing.Status != "failed" || stepStatus(crashing, "Wait for") != "failed" || !strings.Contains(crashLog, "CrashLoopBackOff") {
+		t.Fatalf("crashing version: run %s, wait %s\n%s", crashing.Status, stepStatus(crashing, "Wait for"), crashLog)
+	}
+	if got := prodVersion("hello", "dev1-prod"); got != helloProd {
+		t.Fatalf("prod moved to %s", got)
+	}
 
 	// dev1 cannot push to dev2's repository, nor under dev2's prefix.
 	other := filepath.Join(t.TempDir(), "quotes")
