@@ -108,7 +108,9 @@ func check(ctx context.Context, c *Clients, ns, app, version string, want *semve
 	if err != nil {
 		return nil, "", fmt.Errorf("reading HelmRelease %s/%s: %w", ns, app, err)
 	}
-	fail := func(reason string) error { return &FailedError{Namespace: ns, App: app, Version: version, Reason: reason} }
+	fail := func(reason string) error {
+		return &FailedError{Namespace: ns, App: app, Version: version, Reason: reason}
+	}
 	if o.Suspended {
 		return nil, "", fail("the HelmRelease is suspended")
 	}
