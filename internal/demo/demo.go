@@ -193,39 +193,11 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 	}
 
 	// dev2 ships a second version, which flows through the same way.
-	a := apps[1]
-	var commit string
-	if err := d.step(a.team, "pushes quotes 1.1", func() error {
-		var err error
-		commit, err = d.pushApp(ctx, a, "1.1", "quotes 1.1")
-		return err
-	}); err != nil {
-		return finish(err)
-	}
-	at := time.Now()
-	r, err := d.followRun(ctx, a, commit)
-	if dur, ok := stagingReady(r, at); ok {
-		res.StagingReady = append(res.StagingReady, dur)
-	}
-	if err != nil {
+	if err := d.ship(ctx, apps[1], "1.1", res); err != nil {
 		return finish(err)
 	}
 	for i := 0; i < d.ExtraPushes; i++ {
-		a := apps[0]
-		version := fmt.Sprintf("1.%d", i+1)
-		if err := d.step(a.team, "pushes hello "+version, func() error {
-			var err error
-			commit, err = d.pushApp(ctx, a, version, "hello "+version)
-			return err
-		}); err != nil {
-			return finish(err)
-		}
-		at := time.Now()
-		r, err := d.followRun(ctx, a, commit)
-		if dur, ok := stagingReady(r, at); ok {
-			res.StagingReady = append(res.StagingReady, dur)
-		}
-		if err != nil {
+		if err := d.ship(ctx, apps[0], fmt.Sprintf("1.%d", i+1), res); err != nil {
 			return finish(err)
 		}
 	}
@@ -247,6 +219,25 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 		}
 	}
 	return finish(nil)
+}
+
+// ship pushes a new version of an app and follows its pipeline, noting
+// how long the version took to be ready in staging.
+func (d *Demo) ship(ctx context.Context, a app, version string, res *Result) error {
+	var commit string
+	if err := d.step(a.team, "pushes "+a.name+" "+version, func() error {
+		var err error
+		commit, err = d.pushApp(ctx, a, version, a.name+" "+version)
+		return err
+	}); err != nil {
+		return err
+	}
+	at := time.Now()
+	r, err := d.followRun(ctx, a, commit)
+	if dur, ok := stagingReady(r, at); ok {
+		res.StagingReady = append(res.StagingReady, dur)
+	}
+	return err
 }
 
 // pushApp clones the team's repository, puts the example app in it (with
