@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -267,10 +268,10 @@ func printRun(w io.Writer, r *runner.Run) {
 	}
 	for _, s := range r.Stages {
 		if s.Name != "__default" {
-			fmt.Fprintf(w, "  stage %s: %s\n", firstNonEmpty(s.DisplayName, s.Name), s.Status)
+			fmt.Fprintf(w, "  stage %s: %s\n", cmp.Or(s.DisplayName, s.Name), s.Status)
 		}
 		for _, j := range s.Jobs {
-			fmt.Fprintf(w, "    job %s: %s\n", firstNonEmpty(j.DisplayName, j.Name), j.Status)
+			fmt.Fprintf(w, "    job %s: %s\n", cmp.Or(j.DisplayName, j.Name), j.Status)
 			for _, st := range j.Steps {
 				d := ""
 				if !st.StartedAt.IsZero() && !st.FinishedAt.IsZero() {
@@ -283,15 +284,6 @@ func printRun(w io.Writer, r *runner.Run) {
 			}
 		}
 	}
-}
-
-func firstNonEmpty(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 func newPipelineLogsCmd(g *globals) *cobra.Command {

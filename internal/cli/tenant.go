@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -119,7 +120,7 @@ func newTenantCreateCmd(g *globals) *cobra.Command {
 				existing, _ := srv.List()
 				for _, r := range repos {
 					name := team + "/" + r
-					if contains(existing, name) {
+					if slices.Contains(existing, name) {
 						continue
 					}
 					if err := srv.Create(name); err != nil {
@@ -172,15 +173,6 @@ func tenantNamespaces(team string) []string {
 		out = append(out, flux.TenantNamespace(team, env))
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ensureTeamUser makes the team's user (pushes under TEAM/) if it does

@@ -8,6 +8,7 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -307,7 +308,7 @@ func (d *Demo) followRun(ctx context.Context, a app, commit string) (*runner.Run
 	}
 	for _, s := range run.Stages {
 		start, end := stageTimes(s)
-		ev := Event{Actor: "pipeline", What: fmt.Sprintf("%s run %d: stage %s (%s)", pipeline, run.ID, firstOf(s.DisplayName, s.Name), s.Status), Start: start, End: end}
+		ev := Event{Actor: "pipeline", What: fmt.Sprintf("%s run %d: stage %s (%s)", pipeline, run.ID, cmp.Or(s.DisplayName, s.Name), s.Status), Start: start, End: end}
 		if s.Status == runner.Failed || s.Status == runner.Canceled {
 			ev.Err = fmt.Errorf("stage %s %s", s.Name, s.Status)
 		}
@@ -327,15 +328,6 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-func firstOf(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 func stageTimes(s runner.StageResult) (time.Time, time.Time) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -130,7 +131,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	}
 	if repos, err := git.List(); err != nil {
 		return "", err
-	} else if !contains(repos, FleetRepo) {
+	} else if !slices.Contains(repos, FleetRepo) {
 		if err := git.Create(FleetRepo); err != nil {
 			return "", err
 		}
@@ -256,15 +257,6 @@ func podTrouble(ctx context.Context, client kubernetes.Interface) string {
 		}
 	}
 	return b.String()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // servicePassword makes a read-only account for one of the platform's

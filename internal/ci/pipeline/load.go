@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -723,8 +724,8 @@ func (e *expander) mapTask(s *Step, inputs map[string]string, inputsNode, at *ya
 		return failOnStderr()
 	case "PublishPipelineArtifact@1":
 		s.Kind = KindPublish
-		s.Publish = firstNonEmpty(inputs["targetPath"], inputs["path"])
-		s.Artifact = firstNonEmpty(inputs["artifact"], inputs["artifactName"])
+		s.Publish = cmp.Or(inputs["targetPath"], inputs["path"])
+		s.Artifact = cmp.Or(inputs["artifact"], inputs["artifactName"])
 		if s.Publish == "" {
 			return e.errorf(at, "PublishPipelineArtifact@1 needs inputs.targetPath")
 		}
@@ -734,15 +735,6 @@ func (e *expander) mapTask(s *Step, inputs map[string]string, inputsNode, at *ya
 		s.Kind, s.Version = KindGoTool, inputs["version"]
 	}
 	return nil
-}
-
-func firstNonEmpty(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // --- whole-pipeline checks

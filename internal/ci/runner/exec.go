@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -196,7 +197,7 @@ func (x *execution) execute(ctx context.Context) {
 			sv.set(v.Name, val, false)
 		}
 		sv.set("System.StageName", s.Name, false)
-		sv.set("System.StageDisplayName", firstOf(s.DisplayName, s.Name), false)
+		sv.set("System.StageDisplayName", cmp.Or(s.DisplayName, s.Name), false)
 		ok, err := expr.EvalBool(cond, &expr.Context{Status: azureStatus(depStatus), Values: map[string]any{"variables": sv.values()}})
 		if err != nil || !ok || ctx.Err() != nil {
 			sr.Status = Skipped
@@ -297,15 +298,6 @@ func skipJob(jr *JobResult) {
 
 func (x *execution) save() {
 	_ = x.store.Save(x.run)
-}
-
-func firstOf(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // stepsWithCheckout adds the implicit checkout Azure runs first in every
@@ -423,8 +415,8 @@ func (x *execution) runJob(ctx context.Context, s *pipeline.Stage, j *pipeline.J
 		"Agent.BuildDirectory":           ws,
 		"Agent.TempDirectory":            filepath.Join(ws, "tmp"),
 		"System.JobName":                 j.Name,
-		"System.JobDisplayName":          firstOf(j.DisplayName, j.Name),
-		"Agent.JobName":                  firstOf(j.DisplayName, j.Name),
+		"System.JobDisplayName":          cmp.Or(j.DisplayName, j.Name),
+		"Agent.JobName":                  cmp.Or(j.DisplayName, j.Name),
 	} {
 		v.set(k, val, false)
 	}
@@ -521,7 +513,7 @@ func (x *execution) runStep(ctx context.Context, st *pipeline.Step, sr *StepResu
 				outputs[st.Name+"."+name] = c.message
 			}
 		case "task.logissue":
-			sr.Issues = append(sr.Issues, Issue{Type: firstOf(c.props["type"], "error"), Message: x.secrets.Mask(c.message)})
+			sr.Issues = append(sr.Issues, Issue{Type: cmp.Or(c.props["type"], "error"), Message: x.secrets.Mask(c.message)})
 		case "task.complete":
 			completed = c.props["result"]
 		case "task.prependpath":
@@ -547,7 +539,7 @@ func (x *execution) runStep(ctx context.Context, st *pipeline.Step, sr *StepResu
 		if !filepath.IsAbs(src) {
 			src = filepath.Join(ws, "s", src)
 		}
-		name := firstOf(v.expand(st.Artifact), "drop")
+		name := cmp.Or(v.expand(st.Artifact), "drop")
 		dst := filepath.Join(x.store.RunDir(x.run.ID), "artifacts", name)
 		if err := copyTree(src, dst); err != nil {
 			out.note("##[error]publishing " + src + ": " + err.Error())

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -175,7 +176,7 @@ func (r *Runner) enqueue(q *queued, batch bool) {
 		for _, old := range qu.pending {
 			old.run.Status, old.run.Error, old.run.FinishedAt = Skipped, fmt.Sprintf("batched: run %d builds these changes", q.run.ID), time.Now().UTC()
 			_ = r.Store.Save(old.run)
-			q.run.Before = firstOf(q.run.Before, old.run.Before)
+			q.run.Before = cmp.Or(q.run.Before, old.run.Before)
 		}
 		q.run.Reason = "BatchedCI"
 		_ = r.Store.Save(q.run)
