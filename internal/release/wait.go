@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/slipway-dev/slipway/internal/flux"
 )
@@ -113,6 +114,11 @@ func check(ctx context.Context, c *Clients, ns, app, version string, want *semve
 	}
 	if o.Suspended {
 		return nil, "", fail("the HelmRelease is suspended")
+	}
+	// helm-controller refuses this without a word in the status (only
+	// its log says so), so say it here.
+	if refNS, _, _ := unstructured.NestedString(hr.Object, "spec", "chart", "spec", "sourceRef", "namespace"); refNS != "" && refNS != ns {
+		return nil, "", fail(fmt.Sprintf("it reads its chart source from namespace %s, and Flux's lockdown (--no-cross-namespace-refs) refuses sources in other namespaces: use a source in %s", refNS, ns))
 	}
 	// A newer version took the place of this one.
 	if o.Revision != "" && o.Revision != version {

@@ -308,6 +308,10 @@ spec:
 	if out := e.mustKubectl("-n", "dev2-staging", "get", "helmcharts", "-o", "name"); strings.TrimSpace(out) != "" {
 		t.Fatalf("a chart was made in dev2-staging for dev1's release: %s", out)
 	}
+	// slipway wait says why at once, instead of waiting for a status that never comes.
+	if r := e.run("", "wait", "borrowed-source", "--team", "dev1", "--env", "staging", "--version", "0.4.0", "--timeout", "1m"); r.code == 0 || !strings.Contains(r.stderr, "--no-cross-namespace-refs") {
+		t.Fatalf("slipway wait on the cross-namespace release: exit %d %s", r.code, r.stderr)
+	}
 	logs := e.mustKubectl("-n", "flux-system", "logs", "deployment/helm-controller")
 	if !strings.Contains(logs, "cross-namespace references are not allowed: cannot access HelmChart dev2-staging/dev1-staging-borrowed-source") {
 		t.Fatal("helm-controller's log does not say why borrowed-source was refused")
