@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -147,12 +145,11 @@ func newTenantCreateCmd(g *globals) *cobra.Command {
 			}
 			// Flux reads the team's charts with its read-only account; the
 			// Secret is made here, never committed.
-			password, err := os.ReadFile(filepath.Join(cfg.ClusterDir(), "flux-password"))
-			if err != nil {
-				return fmt.Errorf("reading Flux's registry password: %w", err)
-			}
 			for _, ns := range tenantNamespaces(team) {
-				secret := fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata:\n  name: registry\n  namespace: %s\ntype: Opaque\nstringData:\n  username: flux-reader\n  password: %q\n", ns, strings.TrimSpace(string(password)))
+				secret, err := platform.FluxReaderSecret(cfg, "registry", ns)
+				if err != nil {
+					return err
+				}
 				if err := cluster.Apply(cmd.Context(), rc, []byte(secret)); err != nil {
 					return fmt.Errorf("giving Flux its registry credentials in %s: %w", ns, err)
 				}

@@ -38,6 +38,9 @@ const FleetRepo = "ops/fleet"
 // repository and the teams' charts with: it may read, never write.
 const fluxReadUser = "flux-reader"
 
+// fluxPasswordFile keeps its password, in the cluster directory.
+const fluxPasswordFile = "flux-password"
+
 // SlipwayAuthor signs the commits Slipway makes on ops's behalf.
 var SlipwayAuthor = gitrepo.Author{Name: "slipway", Email: "slipway@localhost"}
 
@@ -121,7 +124,7 @@ func (s *fluxService) Run(ctx context.Context, ready func(supervisor.Endpoint)) 
 // they are there already) and applies them, so Flux runs at once and then
 // keeps itself as the repository says.
 func (s *fluxService) install(ctx context.Context) (string, error) {
-	password, err := servicePassword(s.cfg, s.users, fluxReadUser, "flux-password")
+	password, err := servicePassword(s.cfg, s.users, fluxReadUser, fluxPasswordFile)
 	if err != nil {
 		return "", err
 	}
@@ -158,8 +161,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	secret := fmt.Sprintf("---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\n  namespace: %s\ntype: Opaque\nstringData:\n  username: %s\n  password: %q\n",
-		fleet.SecretName, flux.Namespace, fluxReadUser, password)
+	secret := readerSecret(fleet.SecretName, flux.Namespace, password)
 	manifests := string(components) + secret + fleet.Sync()
 	if err := cluster.Apply(ctx, rest, []byte(manifests)); err != nil {
 		return "", fmt.Errorf("installing Flux: %w", err)
@@ -262,18 +264,40 @@ func podTrouble(ctx context.Context, client kubernetes.Interface) string {
 // servicePassword makes a read-only account for one of the platform's
 // own clients once, and keeps its password in the cluster directory.
 func servicePassword(cfg config.Config, users *auth.Store, user, file string) (string, error) {
-	path := filepath.Join(cfg.ClusterDir(), file)
+	return accountPassword(users, user, filepath.Join(cfg.ClusterDir(), file), nil)
+}
+
+// accountPassword makes an account once, with the given push prefixes,
+// and keeps its password in a file only root reads; later calls return the
+// kept password while it still authenticates.
+func accountPassword(users *auth.Store, user, path string, push []string) (string, error) {
 	if data, err := os.ReadFile(path); err == nil {
 		if _, err := users.Authenticate(user, strings.TrimSpace(string(data))); err == nil {
 			return strings.TrimSpace(string(data)), nil
 		}
 	}
 	password := auth.RandomPassword()
-	if err := os.MkdirAll(cfg.ClusterDir(), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
 	if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
 		return "", err
 	}
-	return password, users.Set(user, password, false, nil)
+	return password, users.Set(user, password, false, push)
+}
+
+// FluxReaderSecret is a Secret holding the read-only account Flux reads
+// git and the registry with (made by slipway up). It is applied to the
+// cluster directly, never committed.
+func FluxReaderSecret(cfg config.Config, name, namespace string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(cfg.ClusterDir(), fluxPasswordFile))
+	if err != nil {
+		return "", fmt.Errorf("reading Flux's password (is the platform set up? slipway up): %w", err)
+	}
+	return readerSecret(name, namespace, strings.TrimSpace(string(data))), nil
+}
+
+func readerSecret(name, namespace, password string) string {
+	return fmt.Sprintf("---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\n  namespace: %s\ntype: Opaque\nstringData:\n  username: %s\n  password: %q\n",
+		name, namespace, fluxReadUser, password)
 }

@@ -60,21 +60,7 @@ func PipelineInputs(cfg config.Config, users *auth.Store, gitURL string) func(re
 // ciPassword makes a team's CI account once: it may push where the team
 // may, nowhere else. The password is kept under the pipelines directory.
 func ciPassword(cfg config.Config, users *auth.Store, user, prefix string) (string, error) {
-	dir := filepath.Join(cfg.Home, "pipelines", "credentials")
-	path := filepath.Join(dir, user)
-	if data, err := os.ReadFile(path); err == nil {
-		if _, err := users.Authenticate(user, strings.TrimSpace(string(data))); err == nil {
-			return strings.TrimSpace(string(data)), nil
-		}
-	}
-	password := auth.RandomPassword()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	return password, users.Set(user, password, false, []string{prefix})
+	return accountPassword(users, user, filepath.Join(cfg.Home, "pipelines", "credentials", user), []string{prefix})
 }
 
 // PipelineService runs the pipeline runner: every push to the git server
