@@ -289,22 +289,16 @@ func processAlive(pid int) bool {
 // lock takes an exclusive lock on a file under the store, for work that
 // more than one process may do (run IDs, one run per pipeline at a time).
 func (s *Store) lock(name string) (func(), error) {
-	if err := os.MkdirAll(filepath.Join(s.Dir, "locks"), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(filepath.Join(s.Dir, "locks", name), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+	unlock, _, err := s.flock(name, true)
+	return unlock, err
 }
 
 // tryLock is lock without waiting; ok is false when another holds it.
 func (s *Store) tryLock(name string) (func(), bool, error) {
+	return s.flock(name, false)
+}
+
+func (s *Store) flock(name string, wait bool) (func(), bool, error) {
 	if err := os.MkdirAll(filepath.Join(s.Dir, "locks"), 0o755); err != nil {
 		return nil, false, err
 	}
@@ -312,7 +306,11 @@ func (s *Store) tryLock(name string) (func(), bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	how := syscall.LOCK_EX
+	if !wait {
+		how |= syscall.LOCK_NB
+	}
+	if err := syscall.Flock(int(f.Fd()), how); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, false, nil
