@@ -1,17 +1,26 @@
 // Package components builds the pinned upstream programs Slipway runs
-// (etcd, the Kubernetes components, CoreDNS, Flux) from the pinning modules under
-// components/ in the source tree, with the Go toolchain and the Go module
-// proxy, and caches them by the exact pins: a family is rebuilt only when
-// its go.mod, go.sum, build flags or the Go release change.
+// (etcd, the Kubernetes components, CoreDNS, Flux) from small pinning
+// modules, with the Go toolchain and the Go module proxy, and caches them
+// by the exact pins: a family is rebuilt only when its go.mod, go.sum,
+// build flags or the Go release change.
+//
+// The pinning modules live in pins/ and are embedded in the slipway
+// binary, so a binary installed anywhere can build them; their files end
+// in ".pin" (go.mod.pin, go.sum.pin) because a go.mod would make each a
+// module of its own, which Go cannot embed. They are written out, without
+// the suffix, next to the cache when a build is needed. To change a pin,
+// use scripts/pin, which restores the names for the go command.
 package components
 
 import (
 	"context"
 	"crypto/sha256"
+	"embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,12 +94,28 @@ func kubeVersionFlags(v string) string {
 	return b.String()
 }
 
+//go:embed all:pins
+var embedded embed.FS
+
+// Pins are the pinning modules embedded in the binary, one directory per
+// family.
+func Pins() fs.FS {
+	sub, err := fs.Sub(embedded, "pins")
+	if err != nil {
+		panic(err) // the directory is embedded at build time
+	}
+	return sub
+}
+
+// pinSuffix ends the name of every embedded pinning file.
+const pinSuffix = ".pin"
+
 // Options say where pins are read and binaries cached.
 type Options struct {
-	// SourceDir is the components/ directory; empty searches upward from
-	// the working directory and from the slipway executable, then reads
-	// SLIPWAY_COMPONENTS_DIR.
-	SourceDir string
+	// Source holds the pinning modules, one directory per family; nil
+	// means the ones embedded in the binary (Pins). Names may end in
+	// ".pin", which is dropped.
+	Source fs.FS
 	// CacheDir keeps the built programs.
 	CacheDir string
 	// Progress receives what is being built and how long it has taken.
@@ -104,11 +129,15 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 	if progress == nil {
 		progress = io.Discard
 	}
-	src, err := findSource(opts.SourceDir, fam.Dir)
+	source := opts.Source
+	if source == nil {
+		source = Pins()
+	}
+	files, err := pinFiles(source, fam.Dir)
 	if err != nil {
 		return nil, err
 	}
-	key, err := pinKey(src, fam)
+	key, err := pinKey(files, fam)
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +176,12 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 		return nil, err
 	}
 	start := time.Now()
+	src := binDir + ".mod"
+	defer os.RemoveAll(src)
+	if err := writeFiles(src, files); err != nil {
+		_ = os.RemoveAll(tmp)
+		return nil, fmt.Errorf("writing the pins of %s: %w", fam.Dir, err)
+	}
 	buildDir, goflags := src, "-mod=mod"
 	if len(fam.Placeholders) > 0 {
 		work := binDir + ".src"
@@ -183,7 +218,7 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("building %s from %s failed:\n%s", fam.Dir, src, strings.TrimSpace(output.String()))
+		return nil, fmt.Errorf("building %s failed:\n%s", fam.Dir, strings.TrimSpace(output.String()))
 	}
 	for _, f := range fam.Files {
 		if err := copyModuleFiles(ctx, src, f, filepath.Join(tmp, f.Into)); err != nil {
@@ -201,31 +236,57 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 	return paths, nil
 }
 
-// pinKey hashes what decides the binaries: the module's files, the flags
-// and the Go release.
-func pinKey(src string, fam Family) (string, error) {
-	h := sha256.New()
-	var files []string
-	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+// pinFiles reads a family's pinning module: contents by path relative
+// to the module, with the ".pin" suffix dropped.
+func pinFiles(source fs.FS, dir string) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	err := fs.WalkDir(source, dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(source, p)
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() {
-			files = append(files, p)
-		}
+		files[strings.TrimSuffix(strings.TrimPrefix(p, dir+"/"), pinSuffix)] = data
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return nil, fmt.Errorf("reading the pinning module %s: %w", dir, err)
 	}
-	sort.Strings(files)
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return "", err
+	if _, ok := files["go.mod"]; !ok {
+		return nil, fmt.Errorf("the pinning module %s has no go.mod", dir)
+	}
+	return files, nil
+}
+
+// writeFiles writes a pinning module out, for the go command.
+func writeFiles(dir string, files map[string][]byte) error {
+	_ = os.RemoveAll(dir)
+	for rel, data := range files {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
 		}
-		rel, _ := filepath.Rel(src, f)
-		fmt.Fprintf(h, "%s\x00%d\x00", rel, len(data))
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pinKey hashes what decides the binaries: the module's files, the flags
+// and the Go release.
+func pinKey(files map[string][]byte, fam Family) (string, error) {
+	h := sha256.New()
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, rel := range names {
+		data := files[rel]
+		fmt.Fprintf(h, "%s\x00%d\x00", filepath.FromSlash(rel), len(data))
 		h.Write(data)
 	}
 	goVersion, err := exec.Command("go", "env", "GOVERSION").Output()
@@ -234,44 +295,6 @@ func pinKey(src string, fam Family) (string, error) {
 	}
 	fmt.Fprintf(h, "%s\x00%s", fam.LDFlags, goVersion)
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
-}
-
-// findSource locates components/<dir>.
-func findSource(explicit, dir string) (string, error) {
-	var roots []string
-	if explicit != "" {
-		roots = append(roots, explicit)
-	} else {
-		if env := os.Getenv("SLIPWAY_COMPONENTS_DIR"); env != "" {
-			roots = append(roots, env)
-		}
-		if wd, err := os.Getwd(); err == nil {
-			roots = append(roots, ancestors(wd)...)
-		}
-		if exe, err := os.Executable(); err == nil {
-			roots = append(roots, ancestors(filepath.Dir(exe))...)
-		}
-	}
-	for _, r := range roots {
-		for _, candidate := range []string{filepath.Join(r, dir), filepath.Join(r, "components", dir)} {
-			if _, err := os.Stat(filepath.Join(candidate, "go.mod")); err == nil {
-				return candidate, nil
-			}
-		}
-	}
-	return "", fmt.Errorf("cannot find the pinning module components/%s: run slipway from its source checkout, or set SLIPWAY_COMPONENTS_DIR to the checkout's components directory (or start without the cluster: --cluster=false)", dir)
-}
-
-func ancestors(dir string) []string {
-	var out []string
-	for {
-		out = append(out, dir)
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return out
-		}
-		dir = parent
-	}
 }
 
 // CoreDNSVersion is the version the pins in components/coredns name.

@@ -27,7 +27,7 @@ func TestEnsureBuildsOnceAndAgainWhenThePinChanges(t *testing.T) {
 	write("cmd/hello/main.go", "package main\n\nvar version = \"dev\"\n\nfunc main() { println(version) }\n")
 	fam := Family{Dir: "hello", Programs: map[string]string{"hello": "./cmd/hello"}, LDFlags: "-X main.version=v1", Why: "test"}
 	var progress strings.Builder
-	opts := Options{SourceDir: src, CacheDir: t.TempDir(), Progress: &progress}
+	opts := Options{Source: os.DirFS(src), CacheDir: t.TempDir(), Progress: &progress}
 
 	first, err := Ensure(context.Background(), fam, opts)
 	if err != nil {
@@ -67,10 +67,20 @@ func TestEnsureBuildsOnceAndAgainWhenThePinChanges(t *testing.T) {
 	}
 }
 
-func TestFindSourceSaysWhatToDo(t *testing.T) {
-	_, err := findSource(t.TempDir(), "nothing-here")
-	if err == nil || !strings.Contains(err.Error(), "SLIPWAY_COMPONENTS_DIR") {
-		t.Fatalf("%v", err)
+// Every family's pins are in the binary, readable without the source
+// checkout.
+func TestEmbeddedPins(t *testing.T) {
+	for _, fam := range []Family{Kubernetes, CoreDNS, FluxSourceController, FluxHelmController, FluxKustomizeController, FluxNotificationController, FluxCLI} {
+		files, err := pinFiles(Pins(), fam.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(files["go.sum"]) == 0 {
+			t.Errorf("%s: no go.sum", fam.Dir)
+		}
+	}
+	if files, _ := pinFiles(Pins(), Kubernetes.Dir); len(files["cmd/etcd/main.go"]) == 0 {
+		t.Error("kubernetes: no cmd/etcd/main.go")
 	}
 }
 
