@@ -234,6 +234,17 @@ func (s *Store) List() ([]User, error) {
 	return out, nil
 }
 
+// Get returns the user of that name; ok is false when there is none.
+func (s *Store) Get(name string) (u User, ok bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.reload(); err != nil {
+		return User{}, false, err
+	}
+	u, ok = s.users[name]
+	return u, ok, nil
+}
+
 // Authenticate checks a name and password.
 func (s *Store) Authenticate(name, password string) (*User, error) {
 	s.mu.Lock()

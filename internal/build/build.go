@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"runtime"
@@ -26,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/slipway-dev/slipway/internal/gitcmd"
 	"github.com/slipway-dev/slipway/internal/sourcedate"
 )
 
@@ -139,10 +139,10 @@ func Build(ctx context.Context, opts Options) (*Image, error) {
 		return nil, err
 	}
 	if opts.Revision == "" {
-		opts.Revision = gitOutput(dir, "rev-parse", "HEAD")
+		opts.Revision = gitcmd.Output(dir, "rev-parse", "HEAD")
 	}
 	if opts.Source == "" {
-		opts.Source = gitOutput(dir, "config", "--get", "remote.origin.url")
+		opts.Source = gitcmd.Output(dir, "config", "--get", "remote.origin.url")
 	}
 
 	work, err := os.MkdirTemp("", "slipway-build-")
@@ -528,16 +528,6 @@ func helperProgram(ctx context.Context, cacheDir, name string, source []byte, p 
 		return "", err
 	}
 	return cached, os.Rename(tmp, cached)
-}
-
-func gitOutput(dir string, args ...string) string {
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	out, err := cmd.Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(out))
 }
 
 func joinPlatforms(ps []v1.Platform) string {

@@ -1,15 +1,15 @@
 package chart
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
+	"github.com/slipway-dev/slipway/internal/gitcmd"
 	"sigs.k8s.io/yaml"
 )
 
@@ -39,7 +39,7 @@ func DeriveVersion(opts VersionOptions) (string, error) {
 	if build == "" {
 		build = os.Getenv("BUILD_BUILDID")
 	}
-	tags, err := git(opts.Dir, "tag", "--merged", "HEAD")
+	tags, err := gitcmd.Run(context.Background(), opts.Dir, nil, "tag", "--merged", "HEAD")
 	if err != nil && build == "" {
 		return "", fmt.Errorf("reading git tags: %w (derive versions inside a git repository, or pass --version or --build-number)", err)
 	}
@@ -56,7 +56,7 @@ func DeriveVersion(opts VersionOptions) (string, error) {
 		}
 	}
 	if latest != nil && build == "" {
-		at, _ := git(opts.Dir, "tag", "--points-at", "HEAD")
+		at, _ := gitcmd.Run(context.Background(), opts.Dir, nil, "tag", "--points-at", "HEAD")
 		for _, t := range strings.Fields(at) {
 			if v, err := semver.StrictNewVersion(strings.TrimPrefix(t, "v")); err == nil && v.Equal(latest) {
 				return latest.String(), nil
@@ -64,7 +64,7 @@ func DeriveVersion(opts VersionOptions) (string, error) {
 		}
 	}
 	if build == "" {
-		count, err := git(opts.Dir, "rev-list", "--count", "HEAD")
+		count, err := gitcmd.Run(context.Background(), opts.Dir, nil, "rev-list", "--count", "HEAD")
 		if err != nil {
 			return "", fmt.Errorf("counting commits: %w", err)
 		}
@@ -91,20 +91,6 @@ func DeriveVersion(opts VersionOptions) (string, error) {
 		return "", err
 	}
 	return withBuild.String(), nil
-}
-
-func git(dir string, args ...string) (string, error) {
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	out, err := cmd.Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return "", fmt.Errorf("git %s: %s", strings.Join(args, " "), strings.TrimSpace(string(ee.Stderr)))
-		}
-		return "", err
-	}
-	return string(out), nil
 }
 
 // DeclaredVersion reads the version in dir's Chart.yaml, or "" when there

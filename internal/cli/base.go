@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/build"
-	"github.com/slipway-dev/slipway/internal/credentials"
+	"github.com/slipway-dev/slipway/internal/platform"
 )
 
 func newBaseCmd(g *globals) *cobra.Command {
@@ -14,8 +14,8 @@ func newBaseCmd(g *globals) *cobra.Command {
 		image      string
 		checkImage string
 		tags       []string
-		platforms  []string
-		insecure   bool
+		plats      platformFlags
+		reg        registryFlags
 		output     outputFormat
 	)
 	cmd := &cobra.Command{
@@ -33,15 +33,15 @@ reached, and the http-check image that the test pods of Slipway's charts run.`,
 			if err != nil {
 				return err
 			}
-			plats, err := build.ParsePlatforms(platforms)
+			platforms, err := plats.parse()
 			if err != nil {
-				return usageError("%v", err)
+				return err
 			}
 			var names []string
-			for _, p := range plats {
+			for _, p := range platforms {
 				names = append(names, p.String())
 			}
-			baseIdx, err := build.BaseIndex(plats)
+			baseIdx, err := build.BaseIndex(platforms)
 			if err != nil {
 				return err
 			}
@@ -49,7 +49,7 @@ reached, and the http-check image that the test pods of Slipway's charts run.`,
 			if err != nil {
 				return err
 			}
-			check, err := build.HTTPCheckImage(cmd.Context(), cfg.CacheDir(), plats)
+			check, err := build.HTTPCheckImage(cmd.Context(), cfg.CacheDir(), platforms)
 			if err != nil {
 				return err
 			}
@@ -62,10 +62,10 @@ reached, and the http-check image that the test pods of Slipway's charts run.`,
 				{check, checkImage},
 			} {
 				res, err := build.Publish(cmd.Context(), push.img, build.PublishOptions{
-					Repository: withRegistry(push.repo, registryAddr(cfg)),
+					Repository: withRegistry(push.repo, platform.RegistryAddr(cfg)),
 					Tags:       tags,
-					Keychain:   credentials.Keychain(),
-					Insecure:   insecure,
+					Keychain:   reg.keychain(),
+					Insecure:   reg.insecure,
 					Progress:   g.streams.Err,
 				})
 				if err != nil {
@@ -86,8 +86,8 @@ reached, and the http-check image that the test pods of Slipway's charts run.`,
 	f.StringVarP(&image, "image", "i", build.BuiltinBase, "repository for the base image (the registry may be left out)")
 	f.StringVar(&checkImage, "http-check-image", "slipway/http-check", "repository for the http-check image")
 	f.StringSliceVarP(&tags, "tag", "t", []string{"latest"}, "tags to set")
-	f.StringSliceVar(&platforms, "platform", []string{"linux/amd64", "linux/arm64"}, "platforms")
-	f.BoolVar(&insecure, "insecure", false, "use plain HTTP with a registry that is not on loopback")
+	plats.bind(cmd)
+	reg.bind(cmd)
 	addOutputFlag(f, &output)
 	return cmd
 }

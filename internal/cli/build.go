@@ -8,18 +8,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/build"
-	"github.com/slipway-dev/slipway/internal/credentials"
+	"github.com/slipway-dev/slipway/internal/platform"
 )
 
 func newBuildCmd(g *globals) *cobra.Command {
 	var (
-		image     string
-		tags      []string
-		platforms []string
-		opts      build.Options
-		static    bool
-		insecure  bool
-		output    outputFormat
+		image  string
+		tags   []string
+		plats  platformFlags
+		reg    registryFlags
+		opts   build.Options
+		static bool
+		output outputFormat
 	)
 	cmd := &cobra.Command{
 		Use:   "build [DIR]",
@@ -60,23 +60,23 @@ stored. The digest-pinned reference is printed on standard output.`,
 			if static {
 				opts.Kind = build.KindStatic
 			}
-			if opts.Platforms, err = build.ParsePlatforms(platforms); err != nil {
-				return usageError("%v", err)
+			if opts.Platforms, err = plats.parse(); err != nil {
+				return err
 			}
 			if image == "" {
 				abs, _ := filepath.Abs(opts.Dir)
 				image = filepath.Base(abs)
 			}
-			image = withRegistry(image, registryAddr(cfg))
-			repo, err := build.ParseRepository(image, insecure)
+			image = withRegistry(image, platform.RegistryAddr(cfg))
+			repo, err := build.ParseRepository(image, reg.insecure)
 			if err != nil {
 				return usageError("%v", err)
 			}
 			if opts.CacheDir == "" {
 				opts.CacheDir = cfg.CacheDir()
 			}
-			opts.Keychain = credentials.Keychain()
-			opts.Insecure = insecure
+			opts.Keychain = reg.keychain()
+			opts.Insecure = reg.insecure
 			opts.Progress = g.streams.Err
 
 			img, err := build.Build(cmd.Context(), opts)
@@ -87,7 +87,7 @@ stored. The digest-pinned reference is printed on standard output.`,
 				Repository: repo.String(),
 				Tags:       tags,
 				Keychain:   opts.Keychain,
-				Insecure:   insecure,
+				Insecure:   reg.insecure,
 				Progress:   g.streams.Err,
 			})
 			if err != nil {
@@ -103,7 +103,6 @@ stored. The digest-pinned reference is printed on standard output.`,
 	f := cmd.Flags()
 	f.StringVarP(&image, "image", "i", "", "repository to push to, registry/path (the registry may be left out; default: the directory name)")
 	f.StringSliceVarP(&tags, "tag", "t", []string{"latest"}, "tags to set after the push (repeatable; --tag= for none)")
-	f.StringSliceVar(&platforms, "platform", []string{"linux/amd64", "linux/arm64"}, "platforms to build")
 	f.StringVar(&opts.Base, "base", "", "base image reference (default: Slipway's built-in base)")
 	f.StringVar(&opts.Name, "name", "", "program name in the image (default: the directory name)")
 	f.BoolVar(&static, "static", false, "serve DIR as a static site")
@@ -112,7 +111,8 @@ stored. The digest-pinned reference is printed on standard output.`,
 	f.StringVar(&opts.Revision, "revision", "", "source revision for the annotations (default: git HEAD)")
 	f.StringVar(&opts.Source, "source", "", "source URL for the annotations (default: git remote origin)")
 	f.StringVar(&opts.Version, "app-version", "", "version for the org.opencontainers.image.version annotation")
-	f.BoolVar(&insecure, "insecure", false, "use plain HTTP with a registry that is not on loopback")
+	plats.bind(cmd)
+	reg.bind(cmd)
 	addOutputFlag(f, &output)
 	return cmd
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/chart"
-	"github.com/slipway-dev/slipway/internal/credentials"
+	"github.com/slipway-dev/slipway/internal/platform"
 )
 
 func newChartCmd(g *globals) *cobra.Command {
@@ -20,23 +20,6 @@ func newChartCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// registryFlags bind how chart commands reach the registry.
-type registryFlags struct {
-	insecure bool
-}
-
-func (f *registryFlags) bind(cmd *cobra.Command) {
-	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "use plain HTTP with a registry that is not on loopback")
-}
-
-func (f *registryFlags) options(g *globals) chart.RegistryOptions {
-	opts := chart.RegistryOptions{PlainHTTP: f.insecure, Progress: g.streams.Err}
-	if u, p := credentials.EnvCredentials(); u != "" {
-		opts.Username, opts.Password = u, p
-	}
-	return opts
-}
-
 // chartRepository puts the default registry in front of a chart repository
 // that does not name one.
 func chartRepository(g *globals, repo string) (string, error) {
@@ -44,7 +27,7 @@ func chartRepository(g *globals, repo string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "oci://" + withRegistry(strings.TrimPrefix(repo, "oci://"), registryAddr(cfg)), nil
+	return "oci://" + withRegistry(strings.TrimPrefix(repo, "oci://"), platform.RegistryAddr(cfg)), nil
 }
 
 func newChartInitCmd(g *globals) *cobra.Command {
@@ -65,7 +48,7 @@ a ` + "`helm test`" + ` pod, and values for the image repository and digest.`,
 				return err
 			}
 			opts.Dir = args[0]
-			reg := registryAddr(cfg)
+			reg := platform.RegistryAddr(cfg)
 			if opts.Image == "" {
 				name := opts.Name
 				if name == "" {
@@ -150,7 +133,7 @@ the build number as a pre-release (X.Y.Z+1-build.N). The build number is
 			for _, w := range pkg.Warnings {
 				fmt.Fprintf(g.streams.Err, "warning: %s\n", w)
 			}
-			res, err := chart.Push(pkg, parent, force, reg.options(g))
+			res, err := chart.Push(pkg, parent, force, reg.chartOptions(g))
 			if err != nil {
 				return err
 			}
@@ -210,7 +193,7 @@ func newChartListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			versions, err := chart.Versions(repo, reg.options(g))
+			versions, err := chart.Versions(repo, reg.chartOptions(g))
 			if err != nil {
 				return err
 			}
@@ -242,7 +225,7 @@ func newChartShowCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := chart.Show(repo, version, reg.options(g))
+			s, err := chart.Show(repo, version, reg.chartOptions(g))
 			if err != nil {
 				return err
 			}

@@ -43,19 +43,13 @@ func newClusterStatusCmd(g *globals) *cobra.Command {
 		Short: "Show the node and every pod, like kubectl get nodes and get pods -A",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.config()
+			p, err := g.attach()
 			if err != nil {
 				return err
 			}
-			if _, err := platform.ReadState(cfg.RunDir()); err != nil {
-				if errors.Is(err, platform.ErrNotRunning) {
-					return &exitError{code: ExitNotRunning, err: err}
-				}
-				return err
-			}
-			rest, err := cluster.RESTConfig(cluster.Defaults(cfg.ClusterDir()).AdminKubeconfig())
+			rest, err := p.RESTConfig()
 			if err != nil {
-				return fmt.Errorf("the cluster is not running (no admin kubeconfig): %w", err)
+				return err
 			}
 			client, err := clusterClient(rest)
 			if err != nil {
@@ -134,7 +128,7 @@ The registry's images stay. The platform must be stopped first.`,
 				return errors.New("slipway is running (or starting): stop it with `slipway down` first")
 			}
 			start := time.Now()
-			if err := cluster.Reset(cluster.Defaults(cfg.ClusterDir())); err != nil {
+			if err := cluster.Reset(platform.ClusterOptions(cfg)); err != nil {
 				return err
 			}
 			if _, err := os.Stat(cfg.ClusterDir()); err == nil {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/demo"
 	"github.com/slipway-dev/slipway/internal/platform"
 )
@@ -50,7 +49,10 @@ cluster) and the source checkout (the example apps and the pinned programs).`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			start := time.Now()
-			state, stop, err := ensurePlatform(ctx, g, cfg)
+			if _, err := platform.Attach(cfg); errors.Is(err, platform.ErrNotRunning) {
+				fmt.Fprintln(g.streams.Out, "starting the platform (the first time, Kubernetes, CoreDNS and Flux are compiled from source: allow 20-30 minutes)")
+			}
+			plat, stop, err := platform.Ensure(ctx, cfg, &prefixWriter{w: g.streams.Err, prefix: "  up: "})
 			if err != nil {
 				return err
 			}
@@ -61,19 +63,13 @@ cluster) and the source checkout (the example apps and the pinned programs).`,
 					stop()
 				}
 			}()
-			gitURL := ""
-			for _, e := range state.Endpoints {
-				if e.Service == "git" {
-					gitURL = e.URL
-				}
-			}
 			exe, err := os.Executable()
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(g.streams.Out, "the platform is up (%s); playing the scenario\n\n", upTook.Round(100*time.Millisecond))
 			d := &demo.Demo{Bin: exe, Env: []string{"SLIPWAY_HOME=" + cfg.Home}, Examples: examples, Store: platform.PipelineStore(cfg),
-				GitURL: gitURL, ExtraPushes: extraPushes, Out: g.streams.Out}
+				GitURL: plat.GitURL(), ExtraPushes: extraPushes, Out: g.streams.Out}
 			res, runErr := d.Run(ctx)
 			demo.PrintTimeline(g.streams.Out, d.Start(), res.Events)
 			fmt.Fprintf(g.streams.Out, "\nplatform up: %s; scenario: %s; total: %s\n", upTook.Round(100*time.Millisecond),
@@ -104,47 +100,6 @@ cluster) and the source checkout (the example apps and the pinned programs).`,
 	cmd.Flags().IntVar(&extraPushes, "extra-pushes", 0, "then push hello this many more times, to measure push to ready in staging")
 	cmd.Flags().DurationVar(&timeout, "timeout", 90*time.Minute, "give up after this long (the first run builds Kubernetes, CoreDNS and Flux)")
 	return cmd
-}
-
-// ensurePlatform uses the running platform, or starts one in this process;
-// stop ends the one it started.
-func ensurePlatform(ctx context.Context, g *globals, cfg config.Config) (platform.State, func(), error) {
-	if st, err := platform.ReadState(cfg.RunDir()); err == nil {
-		if !st.Ready {
-			return st, nil, errors.New("slipway up is still starting: run the demo once it is ready")
-		}
-		return st, nil, nil
-	} else if !errors.Is(err, platform.ErrNotRunning) {
-		return platform.State{}, nil, err
-	}
-	if !cfg.FluxEnabled() {
-		return platform.State{}, nil, errors.New("the demo needs the cluster and Flux: run it as root on Linux (and without --cluster=false or SLIPWAY_FLUX=false)")
-	}
-	fmt.Fprintln(g.streams.Out, "starting the platform (the first time, Kubernetes, CoreDNS and Flux are compiled from source: allow 20-30 minutes)")
-	upCtx, cancel := context.WithCancel(context.Background())
-	ready := make(chan platform.State, 1)
-	done := make(chan error, 1)
-	progress := &prefixWriter{w: g.streams.Err, prefix: "  up: "}
-	go func() {
-		done <- platform.Up(upCtx, cfg, progress, func(st platform.State) { ready <- st })
-	}()
-	stop := func() {
-		cancel()
-		<-done
-	}
-	select {
-	case st := <-ready:
-		return st, stop, nil
-	case err := <-done:
-		cancel()
-		if err == nil {
-			err = errors.New("the platform stopped before it was ready")
-		}
-		return platform.State{}, nil, err
-	case <-ctx.Done():
-		stop()
-		return platform.State{}, nil, ctx.Err()
-	}
 }
 
 // prefixWriter prefixes each line (the platform's progress, under the

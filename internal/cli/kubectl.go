@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/components"
+	"github.com/slipway-dev/slipway/internal/platform"
 )
 
 func newKubectlCmd(g *globals) *cobra.Command {
@@ -34,7 +34,13 @@ with the cluster's admin kubeconfig unless --kubeconfig or --context is given.`,
 				chosen = chosen || strings.HasPrefix(a, "--kubeconfig") || strings.HasPrefix(a, "--context")
 			}
 			if !chosen {
-				args = append([]string{"--kubeconfig", cluster.Defaults(cfg.ClusterDir()).AdminKubeconfig()}, args...)
+				path := platform.ClusterOptions(cfg).AdminKubeconfig()
+				if p, err := platform.Attach(cfg); err == nil {
+					if path, err = p.AdminKubeconfig(); err != nil {
+						return err
+					}
+				}
+				args = append([]string{"--kubeconfig", path}, args...)
 			}
 			run := exec.CommandContext(cmd.Context(), bins["kubectl"], args...)
 			run.Stdin, run.Stdout, run.Stderr = g.streams.In, g.streams.Out, g.streams.Err

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/credentials"
+	"github.com/slipway-dev/slipway/internal/platform"
 )
 
 // passwordFlags are the two ways a command takes a password.
@@ -42,7 +43,7 @@ func (p *passwordFlags) read(in io.Reader) (string, error) {
 
 func newLoginCmd(g *globals) *cobra.Command {
 	var user string
-	var insecure bool
+	var reg registryFlags
 	var pw passwordFlags
 	cmd := &cobra.Command{
 		Use:   "login [REGISTRY]",
@@ -59,7 +60,7 @@ REGISTRY defaults to the embedded registry's address.`,
 			if err != nil {
 				return err
 			}
-			registry := registryAddr(cfg)
+			registry := platform.RegistryAddr(cfg)
 			if len(args) == 1 {
 				registry = strings.TrimPrefix(strings.TrimPrefix(strings.TrimSuffix(args[0], "/"), "http://"), "https://")
 			}
@@ -73,7 +74,7 @@ REGISTRY defaults to the embedded registry's address.`,
 			if password == "" {
 				return usageError("give the password with --password-stdin (or -p)")
 			}
-			if err := credentials.Check(cmd.Context(), registry, user, password, insecure); err != nil {
+			if err := credentials.Check(cmd.Context(), registry, user, password, reg.insecure); err != nil {
 				if errors.Is(err, credentials.ErrUnauthorized) {
 					return fmt.Errorf("%w; check the password (the admin's is in %s)", err, cfg.AdminPasswordFile())
 				}
@@ -88,7 +89,7 @@ REGISTRY defaults to the embedded registry's address.`,
 		},
 	}
 	cmd.Flags().StringVarP(&user, "username", "u", "", "user name")
-	cmd.Flags().BoolVar(&insecure, "insecure", false, "use plain HTTP (always used for loopback addresses)")
+	reg.bind(cmd)
 	pw.bind(cmd)
 	return cmd
 }

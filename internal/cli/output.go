@@ -7,7 +7,10 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
+
+	"github.com/slipway-dev/slipway/internal/flux"
 )
 
 // outputFormat is an enum flag: a bad value is refused when flags are
@@ -61,4 +64,15 @@ func isCobraUsageError(err error) bool {
 	msg := err.Error()
 	return strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "unknown flag") ||
 		strings.HasPrefix(msg, "accepts ") || strings.HasPrefix(msg, "requires ")
+}
+
+// printObjects writes Kubernetes objects as a YAML stream, as --dry-run
+// shows what would be committed.
+func printObjects(w io.Writer, objs []runtime.Object) error {
+	data, err := flux.Marshal(objs...)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(data)
+	return err
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/ci/pipeline"
 	"github.com/slipway-dev/slipway/internal/ci/runner"
 	"github.com/slipway-dev/slipway/internal/platform"
@@ -75,10 +73,6 @@ and check the file.`,
 			if len(args) == 1 {
 				dir = args[0]
 			}
-			abs, err := filepath.Abs(dir)
-			if err != nil {
-				return err
-			}
 			values := map[string]string{}
 			for _, p := range params {
 				k, v, ok := strings.Cut(p, "=")
@@ -87,20 +81,12 @@ and check the file.`,
 				}
 				values[k] = v
 			}
-			if name == "" {
-				name = pipelineName(abs)
-			}
-			if branch == "" {
-				branch = currentBranch(abs)
-			}
-			run := &runner.Run{Pipeline: name, Reason: "Manual", Ref: "refs/heads/" + branch, Commit: headCommit(abs),
-				RequestedBy: os.Getenv("USER"), Source: abs, File: file}
-			p, err := pipeline.Load(pipeline.Options{Root: abs, File: file, Parameters: values, Variables: map[string]string{
-				"Build.SourceBranch": run.Ref, "Build.SourceBranchName": branch, "Build.Reason": "Manual", "Build.Repository.Name": name}})
-			if err != nil {
-				return err
-			}
+			m := runner.Manual{Dir: dir, File: file, Pipeline: name, Branch: branch, Parameters: values, RequestedBy: who()}
 			if check {
+				_, p, err := m.Prepare()
+				if err != nil {
+					return err
+				}
 				fmt.Fprintf(g.streams.Err, "%s: %d stage(s), %d job(s), %d step(s); nothing outside the supported subset\n", p.File, len(p.Stages), countJobs(p), countSteps(p))
 				return nil
 			}
@@ -108,9 +94,8 @@ and check the file.`,
 			if err != nil {
 				return err
 			}
-			users := auth.Open(cfg.UsersFile())
-			r := &runner.Runner{Store: platform.PipelineStore(cfg), Inputs: platform.PipelineInputs(cfg, users, "")}
-			if err := r.RunNow(cmd.Context(), run, p, runner.TreeSource{Dir: abs}, g.streams.Out); err != nil {
+			run, err := platform.RunWorkingTree(cmd.Context(), cfg, m, g.streams.Out)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(g.streams.Err, "\nrun %d of %s: %s in %s\n", run.ID, run.Pipeline, run.Status, run.Duration().Round(10*time.Millisecond))
@@ -149,35 +134,6 @@ func countSteps(p *pipeline.Pipeline) int {
 	return n
 }
 
-func gitOut(dir string, args ...string) string {
-	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// pipelineName is TEAM/APP from the origin remote's URL, else local/DIR.
-func pipelineName(dir string) string {
-	if url := gitOut(dir, "remote", "get-url", "origin"); url != "" {
-		url = strings.TrimSuffix(strings.TrimSuffix(url, "/"), ".git")
-		parts := strings.Split(url, "/")
-		if len(parts) >= 2 {
-			return parts[len(parts)-2] + "/" + parts[len(parts)-1]
-		}
-	}
-	return "local/" + filepath.Base(dir)
-}
-
-func currentBranch(dir string) string {
-	if b := gitOut(dir, "rev-parse", "--abbrev-ref", "HEAD"); b != "" && b != "HEAD" {
-		return b
-	}
-	return "main"
-}
-
-func headCommit(dir string) string { return gitOut(dir, "rev-parse", "HEAD") }
-
 func newPipelineListCmd(g *globals) *cobra.Command {
 	var output outputFormat
 	cmd := &cobra.Command{
@@ -196,6 +152,9 @@ func newPipelineListCmd(g *globals) *cobra.Command {
 			runs, err := store.List(name)
 			if err != nil {
 				return err
+			}
+			if runs == nil {
+				runs = []*runner.Run{} // [] in JSON, not null
 			}
 			if done, err := printStructured(g.streams.Out, output, runs); done {
 				return err

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -9,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/build"
-	"github.com/slipway-dev/slipway/internal/credentials"
 	"github.com/slipway-dev/slipway/internal/platform"
 	"github.com/slipway-dev/slipway/internal/registry"
 )
@@ -41,26 +39,7 @@ collected directly.`,
 			if err != nil {
 				return err
 			}
-			var res registry.GCResult
-			st, err := platform.ReadState(cfg.RunDir())
-			switch {
-			case errors.Is(err, platform.ErrNotRunning):
-				res, err = registry.GarbageCollect(cmd.Context(), cfg.RegistryDir(), opts)
-			case err != nil:
-				return err
-			default:
-				password, perr := platform.AdminPassword(cfg)
-				if perr != nil {
-					return perr
-				}
-				url := ""
-				for _, e := range st.Endpoints {
-					if e.Service == "registry" {
-						url = e.URL
-					}
-				}
-				res, err = registry.RequestGC(cmd.Context(), url, "admin", password, opts)
-			}
+			res, err := platform.CollectGarbage(cmd.Context(), cfg, opts)
 			if err != nil {
 				return err
 			}
@@ -82,7 +61,7 @@ collected directly.`,
 }
 
 func newRegistryDeleteCmd(g *globals) *cobra.Command {
-	var insecure bool
+	var reg registryFlags
 	cmd := &cobra.Command{
 		Use:   "delete REFERENCE",
 		Short: "Delete a manifest by tag or digest",
@@ -91,14 +70,14 @@ to). The blobs stay until ` + "`slipway registry gc`" + `.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var nameOpts []name.Option
-			if insecure {
+			if reg.insecure {
 				nameOpts = append(nameOpts, name.Insecure)
 			}
 			ref, err := name.ParseReference(args[0], nameOpts...)
 			if err != nil {
 				return usageError("reference %q: %v", args[0], err)
 			}
-			opts := []remote.Option{remote.WithContext(cmd.Context()), remote.WithAuthFromKeychain(credentials.Keychain())}
+			opts := []remote.Option{remote.WithContext(cmd.Context()), remote.WithAuthFromKeychain(reg.keychain())}
 			if _, ok := ref.(name.Tag); ok {
 				desc, err := remote.Head(ref, opts...)
 				if err != nil {
@@ -113,6 +92,6 @@ to). The blobs stay until ` + "`slipway registry gc`" + `.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&insecure, "insecure", false, "use plain HTTP")
+	reg.bind(cmd)
 	return cmd
 }

@@ -8,13 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/config"
-	"github.com/slipway-dev/slipway/internal/platform"
 )
 
 // Streams are the command's standard streams: data goes to Out, progress
@@ -64,22 +62,6 @@ func (g *globals) config() (config.Config, error) {
 		cfg.Home = g.home
 	}
 	return cfg, nil
-}
-
-// registryAddr is the embedded registry's host:port: the running one's
-// when slipway is up (it may have been started with another address),
-// else the configured one.
-func registryAddr(cfg config.Config) string {
-	if st, err := platform.ReadState(cfg.RunDir()); err == nil {
-		for _, e := range st.Endpoints {
-			if e.Service == "registry" {
-				if u, err := url.Parse(e.URL); err == nil && u.Host != "" {
-					return u.Host
-				}
-			}
-		}
-	}
-	return cfg.Registry.Addr
 }
 
 // NewRoot builds the command tree.

@@ -47,15 +47,11 @@ A running slipway picks the change up at once.`,
 			store := auth.Open(cfg.UsersFile())
 			generated := false
 			if password == "" {
-				existing, err := store.List()
+				_, exists, err := store.Get(args[0])
 				if err != nil {
 					return err
 				}
-				found := false
-				for _, u := range existing {
-					found = found || u.Name == args[0]
-				}
-				if !found {
+				if !exists {
 					password, generated = auth.RandomPassword(), true
 				}
 			}

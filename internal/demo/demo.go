@@ -10,6 +10,7 @@ package demo
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,9 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/ci/runner"
+	"github.com/slipway-dev/slipway/internal/fsutil"
+	"github.com/slipway-dev/slipway/internal/gitcmd"
+	"github.com/slipway-dev/slipway/internal/release"
 )
 
 // Demo is one play of the scenario.
@@ -97,14 +101,8 @@ func indent(s string) string {
 }
 
 func (d *Demo) git(ctx context.Context, dir string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("git %s: %v: %s", args[0], err, strings.TrimSpace(string(out)))
-	}
-	return strings.TrimSpace(string(out)), nil
+	out, err := gitcmd.Run(ctx, dir, nil, args...)
+	return strings.TrimSpace(out), err
 }
 
 // app is one team's app.
@@ -184,12 +182,11 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 		pushes = append(pushes, pushed{a, commit, time.Now()})
 	}
 	for _, p := range pushes {
-		r, err := d.followRun(ctx, p.app, p.commit)
-		if dur, ok := stagingReady(r, p.at); ok {
-			res.StagingReady = append(res.StagingReady, dur)
-		}
-		if err != nil {
+		if _, err := d.followRun(ctx, p.app, p.commit); err != nil {
 			return finish(err)
+		}
+		if dur, ok := d.stagingReady(ctx, p.app, p.at); ok {
+			res.StagingReady = append(res.StagingReady, dur)
 		}
 	}
 
@@ -234,11 +231,13 @@ func (d *Demo) ship(ctx context.Context, a app, version string, res *Result) err
 		return err
 	}
 	at := time.Now()
-	r, err := d.followRun(ctx, a, commit)
-	if dur, ok := stagingReady(r, at); ok {
+	if _, err := d.followRun(ctx, a, commit); err != nil {
+		return err
+	}
+	if dur, ok := d.stagingReady(ctx, a, at); ok {
 		res.StagingReady = append(res.StagingReady, dur)
 	}
-	return err
+	return nil
 }
 
 // pushApp clones the team's repository, puts the example app in it (with
@@ -250,7 +249,7 @@ func (d *Demo) pushApp(ctx context.Context, a app, version, message string) (str
 		if _, err := d.git(ctx, "", "clone", "--quiet", url, dir); err != nil {
 			return "", err
 		}
-		if err := copyTree(filepath.Join(d.Examples, a.example), dir); err != nil {
+		if err := fsutil.CopyTree(filepath.Join(d.Examples, a.example), dir); err != nil {
 			return "", err
 		}
 	}
@@ -346,22 +345,25 @@ func stageTimes(s runner.StageResult) (time.Time, time.Time) {
 	return start, end
 }
 
-// stagingReady is the time from the push to the end of the run's wait
-// for the new version in staging.
-func stagingReady(r *runner.Run, pushed time.Time) (time.Duration, bool) {
-	if r == nil {
+// stagingReady is the time from a push to the first version that became
+// ready in staging after it, as the release's history records it (slipway
+// wait writes the moment it saw the version ready).
+func (d *Demo) stagingReady(ctx context.Context, a app, pushed time.Time) (time.Duration, bool) {
+	out, err := d.slipway(ctx, "history", a.name, "--team", a.team, "-o", "json")
+	if err != nil {
 		return 0, false
 	}
-	for _, s := range r.Stages {
-		for _, j := range s.Jobs {
-			for _, st := range j.Steps {
-				if strings.HasPrefix(st.DisplayName, "Wait for") && st.Status == runner.Succeeded {
-					return st.FinishedAt.Sub(pushed), true
-				}
-			}
+	var entries []release.Entry
+	if json.Unmarshal([]byte(out), &entries) != nil {
+		return 0, false
+	}
+	var first time.Time
+	for _, e := range entries {
+		if e.Env == "staging" && e.ReadyAt.After(pushed) && (first.IsZero() || e.ReadyAt.Before(first)) {
+			first = e.ReadyAt
 		}
 	}
-	return 0, false
+	return first.Sub(pushed), !first.IsZero()
 }
 
 // Median of durations.
@@ -386,25 +388,6 @@ func PrintTimeline(w io.Writer, start time.Time, events []Event) {
 		}
 		fmt.Fprintf(w, "+%-8s %-8s %-9s %s%s\n", e.Start.Sub(start).Round(100*time.Millisecond), e.Actor, e.End.Sub(e.Start).Round(100*time.Millisecond), e.What, status)
 	}
-}
-
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, de os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		if de.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		info, _ := de.Info()
-		return os.WriteFile(target, data, info.Mode().Perm())
-	})
 }
 
 // Start is when the play began.

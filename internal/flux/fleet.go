@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // Fleet describes the fleet repository and how the cluster reaches it.
@@ -76,64 +78,20 @@ func writeFile(dir, path string, data []byte) error {
 }
 
 // Sync is the GitRepository and Kustomization through which Flux keeps
-// the cluster, itself included, as the fleet repository says. The
-// Kustomization names kustomize-controller's own account: with the
-// lockdown on, one without an account would act as flux-system's
-// "default" account, which may do nothing.
+// the cluster, itself included, as the fleet repository says.
 func (f Fleet) Sync() string {
-	return strings.NewReplacer("<NS>", Namespace, "<URL>", f.URL, "<SECRET>", f.SecretName, "<PATH>", "./"+f.Dir()).Replace(`---
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: GitRepository
-metadata:
-  name: flux-system
-  namespace: <NS>
-spec:
-  interval: 1m0s
-  ref:
-    branch: main
-  secretRef:
-    name: <SECRET>
-  url: <URL>
----
-apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata:
-  name: flux-system
-  namespace: <NS>
-spec:
-  interval: 10m0s
-  path: <PATH>
-  prune: true
-  serviceAccountName: kustomize-controller
-  sourceRef:
-    kind: GitRepository
-    name: flux-system
-`)
+	return string(mustMarshal(syncObjects(f.URL, f.SecretName, "./"+f.Dir())...))
 }
 
 // tenantsSync applies each environment's overlay. Tenants' own objects
 // inside them (HelmReleases and their sources) are reconciled by
 // helm-controller as the tenant's account.
 func (f Fleet) tenantsSync() string {
-	var b strings.Builder
+	var objs []runtime.Object
 	for _, env := range Environments {
-		b.WriteString(strings.NewReplacer("<NS>", Namespace, "<ENV>", env).Replace(`---
-apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata:
-  name: tenants-<ENV>
-  namespace: <NS>
-spec:
-  interval: 10m0s
-  path: ./tenants/<ENV>
-  prune: true
-  serviceAccountName: kustomize-controller
-  sourceRef:
-    kind: GitRepository
-    name: flux-system
-`))
+		objs = append(objs, kustomizationObject("tenants-"+env, "./tenants/"+env))
 	}
-	return b.String()
+	return string(mustMarshal(objs...))
 }
 
 func (f Fleet) readme() string {

@@ -3,6 +3,7 @@ package flux
 import (
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -209,4 +210,35 @@ func SourceOf(kind Kind, u *unstructured.Unstructured) (Kind, string, string, bo
 		return sk, ns, n, ok && n != ""
 	}
 	return Kind{}, "", "", false
+}
+
+// Reconcile asks Flux to reconcile an object now and waits until it has,
+// telling progress what it does.
+func Reconcile(ctx context.Context, client dynamic.Interface, kind Kind, namespace, name string, progress io.Writer) (Object, error) {
+	start := time.Now()
+	fmt.Fprintf(progress, "asking Flux to reconcile %s %s/%s\n", kind.Kind, namespace, name)
+	stamp, err := RequestReconcile(ctx, client, kind, namespace, name)
+	if err != nil {
+		return Object{}, err
+	}
+	o, err := WaitHandled(ctx, client, kind, namespace, name, stamp)
+	if err != nil {
+		return o, err
+	}
+	fmt.Fprintf(progress, "%s %s/%s reconciled in %s: %s\n", kind.Kind, namespace, name, time.Since(start).Round(10*time.Millisecond), o.Message)
+	return o, nil
+}
+
+// ApplyFleet asks Flux to fetch the fleet repository and apply every
+// environment's tenant overlay, and waits until it has.
+func ApplyFleet(ctx context.Context, client dynamic.Interface, progress io.Writer) error {
+	if _, err := Reconcile(ctx, client, GitRepository, Namespace, "flux-system", progress); err != nil {
+		return err
+	}
+	for _, env := range Environments {
+		if _, err := Reconcile(ctx, client, Kustomization, Namespace, "tenants-"+env, progress); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // The fleet repository's tenant layout, all Kustomize:
@@ -48,7 +50,8 @@ func AddTenant(dir string, t Tenant) error {
 		return err
 	}
 	base := filepath.Join(dir, "tenants", "base", t.Team)
-	if err := writeFile(dir, "tenants/base/"+t.Team+"/account.yaml", []byte(accountYAML(t.Team))); err != nil {
+	sa, rb := AccountObjects(t.Team)
+	if err := writeFile(dir, "tenants/base/"+t.Team+"/account.yaml", mustMarshal(sa, rb)); err != nil {
 		return err
 	}
 	if t.ChartsURL != "" {
@@ -60,12 +63,11 @@ func AddTenant(dir string, t Tenant) error {
 		return err
 	}
 	for _, env := range Environments {
-		ns := TenantNamespace(t.Team, env)
 		overlay := "tenants/" + env + "/" + t.Team
-		if err := writeFile(dir, overlay+"/namespace.yaml", []byte(namespaceYAML(ns, t.Team, env))); err != nil {
+		if err := writeFile(dir, overlay+"/namespace.yaml", mustMarshal(NamespaceObject(t.Team, env))); err != nil {
 			return err
 		}
-		if err := writeKustomization(filepath.Join(dir, filepath.FromSlash(overlay)), ns); err != nil {
+		if err := writeKustomization(filepath.Join(dir, filepath.FromSlash(overlay)), TenantNamespace(t.Team, env)); err != nil {
 			return err
 		}
 		if err := writeEnvKustomization(dir, env); err != nil {
@@ -129,7 +131,7 @@ func AddSource(dir, team, name, url string, insecure bool) error {
 	if !strings.HasPrefix(url, "oci://") {
 		return fmt.Errorf("source URL %q: want oci://REGISTRY/PATH", url)
 	}
-	if err := writeFile(dir, "tenants/base/"+team+"/source-"+name+".yaml", []byte(helmRepositoryYAML(name, url, insecure))); err != nil {
+	if err := writeFile(dir, "tenants/base/"+team+"/source-"+name+".yaml", mustMarshal(HelmRepositoryObject(name, url, insecure))); err != nil {
 		return err
 	}
 	return writeKustomization(filepath.Join(dir, "tenants", "base", team), "")
@@ -148,6 +150,16 @@ type Release struct {
 	Annotations map[string]string
 }
 
+func (r Release) withDefaults() Release {
+	if r.Chart == "" {
+		r.Chart = r.App
+	}
+	if r.Source == "" {
+		r.Source = "charts"
+	}
+	return r
+}
+
 // ReleasePath is the file a release lives in.
 func ReleasePath(team, env, app string) string {
 	return "tenants/" + env + "/" + team + "/release-" + app + ".yaml"
@@ -159,13 +171,7 @@ func SetRelease(dir string, r Release) error {
 	if _, err := os.Stat(overlay); err != nil {
 		return fmt.Errorf("there is no tenant %s in %s: create it first (slipway tenant create %s)", r.Team, r.Env, r.Team)
 	}
-	if r.Chart == "" {
-		r.Chart = r.App
-	}
-	if r.Source == "" {
-		r.Source = "charts"
-	}
-	if err := writeFile(dir, ReleasePath(r.Team, r.Env, r.App), []byte(helmReleaseYAML(r))); err != nil {
+	if err := writeFile(dir, ReleasePath(r.Team, r.Env, r.App), mustMarshal(HelmReleaseObject(r))); err != nil {
 		return err
 	}
 	return writeKustomization(overlay, TenantNamespace(r.Team, r.Env))
@@ -224,133 +230,39 @@ func writeEnvKustomization(dir, env string) error {
 	return writeFile(dir, "tenants/"+env+"/kustomization.yaml", []byte(b.String()))
 }
 
-// TenantObjects renders a tenant's objects for --dry-run: what the
-// overlays add up to.
-func TenantObjects(t Tenant) string {
-	var b strings.Builder
+// TenantObjects are a tenant's objects as its overlays add them up, for
+// --dry-run.
+func TenantObjects(t Tenant) []runtime.Object {
+	var out []runtime.Object
 	for _, env := range Environments {
 		ns := TenantNamespace(t.Team, env)
-		b.WriteString(namespaceYAML(ns, t.Team, env))
-		b.WriteString(withNamespace(accountYAML(t.Team), ns))
+		sa, rb := AccountObjects(t.Team)
+		withNamespace(ns, sa, rb)
+		out = append(out, NamespaceObject(t.Team, env), sa, rb)
 		if t.ChartsURL != "" {
-			b.WriteString(withNamespace(helmRepositoryYAML("charts", t.ChartsURL, t.Insecure), ns))
+			repo := HelmRepositoryObject("charts", t.ChartsURL, t.Insecure)
+			withNamespace(ns, repo)
+			out = append(out, repo)
 		}
 	}
-	return b.String()
+	return out
 }
 
-// ReleaseObject renders a release for --dry-run.
-func ReleaseObject(r Release) string {
-	if r.Chart == "" {
-		r.Chart = r.App
+// SourceObjects are a chart source as each of the team's overlays has it,
+// for --dry-run.
+func SourceObjects(team, name, url string, insecure bool) []runtime.Object {
+	var out []runtime.Object
+	for _, env := range Environments {
+		repo := HelmRepositoryObject(name, url, insecure)
+		withNamespace(TenantNamespace(team, env), repo)
+		out = append(out, repo)
 	}
-	if r.Source == "" {
-		r.Source = "charts"
-	}
-	return withNamespace(helmReleaseYAML(r), TenantNamespace(r.Team, r.Env))
+	return out
 }
 
-func withNamespace(yaml, ns string) string {
-	return strings.ReplaceAll(yaml, "\nmetadata:\n  name: ", "\nmetadata:\n  namespace: "+ns+"\n  name: ")
-}
-
-func namespaceYAML(ns, team, env string) string {
-	return fmt.Sprintf(`---
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: %s
-  labels:
-    slipway.dev/team: %s
-    slipway.dev/env: %s
-    pod-security.kubernetes.io/warn: restricted
-`, ns, team, env)
-}
-
-// accountYAML is the team's account and its rights: admin of its own
-// namespace, nothing elsewhere. helm-controller acts as this account for
-// the team's releases.
-func accountYAML(team string) string {
-	return fmt.Sprintf(`---
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: %[1]s
-  labels:
-    slipway.dev/team: %[1]s
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata:
-  name: %[1]s-admin
-  labels:
-    slipway.dev/team: %[1]s
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: admin
-subjects:
-- kind: ServiceAccount
-  name: %[1]s
-`, team)
-}
-
-func helmRepositoryYAML(name, url string, insecure bool) string {
-	return fmt.Sprintf(`---
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: HelmRepository
-metadata:
-  name: %s
-spec:
-  type: oci
-  url: %s
-  insecure: %v
-  interval: 10m0s
-  secretRef:
-    name: registry
-`, name, url, insecure)
-}
-
-func helmReleaseYAML(r Release) string {
-	var ann strings.Builder
-	if len(r.Annotations) > 0 {
-		ann.WriteString("  annotations:\n")
-		keys := make([]string, 0, len(r.Annotations))
-		for k := range r.Annotations {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(&ann, "    %s: %q\n", k, r.Annotations[k])
-		}
-	}
-	return fmt.Sprintf(`---
-apiVersion: helm.toolkit.fluxcd.io/v2
-kind: HelmRelease
-metadata:
-  name: %[1]s
-  labels:
-    slipway.dev/team: %[2]s
-    slipway.dev/env: %[3]s
-%[4]sspec:
-  interval: 10m0s
-  timeout: 2m0s
-  serviceAccountName: %[2]s
-  chart:
-    spec:
-      chart: %[5]s
-      version: %[6]q
-      interval: 1m0s
-      sourceRef:
-        kind: HelmRepository
-        name: %[7]s
-  install:
-    remediation:
-      retries: 1
-  upgrade:
-    remediation:
-      retries: 0
-      remediateLastFailure: true
-      strategy: rollback
-`, r.App, r.Team, r.Env, ann.String(), r.Chart, r.Version, r.Source)
+// ReleaseObjects is a release in its namespace, for --dry-run.
+func ReleaseObjects(r Release) []runtime.Object {
+	hr := HelmReleaseObject(r)
+	withNamespace(TenantNamespace(r.Team, r.Env), hr)
+	return []runtime.Object{hr}
 }

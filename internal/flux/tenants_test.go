@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slipway-dev/slipway/internal/golden"
+
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
@@ -86,4 +88,44 @@ func keys(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// The fleet repository's files, as Slipway writes them for two teams and a
+// promoted release, against testdata/fleet/ (go test -update rewrites it).
+func TestFleetFilesGolden(t *testing.T) {
+	dir := t.TempDir()
+	f := Fleet{Cluster: "slipway", URL: "http://10.244.0.1:3000/ops/fleet.git", SecretName: "flux-system"}
+	if err := f.WriteTree(dir, []byte("# components\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, team := range []string{"dev1", "dev2"} {
+		if err := AddTenant(dir, Tenant{Team: team, ChartsURL: "oci://10.244.0.1:5000/" + team + "/charts", Insecure: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := AddSource(dir, "dev2", "shared", "oci://10.244.0.1:5000/dev2/shared", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetRelease(dir, Release{Team: "dev1", App: "hello", Env: "staging", Version: ">=0.1.0-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetRelease(dir, Release{Team: "dev1", App: "hello", Env: "prod", Version: "0.1.3",
+		Annotations: map[string]string{"slipway.dev/promoted-by": "dev1", "slipway.dev/image": "10.244.0.1:5000/dev1/hello@sha256:0000"}}); err != nil {
+		t.Fatal(err)
+	}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		golden.Check(t, filepath.Join("testdata", "fleet", rel), data)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -6,14 +6,13 @@
 package gitrepo
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"strings"
+
+	"github.com/slipway-dev/slipway/internal/gitcmd"
 )
 
 // Remote is a repository on a git server.
@@ -148,24 +147,11 @@ func (r Remote) branch() string {
 // (as an HTTP header set through GIT_CONFIG_*), never on the command line
 // or in a file, so they show in no process list and stay in no clone.
 func (r Remote) git(ctx context.Context, dir string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "git", args...)
-	cmd.Dir = dir
 	token := base64.StdEncoding.EncodeToString([]byte(r.Username + ":" + r.Password))
-	cmd.Env = append(os.Environ(),
-		"GIT_TERMINAL_PROMPT=0",
+	return gitcmd.Run(ctx, dir, []string{
 		"GIT_CONFIG_NOSYSTEM=1",
 		"GIT_CONFIG_COUNT=1",
 		"GIT_CONFIG_KEY_0=http.extraHeader",
-		"GIT_CONFIG_VALUE_0=Authorization: Basic "+token,
-	)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = err.Error()
-		}
-		return "", fmt.Errorf("git %s: %s", args[0], msg)
-	}
-	return stdout.String(), nil
+		"GIT_CONFIG_VALUE_0=Authorization: Basic " + token,
+	}, args...)
 }

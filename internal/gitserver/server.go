@@ -94,6 +94,17 @@ func (s *Server) Create(name string) error {
 	return nil
 }
 
+// Ensure creates the repository unless it exists; created says which.
+func (s *Server) Ensure(name string) (created bool, err error) {
+	if err := ValidateName(name); err != nil {
+		return false, err
+	}
+	if _, err := os.Stat(s.dir(name)); err == nil {
+		return false, nil
+	}
+	return true, s.Create(name)
+}
+
 // List returns the repository names, sorted.
 func (s *Server) List() ([]string, error) {
 	var out []string

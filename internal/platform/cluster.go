@@ -73,8 +73,7 @@ func NewCluster(ctx context.Context, cfg config.Config, users *auth.Store, progr
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := cluster.Defaults(cfg.ClusterDir())
-	opts.Registry = cfg.Registry.Addr
+	opts := ClusterOptions(cfg)
 	opts.RegistryUser, opts.RegistryPassword = clusterPullUser, password
 	opts.Binaries = kube
 	opts.PauseImage = images[0].repo + "@" + pause.Digest.String()

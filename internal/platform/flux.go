@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 
@@ -44,9 +43,9 @@ const fluxPasswordFile = "flux-password"
 // SlipwayAuthor signs the commits Slipway makes on ops's behalf.
 var SlipwayAuthor = gitrepo.Author{Name: "slipway", Email: "slipway@localhost"}
 
-// FleetRemote is the fleet repository as the host reaches it, with the
-// admin's credentials.
-func FleetRemote(cfg config.Config) (gitrepo.Remote, error) {
+// fleetRemote is the fleet repository as `slipway up` itself reaches it,
+// with the admin's credentials. Other commands use Platform.FleetRemote.
+func fleetRemote(cfg config.Config) (gitrepo.Remote, error) {
 	password, err := AdminPassword(cfg)
 	if err != nil {
 		return gitrepo.Remote{}, err
@@ -111,7 +110,7 @@ func (s *fluxService) Run(ctx context.Context, ready func(supervisor.Endpoint)) 
 		}
 		return err
 	}
-	remote, _ := FleetRemote(s.cfg)
+	remote, _ := fleetRemote(s.cfg)
 	ready(supervisor.Endpoint{URL: remote.URL, Notes: []string{
 		fmt.Sprintf("Flux %s: source, kustomize, helm and notification controllers, fleet at %.12s (%s)", flux.Version, head, time.Since(start).Round(100*time.Millisecond)),
 		"see:     slipway get all -A",
@@ -132,17 +131,13 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if repos, err := git.List(); err != nil {
+	if _, err := git.Ensure(FleetRepo); err != nil {
 		return "", err
-	} else if !slices.Contains(repos, FleetRepo) {
-		if err := git.Create(FleetRepo); err != nil {
-			return "", err
-		}
 	}
 	components := s.components
 	_, gitPort, _ := net.SplitHostPort(s.cfg.Git.Addr)
 	fleet := flux.Fleet{Cluster: "slipway", URL: "http://" + s.cluster.NodeAddr(gitPort) + "/" + FleetRepo + ".git", SecretName: "flux-system"}
-	remote, err := FleetRemote(s.cfg)
+	remote, err := fleetRemote(s.cfg)
 	if err != nil {
 		return "", err
 	}
@@ -161,8 +156,11 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	secret := readerSecret(fleet.SecretName, flux.Namespace, password)
-	manifests := string(components) + secret + fleet.Sync()
+	secret, err := flux.Marshal(flux.ReaderSecret(fleet.SecretName, flux.Namespace, fluxReadUser, password))
+	if err != nil {
+		return "", err
+	}
+	manifests := string(components) + string(secret) + fleet.Sync()
 	if err := cluster.Apply(ctx, rest, []byte(manifests)); err != nil {
 		return "", fmt.Errorf("installing Flux: %w", err)
 	}
@@ -289,15 +287,10 @@ func accountPassword(users *auth.Store, user, path string, push []string) (strin
 // FluxReaderSecret is a Secret holding the read-only account Flux reads
 // git and the registry with (made by slipway up). It is applied to the
 // cluster directly, never committed.
-func FluxReaderSecret(cfg config.Config, name, namespace string) (string, error) {
+func FluxReaderSecret(cfg config.Config, name, namespace string) ([]byte, error) {
 	data, err := os.ReadFile(filepath.Join(cfg.ClusterDir(), fluxPasswordFile))
 	if err != nil {
-		return "", fmt.Errorf("reading Flux's password (is the platform set up? slipway up): %w", err)
+		return nil, fmt.Errorf("reading Flux's password (is the platform set up? slipway up): %w", err)
 	}
-	return readerSecret(name, namespace, strings.TrimSpace(string(data))), nil
-}
-
-func readerSecret(name, namespace, password string) string {
-	return fmt.Sprintf("---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\n  namespace: %s\ntype: Opaque\nstringData:\n  username: %s\n  password: %q\n",
-		name, namespace, fluxReadUser, password)
+	return flux.Marshal(flux.ReaderSecret(name, namespace, fluxReadUser, strings.TrimSpace(string(data))))
 }

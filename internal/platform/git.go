@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/auth"
@@ -27,8 +28,16 @@ type GitService struct {
 	AlsoAddrs []string
 	// OnPush, when set, also receives every push (the pipeline runner).
 	OnPush func(gitserver.Event)
-	// URL is where the server answers, once it is ready.
-	URL string
+
+	url atomic.Pointer[string]
+}
+
+// URL is the server's base URL (http://HOST:PORT) once it listens, else "".
+func (s *GitService) URL() string {
+	if u := s.url.Load(); u != nil {
+		return *u
+	}
+	return ""
 }
 
 func (s *GitService) Name() string { return "git" }
@@ -76,7 +85,7 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 		go func() { errc <- hs.Serve(ln) }()
 	}
 	base := "http://" + listeners[0].Addr().String()
-	s.URL = base
+	s.url.Store(&base)
 	if err := waitHTTP(ctx, base+"/healthz", errc); err != nil {
 		hs.Close()
 		return err

@@ -3,6 +3,7 @@ package platform
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,22 +69,24 @@ func ciPassword(cfg config.Config, users *auth.Store, user, prefix string) (stri
 type PipelineService struct {
 	Config config.Config
 	Users  *auth.Store
-	Git    *GitService
+	// GitURL tells the git server's base URL once it listens, for the
+	// runs' slipway.git.url variable.
+	GitURL func() string
 	runner *runner.Runner
 }
 
-// NewPipelineService makes the service and connects it to the git
-// server's push events.
-func NewPipelineService(cfg config.Config, users *auth.Store, git *GitService) *PipelineService {
-	s := &PipelineService{Config: cfg, Users: users, Git: git}
-	s.runner = &runner.Runner{
+// NewPipelineService makes the service; connect the git server's pushes
+// to its OnPush.
+func NewPipelineService(cfg config.Config, users *auth.Store) *PipelineService {
+	return &PipelineService{Config: cfg, Users: users, runner: &runner.Runner{
 		Store:   PipelineStore(cfg),
 		RepoDir: func(repo string) string { return filepath.Join(cfg.GitDir(), filepath.FromSlash(repo)+".git") },
-	}
-	git.OnPush = func(ev gitserver.Event) {
-		s.runner.OnPush(runner.Push{Repo: ev.Repo, Ref: ev.Ref, Before: ev.Old, After: ev.New, Pusher: ev.Pusher})
-	}
-	return s
+	}}
+}
+
+// OnPush queues the pipeline of a pushed repository.
+func (s *PipelineService) OnPush(ev gitserver.Event) {
+	s.runner.OnPush(runner.Push{Repo: ev.Repo, Ref: ev.Ref, Before: ev.Old, After: ev.New, Pusher: ev.Pusher})
 }
 
 func (s *PipelineService) Name() string { return "pipelines" }
@@ -98,7 +101,11 @@ func (s *PipelineService) Run(ctx context.Context, ready func(supervisor.Endpoin
 	}
 	defer log.Close()
 	s.runner.Log = log
-	s.runner.Inputs = PipelineInputs(s.Config, s.Users, s.Git.URL)
+	gitURL := ""
+	if s.GitURL != nil {
+		gitURL = s.GitURL()
+	}
+	s.runner.Inputs = PipelineInputs(s.Config, s.Users, gitURL)
 	errc := make(chan error, 1)
 	go func() { errc <- s.runner.Start(ctx) }()
 	ready(supervisor.Endpoint{URL: "runs azure-pipelines.yml on every push", Notes: []string{
@@ -113,4 +120,16 @@ func (s *PipelineService) Run(ctx context.Context, ready func(supervisor.Endpoin
 	case <-ctx.Done():
 		return <-errc
 	}
+}
+
+// RunWorkingTree runs a working tree's pipeline at once, on this machine
+// as the invoking user, with the inputs a team's pipeline gets on the
+// platform, and keeps it in the history. live receives its output.
+func RunWorkingTree(ctx context.Context, cfg config.Config, m runner.Manual, live io.Writer) (*runner.Run, error) {
+	run, p, err := m.Prepare()
+	if err != nil {
+		return nil, err
+	}
+	r := &runner.Runner{Store: PipelineStore(cfg), Inputs: PipelineInputs(cfg, auth.Open(cfg.UsersFile()), "")}
+	return run, r.RunNow(ctx, run, p, runner.TreeSource{Dir: run.Source}, live)
 }

@@ -2,9 +2,11 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/config"
@@ -18,6 +20,16 @@ type RegistryService struct {
 	Users  *auth.Store
 	// AlsoAddrs are further addresses to serve on.
 	AlsoAddrs []string
+
+	addr atomic.Pointer[string]
+}
+
+// Addr is the host:port the registry answers on once it listens, else "".
+func (s *RegistryService) Addr() string {
+	if a := s.addr.Load(); a != nil {
+		return *a
+	}
+	return ""
 }
 
 func (s *RegistryService) Name() string { return "registry" }
@@ -43,6 +55,8 @@ func (s *RegistryService) Run(ctx context.Context, ready func(supervisor.Endpoin
 	if err != nil {
 		return err
 	}
+	addr := srv.Addr()
+	s.addr.Store(&addr)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx) }()
 	if err := waitHTTP(ctx, "http://"+srv.Addr()+"/healthz", errc); err != nil {
@@ -64,4 +78,22 @@ func alsoNotes(addrs []string) []string {
 		out = append(out, "also at http://"+a+" (the name pods and in-cluster controllers use)")
 	}
 	return out
+}
+
+// CollectGarbage removes the registry's unreferenced blobs: the running
+// registry does it, as the admin, holding pushes back meanwhile; when
+// nothing runs, the storage is collected directly.
+func CollectGarbage(ctx context.Context, cfg config.Config, opts registry.GCOptions) (registry.GCResult, error) {
+	p, err := Attach(cfg)
+	if errors.Is(err, ErrNotRunning) {
+		return registry.GarbageCollect(ctx, cfg.RegistryDir(), opts)
+	}
+	if err != nil {
+		return registry.GCResult{}, err
+	}
+	password, err := p.AdminPassword()
+	if err != nil {
+		return registry.GCResult{}, err
+	}
+	return registry.RequestGC(ctx, "http://"+p.RegistryAddr(), "admin", password, opts)
 }

@@ -23,6 +23,26 @@ type State struct {
 	Endpoints []supervisor.Endpoint `json:"endpoints"`
 	// Kubeconfig holds the "slipway" context when the cluster runs.
 	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// Addresses are where the services answer, as they were started:
+	// the one source of truth for every other command (see Attach).
+	Addresses Addresses `json:"addresses"`
+}
+
+// Addresses are the running platform's addresses, from the host and from
+// inside the cluster.
+type Addresses struct {
+	// Registry is the registry's host:port, as the host reaches it.
+	Registry string `json:"registry,omitempty"`
+	// RegistryNode is the registry on the node address, the name pods,
+	// containerd and Flux use; empty without the cluster.
+	RegistryNode string `json:"registryNode,omitempty"`
+	// Git is the git server's base URL (http://HOST:PORT).
+	Git string `json:"git,omitempty"`
+	// GitNode is the git server as the cluster reaches it.
+	GitNode string `json:"gitNode,omitempty"`
+	// AdminKubeconfig is the cluster-admin kubeconfig; empty without the
+	// cluster.
+	AdminKubeconfig string `json:"adminKubeconfig,omitempty"`
 }
 
 // ErrNotRunning is returned when no `slipway up` holds the state directory.

@@ -43,8 +43,9 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	}
 
 	registry := &RegistryService{Config: cfg, Users: users}
-	git := &GitService{Config: cfg, Users: users}
-	pipelines := NewPipelineService(cfg, users, git)
+	pipelines := NewPipelineService(cfg, users)
+	git := &GitService{Config: cfg, Users: users, OnPush: pipelines.OnPush}
+	pipelines.GitURL = git.URL
 	services := []supervisor.Service{registry, git, pipelines}
 	var cl *cluster.Cluster
 	if cfg.ClusterEnabled() {
@@ -89,8 +90,16 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	sup := &supervisor.Supervisor{Progress: progress}
 	var publishErr error
 	err = sup.Run(ctx, services, func(endpoints []supervisor.Endpoint) {
-		st := State{PID: os.Getpid(), Ready: true, StartedAt: startedAt, Endpoints: endpoints}
+		st := State{PID: os.Getpid(), Ready: true, StartedAt: startedAt, Endpoints: endpoints,
+			Addresses: Addresses{Registry: registry.Addr(), Git: git.URL()}}
+		if len(registry.AlsoAddrs) > 0 {
+			st.Addresses.RegistryNode = registry.AlsoAddrs[0]
+		}
+		if len(git.AlsoAddrs) > 0 {
+			st.Addresses.GitNode = "http://" + git.AlsoAddrs[0]
+		}
 		if cl != nil {
+			st.Addresses.AdminKubeconfig = cl.Options().AdminKubeconfig()
 			target := cfg.Cluster.Kubeconfig
 			if target == "" {
 				target = cluster.DefaultKubeconfig()

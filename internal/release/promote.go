@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/flux"
@@ -19,6 +20,7 @@ type Promotion struct {
 
 // Promoted says what was promoted.
 type Promoted struct {
+	Team    string    `json:"team"`
 	Version string    `json:"version"`
 	Image   string    `json:"image"`
 	Commit  string    `json:"commit"`
@@ -31,7 +33,16 @@ type Promoted struct {
 // fleet repository, pinned exactly, and asks Flux to apply it. Only a
 // version that became ready (slipway wait) and passed its tests (slipway
 // test) there, with the very image still running, may go.
+// Without a team, the one team with a release of that name in From is
+// meant.
 func Promote(ctx context.Context, c *Clients, fleet gitrepo.Remote, p Promotion) (*Promoted, error) {
+	if p.Team == "" {
+		ns, err := Locate(ctx, c, "", p.App, p.From)
+		if err != nil {
+			return nil, err
+		}
+		p.Team = strings.TrimSuffix(ns, "-"+p.From)
+	}
 	from := flux.TenantNamespace(p.Team, p.From)
 	o, hr, err := flux.Get(ctx, c.Dyn, flux.HelmRelease, from, p.App)
 	if err != nil {
@@ -95,7 +106,7 @@ func Promote(ctx context.Context, c *Clients, fleet gitrepo.Remote, p Promotion)
 	if _, err := flux.RequestReconcile(ctx, c.Dyn, flux.GitRepository, flux.Namespace, "flux-system"); err == nil {
 		_, _ = flux.RequestReconcile(ctx, c.Dyn, flux.Kustomization, flux.Namespace, "tenants-"+p.To)
 	}
-	return &Promoted{Version: version, Image: image, Commit: commit, From: p.From, To: p.To, TestAt: rec.Test.At}, nil
+	return &Promoted{Team: p.Team, Version: version, Image: image, Commit: commit, From: p.From, To: p.To, TestAt: rec.Test.At}, nil
 }
 
 func failedChecks(t *Test) string {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/ci/expr"
 	"github.com/slipway-dev/slipway/internal/ci/pipeline"
+	"github.com/slipway-dev/slipway/internal/fsutil"
 )
 
 // Job inputs the runner adds to every run.
@@ -541,7 +542,7 @@ func (x *execution) runStep(ctx context.Context, st *pipeline.Step, sr *StepResu
 		}
 		name := cmp.Or(v.expand(st.Artifact), "drop")
 		dst := filepath.Join(x.store.RunDir(x.run.ID), "artifacts", name)
-		if err := copyTree(src, dst); err != nil {
+		if err := fsutil.CopyTree(src, dst); err != nil {
 			out.note("##[error]publishing " + src + ": " + err.Error())
 			sr.Issues = append(sr.Issues, Issue{"error", "publishing " + src + ": " + err.Error()})
 			status = Failed

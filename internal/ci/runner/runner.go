@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/ci/pipeline"
+	"github.com/slipway-dev/slipway/internal/gitcmd"
 )
 
 // Push is a push the git server reports.
@@ -139,7 +140,7 @@ func (r *Runner) accept(ctx context.Context, push Push) {
 	}
 	var changed []string
 	if push.Before != "" && push.Before != zeroCommit {
-		if out, err := gitIn(ctx, repoDir, "diff", "--name-only", push.Before, push.After); err == nil {
+		if out, err := gitcmd.Run(ctx, repoDir, nil, "diff", "--name-only", push.Before, push.After); err == nil {
 			changed = strings.Fields(out)
 		}
 	}

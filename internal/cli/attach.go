@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"errors"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+
+	"github.com/slipway-dev/slipway/internal/cluster"
+	"github.com/slipway-dev/slipway/internal/platform"
+	"github.com/slipway-dev/slipway/internal/release"
+)
+
+// attach finds the running platform; when none runs, the error exits 3.
+func (g *globals) attach() (*platform.Platform, error) {
+	cfg, err := g.config()
+	if err != nil {
+		return nil, err
+	}
+	p, err := platform.Attach(cfg)
+	if errors.Is(err, platform.ErrNotRunning) {
+		return nil, &exitError{code: ExitNotRunning, err: err}
+	}
+	return p, err
+}
+
+// planned is the running platform, or the one the configuration
+// describes when none runs (for --dry-run).
+func (g *globals) planned() (*platform.Platform, error) {
+	cfg, err := g.config()
+	if err != nil {
+		return nil, err
+	}
+	if p, err := platform.Attach(cfg); err == nil {
+		return p, nil
+	}
+	return platform.Planned(cfg), nil
+}
+
+// clusterFlags choose the cluster: the local one by default, or any
+// kubeconfig (AKS in a hosted pipeline).
+type clusterFlags struct {
+	kubeconfig string
+}
+
+func (f *clusterFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "use this kubeconfig's current context instead of the local cluster")
+}
+
+// path is the kubeconfig to use: the flag's, else the running local
+// cluster's admin kubeconfig.
+func (f *clusterFlags) path(g *globals) (string, error) {
+	if f.kubeconfig != "" {
+		return f.kubeconfig, nil
+	}
+	p, err := g.attach()
+	if err != nil {
+		return "", err
+	}
+	return p.AdminKubeconfig()
+}
+
+func (f *clusterFlags) rest(g *globals) (*rest.Config, error) {
+	path, err := f.path(g)
+	if err != nil {
+		return nil, err
+	}
+	return cluster.RESTConfig(path)
+}
+
+func (f *clusterFlags) dynamic(g *globals) (dynamic.Interface, error) {
+	rc, err := f.rest(g)
+	if err != nil {
+		return nil, err
+	}
+	return dynamic.NewForConfig(rc)
+}
+
+func (f *clusterFlags) clients(g *globals) (*release.Clients, error) {
+	path, err := f.path(g)
+	if err != nil {
+		return nil, err
+	}
+	return release.Connect(path)
+}

@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slipway-dev/slipway/internal/flux"
+	"github.com/slipway-dev/slipway/internal/release"
+)
+
+func newPromoteCmd(g *globals) *cobra.Command {
+	var (
+		a        appFlags
+		from, to string
+		version  string
+		wait     bool
+		timeout  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "promote APP --from staging --to prod",
+		Short: "Commit the tested version running in one environment to the next",
+		Long: `Promote the version of APP running in --from, which must have been confirmed
+ready (slipway wait) and passed its tests (slipway test) with the same image,
+by committing it — the exact chart version, whose chart pins the image digest —
+to the --to overlay of the fleet repository, saying who promoted what and
+when. Flux applies it; with --wait, wait until it is ready there too.`,
+		Example: "  slipway promote hello --from staging --to prod --wait",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.cf.clients(g)
+			if err != nil {
+				return err
+			}
+			plat, err := g.attach()
+			if err != nil {
+				return err
+			}
+			fleet, err := plat.FleetRemote()
+			if err != nil {
+				return err
+			}
+			p, err := release.Promote(cmd.Context(), c, fleet, release.Promotion{Team: a.team, App: args[0], From: from, To: to, Version: version, By: who()})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.streams.Err, "promoted %s/%s %s from %s to %s (commit %.12s, image %s)\n", p.Team, args[0], p.Version, from, to, p.Commit, p.Image)
+			if !wait {
+				return nil
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			d, err := release.Wait(ctx, c, flux.TenantNamespace(p.Team, to), args[0], p.Version, who(), g.streams.Err)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.streams.Err, "%s %s is ready in %s\n", d.App, d.Version, d.Namespace)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&a.team, "team", "", "the app's team (default: found from the release)")
+	cmd.Flags().StringVar(&from, "from", "staging", "environment the tested version runs in")
+	cmd.Flags().StringVar(&to, "to", "prod", "environment to promote it to")
+	cmd.Flags().StringVar(&version, "version", "", "refuse unless this is the version running in --from")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until it is ready in --to")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait, give up after this long")
+	a.cf.add(cmd)
+	return cmd
+}
