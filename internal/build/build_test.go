@@ -38,6 +38,7 @@ func buildHello(t *testing.T, modify ...func(*build.Options)) *build.Image {
 }
 
 func TestReproducibleDigest(t *testing.T) {
+	testutil.Slow(t)
 	t.Setenv("SOURCE_DATE_EPOCH", "")
 	first := buildHello(t)
 	second := buildHello(t)
@@ -74,6 +75,7 @@ func mustManifests(t *testing.T, idx v1.ImageIndex) []v1.Descriptor {
 }
 
 func TestImageShape(t *testing.T) {
+	testutil.Slow(t)
 	img := buildHello(t, func(o *build.Options) {
 		o.Revision, o.Source = "abc123", "https://git.example/dev1/hello"
 		o.Env = []string{"GREETING=hi"}
@@ -181,6 +183,7 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func TestPublishByDigestSkipsExistingLayers(t *testing.T) {
+	testutil.Slow(t)
 	reg := registrytest.Start(t)
 	kc := registrytest.Keychain("dev1", registrytest.Dev1Password)
 	img := buildHello(t)
@@ -221,6 +224,7 @@ func TestPublishByDigestSkipsExistingLayers(t *testing.T) {
 }
 
 func TestPublishErrorsSayWhatToDo(t *testing.T) {
+	testutil.Slow(t)
 	reg := registrytest.Start(t)
 	img := buildHello(t)
 	publish := func(repo string, kc authn.Keychain) error {
@@ -249,6 +253,7 @@ func TestPublishErrorsSayWhatToDo(t *testing.T) {
 }
 
 func TestStaticSite(t *testing.T) {
+	testutil.Slow(t)
 	img, err := build.Build(context.Background(), build.Options{Dir: "testdata/site", Platforms: bothPlatforms[:1], CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -275,6 +280,7 @@ func TestStaticSite(t *testing.T) {
 // TestImageRunsUnderContainerd pulls a built image into Debian's
 // containerd, runs it with runc, and talks to its HTTP server.
 func TestImageRunsUnderContainerd(t *testing.T) {
+	testutil.Slow(t)
 	ctd := testutil.StartContainerd(t)
 	reg := registrytest.Start(t)
 	kc := registrytest.Keychain("dev1", registrytest.Dev1Password)

@@ -6,11 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slipway-dev/slipway/internal/testutil"
 )
 
 // TestEnsureBuildsOnceAndAgainWhenThePinChanges uses a tiny family with a
 // real module and the real Go toolchain.
 func TestEnsureBuildsOnceAndAgainWhenThePinChanges(t *testing.T) {
+	testutil.Slow(t)
 	src := t.TempDir()
 	famDir := filepath.Join(src, "hello")
 	write := func(name, content string) {

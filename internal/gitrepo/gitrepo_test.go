@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slipway-dev/slipway/internal/testutil"
+
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/gitrepo"
 	"github.com/slipway-dev/slipway/internal/gitserver"
@@ -51,6 +53,7 @@ func write(name, content string) func(string) error {
 }
 
 func TestChangeCommitsAndPushes(t *testing.T) {
+	testutil.Slow(t)
 	ctx := context.Background()
 	r := gitrepo.Remote{URL: serve(t), Username: "ops", Password: "ops-pw"}
 	if head, err := r.Head(ctx); err != nil || head != "" {
@@ -80,6 +83,7 @@ func TestChangeCommitsAndPushes(t *testing.T) {
 // A push that lands while a change is being made is kept: the change is
 // made again on top of it.
 func TestChangeRetriesOnTopOfAConcurrentPush(t *testing.T) {
+	testutil.Slow(t)
 	ctx := context.Background()
 	r := gitrepo.Remote{URL: serve(t), Username: "ops", Password: "ops-pw"}
 	if _, err := r.Change(ctx, author, "start", write("base", "x\n")); err != nil {
@@ -106,6 +110,7 @@ func TestChangeRetriesOnTopOfAConcurrentPush(t *testing.T) {
 }
 
 func TestChangeRefusedKeepsTheRepository(t *testing.T) {
+	testutil.Slow(t)
 	ctx := context.Background()
 	url := serve(t)
 	ops := gitrepo.Remote{URL: url, Username: "ops", Password: "ops-pw"}

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/slipway-dev/slipway/internal/testutil"
+
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -122,12 +124,10 @@ func TestStorageFullRefusesCleanly(t *testing.T) {
 // TestRealFullDisk runs the registry on a small tmpfs and pushes more than
 // fits. It needs root for the mount.
 func TestRealFullDisk(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
+	testutil.NeedRoot(t, "mounting a tmpfs")
 	mnt := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount tmpfs: %v %s", err, out)
+		t.Fatalf("cannot mount tmpfs as root: %v %s", err, out)
 	}
 	t.Cleanup(func() { _ = syscall.Unmount(mnt, syscall.MNT_DETACH) })
 

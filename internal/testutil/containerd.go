@@ -22,9 +22,7 @@ type Containerd struct {
 // StartContainerd runs containerd until the test ends. It needs root.
 func StartContainerd(t testing.TB) *Containerd {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("running containers needs root")
-	}
+	NeedRoot(t, "running containers")
 	bin := NeedCommand(t, "containerd", "containerd")
 	NeedCommand(t, "ctr", "containerd")
 	NeedCommand(t, "runc", "runc")

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -54,4 +55,27 @@ func WaitHTTP(t testing.TB, url string, within time.Duration) string {
 	}
 	t.Fatalf("%s never answered 200: %v", url, lastErr)
 	return ""
+}
+
+// Slow marks a test of the full tier: `go test -short` (the fast tier,
+// ./scripts/test --short) leaves it out.
+func Slow(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("slow: runs in the full tier (./scripts/test), not with -short")
+	}
+}
+
+// NeedRoot skips a test that needs root when run as another user, on a
+// person's machine. Under CI (CI set) it fails instead: CI runs as root,
+// so a skip there would hide a test that never ran.
+func NeedRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s needs root, and CI is set: run the suite as root (./scripts/test)", why)
+	}
+	t.Skipf("%s needs root (run ./scripts/test as root for the full suite)", why)
 }

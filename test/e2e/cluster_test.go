@@ -10,15 +10,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/testutil"
 )
 
 // clusterEnv is an env whose `up` starts the cluster. The compiled
 // Kubernetes programs are in the user's cache (shared with every state
 // directory), so only the first run on a machine builds them.
 func clusterEnv(t *testing.T) *env {
-	if os.Geteuid() != 0 {
-		t.Skip("the cluster needs root")
-	}
+	testutil.Slow(t)
+	testutil.NeedRoot(t, "the cluster")
 	e := newEnv(t)
 	e.vars = append(e.vars,
 		"SLIPWAY_CLUSTER=true",

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,6 +21,12 @@ import (
 var slipwayBin string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// The fast tier: these tests build and start the real binary.
+		fmt.Println("e2e: left out by -short (the full tier, ./scripts/test, runs them)")
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "slipway-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

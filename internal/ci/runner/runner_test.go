@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/testutil"
+
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/gitserver"
 )
@@ -287,6 +289,7 @@ func TestFailuresConditionsAndSecrets(t *testing.T) {
 }
 
 func TestBrokenPipelineRunsNothing(t *testing.T) {
+	testutil.Slow(t)
 	l := newLine(t)
 	for name, tc := range map[string]struct{ file, want string }{
 		"malformed":   {"steps:\n- script: echo one\n  bad: [\n", "azure-pipelines.yml:3: not valid YAML"},
@@ -302,6 +305,7 @@ func TestBrokenPipelineRunsNothing(t *testing.T) {
 }
 
 func TestTriggerFilters(t *testing.T) {
+	testutil.Slow(t)
 	l := newLine(t)
 	first := l.push(map[string]string{"azure-pipelines.yml": "trigger:\n  paths:\n    include: [src]\nsteps:\n- script: echo built\n", "src/a": "1"}, "first")
 	l.waitRun(first)
@@ -317,6 +321,7 @@ func TestTriggerFilters(t *testing.T) {
 }
 
 func TestQueueAndCancel(t *testing.T) {
+	testutil.Slow(t)
 	l := newLine(t)
 	slow := l.push(map[string]string{"azure-pipelines.yml": "steps:\n- script: sleep 30 & echo $! > $(Agent.TempDirectory)/../../pid; wait\n  displayName: Sleep\n"}, "slow")
 	// A second push queues behind the first.
@@ -354,6 +359,7 @@ func TestQueueAndCancel(t *testing.T) {
 }
 
 func TestBatchFoldsWaitingPushes(t *testing.T) {
+	testutil.Slow(t)
 	l := newLine(t)
 	first := l.push(map[string]string{"azure-pipelines.yml": "trigger:\n  batch: true\nsteps:\n- script: sleep 2\n"}, "first")
 	second := l.push(map[string]string{"a": "1"}, "second")
@@ -390,6 +396,7 @@ func TestRecoverMarksInterruptedRunsFailed(t *testing.T) {
 }
 
 func TestTimeouts(t *testing.T) {
+	testutil.Slow(t)
 	l := newLine(t)
 	// Step and job limits are whole minutes, long for a test; the
 	// runner-wide limit is checked here, and shares their mechanism.
