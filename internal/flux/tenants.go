@@ -206,6 +206,8 @@ func writeKustomization(dir, namespace string) error {
 	return os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(b.String()), 0o644)
 }
 
+// writeEnvKustomization lists every team of an environment (its
+// directories) and keeps any other YAML file ops put there by hand.
 func writeEnvKustomization(dir, env string) error {
 	entries, err := os.ReadDir(filepath.Join(dir, "tenants", env))
 	if err != nil && !os.IsNotExist(err) {
@@ -213,18 +215,18 @@ func writeEnvKustomization(dir, env string) error {
 	}
 	var b strings.Builder
 	b.WriteString("# The " + env + " overlay: one entry per team, written by slipway tenant create.\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n")
-	var teams []string
+	var resources []string
 	for _, e := range entries {
-		if e.IsDir() {
-			teams = append(teams, e.Name())
+		if e.IsDir() || (strings.HasSuffix(e.Name(), ".yaml") && e.Name() != "kustomization.yaml") {
+			resources = append(resources, e.Name())
 		}
 	}
-	if len(teams) == 0 {
+	if len(resources) == 0 {
 		b.WriteString("resources: []\n")
 	} else {
 		b.WriteString("resources:\n")
-		for _, t := range teams {
-			b.WriteString("- " + t + "\n")
+		for _, r := range resources {
+			b.WriteString("- " + r + "\n")
 		}
 	}
 	return writeFile(dir, "tenants/"+env+"/kustomization.yaml", []byte(b.String()))

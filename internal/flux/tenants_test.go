@@ -129,3 +129,25 @@ func TestFleetFilesGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Files ops wrote into an environment overlay by hand stay listed when a
+// tenant is added or removed.
+func TestEnvOverlayKeepsOpsFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := (Fleet{Cluster: "slipway"}).WriteTree(dir, []byte("---\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tenants/staging/legacy.yaml"), []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: legacy}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddTenant(dir, Tenant{Team: "dev3"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveTenant(dir, "dev3"); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "tenants/staging/kustomization.yaml"))
+	if !strings.Contains(string(data), "- legacy.yaml") || strings.Contains(string(data), "dev3") {
+		t.Fatalf("staging overlay:\n%s", data)
+	}
+}

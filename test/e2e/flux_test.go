@@ -67,12 +67,13 @@ func (o fluxObject) condition(typ string) (status, reason, message string) {
 func TestFlux(t *testing.T) {
 	e := clusterEnv(t)
 	fluxBin := fluxCLI(t)
+	// Addresses other than the defaults, given as flags to up alone: every
+	// later command must find them from the running platform.
 	regPort := strings.Split(freeAddr(t), ":")[1]
 	regAddr := "127.0.0.1:" + regPort
 	gitAddr := freeAddr(t)
-	e.vars = append(e.vars, "SLIPWAY_GIT_ADDR="+gitAddr)
 	start := time.Now()
-	e.startUpWithin(45*time.Minute, "--registry-addr", regAddr)
+	e.startUpWithin(45*time.Minute, "--registry-addr", regAddr, "--git-addr", gitAddr)
 	t.Logf("platform with cluster and Flux ready in %s (includes any first build)", time.Since(start).Round(time.Millisecond))
 
 	flux := func(args ...string) (string, error) {
@@ -158,7 +159,7 @@ subjects: [{kind: ServiceAccount, name: %[2]s, namespace: %[1]s}]
 	chartDir := filepath.Join(t.TempDir(), "greeter")
 	e.mustRun("", "chart", "init", chartDir, "--name", "greeter", "--image", "dev1/greeter")
 	values := readFile(t, filepath.Join(chartDir, "values.yaml"))
-	pushChart := func(version, greeting string, failReady bool) time.Time {
+	pushChartTo := func(repository, version, greeting string, failReady bool) time.Time {
 		t.Helper()
 		env := fmt.Sprintf("env:\n  - {name: GREETING, value: %q}\n", greeting)
 		if failReady {
@@ -168,8 +169,12 @@ subjects: [{kind: ServiceAccount, name: %[2]s, namespace: %[1]s}]
 		v = strings.Replace(v, "probes:\n  path: /\n", "probes:\n  path: /healthz\n", 1)
 		v = strings.Replace(v, "  periodSeconds: 5\n", "  periodSeconds: 1\n", 1)
 		writeFile(t, filepath.Join(chartDir, "values.yaml"), v)
-		e.mustRun("", "chart", "push", chartDir, "--repository", "dev1/charts", "--version", version, "--image", image)
+		e.mustRun("", "chart", "push", chartDir, "--repository", repository, "--version", version, "--image", image)
 		return time.Now()
+	}
+	pushChart := func(version, greeting string, failReady bool) time.Time {
+		t.Helper()
+		return pushChartTo("dev1/charts", version, greeting, failReady)
 	}
 	pushChart("0.1.0", "first", false)
 
@@ -319,6 +324,32 @@ spec:
 	if out := e.mustKubectl("-n", "dev2-staging", "get", "deployments,services,secrets", "-o", "name"); strings.Contains(out, "greeter") || strings.Contains(out, "helm.release") {
 		t.Fatalf("dev1's releases reached dev2-staging:\n%s", out)
 	}
+
+	// Ops onboards a third team with slipway: the tenant's chart source
+	// and the fleet remote name the addresses up actually serves (given
+	// only to up), and Flux pulls the team's chart from there.
+	dev3Password := strings.TrimSpace(e.mustRun("", "tenant", "create", "dev3", "--repo", "greeter").stdout)
+	if dev3Password == "" {
+		t.Fatal("tenant create printed no password for dev3")
+	}
+	if got := e.mustKubectl("-n", "dev3-staging", "get", "helmrepository", "charts", "-o", "jsonpath={.spec.url}"); got != "oci://10.244.0.1:"+regPort+"/dev3/charts" {
+		t.Fatalf("dev3's chart source is %q, want the served registry port %s", got, regPort)
+	}
+	if got := e.mustRun("", "tenant", "list").stdout; !strings.Contains(got, "dev3") {
+		t.Fatalf("tenant list: %q", got)
+	}
+	gitCmd(t, "", "ls-remote", fmt.Sprintf("http://dev3:%s@%s/dev3/greeter.git", dev3Password, gitAddr))
+	e.mustRun("", "release", "create", "dev3/greeter", "--range", ">=1.0.0")
+	e.mustRun(dev3Password, "login", regAddr, "-u", "dev3", "--password-stdin")
+	pushChartTo("dev3/charts", "1.0.0", "from dev3", false)
+	e.mustRun("", "reconcile", "hr", "greeter", "-n", "dev3-staging", "--with-source", "--timeout", "3m")
+	eventually(t, "dev3's greeter 1.0.0 Ready", 3*time.Minute, func() error {
+		o := hr("dev3-staging", "greeter")
+		if status, _, msg := o.condition("Ready"); o.Status.LastAttemptedRevision != "1.0.0" || status != "True" {
+			return fmt.Errorf("revision %q ready %q: %s", o.Status.LastAttemptedRevision, status, msg)
+		}
+		return nil
+	})
 
 	out, _ = flux("get", "all", "-A")
 	t.Logf("flux get all -A:\n%s", out)
