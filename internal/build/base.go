@@ -3,6 +3,7 @@ package build
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -129,4 +130,26 @@ func zoneinfoEntries() ([]entry, error) {
 		out = append(out, entry{name: "usr/share/zoneinfo/" + f.Name, mode: 0o644, data: b})
 	}
 	return out, nil
+}
+
+// BaseImages are Slipway's base image and the http-check image its
+// charts' test pods run, for the given platforms.
+func BaseImages(ctx context.Context, cacheDir string, platforms []v1.Platform) (base, check *Image, err error) {
+	idx, err := BaseIndex(platforms)
+	if err != nil {
+		return nil, nil, err
+	}
+	digest, err := idx.Digest()
+	if err != nil {
+		return nil, nil, err
+	}
+	var names []string
+	for _, p := range platforms {
+		names = append(names, p.String())
+	}
+	check, err = HTTPCheckImage(ctx, cacheDir, platforms)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Image{Index: idx, Digest: digest, Platforms: names, Base: BuiltinBase}, check, nil
 }

@@ -37,19 +37,7 @@ reached, and the http-check image that the test pods of Slipway's charts run.`,
 			if err != nil {
 				return err
 			}
-			var names []string
-			for _, p := range platforms {
-				names = append(names, p.String())
-			}
-			baseIdx, err := build.BaseIndex(platforms)
-			if err != nil {
-				return err
-			}
-			digest, err := baseIdx.Digest()
-			if err != nil {
-				return err
-			}
-			check, err := build.HTTPCheckImage(cmd.Context(), cfg.CacheDir(), platforms)
+			base, check, err := build.BaseImages(cmd.Context(), cfg.CacheDir(), platforms)
 			if err != nil {
 				return err
 			}
@@ -58,7 +46,7 @@ reached, and the http-check image that the test pods of Slipway's charts run.`,
 				img  *build.Image
 				repo string
 			}{
-				{&build.Image{Index: baseIdx, Digest: digest, Platforms: names, Base: build.BuiltinBase}, image},
+				{base, image},
 				{check, checkImage},
 			} {
 				res, err := build.Publish(cmd.Context(), push.img, build.PublishOptions{

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -55,42 +53,9 @@ func newClusterStatusCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			nodes, err := client.CoreV1().Nodes().List(cmd.Context(), metav1.ListOptions{})
-			if err != nil {
-				return fmt.Errorf("asking the API server: %w", err)
-			}
-			pods, err := client.CoreV1().Pods("").List(cmd.Context(), metav1.ListOptions{})
+			report, err := cluster.ReadStatus(cmd.Context(), client)
 			if err != nil {
 				return err
-			}
-			type nodeRow struct {
-				Name    string `json:"name"`
-				Ready   bool   `json:"ready"`
-				Version string `json:"version"`
-			}
-			type podRow struct {
-				Namespace string `json:"namespace"`
-				Name      string `json:"name"`
-				Phase     string `json:"phase"`
-				Ready     bool   `json:"ready"`
-			}
-			report := struct {
-				Nodes []nodeRow `json:"nodes"`
-				Pods  []podRow  `json:"pods"`
-			}{}
-			for _, n := range nodes.Items {
-				ready := false
-				for _, c := range n.Status.Conditions {
-					ready = ready || c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue
-				}
-				report.Nodes = append(report.Nodes, nodeRow{n.Name, ready, n.Status.NodeInfo.KubeletVersion})
-			}
-			for _, p := range pods.Items {
-				ready := len(p.Status.ContainerStatuses) > 0
-				for _, cs := range p.Status.ContainerStatuses {
-					ready = ready && cs.Ready
-				}
-				report.Pods = append(report.Pods, podRow{p.Namespace, p.Name, string(p.Status.Phase), ready})
 			}
 			if done, err := printStructured(g.streams.Out, output, report); done {
 				return err
