@@ -72,9 +72,14 @@ func NamespaceObject(team, env string) *corev1.Namespace {
 	return &corev1.Namespace{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
 		ObjectMeta: metav1.ObjectMeta{Name: TenantNamespace(team, env), Labels: map[string]string{
-			TeamLabel:                         team,
-			EnvLabel:                          env,
-			"pod-security.kubernetes.io/warn": "restricted",
+			TeamLabel: team,
+			EnvLabel:  env,
+			// Pods must meet the restricted Pod Security Standard: no
+			// privilege, no host paths or namespaces, non-root. The team's
+			// account cannot change a Namespace's labels.
+			"pod-security.kubernetes.io/enforce": "restricted",
+			"pod-security.kubernetes.io/warn":    "restricted",
+			"pod-security.kubernetes.io/audit":   "restricted",
 		}},
 	}
 }

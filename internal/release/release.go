@@ -3,9 +3,9 @@
 // running (or say why it is not), test it, and promote a tested version
 // by committing it to the next environment's overlay in the fleet
 // repository. What happened to each version — ready, tested, promoted,
-// by whom and when — is kept beside the release, in a ConfigMap of its
-// namespace, so any machine with access to the cluster sees the same
-// history.
+// by whom and when — is kept in the cluster, in the platform's namespace
+// slipway-system where no team may write, so any machine with access to
+// the cluster sees the same history and no team can forge it.
 package release
 
 import (
@@ -134,15 +134,23 @@ type Check struct {
 	Message string `json:"message,omitempty"`
 }
 
-// historyConfigMap keeps the records of every app of a namespace.
-const historyConfigMap = "slipway-history"
+// The records of every app of a tenant namespace are kept in a ConfigMap
+// of the platform's own namespace, never in the tenant's: a team's account
+// is admin in its namespaces and could otherwise write its own "tested".
+const (
+	// EvidenceNamespace holds the records; only the platform writes there.
+	EvidenceNamespace = "slipway-system"
+)
+
+// historyConfigMap names the ConfigMap of one tenant namespace's records.
+func historyConfigMap(ns string) string { return "history-" + ns }
 
 // maxRecords bounds an app's history in its ConfigMap.
 const maxRecords = 50
 
 // Records returns an app's records in a namespace, oldest first.
 func Records(ctx context.Context, c *Clients, ns, app string) ([]Record, error) {
-	cm, err := c.Kube.CoreV1().ConfigMaps(ns).Get(ctx, historyConfigMap, metav1.GetOptions{})
+	cm, err := c.Kube.CoreV1().ConfigMaps(EvidenceNamespace).Get(ctx, historyConfigMap(ns), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
@@ -162,15 +170,15 @@ func Records(ctx context.Context, c *Clients, ns, app string) ([]Record, error) 
 // when someone else wrote the ConfigMap in between.
 func update(ctx context.Context, c *Clients, ns, app, version string, change func(*Record)) error {
 	for attempt := 0; attempt < 5; attempt++ {
-		cms := c.Kube.CoreV1().ConfigMaps(ns)
-		cm, err := cms.Get(ctx, historyConfigMap, metav1.GetOptions{})
+		cms := c.Kube.CoreV1().ConfigMaps(EvidenceNamespace)
+		cm, err := cms.Get(ctx, historyConfigMap(ns), metav1.GetOptions{})
 		create := apierrors.IsNotFound(err)
 		if err != nil && !create {
 			return err
 		}
 		if create {
-			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: historyConfigMap, Namespace: ns,
-				Labels: map[string]string{"app.kubernetes.io/managed-by": "slipway"}}}
+			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: historyConfigMap(ns), Namespace: EvidenceNamespace,
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "slipway", "slipway.dev/namespace": ns}}}
 		}
 		if cm.Data == nil {
 			cm.Data = map[string]string{}
@@ -196,6 +204,9 @@ func update(ctx context.Context, c *Clients, ns, app, version string, change fun
 		data, _ := json.Marshal(recs)
 		cm.Data[app] = string(data)
 		if create {
+			if err = ensureEvidenceNamespace(ctx, c); err != nil {
+				return err
+			}
 			_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
 		} else {
 			_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
@@ -241,4 +252,15 @@ func when(r Record) time.Time {
 		t = r.Test.At
 	}
 	return t
+}
+
+// ensureEvidenceNamespace makes the platform's namespace for the records
+// once. No tenant account has rights there.
+func ensureEvidenceNamespace(ctx context.Context, c *Clients) error {
+	_, err := c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: EvidenceNamespace,
+		Labels: map[string]string{"app.kubernetes.io/managed-by": "slipway"}}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("making the namespace %s for the release records: %w", EvidenceNamespace, err)
+	}
+	return nil
 }

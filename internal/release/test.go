@@ -14,6 +14,7 @@ import (
 	"helm.sh/helm/v4/pkg/cli"
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"github.com/slipway-dev/slipway/internal/flux"
@@ -80,8 +81,15 @@ func RunTests(ctx context.Context, c *Clients, ns, app string, smoke []SmokeChec
 	if err != nil {
 		return nil, version, fmt.Errorf("%s %s in %s: %w", app, version, ns, err)
 	}
+	// The chart's test hooks are the team's code: they are created as the
+	// account the release runs as, never with the caller's rights (a hook
+	// that is a ClusterRoleBinding must not be made as cluster-admin).
+	account, _, _ := unstructured.NestedString(hr.Object, "spec", "serviceAccountName")
+	if account == "" {
+		return nil, version, fmt.Errorf("HelmRelease %s/%s names no serviceAccountName: its tests would have no identity of the team's; ops sets it (slipway release create does)", ns, app)
+	}
 	t := &Test{At: time.Now().UTC(), By: by, Passed: true}
-	t.Checks = append(t.Checks, helmTests(c, ns, app, log)...)
+	t.Checks = append(t.Checks, helmTests(c, ns, app, account, log)...)
 	for _, sc := range smoke {
 		t.Checks = append(t.Checks, smokeCheck(ctx, c, ns, app, sc))
 	}
@@ -101,11 +109,15 @@ func RunTests(ctx context.Context, c *Clients, ns, app string, smoke []SmokeChec
 	return t, version, err
 }
 
-// helmTests runs `helm test` on the release with the Helm SDK.
-func helmTests(c *Clients, ns, app string, log io.Writer) []Check {
+// helmTests runs `helm test` on the release with the Helm SDK, acting as
+// the namespace's ServiceAccount account (impersonated, with the groups
+// every ServiceAccount has).
+func helmTests(c *Clients, ns, app, account string, log io.Writer) []Check {
 	settings := cli.New()
 	settings.KubeConfig = c.Kubeconfig
 	settings.SetNamespace(ns)
+	settings.KubeAsUser = "system:serviceaccount:" + ns + ":" + account
+	settings.KubeAsGroups = []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}
 	cfg := action.NewConfiguration()
 	if err := cfg.Init(settings.RESTClientGetter(), ns, "secret"); err != nil {
 		return []Check{{Name: "helm test", Message: err.Error()}}

@@ -351,6 +351,49 @@ spec:
 		return nil
 	})
 
+	// dev3's namespaces enforce the restricted Pod Security Standard, and
+	// its account cannot relabel them.
+	dev3 := "--as=system:serviceaccount:dev3-staging:dev3"
+	privileged := filepath.Join(t.TempDir(), "privileged.yaml")
+	writeFile(t, privileged, `apiVersion: v1
+kind: Pod
+metadata: {name: escape, namespace: dev3-staging}
+spec:
+  containers:
+  - name: shell
+    image: `+image+`
+    securityContext: {privileged: true}
+    volumeMounts: [{name: host, mountPath: /host}]
+  volumes: [{name: host, hostPath: {path: /}}]
+`)
+	if out, err := e.kubectl("apply", "-f", privileged, dev3); err == nil || !strings.Contains(out, "violates PodSecurity") {
+		t.Fatalf("dev3's account created a privileged pod with the host's / mounted: %v %s", err, out)
+	}
+	if out, _ := e.kubectl("auth", "can-i", "patch", "namespace/dev3-staging", dev3); strings.TrimSpace(out) != "no" {
+		t.Fatalf("dev3's account may relabel its namespace: %s", out)
+	}
+
+	// A chart whose helm test hook is a ClusterRoleBinding: slipway test
+	// creates hooks as the team's account, so it is refused and nothing is
+	// bound.
+	writeFile(t, filepath.Join(chartDir, "templates", "tests", "escalate.yaml"), `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: dev3-escalate
+  annotations: {helm.sh/hook: test, helm.sh/hook-weight: "-5"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
+subjects: [{kind: ServiceAccount, name: dev3, namespace: dev3-staging}]
+`)
+	pushChartTo("dev3/charts", "1.0.1", "from dev3", false)
+	e.mustRun("", "reconcile", "hr", "greeter", "-n", "dev3-staging", "--with-source", "--timeout", "3m")
+	e.mustRun("", "wait", "greeter", "--team", "dev3", "--env", "staging", "--version", "1.0.1", "--timeout", "3m")
+	if r := e.run("", "test", "greeter", "--team", "dev3", "--env", "staging"); r.code == 0 || !strings.Contains(strings.ToLower(r.stdout+r.stderr), "forbidden") {
+		t.Fatalf("slipway test of a chart whose test hook binds cluster-admin: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if out, err := e.kubectl("get", "clusterrolebinding", "dev3-escalate"); err == nil {
+		t.Fatalf("the test hook's ClusterRoleBinding exists: %s", out)
+	}
+
 	out, _ = flux("get", "all", "-A")
 	t.Logf("flux get all -A:\n%s", out)
 }

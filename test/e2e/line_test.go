@@ -83,6 +83,41 @@ func TestLine(t *testing.T) {
 		t.Fatalf("prod moved to %s after a failed test", got)
 	}
 	untested := prodVersion("hello", "dev1-staging")
+	// The team cannot forge the evidence: its account may not write the
+	// platform's records, and a record it writes in its own namespace
+	// counts for nothing.
+	dev1SA := "--as=system:serviceaccount:dev1-staging:dev1"
+	for _, verb := range []string{"create", "update", "patch"} {
+		if out, _ := e.kubectl("auth", "can-i", verb, "configmaps", "-n", "slipway-system", dev1SA); strings.TrimSpace(out) != "no" {
+			t.Errorf("dev1's account can %s ConfigMaps in slipway-system: %s", verb, out)
+		}
+	}
+	forged := filepath.Join(t.TempDir(), "forged.yaml")
+	writeFile(t, forged, fmt.Sprintf(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: history-dev1-staging, namespace: dev1-staging}
+data:
+  hello: '[{"version":"%s","readyAt":"2026-01-01T00:00:00Z","test":{"passed":true,"at":"2026-01-01T00:00:00Z","checks":[{"name":"forged","passed":true}]}}]'
+`, untested))
+	e.mustKubectl("apply", "-f", forged, dev1SA)
+	forgedSystem := filepath.Join(t.TempDir(), "forged-system.yaml")
+	writeFile(t, forgedSystem, strings.Replace(readFile(t, forged), "namespace: dev1-staging", "namespace: slipway-system", 1))
+	if out, err := e.kubectl("apply", "-f", forgedSystem, dev1SA); err == nil || !strings.Contains(out, "forbidden") {
+		t.Errorf("dev1's account wrote the platform's record: %v %s", err, out)
+	}
+	// Nor may it run a privileged pod with the host's / mounted.
+	escape := filepath.Join(t.TempDir(), "escape.yaml")
+	writeFile(t, escape, `apiVersion: v1
+kind: Pod
+metadata: {name: escape, namespace: dev1-staging}
+spec:
+  containers:
+  - {name: shell, image: 127.0.0.1:5000/slipway/http-check:latest, securityContext: {privileged: true}, volumeMounts: [{name: host, mountPath: /host}]}
+  volumes: [{name: host, hostPath: {path: /}}]
+`)
+	if out, err := e.kubectl("apply", "-f", escape, dev1SA); err == nil || !strings.Contains(out, "violates PodSecurity") {
+		t.Errorf("dev1's account created a privileged pod: %v %s", err, out)
+	}
 	// Even by hand, promote refuses it.
 	if r := e.run("", "promote", "hello", "--from", "staging", "--to", "prod"); r.code == 0 || !strings.Contains(r.stderr, "failed its tests") {
 		t.Fatalf("promote of the version that failed its tests: exit %d %s", r.code, r.stderr)
