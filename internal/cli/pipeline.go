@@ -65,7 +65,11 @@ func newPipelineRunCmd(g *globals) *cobra.Command {
 		Long: `Run DIR's azure-pipelines.yml (default: the current directory) at once, on a
 copy of the working tree (the files git tracks or would track). The run is
 kept in the history like a run started by a push. With --check, only load
-and check the file.`,
+and check the file.
+
+The steps run here, on this machine, as the user who runs the command, with
+that user's rights: this is a person's own machine running their own
+pipeline. Pushed pipelines are run by the platform's runner.`,
 		Example: "  slipway pipeline run\n  slipway pipeline run ./hello --param env=prod\n  slipway pipeline run --check",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

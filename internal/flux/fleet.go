@@ -29,6 +29,14 @@ func (f Fleet) SystemDir() string { return f.Dir() + "/flux-system" }
 // Tenant environments, each a Kustomize overlay under tenants/.
 var Environments = []string{"staging", "prod"}
 
+// CIOverlay is the overlay under tenants/ with each team's CI namespace
+// (TEAM-ci) and the account its pipeline jobs act as.
+const CIOverlay = "ci"
+
+// Overlays are every overlay under tenants/, each applied by its own Flux
+// Kustomization (tenants-NAME).
+var Overlays = append(append([]string{}, Environments...), CIOverlay)
+
 // Files is the repository content Slipway owns, by path. Files that hold
 // what ops and the teams add later (the tenant overlays) are only written
 // when missing, see Seed.
@@ -44,7 +52,7 @@ func (f Fleet) Files(components []byte) map[string][]byte {
 // Seed is the starting content of the files ops and teams own.
 func (f Fleet) Seed() map[string][]byte {
 	seed := map[string][]byte{"README.md": []byte(f.readme())}
-	for _, env := range Environments {
+	for _, env := range Overlays {
 		seed["tenants/"+env+"/kustomization.yaml"] = []byte("# The " + env + " overlay: one entry per team, added by `slipway tenant create`.\n" +
 			"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\n")
 	}
@@ -88,7 +96,7 @@ func (f Fleet) Sync() string {
 // helm-controller as the tenant's account.
 func (f Fleet) tenantsSync() string {
 	var objs []runtime.Object
-	for _, env := range Environments {
+	for _, env := range Overlays {
 		objs = append(objs, kustomizationObject("tenants-"+env, "./tenants/"+env))
 	}
 	return string(mustMarshal(objs...))
@@ -105,5 +113,7 @@ every change is a commit.
 - <DIR>/tenants.yaml — one Flux Kustomization per environment overlay.
 - tenants/staging/, tenants/prod/ — Kustomize overlays: each team's
   namespace, account, chart source and releases for that environment.
+- tenants/ci/ — each team's CI namespace and the account its pipeline
+  jobs act as (edit in TEAM-staging, view in TEAM-prod).
 `)
 }

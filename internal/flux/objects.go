@@ -230,12 +230,12 @@ func Reconcile(ctx context.Context, client dynamic.Interface, kind Kind, namespa
 }
 
 // ApplyFleet asks Flux to fetch the fleet repository and apply every
-// environment's tenant overlay, and waits until it has.
+// tenant overlay, and waits until it has.
 func ApplyFleet(ctx context.Context, client dynamic.Interface, progress io.Writer) error {
 	if _, err := Reconcile(ctx, client, GitRepository, Namespace, "flux-system", progress); err != nil {
 		return err
 	}
-	for _, env := range Environments {
+	for _, env := range Overlays {
 		if _, err := Reconcile(ctx, client, Kustomization, Namespace, "tenants-"+env, progress); err != nil {
 			return err
 		}

@@ -67,6 +67,9 @@ func AddTenant(dir string, t Tenant) error {
 		if err := writeFile(dir, overlay+"/namespace.yaml", mustMarshal(NamespaceObject(t.Team, env))); err != nil {
 			return err
 		}
+		if err := writeFile(dir, overlay+"/ci-access.yaml", mustMarshal(CIAccessObject(t.Team, env))); err != nil {
+			return err
+		}
 		if err := writeKustomization(filepath.Join(dir, filepath.FromSlash(overlay)), TenantNamespace(t.Team, env)); err != nil {
 			return err
 		}
@@ -74,7 +77,17 @@ func AddTenant(dir string, t Tenant) error {
 			return err
 		}
 	}
-	return nil
+	ci := "tenants/" + CIOverlay + "/" + t.Team
+	if err := writeFile(dir, ci+"/namespace.yaml", mustMarshal(NamespaceObject(t.Team, CIOverlay))); err != nil {
+		return err
+	}
+	if err := writeFile(dir, ci+"/account.yaml", mustMarshal(CIAccountObject(t.Team))); err != nil {
+		return err
+	}
+	if err := writeKustomization(filepath.Join(dir, filepath.FromSlash(ci)), ""); err != nil {
+		return err
+	}
+	return writeEnvKustomization(dir, CIOverlay)
 }
 
 // RemoveTenant deletes a team's files; Flux then prunes its objects.
@@ -83,7 +96,7 @@ func RemoveTenant(dir, team string) error {
 		return err
 	}
 	found := false
-	for _, d := range append([]string{"base"}, Environments...) {
+	for _, d := range append([]string{"base"}, Overlays...) {
 		p := filepath.Join(dir, "tenants", d, team)
 		if _, err := os.Stat(p); err == nil {
 			found = true
@@ -95,7 +108,7 @@ func RemoveTenant(dir, team string) error {
 	if !found {
 		return fmt.Errorf("there is no tenant %s in the fleet repository", team)
 	}
-	for _, env := range Environments {
+	for _, env := range Overlays {
 		if err := writeEnvKustomization(dir, env); err != nil {
 			return err
 		}

@@ -42,7 +42,7 @@ func TestTenantOverlaysBuild(t *testing.T) {
 	}
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
 	got := map[string]string{}
-	for _, env := range Environments {
+	for _, env := range Overlays {
 		res, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(dir, "tenants", env))
 		if err != nil {
 			t.Fatalf("kustomize build tenants/%s: %v", env, err)
@@ -56,9 +56,17 @@ func TestTenantOverlaysBuild(t *testing.T) {
 		"staging/Namespace//dev1-staging", "staging/ServiceAccount/dev1-staging/dev1", "staging/RoleBinding/dev1-staging/dev1-admin",
 		"staging/HelmRepository/dev1-staging/charts", "staging/HelmRelease/dev1-staging/hello", "staging/Namespace//dev2-staging",
 		"prod/HelmRelease/dev1-prod/hello", "prod/ServiceAccount/dev2-prod/dev2",
+		"ci/Namespace//dev1-ci", "ci/ServiceAccount/dev1-ci/ci", "staging/RoleBinding/dev1-staging/ci-edit", "prod/RoleBinding/dev1-prod/ci-view",
 	} {
 		if _, ok := got[want]; !ok {
 			t.Errorf("missing %s; have %v", want, keys(got))
+		}
+	}
+	// The CI account is bound where its team deploys, by its own
+	// namespace: Kustomize must not move the subject into the overlay's.
+	for _, key := range []string{"staging/RoleBinding/dev1-staging/ci-edit", "prod/RoleBinding/dev1-prod/ci-view"} {
+		if rb := got[key]; !strings.Contains(rb, "namespace: dev1-ci") {
+			t.Errorf("%s:\n%s", key, rb)
 		}
 	}
 	if rb := got["staging/RoleBinding/dev2-staging/dev2-admin"]; !strings.Contains(rb, "namespace: dev2-staging") || strings.Contains(rb, "dev1") {
@@ -77,7 +85,7 @@ func TestTenantOverlaysBuild(t *testing.T) {
 	if err := RemoveTenant(dir, "dev2"); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(dir, "tenants", "staging")); err != nil || len(res.Resources()) != 5 {
+	if res, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(dir, "tenants", "staging")); err != nil || len(res.Resources()) != 6 {
 		t.Fatalf("after removing dev2: %v", err)
 	}
 }

@@ -102,6 +102,37 @@ func AccountObjects(team string) (*corev1.ServiceAccount, *rbacv1.RoleBinding) {
 	return sa, rb
 }
 
+// CIAccount is the ServiceAccount, in TEAM-ci, that a team's pipeline
+// jobs act as.
+const CIAccount = "ci"
+
+// ciRoles is what the CI account may do in each environment: deploy and
+// test in staging, look at prod; nothing anywhere else.
+var ciRoles = map[string]string{"staging": "edit", "prod": "view"}
+
+// CIAccountObject is the team's CI account in its CI namespace.
+func CIAccountObject(team string) *corev1.ServiceAccount {
+	return &corev1.ServiceAccount{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+		ObjectMeta: metav1.ObjectMeta{Name: CIAccount, Namespace: TenantNamespace(team, CIOverlay), Labels: map[string]string{TeamLabel: team}},
+	}
+}
+
+// CIAccessObject binds the team's CI account in one environment's
+// namespace (the overlay sets which).
+func CIAccessObject(team, env string) *rbacv1.RoleBinding {
+	role := ciRoles[env]
+	if role == "" {
+		role = "view"
+	}
+	return &rbacv1.RoleBinding{
+		TypeMeta:   metav1.TypeMeta{APIVersion: rbacv1.SchemeGroupVersion.String(), Kind: "RoleBinding"},
+		ObjectMeta: metav1.ObjectMeta{Name: "ci-" + role, Labels: map[string]string{TeamLabel: team}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: CIAccount, Namespace: TenantNamespace(team, CIOverlay)}},
+	}
+}
+
 // RegistrySecretName is the Secret in each tenant namespace with Flux's
 // read-only registry account (applied by Slipway, never committed).
 const RegistrySecretName = "registry"

@@ -70,7 +70,7 @@ func CreateTenant(ctx context.Context, p *platform.Platform, team string, repos 
 	if err != nil {
 		return nil, err
 	}
-	out := &Onboarded{Team: team, Namespaces: Namespaces(team)}
+	out := &Onboarded{Team: team, Namespaces: append(Namespaces(team), flux.TenantNamespace(team, flux.CIOverlay))}
 	users := p.Users()
 	if out.Password, err = ensureTeamUser(users, team); err != nil {
 		return nil, err
@@ -108,7 +108,7 @@ func CreateTenant(ctx context.Context, p *platform.Platform, team string, repos 
 	}
 	// Flux reads the team's charts with its read-only account; the Secret
 	// is made here, never committed.
-	for _, ns := range out.Namespaces {
+	for _, ns := range Namespaces(team) {
 		secret, err := platform.FluxReaderSecret(p.Config, flux.RegistrySecretName, ns)
 		if err != nil {
 			return nil, err

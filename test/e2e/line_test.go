@@ -178,6 +178,31 @@ spec:
 			}
 		}
 	}
+	// The pipeline jobs' account, in dev1-ci: deploys and tests in
+	// staging, looks at prod, and reaches nothing of dev2's.
+	ci := "--as=system:serviceaccount:dev1-ci:ci"
+	for _, tc := range []struct{ verb, res, ns, want string }{
+		{"create", "deployments", "dev1-staging", "yes"},
+		{"create", "pods/exec", "dev1-staging", "yes"},
+		{"get", "helmreleases.helm.toolkit.fluxcd.io", "dev1-prod", "yes"},
+		{"create", "deployments", "dev1-prod", "no"},
+		{"get", "secrets", "dev1-prod", "no"},
+		{"get", "pods", "dev2-staging", "no"},
+		{"get", "secrets", "flux-system", "no"},
+		{"create", "clusterrolebindings", "", "no"},
+		{"update", "configmaps", "slipway-system", "no"},
+	} {
+		args := []string{"auth", "can-i", tc.verb, tc.res, ci}
+		if tc.ns != "" {
+			args = append(args, "-n", tc.ns)
+		}
+		if out, _ := e.kubectl(args...); strings.TrimSpace(out) != tc.want {
+			t.Errorf("dev1-ci:ci can-i %s %s -n %s: %s, want %s", tc.verb, tc.res, tc.ns, strings.TrimSpace(out), tc.want)
+		}
+	}
+	if ns := e.mustKubectl("get", "namespace", "dev1-ci", "-o", "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}"); ns != "restricted" {
+		t.Errorf("dev1-ci enforces %q, want restricted", ns)
+	}
 	// Each environment has its own account: dev1's prod account may not
 	// touch staging, and neither reaches the cluster's own namespaces.
 	for _, tc := range []struct{ as, ns string }{
