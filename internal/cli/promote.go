@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/flux"
+	"github.com/slipway-dev/slipway/internal/platform"
 	"github.com/slipway-dev/slipway/internal/release"
 )
 
@@ -22,11 +23,17 @@ func newPromoteCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "promote APP --from staging --to prod",
 		Short: "Commit the tested version running in one environment to the next",
-		Long: `Promote the version of APP running in --from, which must have been confirmed
-ready (slipway wait) and passed its tests (slipway test) with the same image,
-by committing it — the exact chart version, whose chart pins the image digest —
-to the --to overlay of the fleet repository, saying who promoted what and
-when. Flux applies it; with --wait, wait until it is ready there too.`,
+		Long: `Ask the platform to promote the version of APP running in --from. The
+platform checks that the caller belongs to the app's team (ops may promote
+any app), and that this version was confirmed ready (slipway wait) and
+passed its tests (slipway test) with the image still running, from its own
+records; then it commits the exact chart version, whose chart pins the
+image digest, to the --to overlay of the fleet repository, naming who asked.
+Flux applies it; with --wait, wait until it is ready there too.
+
+The caller is the pipeline's account (SLIPWAY_REGISTRY_USERNAME and
+SLIPWAY_REGISTRY_PASSWORD), else the user logged in to the platform's
+registry, else ops's admin account on the platform's own machine.`,
 		Example: "  slipway promote hello --from staging --to prod --wait",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -38,15 +45,16 @@ when. Flux applies it; with --wait, wait until it is ready there too.`,
 			if err != nil {
 				return err
 			}
-			fleet, err := plat.FleetRemote()
+			user, password, err := plat.Credentials()
 			if err != nil {
 				return err
 			}
-			p, err := release.Promote(cmd.Context(), c, fleet, release.Promotion{Team: a.team, App: args[0], From: from, To: to, Version: version, By: who()})
+			p, err := plat.RequestPromotion(cmd.Context(), user, password, platform.PromotionRequest{
+				Team: a.team, App: args[0], From: from, To: to, Version: version, For: who()})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.streams.Err, "promoted %s/%s %s from %s to %s (commit %.12s, image %s)\n", p.Team, args[0], p.Version, from, to, p.Commit, p.Image)
+			fmt.Fprintf(g.streams.Err, "promoted %s/%s %s from %s to %s as %s (commit %.12s, image %s)\n", p.Team, args[0], p.Version, from, to, user, p.Commit, p.Image)
 			if !wait {
 				return nil
 			}

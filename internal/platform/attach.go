@@ -9,9 +9,12 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/credentials"
 	"github.com/slipway-dev/slipway/internal/gitrepo"
 )
 
@@ -168,4 +171,26 @@ func Ensure(ctx context.Context, cfg config.Config, progress io.Writer) (*Platfo
 		stop()
 		return nil, nil, ctx.Err()
 	}
+}
+
+// Credentials are the user a command acts as on the platform: the
+// pipeline's (SLIPWAY_REGISTRY_USERNAME and _PASSWORD), else the login
+// stored for the platform's registry (slipway login), else ops's own
+// admin account when this user can read its password (on the platform's
+// machine).
+func (p *Platform) Credentials() (user, password string, err error) {
+	if u, pw := credentials.EnvCredentials(); u != "" {
+		return u, pw, nil
+	}
+	if reg, err := name.NewRegistry(p.RegistryAddr(), name.Insecure); err == nil {
+		if a, err := authn.DefaultKeychain.Resolve(reg); err == nil && a != authn.Anonymous {
+			if cfg, err := a.Authorization(); err == nil && cfg.Username != "" && cfg.Password != "" {
+				return cfg.Username, cfg.Password, nil
+			}
+		}
+	}
+	if pw, err := p.AdminPassword(); err == nil {
+		return "admin", pw, nil
+	}
+	return "", "", fmt.Errorf("no credentials for the platform: log in (slipway login %s -u USER --password-stdin)", p.RegistryAddr())
 }

@@ -28,6 +28,8 @@ type GitService struct {
 	AlsoAddrs []string
 	// OnPush, when set, also receives every push (the pipeline runner).
 	OnPush func(gitserver.Event)
+	// API, when set, answers under APIPath on the same addresses.
+	API http.Handler
 
 	url atomic.Pointer[string]
 }
@@ -78,6 +80,9 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	if s.API != nil {
+		mux.Handle(APIPath, s.API)
+	}
 	mux.Handle("/", srv)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, len(listeners))

@@ -44,7 +44,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 
 	registry := &RegistryService{Config: cfg, Users: users}
 	pipelines := NewPipelineService(cfg, users)
-	git := &GitService{Config: cfg, Users: users, OnPush: pipelines.OnPush}
+	git := &GitService{Config: cfg, Users: users, OnPush: pipelines.OnPush, API: &API{Config: cfg, Users: users}}
 	pipelines.GitURL = git.URL
 	services := []supervisor.Service{registry, git, pipelines}
 	var cl *cluster.Cluster

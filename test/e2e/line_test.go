@@ -162,6 +162,23 @@ spec:
 		t.Fatalf("dev1 pushed under dev2/: exit %d %s", r.code, r.stderr)
 	}
 
+	// dev1 cannot promote dev2's app: the platform checks who asks.
+	quotesProd := prodVersion("quotes", "dev2-prod")
+	vars := e.vars
+	e.vars = append(e.vars, "SLIPWAY_REGISTRY_USERNAME=dev1", "SLIPWAY_REGISTRY_PASSWORD="+dev1)
+	r := e.run("", "promote", "quotes", "--team", "dev2", "--from", "staging", "--to", "prod")
+	e.vars = vars
+	if r.code == 0 || !strings.Contains(r.stderr, "does not belong to team dev2") {
+		t.Fatalf("dev1 promoting dev2's quotes: exit %d %s", r.code, r.stderr)
+	}
+	if got := prodVersion("quotes", "dev2-prod"); got != quotesProd {
+		t.Fatalf("dev2's prod moved from %s to %s", quotesProd, got)
+	}
+	// The promotions the pipelines made name the team's CI account.
+	if got := e.mustKubectl("-n", "dev1-prod", "get", "helmrelease", "hello", "-o", "jsonpath={.metadata.annotations.slipway\\.dev/promoted-by}"); !strings.HasPrefix(got, "ci-dev1") {
+		t.Errorf("hello in prod was promoted by %q, want the team's CI account", got)
+	}
+
 	// dev1's account: everything in its namespaces, nothing in dev2's.
 	as := "--as=system:serviceaccount:dev1-staging:dev1"
 	for _, ns := range []string{"dev1-staging", "dev1-prod", "dev2-staging", "dev2-prod"} {

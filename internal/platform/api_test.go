@@ -1,0 +1,98 @@
+package platform
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/release"
+)
+
+// The promotion API from the attacker's side: who may ask for what, over
+// real HTTP with the platform's real user store. Promote records what
+// reached it; the cluster side is tested end to end.
+func TestPromotionAPIChecksWhoAsks(t *testing.T) {
+	users := auth.Open(filepath.Join(t.TempDir(), "users.yaml"))
+	for _, u := range []struct {
+		name  string
+		admin bool
+		push  []string
+	}{{"admin", true, nil}, {"dev1", false, []string{"dev1/"}}, {"ci-dev1", false, []string{"dev1/"}}, {"dev2", false, []string{"dev2/"}}, {"reader", false, nil}} {
+		if err := users.Set(u.name, u.name+"-password", u.admin, u.push); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var reached []release.Promotion
+	api := &API{Users: users, Promote: func(_ context.Context, p release.Promotion) (*release.Promoted, error) {
+		reached = append(reached, p)
+		return &release.Promoted{Team: p.Team, Version: "1.0.0", From: p.From, To: p.To}, nil
+	}}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	p := &Platform{State: State{Addresses: Addresses{Git: srv.URL}}}
+
+	ask := func(user, password string, req PromotionRequest) error {
+		_, err := p.RequestPromotion(context.Background(), user, password, req)
+		return err
+	}
+	hello := PromotionRequest{Team: "dev1", App: "hello", From: "staging", To: "prod", For: "dev1"}
+	for _, tc := range []struct {
+		what, user, password string
+		req                  PromotionRequest
+		want                 string
+	}{
+		{"no credentials", "", "", hello, "log in"},
+		{"a wrong password", "dev1", "guess", hello, "wrong user name or password"},
+		{"another team's app", "dev2", "dev2-password", hello, "does not belong to team dev1"},
+		{"a user of no team", "reader", "reader-password", hello, "does not belong to team dev1"},
+		{"another team's app, team left out", "dev2", "dev2-password", PromotionRequest{App: "hello", From: "staging", To: "prod"}, ""},
+		{"an unknown environment", "dev1", "dev1-password", PromotionRequest{Team: "dev1", App: "hello", From: "staging", To: "production"}, "environment \"production\""},
+		{"from and to the same", "dev1", "dev1-password", PromotionRequest{Team: "dev1", App: "hello", From: "prod", To: "prod"}, "same environment"},
+		{"a bad team name", "admin", "admin-password", PromotionRequest{Team: "../dev1", App: "hello", From: "staging", To: "prod"}, "team name"},
+	} {
+		reached = nil
+		err := ask(tc.user, tc.password, tc.req)
+		if tc.want == "" {
+			// dev2 without a team means dev2's own app: never dev1's.
+			if err != nil || len(reached) != 1 || reached[0].Team != "dev2" {
+				t.Errorf("%s: %v, reached %+v", tc.what, err, reached)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) || len(reached) != 0 {
+			t.Errorf("%s: got %v (reached promote %d times), want a refusal saying %q", tc.what, err, len(reached), tc.want)
+		}
+	}
+
+	// The team's people and CI account, and ops, may; the record names the
+	// account that asked and whom it acted for.
+	for _, who := range []string{"dev1", "ci-dev1", "admin"} {
+		reached = nil
+		if err := ask(who, who+"-password", hello); err != nil || len(reached) != 1 {
+			t.Fatalf("%s: %v", who, err)
+		}
+		want := who
+		if who != "dev1" {
+			want = who + " for dev1"
+		}
+		if reached[0].By != want || reached[0].Team != "dev1" {
+			t.Errorf("%s: promotion by %q for team %q", who, reached[0].By, reached[0].Team)
+		}
+	}
+
+	// Only POST promotions exists; a body that is not a request is refused.
+	res, err := http.Get(srv.URL + APIPath + "promotions")
+	if err != nil || res.StatusCode != http.StatusNotFound {
+		t.Errorf("GET: %v %v", err, res.Status)
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+APIPath+"promotions", strings.NewReader(`{"app":"hello","from":"staging","to":"prod","sneaky":true}`))
+	req.SetBasicAuth("admin", "admin-password")
+	res, err = http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != http.StatusBadRequest {
+		t.Errorf("unknown field: %v %v", err, res.Status)
+	}
+}
