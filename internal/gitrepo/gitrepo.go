@@ -28,6 +28,10 @@ type Remote struct {
 // Author signs a commit.
 type Author struct{ Name, Email string }
 
+// Platform signs the commits the platform makes itself, on ops's behalf
+// or on a team's request (the message names who asked).
+var Platform = Author{Name: "slipway", Email: "slipway@localhost"}
+
 // ErrNoChange is returned by Change when edit left the tree as it was.
 var ErrNoChange = errors.New("nothing to commit")
 

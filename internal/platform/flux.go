@@ -41,7 +41,7 @@ const fluxReadUser = "flux-reader"
 const fluxPasswordFile = "flux-password"
 
 // SlipwayAuthor signs the commits Slipway makes on ops's behalf.
-var SlipwayAuthor = gitrepo.Author{Name: "slipway", Email: "slipway@localhost"}
+var SlipwayAuthor = gitrepo.Platform
 
 // fleetRemote is the fleet repository as `slipway up` itself reaches it,
 // with the admin's credentials. Other commands use Platform.FleetRemote.

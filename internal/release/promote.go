@@ -84,7 +84,7 @@ func Promote(ctx context.Context, c *Clients, fleet gitrepo.Remote, p Promotion)
 	now := time.Now().UTC()
 	message := fmt.Sprintf("promote %s/%s %s from %s to %s\n\nimage: %s\ntested: %s by %s\npromoted by: %s\n",
 		p.Team, p.App, version, p.From, p.To, image, rec.Test.At.Format(time.RFC3339), orNone(rec.Test.By), orNone(p.By))
-	commit, err := fleet.Change(ctx, gitrepo.Author{Name: p.By, Email: p.By + "@slipway.local"}, message, func(dir string) error {
+	commit, err := fleet.Change(ctx, gitrepo.Platform, message, func(dir string) error {
 		return flux.SetRelease(dir, flux.Release{Team: p.Team, App: p.App, Env: p.To, Version: version, Annotations: map[string]string{
 			"slipway.dev/image":         image,
 			"slipway.dev/promoted-by":   p.By,
