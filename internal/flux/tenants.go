@@ -252,15 +252,16 @@ func TenantObjects(t Tenant) []runtime.Object {
 	for _, env := range Environments {
 		ns := TenantNamespace(t.Team, env)
 		sa, rb := AccountObjects(t.Team)
-		withNamespace(ns, sa, rb)
-		out = append(out, NamespaceObject(t.Team, env), sa, rb)
+		ci := CIAccessObject(t.Team, env)
+		withNamespace(ns, sa, rb, ci)
+		out = append(out, NamespaceObject(t.Team, env), sa, rb, ci)
 		if t.ChartsURL != "" {
 			repo := HelmRepositoryObject("charts", t.ChartsURL, t.Insecure)
 			withNamespace(ns, repo)
 			out = append(out, repo)
 		}
 	}
-	return out
+	return append(out, NamespaceObject(t.Team, CIOverlay), CIAccountObject(t.Team))
 }
 
 // SourceObjects are a chart source as each of the team's overlays has it,
