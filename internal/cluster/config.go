@@ -64,6 +64,7 @@ func (c *Cluster) Prepare() error {
 		return err
 	}
 	writes := map[string]string{
+		c.path("config", "admission.yaml"):            admissionConfig,
 		c.path("config", "kubelet.yaml"):              c.kubeletConfig(),
 		c.path("config", "kube-proxy.yaml"):           c.kubeProxyConfig(),
 		c.path("config", "containerd.toml"):           c.containerdConfig(),
@@ -76,6 +77,31 @@ func (c *Cluster) Prepare() error {
 	}
 	return nil
 }
+
+// admissionConfig sets Pod Security for namespaces that do not choose
+// their own level: baseline is enforced (no privileged pods, host paths,
+// host namespaces or added capabilities), restricted is warned and
+// audited. Tenant namespaces enforce restricted by their labels; the
+// cluster's own (kube-system, flux-system) are exempt.
+const admissionConfig = `apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: PodSecurity
+  configuration:
+    apiVersion: pod-security.admission.config.k8s.io/v1
+    kind: PodSecurityConfiguration
+    defaults:
+      enforce: baseline
+      enforce-version: latest
+      audit: restricted
+      audit-version: latest
+      warn: restricted
+      warn-version: latest
+    exemptions:
+      usernames: []
+      runtimeClasses: []
+      namespaces: [kube-system, flux-system]
+`
 
 // writeKubeconfig embeds the CA and a client certificate.
 func (c *Cluster) writeKubeconfig(path, cert string) error {

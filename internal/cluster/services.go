@@ -86,6 +86,7 @@ func (c *Cluster) Services() []supervisor.Service {
 				"service-cluster-ip-range":         o.ServiceCIDR,
 				"authorization-mode":               "Node,RBAC",
 				"enable-admission-plugins":         "NodeRestriction",
+				"admission-control-config-file":    c.path("config", "admission.yaml"),
 				"allow-privileged":                 "true",
 				"profiling":                        "false",
 			}),

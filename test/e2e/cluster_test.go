@@ -143,6 +143,20 @@ spec:
 		e.mustKubectl("apply", "-f", path)
 	}
 	apply(manifest)
+	// A namespace that sets no Pod Security level gets the API server's
+	// default: baseline, so no privileged pod with the host's / mounted.
+	escape := filepath.Join(t.TempDir(), "escape.yaml")
+	os.WriteFile(escape, []byte(fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: escape, namespace: dev2}
+spec:
+  containers:
+  - {name: shell, image: %s, securityContext: {privileged: true}, volumeMounts: [{name: host, mountPath: /host}]}
+  volumes: [{name: host, hostPath: {path: /}}]
+`, check)), 0o644)
+	if out, err := e.kubectl("apply", "-f", escape); err == nil || !strings.Contains(out, `violates PodSecurity "baseline:latest"`) {
+		t.Fatalf("a privileged pod in a namespace without a Pod Security label: %v %s", err, out)
+	}
 	deployStart := time.Now()
 	e.mustKubectl("-n", "dev1", "rollout", "status", "deployment/hello", "--timeout=3m")
 	t.Logf("deployment Available in %s", time.Since(deployStart).Round(time.Millisecond))
