@@ -282,3 +282,13 @@ func assertNothingLeft(t *testing.T, clusterDir string) {
 		t.Error("bridge slipway0 left after down")
 	}
 }
+
+// canI asks `kubectl auth can-i` and returns its answer, yes or no
+// (kubectl's warnings, such as a cluster-scoped resource asked with -n,
+// left out).
+func (e *env) canI(args ...string) string {
+	e.t.Helper()
+	out, _ := e.kubectl(append([]string{"auth", "can-i"}, args...)...)
+	answer, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	return strings.TrimSpace(answer)
+}
