@@ -1,16 +1,18 @@
 package cli
 
 import (
+	"strings"
+
 	"os"
 	"os/user"
+
+	"github.com/slipway-dev/slipway/internal/platform"
 
 	"github.com/spf13/cobra"
 )
 
 // who names the person or pipeline acting: the pipeline's requester, else
-
 // the login name.
-
 func who() string {
 	for _, k := range []string{"SLIPWAY_ACTOR", "BUILD_REQUESTEDFOR", "USER"} {
 		if v := os.Getenv(k); v != "" {
@@ -33,3 +35,22 @@ func (a *appFlags) add(cmd *cobra.Command, envDefault string) {
 	cmd.Flags().StringVar(&a.env, "env", envDefault, "environment: staging or prod")
 	a.cf.add(cmd)
 }
+
+// viaPlatform is the running platform and the caller's credentials, when
+// the command works on the local cluster: its records are then written by
+// the platform, which checks for itself. It is nil with --kubeconfig (a
+// cluster of the user's own, whose records the user's rights write).
+func (a *appFlags) viaPlatform(g *globals) (*platform.Platform, string, string, error) {
+	if a.cf.kubeconfig != "" {
+		return nil, "", "", nil
+	}
+	p, err := g.attach()
+	if err != nil {
+		return nil, "", "", err
+	}
+	user, password, err := p.Credentials()
+	return p, user, password, err
+}
+
+// teamOf is the team a tenant namespace of env belongs to.
+func teamOf(ns, env string) string { return strings.TrimSuffix(ns, "-"+env) }

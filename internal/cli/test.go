@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/platform"
 	"github.com/slipway-dev/slipway/internal/release"
 )
 
@@ -20,7 +21,8 @@ func newTestCmd(g *globals) *cobra.Command {
 		Long: `Run the chart's helm test hooks and the HTTP smoke checks of the app's
 slipway.yaml (default: ./slipway.yaml) against the version running in the
 environment, and record the result for that version: promote lets only a
-version that passed go on.`,
+version that passed go on. On the platform, the platform runs them (the
+chart's hooks as the release's own account) and keeps the outcome.`,
 		Example: "  slipway test hello --env staging",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -36,8 +38,25 @@ version that passed go on.`,
 			if err != nil {
 				return err
 			}
-			t, version, err := release.RunTests(cmd.Context(), c, ns, args[0], spec.Smoke, who(), g.streams.Err)
+			plat, user, password, err := a.viaPlatform(g)
 			if err != nil {
+				return err
+			}
+			var (
+				t       *release.Test
+				version string
+			)
+			if plat != nil {
+				// The platform runs the tests and keeps the outcome, where
+				// no team can write it.
+				res, err := plat.RunTests(cmd.Context(), user, password, platform.TestRequest{
+					Team: teamOf(ns, a.env), App: args[0], Env: a.env, Smoke: spec.Smoke, For: who()})
+				if err != nil {
+					return err
+				}
+				fmt.Fprint(g.streams.Err, res.Log)
+				t, version = res.Test, res.Version
+			} else if t, version, err = release.RunTests(cmd.Context(), c, ns, args[0], spec.Smoke, who(), g.streams.Err); err != nil {
 				return err
 			}
 			if done, err := printStructured(g.streams.Out, output, t); done {

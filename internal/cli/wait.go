@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/platform"
 	"github.com/slipway-dev/slipway/internal/release"
 )
 
@@ -24,7 +25,9 @@ latest release is that chart version, Flux says Ready, every replica of the
 new Deployment is available — asking Flux to look at once rather than at its
 next interval. Fails fast, with the reason, when the upgrade fails or is
 rolled back, a pod cannot pull its image or crash-loops, or Flux has moved on
-to a newer version. The outcome is recorded: promote needs it.`,
+to a newer version. The outcome is recorded: promote needs it. On the
+platform, the platform checks the version itself and keeps the record, as
+the caller (see slipway promote --help for who that is).`,
 		Example: "  slipway wait hello --env staging --version 0.1.1-build.7",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -41,8 +44,23 @@ to a newer version. The outcome is recorded: promote needs it.`,
 			if err != nil {
 				return err
 			}
+			plat, user, password, err := a.viaPlatform(g)
+			if err != nil {
+				return err
+			}
 			start := time.Now()
-			d, err := release.Wait(ctx, c, ns, args[0], version, who(), g.streams.Err)
+			d, err := release.WaitReady(ctx, c, ns, args[0], version, g.streams.Err)
+			if err != nil {
+				return err
+			}
+			// The record promote relies on: the platform checks and writes
+			// it; on a cluster of one's own, one's own rights do.
+			if plat != nil {
+				d, err = plat.ConfirmReady(ctx, user, password, platform.ReadinessRequest{
+					Team: teamOf(ns, a.env), App: args[0], Env: a.env, Version: version, For: who()})
+			} else {
+				d, err = release.ConfirmReady(ctx, c, ns, args[0], version, who())
+			}
 			if err != nil {
 				return err
 			}

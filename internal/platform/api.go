@@ -58,56 +58,88 @@ type API struct {
 	// Promote does the promotion once the caller is allowed; nil means
 	// release.Promote on the local cluster and fleet repository.
 	Promote func(ctx context.Context, p release.Promotion) (*release.Promoted, error)
+	// Clients reach the cluster for readiness and tests; nil means the
+	// local cluster's admin kubeconfig.
+	Clients func() (*release.Clients, error)
 }
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == APIPath+"promotions" && r.Method == http.MethodPost {
-		a.promote(w, r)
-		return
+	if r.Method == http.MethodPost {
+		switch r.URL.Path {
+		case APIPath + "promotions":
+			a.promote(w, r)
+			return
+		case APIPath + "readiness":
+			a.readiness(w, r)
+			return
+		case APIPath + "tests":
+			a.tests(w, r)
+			return
+		}
 	}
-	writeJSON(w, http.StatusNotFound, apiError{"no such API: POST " + APIPath + "promotions is the one there is"})
+	writeJSON(w, http.StatusNotFound, apiError{"no such API: POST " + APIPath + "promotions, readiness or tests"})
 }
 
-func (a *API) promote(w http.ResponseWriter, r *http.Request) {
+// caller authenticates the request, reads its body into req, and checks
+// the user may act for the team (filled in from a team user's own push
+// prefix when the request leaves it out). It answers the refusal itself.
+func (a *API) caller(w http.ResponseWriter, r *http.Request, req any, team *string) (*auth.User, bool) {
 	name, password, ok := r.BasicAuth()
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Basic realm="slipway"`)
 		writeJSON(w, http.StatusUnauthorized, apiError{"log in: the platform's API needs a user and password"})
-		return
+		return nil, false
 	}
 	user, err := a.Users.Authenticate(name, password)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Basic realm="slipway"`)
 		writeJSON(w, http.StatusUnauthorized, apiError{err.Error()})
-		return
+		return nil, false
 	}
-	var req PromotionRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBytes))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := dec.Decode(req); err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{"reading the request: " + err.Error()})
+		return nil, false
+	}
+	if *team == "" && !user.Admin {
+		// A team's user means its own team.
+		if len(user.Push) != 1 || flux.ValidTeam(strings.TrimSuffix(user.Push[0], "/")) != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{"say which team's app with --team"})
+			return nil, false
+		}
+		*team = strings.TrimSuffix(user.Push[0], "/")
+	}
+	if *team != "" {
+		if err := flux.ValidTeam(*team); err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+			return nil, false
+		}
+	}
+	if !user.Admin && !user.CanPush(*team+"/") {
+		writeJSON(w, http.StatusForbidden, apiError{fmt.Sprintf("user %s does not belong to team %s: only the team (or ops) may act on its apps", user.Name, *team)})
+		return nil, false
+	}
+	return user, true
+}
+
+// on names the account that asked, and whom it acted for.
+func on(user *auth.User, forWhom string) string {
+	if forWhom != "" && forWhom != user.Name {
+		return user.Name + " for " + forWhom
+	}
+	return user.Name
+}
+
+func (a *API) promote(w http.ResponseWriter, r *http.Request) {
+	var req PromotionRequest
+	user, ok := a.caller(w, r, &req, &req.Team)
+	if !ok {
 		return
 	}
 	if err := req.validate(); err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
 		return
-	}
-	// Without a team, a team's user means its own team; ops's release is
-	// found by the app's name.
-	if req.Team == "" && !user.Admin {
-		if len(user.Push) != 1 || flux.ValidTeam(strings.TrimSuffix(user.Push[0], "/")) != nil {
-			writeJSON(w, http.StatusBadRequest, apiError{"say which team's app with --team"})
-			return
-		}
-		req.Team = strings.TrimSuffix(user.Push[0], "/")
-	}
-	if !user.Admin && !user.CanPush(req.Team+"/") {
-		writeJSON(w, http.StatusForbidden, apiError{fmt.Sprintf("user %s does not belong to team %s: only the team (or ops) may promote its apps; nothing promoted", user.Name, req.Team)})
-		return
-	}
-	by := user.Name
-	if req.For != "" && req.For != user.Name {
-		by = user.Name + " for " + req.For
 	}
 	promote := a.Promote
 	if promote == nil {
@@ -115,7 +147,7 @@ func (a *API) promote(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), promoteTimeout)
 	defer cancel()
-	res, err := promote(ctx, release.Promotion{Team: req.Team, App: req.App, From: req.From, To: req.To, Version: req.Version, By: by})
+	res, err := promote(ctx, release.Promotion{Team: req.Team, App: req.App, From: req.From, To: req.To, Version: req.Version, By: on(user, req.For)})
 	if err != nil {
 		writeJSON(w, http.StatusConflict, apiError{err.Error()})
 		return
@@ -123,12 +155,130 @@ func (a *API) promote(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-func (req PromotionRequest) validate() error {
-	if req.Team != "" {
-		if err := flux.ValidTeam(req.Team); err != nil {
-			return err
-		}
+// ReadinessRequest asks the platform to confirm, and record, that a
+// version is ready in an environment.
+type ReadinessRequest struct {
+	Team    string `json:"team,omitempty"`
+	App     string `json:"app"`
+	Env     string `json:"env"`
+	Version string `json:"version"`
+	For     string `json:"for,omitempty"`
+}
+
+func (a *API) readiness(w http.ResponseWriter, r *http.Request) {
+	var req ReadinessRequest
+	user, ok := a.caller(w, r, &req, &req.Team)
+	if !ok {
+		return
 	}
+	if err := checkEnv(req.Team, req.App, req.Env); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+		return
+	}
+	c, err := a.clients()
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+	defer cancel()
+	d, err := release.ConfirmReady(ctx, c, flux.TenantNamespace(req.Team, req.Env), req.App, req.Version, on(user, req.For))
+	if err != nil {
+		writeJSON(w, http.StatusConflict, apiError{err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// TestRequest asks the platform to test the version running in an
+// environment, with the app's smoke checks; the platform runs the chart's
+// test hooks as the release's account and records the outcome.
+type TestRequest struct {
+	Team  string               `json:"team,omitempty"`
+	App   string               `json:"app"`
+	Env   string               `json:"env"`
+	Smoke []release.SmokeCheck `json:"smoke,omitempty"`
+	For   string               `json:"for,omitempty"`
+}
+
+// TestResult is the platform's answer to a TestRequest.
+type TestResult struct {
+	Version string        `json:"version"`
+	Test    *release.Test `json:"test"`
+	// Log is the test pods' output.
+	Log string `json:"log,omitempty"`
+}
+
+// testTimeout bounds one test run (helm test waits up to 2 minutes).
+const testTimeout = 5 * time.Minute
+
+func (a *API) tests(w http.ResponseWriter, r *http.Request) {
+	var req TestRequest
+	user, ok := a.caller(w, r, &req, &req.Team)
+	if !ok {
+		return
+	}
+	if err := checkEnv(req.Team, req.App, req.Env); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+		return
+	}
+	c, err := a.clients()
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), testTimeout)
+	defer cancel()
+	var log bytes.Buffer
+	t, version, err := release.RunTests(ctx, c, flux.TenantNamespace(req.Team, req.Env), req.App, req.Smoke, on(user, req.For), &limitedWriter{w: &log, n: maxRequestBytes})
+	if err != nil {
+		writeJSON(w, http.StatusConflict, apiError{err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, TestResult{Version: version, Test: t, Log: log.String()})
+}
+
+// limitedWriter keeps the first n bytes and drops the rest.
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		_, _ = l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
+}
+
+func checkEnv(team, app, env string) error {
+	if team == "" {
+		return errors.New("say which team's app with --team")
+	}
+	if app == "" {
+		return errors.New("name the app")
+	}
+	if !slices.Contains(flux.Environments, env) {
+		return fmt.Errorf("environment %q: want one of %v", env, flux.Environments)
+	}
+	return nil
+}
+
+// clients reach the platform's own cluster as the platform.
+func (a *API) clients() (*release.Clients, error) {
+	if a.Clients != nil {
+		return a.Clients()
+	}
+	c, err := release.Connect(ClusterOptions(a.Config).AdminKubeconfig())
+	if err != nil {
+		return nil, fmt.Errorf("the platform has no cluster: %w", err)
+	}
+	return c, nil
+}
+
+func (req PromotionRequest) validate() error {
 	if req.App == "" {
 		return errors.New("name the app")
 	}
@@ -146,10 +296,9 @@ func (req PromotionRequest) validate() error {
 // promoteLocally promotes on this platform's cluster and fleet repository,
 // as the platform (cluster-admin, fleet as ops).
 func (a *API) promoteLocally(ctx context.Context, p release.Promotion) (*release.Promoted, error) {
-	kubeconfig := ClusterOptions(a.Config).AdminKubeconfig()
-	c, err := release.Connect(kubeconfig)
+	c, err := a.clients()
 	if err != nil {
-		return nil, fmt.Errorf("the platform has no cluster to promote in: %w", err)
+		return nil, err
 	}
 	fleet, err := fleetRemote(a.Config)
 	if err != nil {
@@ -167,13 +316,33 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // RequestPromotion asks the running platform's API for a promotion, as
 // the user given.
 func (p *Platform) RequestPromotion(ctx context.Context, user, password string, req PromotionRequest) (*release.Promoted, error) {
+	var out release.Promoted
+	return &out, p.call(ctx, user, password, "promotions", req, &out)
+}
+
+// ConfirmReady asks the platform to check, and record, that a version is
+// ready.
+func (p *Platform) ConfirmReady(ctx context.Context, user, password string, req ReadinessRequest) (*release.Deployed, error) {
+	var out release.Deployed
+	return &out, p.call(ctx, user, password, "readiness", req, &out)
+}
+
+// RunTests asks the platform to test the version running in an
+// environment and record the outcome.
+func (p *Platform) RunTests(ctx context.Context, user, password string, req TestRequest) (*TestResult, error) {
+	var out TestResult
+	return &out, p.call(ctx, user, password, "tests", req, &out)
+}
+
+// call posts one request to the platform's API and reads its answer.
+func (p *Platform) call(ctx context.Context, user, password, what string, req, out any) error {
 	body, err := json.Marshal(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, p.GitURL()+APIPath+"promotions", bytes.NewReader(body))
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, p.GitURL()+APIPath+what, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if user != "" {
 		hr.SetBasicAuth(user, password)
@@ -181,23 +350,22 @@ func (p *Platform) RequestPromotion(ctx context.Context, user, password string, 
 	hr.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(hr)
 	if err != nil {
-		return nil, fmt.Errorf("asking the platform to promote: %w", err)
+		return fmt.Errorf("asking the platform (%s): %w", what, err)
 	}
 	defer res.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(res.Body, maxRequestBytes))
+	data, err := io.ReadAll(io.LimitReader(res.Body, 4*maxRequestBytes))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if res.StatusCode != http.StatusOK {
 		var e apiError
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("the platform refused the promotion: %s", e.Error)
+			return fmt.Errorf("the platform refused (%s): %s", what, e.Error)
 		}
-		return nil, fmt.Errorf("the platform refused the promotion: %s", res.Status)
+		return fmt.Errorf("the platform refused (%s): %s", what, res.Status)
 	}
-	var out release.Promoted
-	if err := json.Unmarshal(data, &out); err != nil {
-		return nil, fmt.Errorf("reading the platform's answer: %w", err)
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("reading the platform's answer: %w", err)
 	}
-	return &out, nil
+	return nil
 }

@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -94,5 +95,52 @@ func TestPromotionAPIChecksWhoAsks(t *testing.T) {
 	res, err = http.DefaultClient.Do(req)
 	if err != nil || res.StatusCode != http.StatusBadRequest {
 		t.Errorf("unknown field: %v %v", err, res.Status)
+	}
+}
+
+// Readiness and tests are recorded by the platform: the same rule of who
+// may ask holds, and an allowed caller gets as far as the cluster.
+func TestRecordsAPIChecksWhoAsks(t *testing.T) {
+	users := auth.Open(filepath.Join(t.TempDir(), "users.yaml"))
+	for _, u := range []string{"dev1", "dev2"} {
+		if err := users.Set(u, u+"-password", false, []string{u + "/"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := users.Set("admin", "admin-password", true, nil); err != nil {
+		t.Fatal(err)
+	}
+	reachedCluster := 0
+	api := &API{Users: users, Clients: func() (*release.Clients, error) {
+		reachedCluster++
+		return nil, errors.New("no cluster in this test")
+	}}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	p := &Platform{State: State{Addresses: Addresses{Git: srv.URL}}}
+	ctx := context.Background()
+
+	ready := ReadinessRequest{Team: "dev1", App: "hello", Env: "staging", Version: "1.0.0"}
+	tests := TestRequest{Team: "dev1", App: "hello", Env: "staging"}
+	if _, err := p.ConfirmReady(ctx, "dev2", "dev2-password", ready); err == nil || !strings.Contains(err.Error(), "does not belong to team dev1") {
+		t.Errorf("dev2 confirming dev1's release: %v", err)
+	}
+	if _, err := p.RunTests(ctx, "dev2", "dev2-password", tests); err == nil || !strings.Contains(err.Error(), "does not belong to team dev1") {
+		t.Errorf("dev2 testing dev1's release: %v", err)
+	}
+	if _, err := p.RunTests(ctx, "dev1", "wrong", tests); err == nil || !strings.Contains(err.Error(), "wrong user name or password") {
+		t.Errorf("a wrong password: %v", err)
+	}
+	if _, err := p.ConfirmReady(ctx, "admin", "admin-password", ReadinessRequest{App: "hello", Env: "staging", Version: "1.0.0"}); err == nil || !strings.Contains(err.Error(), "--team") {
+		t.Errorf("ops without a team: %v", err)
+	}
+	if reachedCluster != 0 {
+		t.Fatalf("refused requests reached the cluster %d times", reachedCluster)
+	}
+	if _, err := p.ConfirmReady(ctx, "dev1", "dev1-password", ready); err == nil || !strings.Contains(err.Error(), "no cluster in this test") || reachedCluster != 1 {
+		t.Errorf("dev1 confirming its own release: %v (cluster reached %d times)", err, reachedCluster)
+	}
+	if _, err := p.RunTests(ctx, "dev1", "dev1-password", TestRequest{App: "hello", Env: "staging"}); err == nil || reachedCluster != 2 {
+		t.Errorf("dev1 testing its own release, team left out: %v (cluster reached %d times)", err, reachedCluster)
 	}
 }

@@ -40,10 +40,45 @@ func (e *FailedError) Error() string {
 const nudgeEvery = 10 * time.Second
 
 // Wait blocks until that exact chart version of the app is deployed and
-// its pods are ready, asking Flux to look at once rather than at its
-// next interval. It fails fast with the reason Flux, Helm or the pods
-// give. The outcome is recorded for promote. by names who waited.
+// its pods are ready (WaitReady), then records it for promote. by names
+// who waited.
 func Wait(ctx context.Context, c *Clients, ns, app, version, by string, progress io.Writer) (*Deployed, error) {
+	d, err := WaitReady(ctx, c, ns, app, version, progress)
+	if err != nil {
+		return nil, err
+	}
+	return d, recordReady(ctx, c, d, by)
+}
+
+// ConfirmReady looks once and records the version as ready when it is:
+// the platform's own check, whoever waited before asking.
+func ConfirmReady(ctx context.Context, c *Clients, ns, app, version, by string) (*Deployed, error) {
+	want, err := semver.NewVersion(version)
+	if err != nil {
+		return nil, fmt.Errorf("version %q is not a semantic version", version)
+	}
+	d, state, err := check(ctx, c, ns, app, version, want)
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		return nil, fmt.Errorf("%s %s is not ready in %s: %s", app, version, ns, state)
+	}
+	return d, recordReady(ctx, c, d, by)
+}
+
+func recordReady(ctx context.Context, c *Clients, d *Deployed, by string) error {
+	now := time.Now().UTC()
+	return update(ctx, c, d.Namespace, d.App, d.Version, func(r *Record) {
+		r.Image, r.ReadyAt, r.ReadyBy = d.Image, now, by
+	})
+}
+
+// WaitReady blocks until that exact chart version of the app is deployed
+// and its pods are ready, asking Flux to look at once rather than at its
+// next interval. It fails fast with the reason Flux, Helm or the pods
+// give. It records nothing.
+func WaitReady(ctx context.Context, c *Clients, ns, app, version string, progress io.Writer) (*Deployed, error) {
 	if progress == nil {
 		progress = io.Discard
 	}
@@ -73,12 +108,6 @@ func Wait(ctx context.Context, c *Clients, ns, app, version, by string, progress
 			state = err.Error()
 		}
 		if d != nil {
-			now := time.Now().UTC()
-			if err := update(ctx, c, ns, app, version, func(r *Record) {
-				r.Image, r.ReadyAt, r.ReadyBy = d.Image, now, by
-			}); err != nil {
-				return d, err
-			}
 			return d, nil
 		}
 		say(state)
