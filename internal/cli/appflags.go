@@ -31,7 +31,7 @@ type appFlags struct {
 }
 
 func (a *appFlags) add(cmd *cobra.Command, envDefault string) {
-	cmd.Flags().StringVar(&a.team, "team", "", "the app's team (default: the only team with a release of that name)")
+	cmd.Flags().StringVar(&a.team, "team", os.Getenv("SLIPWAY_TEAM"), "the app's team (default: $SLIPWAY_TEAM in a pipeline, else the only team with a release of that name)")
 	cmd.Flags().StringVar(&a.env, "env", envDefault, "environment: staging or prod")
 	a.cf.add(cmd)
 }

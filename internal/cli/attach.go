@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"os"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/dynamic"
@@ -48,11 +49,15 @@ func (f *clusterFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "use this kubeconfig's current context instead of the local cluster")
 }
 
-// path is the kubeconfig to use: the flag's, else the running local
+// path is the kubeconfig to use: the flag's, else SLIPWAY_KUBECONFIG (a
+// pipeline run's: its team's CI account), else the running local
 // cluster's admin kubeconfig.
 func (f *clusterFlags) path(g *globals) (string, error) {
 	if f.kubeconfig != "" {
 		return f.kubeconfig, nil
+	}
+	if env := os.Getenv("SLIPWAY_KUBECONFIG"); env != "" {
+		return env, nil
 	}
 	p, err := g.attach()
 	if err != nil {

@@ -17,7 +17,8 @@ func newKubectlCmd(g *globals) *cobra.Command {
 		Use:   "kubectl [ARGS...]",
 		Short: "Run the kubectl built with the cluster, against the cluster",
 		Long: `Run kubectl, built from the same pinned Kubernetes sources as the cluster,
-with the cluster's admin kubeconfig unless --kubeconfig or --context is given.`,
+with the cluster's admin kubeconfig unless --kubeconfig or --context is given
+(in a pipeline run, SLIPWAY_KUBECONFIG: the team's CI account).`,
 		Example:            "  slipway kubectl get pods -A",
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -35,7 +36,9 @@ with the cluster's admin kubeconfig unless --kubeconfig or --context is given.`,
 			}
 			if !chosen {
 				path := platform.ClusterOptions(cfg).AdminKubeconfig()
-				if p, err := platform.Attach(cfg); err == nil {
+				if env := os.Getenv("SLIPWAY_KUBECONFIG"); env != "" {
+					path = env // a pipeline run's: its team's CI account
+				} else if p, err := platform.Attach(cfg); err == nil {
 					if path, err = p.AdminKubeconfig(); err != nil {
 						return err
 					}

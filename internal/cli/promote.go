@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,7 +69,7 @@ registry, else ops's admin account on the platform's own machine.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&a.team, "team", "", "the app's team (default: found from the release)")
+	cmd.Flags().StringVar(&a.team, "team", os.Getenv("SLIPWAY_TEAM"), "the app's team (default: $SLIPWAY_TEAM in a pipeline, else found from the release)")
 	cmd.Flags().StringVar(&from, "from", "staging", "environment the tested version runs in")
 	cmd.Flags().StringVar(&to, "to", "prod", "environment to promote it to")
 	cmd.Flags().StringVar(&version, "version", "", "refuse unless this is the version running in --from")

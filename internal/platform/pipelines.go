@@ -2,11 +2,13 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/ci/runner"
@@ -29,7 +31,11 @@ func PipelineStore(cfg config.Config) *runner.Store {
 //	slipway.registry.username  -> $SLIPWAY_REGISTRY_USERNAME
 //	slipway.registry.password  secret: env: {SLIPWAY_REGISTRY_PASSWORD: $(slipway.registry.password)}
 //	slipway.git.username, slipway.git.password (secret), slipway.git.url
-func PipelineInputs(cfg config.Config, users *auth.Store, gitURL string) func(repo string) (runner.Inputs, error) {
+//
+// With the cluster (withCluster), steps also get SLIPWAY_TEAM and
+// SLIPWAY_KUBECONFIG: the team's CI account, which slipway wait, test and
+// promote read the cluster with.
+func PipelineInputs(cfg config.Config, users *auth.Store, gitURL string, withCluster bool) func(repo string) (runner.Inputs, error) {
 	return func(repo string) (runner.Inputs, error) {
 		team, _, _ := strings.Cut(repo, "/")
 		user := "ci-" + team
@@ -42,6 +48,21 @@ func PipelineInputs(cfg config.Config, users *auth.Store, gitURL string) func(re
 		if exe, err := os.Executable(); err == nil {
 			// Steps call slipway: the very program running them.
 			env = append(env, "PATH="+filepath.Dir(exe)+string(os.PathListSeparator)+os.Getenv("PATH"))
+		}
+		if withCluster {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			kubeconfig, err := CIKubeconfig(ctx, cfg, team)
+			cancel()
+			switch {
+			case err == nil:
+				env = append(env, "SLIPWAY_TEAM="+team, "SLIPWAY_KUBECONFIG="+kubeconfig)
+			case errors.Is(err, ErrNoCIAccount):
+				// Not onboarded with tenant create (a user made by hand):
+				// its steps read the cluster as before, with the platform's
+				// kubeconfig.
+			default:
+				return runner.Inputs{}, err
+			}
 		}
 		vars := map[string]string{
 			"slipway.registry.addr":     cfg.Registry.Addr,
@@ -105,7 +126,7 @@ func (s *PipelineService) Run(ctx context.Context, ready func(supervisor.Endpoin
 	if s.GitURL != nil {
 		gitURL = s.GitURL()
 	}
-	s.runner.Inputs = PipelineInputs(s.Config, s.Users, gitURL)
+	s.runner.Inputs = PipelineInputs(s.Config, s.Users, gitURL, s.Config.FluxEnabled())
 	errc := make(chan error, 1)
 	go func() { errc <- s.runner.Start(ctx) }()
 	ready(supervisor.Endpoint{URL: "runs azure-pipelines.yml on every push", Notes: []string{
@@ -130,6 +151,6 @@ func RunWorkingTree(ctx context.Context, cfg config.Config, m runner.Manual, liv
 	if err != nil {
 		return nil, err
 	}
-	r := &runner.Runner{Store: PipelineStore(cfg), Inputs: PipelineInputs(cfg, auth.Open(cfg.UsersFile()), "")}
+	r := &runner.Runner{Store: PipelineStore(cfg), Inputs: PipelineInputs(cfg, auth.Open(cfg.UsersFile()), "", false)}
 	return run, r.RunNow(ctx, run, p, runner.TreeSource{Dir: run.Source}, live)
 }

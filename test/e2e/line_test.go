@@ -217,6 +217,15 @@ spec:
 			t.Errorf("dev1-ci:ci can-i %s %s -n %s: %s, want %s", tc.verb, tc.res, tc.ns, out, tc.want)
 		}
 	}
+	// The pipeline runs read the cluster as that account: the platform
+	// issued them a token for it.
+	runKubeconfig := "--kubeconfig=" + filepath.Join(e.home, "pipelines", "credentials", "dev1-ci.kubeconfig")
+	if who := e.mustKubectl("auth", "whoami", runKubeconfig, "-o", "jsonpath={.status.userInfo.username}"); who != "system:serviceaccount:dev1-ci:ci" {
+		t.Errorf("dev1's pipeline runs act as %q", who)
+	}
+	if got := e.canI("get", "pods", "-n", "dev2-staging", runKubeconfig); got != "no" {
+		t.Errorf("dev1's pipeline token reads dev2's pods: %s", got)
+	}
 	if ns := e.mustKubectl("get", "namespace", "dev1-ci", "-o", "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}"); ns != "restricted" {
 		t.Errorf("dev1-ci enforces %q, want restricted", ns)
 	}
