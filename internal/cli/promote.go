@@ -61,8 +61,12 @@ registry, else ops's admin account on the platform's own machine.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			d, err := release.Wait(ctx, c, flux.TenantNamespace(p.Team, to), args[0], p.Version, who(), g.streams.Err)
+			d, err := release.WaitReady(ctx, c, flux.TenantNamespace(p.Team, to), args[0], p.Version, g.streams.Err)
 			if err != nil {
+				return err
+			}
+			if _, err := plat.ConfirmReady(ctx, user, password, platform.ReadinessRequest{
+				Team: p.Team, App: args[0], Env: to, Version: p.Version, For: who()}); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.streams.Err, "%s %s is ready in %s\n", d.App, d.Version, d.Namespace)

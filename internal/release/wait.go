@@ -39,17 +39,6 @@ func (e *FailedError) Error() string {
 // nudgeEvery asks Flux again when nothing has moved for a while.
 const nudgeEvery = 10 * time.Second
 
-// Wait blocks until that exact chart version of the app is deployed and
-// its pods are ready (WaitReady), then records it for promote. by names
-// who waited.
-func Wait(ctx context.Context, c *Clients, ns, app, version, by string, progress io.Writer) (*Deployed, error) {
-	d, err := WaitReady(ctx, c, ns, app, version, progress)
-	if err != nil {
-		return nil, err
-	}
-	return d, recordReady(ctx, c, d, by)
-}
-
 // ConfirmReady looks once and records the version as ready when it is:
 // the platform's own check, whoever waited before asking.
 func ConfirmReady(ctx context.Context, c *Clients, ns, app, version, by string) (*Deployed, error) {
