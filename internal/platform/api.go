@@ -123,6 +123,26 @@ func (a *API) caller(w http.ResponseWriter, r *http.Request, req any, team *stri
 	return user, true
 }
 
+// releaseCaller is caller for a request about one release in one
+// environment: the request must name both, and the platform must reach
+// its cluster.
+func (a *API) releaseCaller(w http.ResponseWriter, r *http.Request, req any, team, app, env *string) (*auth.User, *release.Clients, bool) {
+	user, ok := a.caller(w, r, req, team)
+	if !ok {
+		return nil, nil, false
+	}
+	if err := checkEnv(*team, *app, *env); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+		return nil, nil, false
+	}
+	c, err := a.clients()
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
+		return nil, nil, false
+	}
+	return user, c, true
+}
+
 // on names the account that asked, and whom it acted for.
 func on(user *auth.User, forWhom string) string {
 	if forWhom != "" && forWhom != user.Name {
@@ -167,17 +187,8 @@ type ReadinessRequest struct {
 
 func (a *API) readiness(w http.ResponseWriter, r *http.Request) {
 	var req ReadinessRequest
-	user, ok := a.caller(w, r, &req, &req.Team)
+	user, c, ok := a.releaseCaller(w, r, &req, &req.Team, &req.App, &req.Env)
 	if !ok {
-		return
-	}
-	if err := checkEnv(req.Team, req.App, req.Env); err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
-		return
-	}
-	c, err := a.clients()
-	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
@@ -214,17 +225,8 @@ const testTimeout = 5 * time.Minute
 
 func (a *API) tests(w http.ResponseWriter, r *http.Request) {
 	var req TestRequest
-	user, ok := a.caller(w, r, &req, &req.Team)
+	user, c, ok := a.releaseCaller(w, r, &req, &req.Team, &req.App, &req.Env)
 	if !ok {
-		return
-	}
-	if err := checkEnv(req.Team, req.App, req.Env); err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
-		return
-	}
-	c, err := a.clients()
-	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), testTimeout)
