@@ -1,12 +1,13 @@
 package cli
 
 import (
-	"strings"
-
+	"context"
 	"os"
 	"os/user"
 
+	"github.com/slipway-dev/slipway/internal/flux"
 	"github.com/slipway-dev/slipway/internal/platform"
+	"github.com/slipway-dev/slipway/internal/release"
 
 	"github.com/spf13/cobra"
 )
@@ -44,6 +45,12 @@ func (a *appFlags) viaPlatform(g *globals) (*platform.Platform, string, string, 
 	if a.cf.kubeconfig != "" {
 		return nil, "", "", nil
 	}
+	return g.caller()
+}
+
+// caller is the running platform and the credentials this command acts
+// with there (see Platform.Credentials).
+func (g *globals) caller() (*platform.Platform, string, string, error) {
 	p, err := g.attach()
 	if err != nil {
 		return nil, "", "", err
@@ -52,5 +59,13 @@ func (a *appFlags) viaPlatform(g *globals) (*platform.Platform, string, string, 
 	return p, user, password, err
 }
 
-// teamOf is the team a tenant namespace of env belongs to.
-func teamOf(ns, env string) string { return strings.TrimSuffix(ns, "-"+env) }
+// confirmReady has a version that WaitReady saw ready recorded for
+// promote: by the platform, which checks it again, when there is one;
+// else with c's own rights (a cluster of the user's own).
+func confirmReady(ctx context.Context, c *release.Clients, plat *platform.Platform, user, password, ns, app, env, version string) (*release.Deployed, error) {
+	if plat == nil {
+		return release.ConfirmReady(ctx, c, ns, app, version, who())
+	}
+	return plat.ConfirmReady(ctx, user, password, platform.ReadinessRequest{
+		Team: flux.TenantTeam(ns, env), App: app, Env: env, Version: version, For: who()})
+}

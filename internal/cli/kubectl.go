@@ -35,13 +35,15 @@ with the cluster's admin kubeconfig unless --kubeconfig or --context is given
 				chosen = chosen || strings.HasPrefix(a, "--kubeconfig") || strings.HasPrefix(a, "--context")
 			}
 			if !chosen {
-				path := platform.ClusterOptions(cfg).AdminKubeconfig()
-				if env := os.Getenv("SLIPWAY_KUBECONFIG"); env != "" {
-					path = env // a pipeline run's: its team's CI account
-				} else if p, err := platform.Attach(cfg); err == nil {
-					if path, err = p.AdminKubeconfig(); err != nil {
-						return err
-					}
+				var cf clusterFlags
+				path, err := cf.path(g)
+				if errors.Is(err, platform.ErrNoCluster) {
+					return err
+				}
+				if err != nil {
+					// Nothing runs (or it is starting): kubectl says itself
+					// that nothing answers.
+					path = platform.ClusterOptions(cfg).AdminKubeconfig()
 				}
 				args = append([]string{"--kubeconfig", path}, args...)
 			}

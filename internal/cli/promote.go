@@ -42,11 +42,7 @@ registry, else ops's admin account on the platform's own machine.`,
 			if err != nil {
 				return err
 			}
-			plat, err := g.attach()
-			if err != nil {
-				return err
-			}
-			user, password, err := plat.Credentials()
+			plat, user, password, err := g.caller()
 			if err != nil {
 				return err
 			}
@@ -61,12 +57,12 @@ registry, else ops's admin account on the platform's own machine.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			d, err := release.WaitReady(ctx, c, flux.TenantNamespace(p.Team, to), args[0], p.Version, g.streams.Err)
+			ns := flux.TenantNamespace(p.Team, to)
+			d, err := release.WaitReady(ctx, c, ns, args[0], p.Version, g.streams.Err)
 			if err != nil {
 				return err
 			}
-			if _, err := plat.ConfirmReady(ctx, user, password, platform.ReadinessRequest{
-				Team: p.Team, App: args[0], Env: to, Version: p.Version, For: who()}); err != nil {
+			if _, err := confirmReady(ctx, c, plat, user, password, ns, args[0], to, p.Version); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.streams.Err, "%s %s is ready in %s\n", d.App, d.Version, d.Namespace)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/flux"
 	"github.com/slipway-dev/slipway/internal/platform"
 	"github.com/slipway-dev/slipway/internal/release"
 )
@@ -50,7 +51,7 @@ chart's hooks as the release's own account) and keeps the outcome.`,
 				// The platform runs the tests and keeps the outcome, where
 				// no team can write it.
 				res, err := plat.RunTests(cmd.Context(), user, password, platform.TestRequest{
-					Team: teamOf(ns, a.env), App: args[0], Env: a.env, Smoke: spec.Smoke, For: who()})
+					Team: flux.TenantTeam(ns, a.env), App: args[0], Env: a.env, Smoke: spec.Smoke, For: who()})
 				if err != nil {
 					return err
 				}

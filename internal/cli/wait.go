@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/slipway-dev/slipway/internal/platform"
 	"github.com/slipway-dev/slipway/internal/release"
 )
 
@@ -53,15 +52,7 @@ the caller (see slipway promote --help for who that is).`,
 			if err != nil {
 				return err
 			}
-			// The record promote relies on: the platform checks and writes
-			// it; on a cluster of one's own, one's own rights do.
-			if plat != nil {
-				d, err = plat.ConfirmReady(ctx, user, password, platform.ReadinessRequest{
-					Team: teamOf(ns, a.env), App: args[0], Env: a.env, Version: version, For: who()})
-			} else {
-				d, err = release.ConfirmReady(ctx, c, ns, args[0], version, who())
-			}
-			if err != nil {
+			if d, err = confirmReady(ctx, c, plat, user, password, ns, args[0], a.env, version); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.streams.Err, "%s %s is ready in %s after %s (image %s)\n", d.App, d.Version, d.Namespace, time.Since(start).Round(10*time.Millisecond), d.Image)

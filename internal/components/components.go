@@ -184,13 +184,11 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 	}
 	buildDir, goflags := src, "-mod=mod"
 	if len(fam.Placeholders) > 0 {
-		work := binDir + ".src"
-		defer os.RemoveAll(work)
-		if err := vendorWithPlaceholders(ctx, src, work, fam.Placeholders); err != nil {
+		if err := vendorWithPlaceholders(ctx, src, fam.Placeholders); err != nil {
 			_ = os.RemoveAll(tmp)
 			return nil, fmt.Errorf("preparing %s: %w", fam.Dir, err)
 		}
-		buildDir, goflags = work, "-mod=vendor"
+		goflags = "-mod=vendor"
 	}
 	args := append([]string{"build", "-trimpath", "-ldflags", fam.LDFlags, "-o", tmp + "/"}, pkgs...)
 	cmd := exec.CommandContext(ctx, "go", args...)
@@ -370,34 +368,22 @@ func copyModuleFiles(ctx context.Context, src string, f ModuleFiles, into string
 	return nil
 }
 
-// vendorWithPlaceholders copies the pinning module to work, vendors its
-// dependencies and adds the placeholder files. `go mod vendor` reports the
-// very embed pattern the placeholders satisfy as an error after it has
-// written vendor/; that one error is expected, any other is not.
-func vendorWithPlaceholders(ctx context.Context, src, work string, placeholders map[string]string) error {
-	_ = os.RemoveAll(work)
-	if err := os.MkdirAll(work, 0o755); err != nil {
-		return err
-	}
-	for _, name := range []string{"go.mod", "go.sum"} {
-		data, err := os.ReadFile(filepath.Join(src, name))
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(work, name), data, 0o644); err != nil {
-			return err
-		}
-	}
+// vendorWithPlaceholders vendors the dependencies of the pinning module
+// written out in dir and adds the placeholder files. `go mod vendor`
+// reports the very embed pattern the placeholders satisfy as an error
+// after it has written vendor/; that one error is expected, any other is
+// not.
+func vendorWithPlaceholders(ctx context.Context, dir string, placeholders map[string]string) error {
 	cmd := exec.CommandContext(ctx, "go", "mod", "vendor")
-	cmd.Dir = work
+	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		if _, statErr := os.Stat(filepath.Join(work, "vendor", "modules.txt")); statErr != nil || !strings.Contains(string(out), "no matching files found") {
+		if _, statErr := os.Stat(filepath.Join(dir, "vendor", "modules.txt")); statErr != nil || !strings.Contains(string(out), "no matching files found") {
 			return fmt.Errorf("go mod vendor: %v: %s", err, strings.TrimSpace(string(out)))
 		}
 	}
 	for rel, content := range placeholders {
-		p := filepath.Join(work, "vendor", filepath.FromSlash(rel))
+		p := filepath.Join(dir, "vendor", filepath.FromSlash(rel))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}

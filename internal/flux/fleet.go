@@ -53,8 +53,7 @@ func (f Fleet) Files(components []byte) map[string][]byte {
 func (f Fleet) Seed() map[string][]byte {
 	seed := map[string][]byte{"README.md": []byte(f.readme())}
 	for _, env := range Overlays {
-		seed["tenants/"+env+"/kustomization.yaml"] = []byte("# The " + env + " overlay: one entry per team, added by `slipway tenant create`.\n" +
-			"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\n")
+		seed["tenants/"+env+"/kustomization.yaml"] = kustomizationFile("# The "+env+" overlay: one entry per team, added by `slipway tenant create`.", "", nil)
 	}
 	return seed
 }

@@ -34,6 +34,10 @@ func ValidTeam(team string) error {
 // TenantNamespace is a team's namespace in an environment.
 func TenantNamespace(team, env string) string { return team + "-" + env }
 
+// TenantTeam is the team a namespace of env belongs to: TenantNamespace
+// read backwards.
+func TenantTeam(ns, env string) string { return strings.TrimSuffix(ns, "-"+env) }
+
 // Tenant is a team as the fleet repository knows it.
 type Tenant struct {
 	Team string
@@ -201,22 +205,10 @@ func writeKustomization(dir, namespace string) error {
 	if namespace != "" {
 		resources = append(resources, "../../base/"+filepath.Base(dir))
 	}
-	for _, e := range entries {
-		if !e.IsDir() && strings.HasSuffix(e.Name(), ".yaml") && e.Name() != "kustomization.yaml" {
-			resources = append(resources, e.Name())
-		}
-	}
+	resources = append(resources, yamlFiles(entries, false)...)
 	sort.Strings(resources)
-	var b strings.Builder
-	b.WriteString("# Written by slipway; lists every file of this directory.\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n")
-	if namespace != "" {
-		b.WriteString("namespace: " + namespace + "\n")
-	}
-	b.WriteString("resources:\n")
-	for _, r := range resources {
-		b.WriteString("- " + r + "\n")
-	}
-	return os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(b.String()), 0o644)
+	return os.WriteFile(filepath.Join(dir, "kustomization.yaml"),
+		kustomizationFile("# Written by slipway; lists every file of this directory.", namespace, resources), 0o644)
 }
 
 // writeEnvKustomization lists every team of an environment (its
@@ -226,23 +218,39 @@ func writeEnvKustomization(dir, env string) error {
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	var b strings.Builder
-	b.WriteString("# The " + env + " overlay: one entry per team, written by slipway tenant create.\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n")
-	var resources []string
+	return writeFile(dir, "tenants/"+env+"/kustomization.yaml",
+		kustomizationFile("# The "+env+" overlay: one entry per team, written by slipway tenant create.", "", yamlFiles(entries, true)))
+}
+
+// yamlFiles names the YAML files of a directory listing other than its
+// kustomization.yaml, and its subdirectories when dirs is set, in the
+// listing's order.
+func yamlFiles(entries []os.DirEntry, dirs bool) []string {
+	var out []string
 	for _, e := range entries {
-		if e.IsDir() || (strings.HasSuffix(e.Name(), ".yaml") && e.Name() != "kustomization.yaml") {
-			resources = append(resources, e.Name())
+		if (dirs && e.IsDir()) || (!e.IsDir() && strings.HasSuffix(e.Name(), ".yaml") && e.Name() != "kustomization.yaml") {
+			out = append(out, e.Name())
 		}
+	}
+	return out
+}
+
+// kustomizationFile renders a kustomization.yaml under a comment line.
+func kustomizationFile(comment, namespace string, resources []string) []byte {
+	var b strings.Builder
+	b.WriteString(comment + "\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n")
+	if namespace != "" {
+		b.WriteString("namespace: " + namespace + "\n")
 	}
 	if len(resources) == 0 {
 		b.WriteString("resources: []\n")
-	} else {
-		b.WriteString("resources:\n")
-		for _, r := range resources {
-			b.WriteString("- " + r + "\n")
-		}
+		return []byte(b.String())
 	}
-	return writeFile(dir, "tenants/"+env+"/kustomization.yaml", []byte(b.String()))
+	b.WriteString("resources:\n")
+	for _, r := range resources {
+		b.WriteString("- " + r + "\n")
+	}
+	return []byte(b.String())
 }
 
 // TenantObjects are a tenant's objects as its overlays add them up, for

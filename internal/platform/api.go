@@ -259,11 +259,18 @@ func checkEnv(team, app, env string) error {
 	if team == "" {
 		return errors.New("say which team's app with --team")
 	}
+	return checkApp(app, env)
+}
+
+// checkApp checks a request names an app and environments that exist.
+func checkApp(app string, envs ...string) error {
 	if app == "" {
 		return errors.New("name the app")
 	}
-	if !slices.Contains(flux.Environments, env) {
-		return fmt.Errorf("environment %q: want one of %v", env, flux.Environments)
+	for _, env := range envs {
+		if !slices.Contains(flux.Environments, env) {
+			return fmt.Errorf("environment %q: want one of %v", env, flux.Environments)
+		}
 	}
 	return nil
 }
@@ -281,13 +288,8 @@ func (a *API) clients() (*release.Clients, error) {
 }
 
 func (req PromotionRequest) validate() error {
-	if req.App == "" {
-		return errors.New("name the app")
-	}
-	for _, env := range []string{req.From, req.To} {
-		if !slices.Contains(flux.Environments, env) {
-			return fmt.Errorf("environment %q: want one of %v", env, flux.Environments)
-		}
+	if err := checkApp(req.App, req.From, req.To); err != nil {
+		return err
 	}
 	if req.From == req.To {
 		return errors.New("--from and --to name the same environment")

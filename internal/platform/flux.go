@@ -40,9 +40,6 @@ const fluxReadUser = "flux-reader"
 // fluxPasswordFile keeps its password, in the cluster directory.
 const fluxPasswordFile = "flux-password"
 
-// SlipwayAuthor signs the commits Slipway makes on ops's behalf.
-var SlipwayAuthor = gitrepo.Platform
-
 // fleetRemote is the fleet repository as `slipway up` itself reaches it,
 // with the admin's credentials. Other commands use Platform.FleetRemote.
 func fleetRemote(cfg config.Config) (gitrepo.Remote, error) {
@@ -141,7 +138,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	_, err = remote.Change(ctx, SlipwayAuthor, "flux: install Flux "+flux.Version+" in "+fleet.SystemDir(), func(dir string) error {
+	_, err = remote.Change(ctx, gitrepo.Platform, "flux: install Flux "+flux.Version+" in "+fleet.SystemDir(), func(dir string) error {
 		return fleet.WriteTree(dir, components)
 	})
 	if err != nil && !errors.Is(err, gitrepo.ErrNoChange) {

@@ -3,7 +3,6 @@ package release
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/flux"
@@ -41,7 +40,7 @@ func Promote(ctx context.Context, c *Clients, fleet gitrepo.Remote, p Promotion)
 		if err != nil {
 			return nil, err
 		}
-		p.Team = strings.TrimSuffix(ns, "-"+p.From)
+		p.Team = flux.TenantTeam(ns, p.From)
 	}
 	from := flux.TenantNamespace(p.Team, p.From)
 	o, hr, err := flux.Get(ctx, c.Dyn, flux.HelmRelease, from, p.App)

@@ -181,7 +181,7 @@ func change(ctx context.Context, p *platform.Platform, message string, progress 
 	if err != nil {
 		return "", err
 	}
-	commit, err := remote.Change(ctx, platform.SlipwayAuthor, message, edit)
+	commit, err := remote.Change(ctx, gitrepo.Platform, message, edit)
 	if errors.Is(err, gitrepo.ErrNoChange) {
 		fmt.Fprintln(progress, "the fleet repository already says so: nothing to commit")
 		commit, err = remote.Head(ctx)

@@ -145,15 +145,7 @@ spec:
 	apply(manifest)
 	// A namespace that sets no Pod Security level gets the API server's
 	// default: baseline, so no privileged pod with the host's / mounted.
-	escape := filepath.Join(t.TempDir(), "escape.yaml")
-	os.WriteFile(escape, []byte(fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata: {name: escape, namespace: dev2}
-spec:
-  containers:
-  - {name: shell, image: %s, securityContext: {privileged: true}, volumeMounts: [{name: host, mountPath: /host}]}
-  volumes: [{name: host, hostPath: {path: /}}]
-`, check)), 0o644)
+	escape := hostEscapePod(t, "dev2", check)
 	if out, err := e.kubectl("apply", "-f", escape); err == nil || !strings.Contains(out, `violates PodSecurity "baseline:latest"`) {
 		t.Fatalf("a privileged pod in a namespace without a Pod Security label: %v %s", err, out)
 	}
@@ -291,4 +283,21 @@ func (e *env) canI(args ...string) string {
 	out, _ := e.kubectl(append([]string{"auth", "can-i"}, args...)...)
 	answer, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
 	return strings.TrimSpace(answer)
+}
+
+// hostEscapePod writes the manifest of a pod that would own the node, a
+// privileged container with the host's / mounted, for Pod Security to
+// refuse; it returns the file's path.
+func hostEscapePod(t *testing.T, namespace, image string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "escape.yaml")
+	writeFile(t, path, fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: escape, namespace: %s}
+spec:
+  containers:
+  - {name: shell, image: %s, securityContext: {privileged: true}, volumeMounts: [{name: host, mountPath: /host}]}
+  volumes: [{name: host, hostPath: {path: /}}]
+`, namespace, image))
+	return path
 }

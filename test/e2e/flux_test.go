@@ -354,18 +354,7 @@ spec:
 	// dev3's namespaces enforce the restricted Pod Security Standard, and
 	// its account cannot relabel them.
 	dev3 := "--as=system:serviceaccount:dev3-staging:dev3"
-	privileged := filepath.Join(t.TempDir(), "privileged.yaml")
-	writeFile(t, privileged, `apiVersion: v1
-kind: Pod
-metadata: {name: escape, namespace: dev3-staging}
-spec:
-  containers:
-  - name: shell
-    image: `+image+`
-    securityContext: {privileged: true}
-    volumeMounts: [{name: host, mountPath: /host}]
-  volumes: [{name: host, hostPath: {path: /}}]
-`)
+	privileged := hostEscapePod(t, "dev3-staging", image)
 	if out, err := e.kubectl("apply", "-f", privileged, dev3); err == nil || !strings.Contains(out, "violates PodSecurity") {
 		t.Fatalf("dev3's account created a privileged pod with the host's / mounted: %v %s", err, out)
 	}

@@ -106,15 +106,7 @@ data:
 		t.Errorf("dev1's account wrote the platform's record: %v %s", err, out)
 	}
 	// Nor may it run a privileged pod with the host's / mounted.
-	escape := filepath.Join(t.TempDir(), "escape.yaml")
-	writeFile(t, escape, `apiVersion: v1
-kind: Pod
-metadata: {name: escape, namespace: dev1-staging}
-spec:
-  containers:
-  - {name: shell, image: 127.0.0.1:5000/slipway/http-check:latest, securityContext: {privileged: true}, volumeMounts: [{name: host, mountPath: /host}]}
-  volumes: [{name: host, hostPath: {path: /}}]
-`)
+	escape := hostEscapePod(t, "dev1-staging", "127.0.0.1:5000/slipway/http-check:latest")
 	if out, err := e.kubectl("apply", "-f", escape, dev1SA); err == nil || !strings.Contains(out, "violates PodSecurity") {
 		t.Errorf("dev1's account created a privileged pod: %v %s", err, out)
 	}
