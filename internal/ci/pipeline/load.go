@@ -115,9 +115,8 @@ var refusedRoot = map[string]string{
 }
 
 var refusedJob = map[string]string{
-	"strategy":  "strategy: (matrix, parallel) is not supported; write one job per variant",
-	"container": "container jobs are not supported: steps run on the runner's machine",
-	"services":  "service containers are not supported",
+	"strategy": "strategy: (matrix, parallel) is not supported; write one job per variant",
+	"services": "service containers are not supported",
 }
 
 var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -451,7 +450,7 @@ func (e *expander) jobs(n *yaml.Node) ([]*Job, error) {
 			return nil, e.errorf(item, "deployment jobs are not supported: write a job whose steps call slipway (wait, test, promote)")
 		}
 		if err := e.keys(item, "a job", []string{"job", "displayName", "dependsOn", "condition", "variables", "steps", "pool",
-			"timeoutInMinutes", "cancelTimeoutInMinutes", "continueOnError", "workspace"}, refusedJob); err != nil {
+			"timeoutInMinutes", "cancelTimeoutInMinutes", "continueOnError", "workspace", "container"}, refusedJob); err != nil {
 			return nil, err
 		}
 		j := &Job{Pos: e.pos(item), TimeoutInMinutes: 60}
@@ -479,6 +478,8 @@ func (e *expander) jobs(n *yaml.Node) ([]*Job, error) {
 				j.ContinueOnError, err = e.boolean(v, "continueOnError")
 			case "workspace":
 				err = e.keys(v, "workspace:", []string{"clean"}, nil)
+			case "container":
+				j.Container, err = e.container(v)
 			}
 			if err != nil {
 				return nil, err
@@ -499,6 +500,27 @@ func (e *expander) jobs(n *yaml.Node) ([]*Job, error) {
 		out = append(out, j)
 	}
 	return out, nil
+}
+
+// container is a job's container: an image reference, or a mapping
+// whose image: is one. Only the image is used: on the platform it is the
+// image of the job's pod.
+func (e *expander) container(n *yaml.Node) (string, error) {
+	if n.Kind == yaml.ScalarNode {
+		return e.str(n, "container")
+	}
+	if err := e.keys(n, "container:", []string{"image", "options", "env"}, map[string]string{
+		"endpoint": "container: endpoint: is not supported; the platform pulls with its own account",
+		"ports":    "container: ports: are not supported",
+		"volumes":  "container: volumes: are not supported: a job's pod has no host paths",
+	}); err != nil {
+		return "", err
+	}
+	img := mapGet(n, "image")
+	if img == nil {
+		return "", e.errorf(n, "container: needs image:")
+	}
+	return e.str(img, "container: image")
 }
 
 // --- steps

@@ -383,3 +383,31 @@ func FuzzLoad(f *testing.F) {
 		_, _ = Load(Options{Root: dir})
 	})
 }
+
+// container: names the image of the job's pod, as a reference or as a
+// mapping with image:; what would reach the host is refused.
+func TestJobContainer(t *testing.T) {
+	p := load(t, map[string]string{DefaultFile: `jobs:
+- job: a
+  container: 127.0.0.1:5000/dev1/tools:1
+  steps: [{script: make}]
+- job: b
+  container:
+    image: 127.0.0.1:5000/dev1/tools:2
+    env: {A: b}
+  steps: [{script: make}]
+- job: c
+  steps: [{script: make}]
+`}, nil)
+	jobs := p.Stages[0].Jobs
+	if jobs[0].Container != "127.0.0.1:5000/dev1/tools:1" || jobs[1].Container != "127.0.0.1:5000/dev1/tools:2" || jobs[2].Container != "" {
+		t.Errorf("containers: %q %q %q", jobs[0].Container, jobs[1].Container, jobs[2].Container)
+	}
+	err := loadErr(t, map[string]string{DefaultFile: "jobs:\n- job: a\n  container:\n    image: x\n    volumes: ['/:/host']\n  steps: [{script: make}]\n"})
+	if !strings.Contains(err.Error(), "no host paths") {
+		t.Errorf("volumes: %v", err)
+	}
+	if err := loadErr(t, map[string]string{DefaultFile: "jobs:\n- job: a\n  container: {options: --privileged}\n  steps: [{script: make}]\n"}); !strings.Contains(err.Error(), "needs image") {
+		t.Errorf("no image: %v", err)
+	}
+}

@@ -90,7 +90,10 @@ type Job struct {
 	Steps            []*Step
 	TimeoutInMinutes int
 	ContinueOnError  bool
-	Pos              Pos
+	// Container is the image the job runs in (container:), when it says
+	// one; the runner's default image otherwise.
+	Container string
+	Pos       Pos
 }
 
 // Step kinds.

@@ -1,23 +1,21 @@
 package runner
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/ci/expr"
 	"github.com/slipway-dev/slipway/internal/ci/pipeline"
-	"github.com/slipway-dev/slipway/internal/fsutil"
 )
 
 // Job inputs the runner adds to every run.
@@ -39,9 +37,14 @@ type execution struct {
 	src     Source
 	in      Inputs
 	secrets *secrets
-	work    string
+	// executor starts each job's workspace: here or in a pod.
+	executor Executor
 	// live, when set, also receives every log line as it is written.
 	live io.Writer
+	// job is the job running now; startLog is what starting it said,
+	// not yet in a step's log.
+	job      JobHost
+	startLog string
 }
 
 // variable is a variable in effect; secret ones are never exported.
@@ -361,8 +364,6 @@ func (x *execution) baseVars() vars {
 		"System.Debug":              "false",
 		"Agent.OS":                  "Linux",
 		"Agent.Name":                "slipway",
-		"Agent.WorkFolder":          x.work,
-		"Agent.ToolsDirectory":      filepath.Join(x.work, "_tool"),
 		"System.HostType":           "build",
 		"Build.Repository.Provider": "Git",
 	} {
@@ -385,12 +386,6 @@ func (x *execution) baseVars() vars {
 func (x *execution) runJob(ctx context.Context, s *pipeline.Stage, j *pipeline.Job, jr *JobResult, stageVars vars, si, ji int, deps map[string]any) (string, map[string]any) {
 	jr.Status, jr.StartedAt = Running, time.Now().UTC()
 	x.save()
-	ws := filepath.Join(x.work, strconv.Itoa(si)+"-"+strconv.Itoa(ji))
-	_ = os.RemoveAll(ws)
-	for _, d := range []string{"s", "a", "b", "tmp"} {
-		_ = os.MkdirAll(filepath.Join(ws, d), 0o755)
-	}
-	defer os.RemoveAll(ws)
 	v := stageVars.clone()
 	for _, jv := range j.Variables {
 		val, err := runtimeValue(v, jv.Value, deps)
@@ -405,7 +400,33 @@ func (x *execution) runJob(ctx context.Context, s *pipeline.Stage, j *pipeline.J
 		}
 		v.set(jv.Name, val, false)
 	}
+	jobCtx, cancel := context.WithTimeout(ctx, time.Duration(j.TimeoutInMinutes)*time.Minute)
+	if j.TimeoutInMinutes == 0 {
+		jobCtx, cancel = context.WithCancel(ctx)
+	}
+	defer cancel()
+	// The job's place to run: starting it (a pod, an image to pull) is
+	// part of the job and counts against its time limit.
+	var startLog bytes.Buffer
+	host, err := x.executor.StartJob(jobCtx, JobSpec{Run: x.run, Stage: si, Job: ji, Image: v.expand(j.Container), Log: &startLog})
+	if err != nil {
+		jr.Status, jr.FinishedAt = Failed, time.Now().UTC()
+		if ctx.Err() != nil {
+			jr.Status = Canceled
+		}
+		x.run.Error = fmt.Sprintf("job %s could not start: %v", j.Name, x.secrets.Mask(err.Error()))
+		for i := range jr.Steps {
+			jr.Steps[i].Status = Skipped
+		}
+		x.save()
+		return jr.Status, nil
+	}
+	defer host.Close()
+	x.job, x.startLog = host, startLog.String()
+	ws := host.Workspace()
 	for k, val := range map[string]string{
+		"Agent.WorkFolder":               ws,
+		"Agent.ToolsDirectory":           filepath.Join(ws, "_tool"),
 		"Build.SourcesDirectory":         filepath.Join(ws, "s"),
 		"Build.Repository.LocalPath":     filepath.Join(ws, "s"),
 		"System.DefaultWorkingDirectory": filepath.Join(ws, "s"),
@@ -421,11 +442,6 @@ func (x *execution) runJob(ctx context.Context, s *pipeline.Stage, j *pipeline.J
 	} {
 		v.set(k, val, false)
 	}
-	jobCtx, cancel := context.WithTimeout(ctx, time.Duration(j.TimeoutInMinutes)*time.Minute)
-	if j.TimeoutInMinutes == 0 {
-		jobCtx, cancel = context.WithCancel(ctx)
-	}
-	defer cancel()
 	outputs := map[string]any{}
 	status := Succeeded
 	extraPath := []string{}
@@ -496,6 +512,14 @@ func (x *execution) runStep(ctx context.Context, st *pipeline.Step, sr *StepResu
 		logw = io.MultiWriter(f, x.live)
 		fmt.Fprintf(x.live, "\n==> %s\n", sr.DisplayName)
 	}
+	if x.startLog != "" {
+		// What starting the job said goes at the top of its first step.
+		out0 := &output{log: logw, secrets: x.secrets}
+		for _, line := range strings.Split(strings.TrimRight(x.startLog, "\n"), "\n") {
+			out0.note(line)
+		}
+		x.startLog = ""
+	}
 	completed := ""
 	out := &output{log: logw, secrets: x.secrets, onCommand: func(c command) {
 		switch c.name {
@@ -542,7 +566,7 @@ func (x *execution) runStep(ctx context.Context, st *pipeline.Step, sr *StepResu
 		}
 		name := cmp.Or(v.expand(st.Artifact), "drop")
 		dst := filepath.Join(x.store.RunDir(x.run.ID), "artifacts", name)
-		if err := fsutil.CopyTree(src, dst); err != nil {
+		if err := x.job.Fetch(stepCtx, src, dst); err != nil {
 			out.note("##[error]publishing " + src + ": " + err.Error())
 			sr.Issues = append(sr.Issues, Issue{"error", "publishing " + src + ": " + err.Error()})
 			status = Failed
@@ -552,10 +576,11 @@ func (x *execution) runStep(ctx context.Context, st *pipeline.Step, sr *StepResu
 	case pipeline.KindNoop:
 		out.note(st.Task + ": " + st.Message)
 	case pipeline.KindGoTool:
-		have, err := exec.CommandContext(stepCtx, "go", "env", "GOVERSION").Output()
-		got := strings.TrimSpace(string(have))
+		var have bytes.Buffer
+		code, err := x.job.Run(stepCtx, Command{Script: "go env GOVERSION", Dir: filepath.Join(ws, "s"), Env: x.environment(st, v, *extraPath), Stdout: &have, Stderr: io.Discard})
+		got := strings.TrimSpace(have.String())
 		switch {
-		case err != nil:
+		case err != nil || code != 0:
 			out.note("##[error]GoTool@0: no Go toolchain on this machine")
 			status = Failed
 		case st.Version != "" && !strings.HasPrefix(strings.TrimPrefix(got, "go"), st.Version):
@@ -598,9 +623,7 @@ func (x *execution) checkout(ctx context.Context, st *pipeline.Step, out *output
 		out.note("checkout: none — the job starts without the repository's files")
 		return Succeeded
 	}
-	_ = os.RemoveAll(dir)
-	_ = os.MkdirAll(dir, 0o755)
-	if err := x.src.Checkout(ctx, dir); err != nil {
+	if err := x.job.Checkout(ctx, x.src, dir); err != nil {
 		out.note("##[error]checkout failed: " + err.Error())
 		return Failed
 	}
@@ -618,57 +641,28 @@ func (x *execution) script(ctx context.Context, st *pipeline.Step, sr *StepResul
 			dir = filepath.Join(ws, "s", dir)
 		}
 	}
-	var args []string
+	c := Command{Dir: dir, Env: x.environment(st, v, extraPath)}
 	if st.File != "" {
 		file := v.expand(st.File)
 		if !filepath.IsAbs(file) {
 			file = filepath.Join(ws, "s", file)
 		}
-		args = append([]string{"--noprofile", "--norc", file}, strings.Fields(v.expand(st.Arguments))...)
+		c.Args = append([]string{"--noprofile", "--norc", file}, strings.Fields(v.expand(st.Arguments))...)
 	} else {
-		script := filepath.Join(ws, "tmp", fmt.Sprintf("step-%d.sh", time.Now().UnixNano()))
-		if err := os.WriteFile(script, []byte(v.expand(st.Script)+"\n"), 0o700); err != nil {
-			out.note("##[error]" + err.Error())
-			return Failed
-		}
-		defer os.Remove(script)
-		args = []string{"--noprofile", "--norc", script}
+		c.Script = v.expand(st.Script)
 	}
-	cmd := exec.Command("bash", args...)
-	cmd.Dir = dir
-	cmd.Env = x.environment(st, v, extraPath)
 	stdout, stderr := out.stream(false), out.stream(true)
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		out.note("##[error]" + err.Error())
-		return Failed
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		// The whole process group: a script's children go too.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case err = <-done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			err = <-done
-		}
-	}
+	c.Stdout, c.Stderr = stdout, stderr
+	code, err := x.job.Run(ctx, c)
 	stdout.Close()
 	stderr.Close()
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			sr.ExitCode = ee.ExitCode()
-			out.note(fmt.Sprintf("##[error]bash exited with code %d", sr.ExitCode))
-		} else {
-			out.note("##[error]" + err.Error())
-		}
+		out.note("##[error]" + x.secrets.Mask(err.Error()))
+		return Failed
+	}
+	if code != 0 {
+		sr.ExitCode = code
+		out.note(fmt.Sprintf("##[error]bash exited with code %d", code))
 		return Failed
 	}
 	if st.FailOnStderr && out.sawStderr {

@@ -33,6 +33,9 @@ type Runner struct {
 	Inputs func(repo string) (Inputs, error)
 	// RunTimeout bounds a whole run (default one hour).
 	RunTimeout time.Duration
+	// Executor gives each job a place to run; nil runs jobs on this
+	// machine (HostExecutor).
+	Executor Executor
 	// Log receives the runner's own messages (a push that starts nothing,
 	// a pipeline file that does not load).
 	Log io.Writer
@@ -260,11 +263,10 @@ func (r *Runner) execute(ctx context.Context, run *Run, p *pipeline.Pipeline, sr
 	for _, v := range in.Secrets {
 		sec.add(v)
 	}
-	work, err := os.MkdirTemp("", fmt.Sprintf("slipway-run-%d-", run.ID))
-	if err != nil {
-		return err
+	executor := r.Executor
+	if executor == nil {
+		executor = HostExecutor{}
 	}
-	defer os.RemoveAll(work)
 	timeout := r.RunTimeout
 	if timeout <= 0 {
 		timeout = time.Hour
@@ -287,7 +289,7 @@ func (r *Runner) execute(ctx context.Context, run *Run, p *pipeline.Pipeline, sr
 			}
 		}
 	}()
-	x := &execution{store: r.Store, run: run, p: p, src: src, in: in, secrets: sec, work: work, live: live}
+	x := &execution{store: r.Store, run: run, p: p, src: src, in: in, secrets: sec, executor: executor, live: live}
 	x.execute(runCtx)
 	if ctx.Err() != nil && run.Status == Canceled && run.Error == "" {
 		run.Error = "the runner stopped while this run was in progress"
