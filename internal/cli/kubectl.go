@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -9,8 +10,27 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/components"
+	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/platform"
 )
+
+// kubectlProgram is the kubectl of the job's image in a pipeline job's
+// pod (which has no build cache and must not compile Kubernetes), else
+// the one built from the cluster's pinned sources.
+func kubectlProgram(ctx context.Context, cfg config.Config, g *globals) (string, error) {
+	if os.Getenv(platform.PlatformURLEnv) != "" {
+		path, err := exec.LookPath("kubectl")
+		if err != nil {
+			return "", errors.New("this job's image has no kubectl (the platform's default image has one)")
+		}
+		return path, nil
+	}
+	bins, err := components.Ensure(ctx, components.Kubernetes, components.Options{CacheDir: cfg.CacheDir(), Progress: g.streams.Err})
+	if err != nil {
+		return "", err
+	}
+	return bins["kubectl"], nil
+}
 
 func newKubectlCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
@@ -26,7 +46,7 @@ with the cluster's admin kubeconfig unless --kubeconfig or --context is given
 			if err != nil {
 				return err
 			}
-			bins, err := components.Ensure(cmd.Context(), components.Kubernetes, components.Options{CacheDir: cfg.CacheDir(), Progress: g.streams.Err})
+			kubectl, err := kubectlProgram(cmd.Context(), cfg, g)
 			if err != nil {
 				return err
 			}
@@ -47,7 +67,7 @@ with the cluster's admin kubeconfig unless --kubeconfig or --context is given
 				}
 				args = append([]string{"--kubeconfig", path}, args...)
 			}
-			run := exec.CommandContext(cmd.Context(), bins["kubectl"], args...)
+			run := exec.CommandContext(cmd.Context(), kubectl, args...)
 			run.Stdin, run.Stdout, run.Stderr = g.streams.In, g.streams.Out, g.streams.Err
 			run.Env = os.Environ()
 			if err := run.Run(); err != nil {

@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"os"
+	"strconv"
+
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
@@ -18,7 +21,8 @@ type registryFlags struct {
 }
 
 func (f *registryFlags) bind(cmd *cobra.Command) {
-	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "use plain HTTP with a registry that is not on loopback (loopback registries always get plain HTTP)")
+	insecure, _ := strconv.ParseBool(os.Getenv("SLIPWAY_REGISTRY_INSECURE"))
+	cmd.Flags().BoolVar(&f.insecure, "insecure", insecure, "use plain HTTP with a registry that is not on loopback (loopback registries always get plain HTTP; default $SLIPWAY_REGISTRY_INSECURE, set in a job's pod)")
 }
 
 // keychain finds the credentials for a registry.

@@ -33,6 +33,17 @@ type Config struct {
 	Git Git `json:"git"`
 
 	Cluster Cluster `json:"cluster"`
+
+	Pipelines Pipelines `json:"pipelines"`
+}
+
+// Pipelines configures the pipeline runner.
+type Pipelines struct {
+	// Jobs is where jobs of pushed pipelines run: "pods" (each job in a
+	// pod of its team's CI namespace, the default with the cluster and
+	// Flux) or "host" (on this machine as the user running slipway up,
+	// the only choice without the cluster; no isolation between teams).
+	Jobs string `json:"jobs,omitempty"`
 }
 
 // Git configures the git server.
@@ -162,6 +173,9 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		}
 		c.Cluster.Flux = &b
 	}
+	if v := getenv("SLIPWAY_JOBS"); v != "" {
+		c.Pipelines.Jobs = v
+	}
 	if v := getenv("SLIPWAY_REGISTRY_MIN_FREE_BYTES"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
@@ -185,8 +199,18 @@ func (c Config) FluxEnabled() bool {
 	return c.ClusterEnabled() && (c.Cluster.Flux == nil || *c.Cluster.Flux)
 }
 
+// JobsInPods says whether pushed pipelines' jobs run in pods.
+func (c Config) JobsInPods() bool {
+	return c.FluxEnabled() && c.Pipelines.Jobs != "host"
+}
+
 // Validate checks the final configuration once, after flags are applied.
 func (c Config) Validate() error {
+	switch c.Pipelines.Jobs {
+	case "", "pods", "host":
+	default:
+		return fmt.Errorf("pipelines.jobs (SLIPWAY_JOBS) %q: want pods or host", c.Pipelines.Jobs)
+	}
 	if c.Home == "" {
 		return errors.New("home directory is empty: set SLIPWAY_HOME or --home")
 	}

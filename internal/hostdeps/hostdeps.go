@@ -29,6 +29,8 @@ var Cluster = []Requirement{
 	{"/usr/lib/cni/bridge", "containernetworking-plugins"},
 	{"/usr/lib/cni/host-local", "containernetworking-plugins"},
 	{"/usr/lib/cni/portmap", "containernetworking-plugins"},
+	// The CI image's root filesystem (pipeline jobs run in pods).
+	{"mmdebstrap", "mmdebstrap"},
 }
 
 // Ensure installs what is missing, or says what to install.

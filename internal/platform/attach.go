@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 
 	"k8s.io/client-go/rest"
 
@@ -36,6 +37,12 @@ var ErrNoCluster = errors.New("the platform runs without the cluster (start it a
 // ErrNotRunning when none runs, and an error that says so while it is
 // still starting.
 func Attach(cfg config.Config) (*Platform, error) {
+	if url := os.Getenv(PlatformURLEnv); url != "" {
+		// A job's pod has no state directory: the platform says where it
+		// is, as the pod reaches it. Nothing of the admin's is there.
+		return &Platform{Config: cfg, State: State{Ready: true, Addresses: Addresses{
+			Registry: cfg.Registry.Addr, RegistryNode: cfg.Registry.Addr, Git: url, GitNode: url}}}, nil
+	}
 	st, err := ReadState(cfg.RunDir())
 	if err != nil {
 		return nil, err
@@ -48,6 +55,10 @@ func Attach(cfg config.Config) (*Platform, error) {
 	}
 	return &Platform{Config: cfg, State: st}, nil
 }
+
+// PlatformURLEnv names the platform's git and API base URL in a job's
+// pod (with SLIPWAY_REGISTRY_ADDR, the registry as the pod reaches it).
+const PlatformURLEnv = "SLIPWAY_PLATFORM_URL"
 
 // RegistryAddr is the registry's host:port as the host reaches it.
 func (p *Platform) RegistryAddr() string { return p.State.Addresses.Registry }

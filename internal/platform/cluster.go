@@ -104,6 +104,8 @@ type imageToPush struct {
 type imagesService struct {
 	images   []imageToPush
 	keychain authn.Keychain
+	// pushed, when set, is told once every image is in the registry.
+	pushed func()
 }
 
 func (s *imagesService) Name() string { return "cluster-images" }
@@ -120,6 +122,9 @@ func (s *imagesService) Run(ctx context.Context, ready func(supervisor.Endpoint)
 	// runs for hours after, so hand that memory back now.
 	s.images = nil
 	debug.FreeOSMemory()
+	if s.pushed != nil {
+		s.pushed()
+	}
 	ready(supervisor.Endpoint{URL: "pushed " + strings.Join(names, ", ")})
 	<-ctx.Done()
 	return nil

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,9 @@ type GitService struct {
 	OnPush func(gitserver.Event)
 	// API, when set, answers under APIPath on the same addresses.
 	API http.Handler
+	// GoProxy, when set, answers under GoProxyPath: the Go module proxy
+	// of pipeline jobs.
+	GoProxy http.Handler
 
 	url atomic.Pointer[string]
 }
@@ -82,6 +86,9 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	if s.API != nil {
 		mux.Handle(APIPath, s.API)
+	}
+	if s.GoProxy != nil {
+		mux.Handle("GET "+GoProxyPath, http.StripPrefix(strings.TrimSuffix(GoProxyPath, "/"), s.GoProxy))
 	}
 	mux.Handle("/", srv)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}

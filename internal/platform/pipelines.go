@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/ci/podexec"
 	"github.com/slipway-dev/slipway/internal/ci/runner"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/gitserver"
@@ -79,6 +80,28 @@ func PipelineInputs(cfg config.Config, users *auth.Store, gitURL string, withClu
 	}
 }
 
+// podPipelineInputs are PipelineInputs for jobs in pods: the platform's
+// addresses as pods reach them, and none of this machine's environment.
+func podPipelineInputs(cfg config.Config, users *auth.Store, gitNode string) func(repo string) (runner.Inputs, error) {
+	return func(repo string) (runner.Inputs, error) {
+		team, _, _ := strings.Cut(repo, "/")
+		user := "ci-" + team
+		password, err := ciPassword(cfg, users, user, team+"/")
+		if err != nil {
+			return runner.Inputs{}, err
+		}
+		return runner.Inputs{Env: podInputs(cfg, team, gitNode), Variables: map[string]string{
+			"slipway.registry.addr":     ClusterOptions(cfg).RegistryNodeAddr(),
+			"slipway.registry.username": user,
+			"slipway.git.username":      user,
+			"slipway.git.url":           gitNode,
+		}, Secrets: map[string]string{
+			"slipway.registry.password": password,
+			"slipway.git.password":      password,
+		}}, nil
+	}
+}
+
 // ciPassword makes a team's CI account once: it may push where the team
 // may, nowhere else. The password is kept under the pipelines directory.
 func ciPassword(cfg config.Config, users *auth.Store, user, prefix string) (string, error) {
@@ -90,6 +113,10 @@ func ciPassword(cfg config.Config, users *auth.Store, user, prefix string) (stri
 type PipelineService struct {
 	Config config.Config
 	Users  *auth.Store
+	// Pods, when set, runs every job in a pod of its team's CI namespace;
+	// GitNodeURL is then the git server as pods reach it.
+	Pods       *podexec.Executor
+	GitNodeURL string
 	// GitURL tells the git server's base URL once it listens, for the
 	// runs' slipway.git.url variable.
 	GitURL func() string
@@ -127,6 +154,11 @@ func (s *PipelineService) Run(ctx context.Context, ready func(supervisor.Endpoin
 		gitURL = s.GitURL()
 	}
 	s.runner.Inputs = PipelineInputs(s.Config, s.Users, gitURL, s.Config.FluxEnabled())
+	if s.Pods != nil {
+		s.runner.Executor = s.Pods
+		s.runner.Inputs = podPipelineInputs(s.Config, s.Users, s.GitNodeURL)
+		go cleanUpJobPods(ctx, s.Pods, log)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.runner.Start(ctx) }()
 	ready(supervisor.Endpoint{URL: "runs azure-pipelines.yml on every push", Notes: []string{

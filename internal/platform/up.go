@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/build"
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/goproxy"
 	"github.com/slipway-dev/slipway/internal/supervisor"
 )
 
@@ -80,7 +82,29 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			svc.users, svc.cluster = users, c
 			fluxSvc, images = svc, append(images, fluxImages...)
 		}
-		services = []supervisor.Service{c.NetworkService(), registry, git, pipelines, &imagesService{images: images, keychain: keychain}}
+		imagesSvc := &imagesService{keychain: keychain}
+		if cfg.JobsInPods() {
+			ci, err := prepareCIImage(ctx, cfg, progress)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("pipeline jobs: %w", err)
+			}
+			images = append(images, imageToPush{ci.img, cfg.Registry.Addr + "/" + build.CIImageRepository, "latest"})
+			imagesSvc.pushed = ci.markPushed
+			if git.GoProxy, err = goproxy.Default(); err != nil {
+				return fmt.Errorf("pipeline jobs: %w", err)
+			}
+			if pipelines.Pods, err = newJobPods(cfg, users, ci); err != nil {
+				return fmt.Errorf("pipeline jobs: %w", err)
+			}
+			if _, port, err := net.SplitHostPort(cfg.Git.Addr); err == nil {
+				pipelines.GitNodeURL = "http://" + c.NodeAddr(port)
+			}
+		}
+		imagesSvc.images = images
+		services = []supervisor.Service{c.NetworkService(), registry, git, pipelines, imagesSvc}
 		services = append(services, c.Services()...)
 		if fluxSvc != nil {
 			services = append(services, fluxSvc)

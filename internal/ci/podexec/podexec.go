@@ -1,0 +1,333 @@
+// Package podexec runs pipeline jobs in pods: each job gets a fresh pod in
+// its team's CI namespace, running as the team's CI account, and every
+// step runs in it through the Kubernetes exec API with its output
+// streamed back into the run's log. Deleting the pod ends the job and
+// everything it started.
+package podexec
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/client-go/util/exec"
+	"k8s.io/utils/ptr"
+
+	"github.com/slipway-dev/slipway/internal/ci/runner"
+)
+
+// Labels every job pod carries; Cleanup finds leftovers by them.
+const (
+	LabelJob = "slipway.dev/job"
+	LabelRun = "slipway.dev/run"
+)
+
+// Paths inside a job pod.
+const (
+	Workspace = "/work"
+	// CacheDir is where the team's cache volume is mounted (Go's build
+	// and module caches).
+	CacheDir = "/cache"
+	// Kubeconfig is the job's kubeconfig: the pod's own service account
+	// token, which is the team's CI account.
+	Kubeconfig = Workspace + "/.slipway/kubeconfig"
+	// UID is the non-root user jobs run as.
+	UID = 65532
+)
+
+// Executor starts each job as a pod. Config must be allowed to create
+// pods and exec into them in every team's CI namespace: the platform's.
+type Executor struct {
+	Config *rest.Config
+	Client kubernetes.Interface
+	// Namespace is the CI namespace of a pipeline ("dev1/hello" -> dev1-ci).
+	Namespace func(pipeline string) string
+	// ServiceAccount is the CI account in that namespace.
+	ServiceAccount string
+	// DefaultImage is the image of a job without container:; it may block
+	// until the platform has pushed it.
+	DefaultImage func(ctx context.Context) (string, error)
+	// CheckImage refuses a container: image the team may not pull. Nil
+	// allows any.
+	CheckImage func(ctx context.Context, pipeline, image string) error
+	// Prepare readies a namespace before its first job (the cache
+	// volume); nil does nothing. CacheClaim, when set, is the claim it
+	// makes, mounted at CacheDir.
+	Prepare    func(ctx context.Context, namespace string) error
+	CacheClaim string
+	// Resources of the job container; zero values get defaults.
+	Resources corev1.ResourceRequirements
+}
+
+var _ runner.Executor = (*Executor)(nil)
+
+// StartJob creates the job's pod and waits until it runs.
+func (e *Executor) StartJob(ctx context.Context, spec runner.JobSpec) (runner.JobHost, error) {
+	ns := e.Namespace(spec.Run.Pipeline)
+	image := spec.Image
+	if image == "" {
+		var err error
+		if image, err = e.DefaultImage(ctx); err != nil {
+			return nil, fmt.Errorf("the default job image: %w", err)
+		}
+	} else if e.CheckImage != nil {
+		if err := e.CheckImage(ctx, spec.Run.Pipeline, image); err != nil {
+			return nil, fmt.Errorf("container: %s: %w", image, err)
+		}
+	}
+	if err := e.waitAccount(ctx, ns, spec.Log); err != nil {
+		return nil, err
+	}
+	if e.Prepare != nil {
+		if err := e.Prepare(ctx, ns); err != nil {
+			return nil, fmt.Errorf("preparing %s: %w", ns, err)
+		}
+	}
+	pod := e.pod(ns, spec, image)
+	created, err := e.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("creating the job pod in %s: %w", ns, err)
+	}
+	j := &job{e: e, ns: ns, name: created.Name}
+	fmt.Fprintf(spec.Log, "job pod %s/%s, image %s\n", ns, created.Name, image)
+	if err := j.waitRunning(ctx); err != nil {
+		j.Close()
+		return nil, err
+	}
+	if err := j.setUp(ctx, ns); err != nil {
+		j.Close()
+		return nil, err
+	}
+	return j, nil
+}
+
+// waitAccount waits for the team's CI account: right after `tenant
+// create`, Flux may not have applied it yet.
+func (e *Executor) waitAccount(ctx context.Context, ns string, log io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	said := false
+	for {
+		_, err := e.Client.CoreV1().ServiceAccounts(ns).Get(ctx, e.ServiceAccount, metav1.GetOptions{})
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsNotFound(err) && ctx.Err() == nil {
+			return fmt.Errorf("reading %s/%s: %w", ns, e.ServiceAccount, err)
+		}
+		if !said {
+			fmt.Fprintf(log, "waiting for the team's CI account %s/%s (made by `slipway tenant create`, applied by Flux)\n", ns, e.ServiceAccount)
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the team has no CI account %s/%s: ops onboards the team with `slipway tenant create`", ns, e.ServiceAccount)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (e *Executor) pod(ns string, spec runner.JobSpec, image string) *corev1.Pod {
+	suffix := make([]byte, 3)
+	_, _ = rand.Read(suffix)
+	res := e.Resources
+	if res.Requests == nil {
+		res.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("256Mi")}
+	}
+	if res.Limits == nil {
+		res.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("4Gi")}
+	}
+	volumes := []corev1.Volume{{Name: "work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	mounts := []corev1.VolumeMount{{Name: "work", MountPath: Workspace}}
+	if e.CacheClaim != "" {
+		volumes = append(volumes, corev1.Volume{Name: "cache", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: e.CacheClaim}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "cache", MountPath: CacheDir})
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      fmt.Sprintf("job-%d-%d-%d-%s", spec.Run.ID, spec.Stage, spec.Job, hex.EncodeToString(suffix)),
+			Namespace: ns,
+			Labels:    map[string]string{LabelJob: "true", LabelRun: strconv.Itoa(spec.Run.ID)},
+			Annotations: map[string]string{
+				"slipway.dev/pipeline": spec.Run.Pipeline,
+				"slipway.dev/commit":   spec.Run.Commit,
+			},
+		},
+		Spec: corev1.PodSpec{
+			ServiceAccountName:            e.ServiceAccount,
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			EnableServiceLinks:            ptr.To(false),
+			TerminationGracePeriodSeconds: ptr.To[int64](0),
+			SecurityContext: &corev1.PodSecurityContext{
+				RunAsNonRoot:   ptr.To(true),
+				RunAsUser:      ptr.To[int64](UID),
+				RunAsGroup:     ptr.To[int64](UID),
+				FSGroup:        ptr.To[int64](UID),
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
+			Containers: []corev1.Container{{
+				Name:  "job",
+				Image: image,
+				// The steps run through exec; the container only waits,
+				// as a bash that reaps the orphans steps leave behind.
+				Command:      []string{"/bin/bash", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done"},
+				WorkingDir:   Workspace,
+				Resources:    res,
+				VolumeMounts: mounts,
+				SecurityContext: &corev1.SecurityContext{
+					AllowPrivilegeEscalation: ptr.To(false),
+					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				},
+			}},
+			Volumes: volumes,
+		},
+	}
+}
+
+// Cleanup deletes every job pod: after a crash of the platform none of
+// them belongs to a run in progress.
+func (e *Executor) Cleanup(ctx context.Context) (int, error) {
+	pods, err := e.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: LabelJob + "=true"})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range pods.Items {
+		err := e.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// job is one running job pod.
+type job struct {
+	e        *Executor
+	ns, name string
+	steps    int
+}
+
+func (j *job) Workspace() string { return Workspace }
+
+// Close deletes the pod at once: whatever the job started ends with it.
+func (j *job) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = j.e.Client.CoreV1().Pods(j.ns).Delete(ctx, j.name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+}
+
+// waitRunning waits for the container to run, or says why it does not.
+func (j *job) waitRunning(ctx context.Context) error {
+	for {
+		p, err := j.e.Client.CoreV1().Pods(j.ns).Get(ctx, j.name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("the job pod %s/%s: %w", j.ns, j.name, err)
+		}
+		if p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
+			return fmt.Errorf("the job pod %s/%s ended before the job started: %s %s", j.ns, j.name, p.Status.Reason, p.Status.Message)
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.State.Running != nil {
+				return nil
+			}
+			if w := cs.State.Waiting; w != nil {
+				switch w.Reason {
+				case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError":
+					return fmt.Errorf("the job pod %s/%s cannot start: %s: %s", j.ns, j.name, w.Reason, w.Message)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the job pod %s/%s did not start: %w", j.ns, j.name, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// setUp lays out the workspace and the job's kubeconfig.
+func (j *job) setUp(ctx context.Context, ns string) error {
+	team := strings.TrimSuffix(ns, "-ci")
+	files := []file{
+		{name: "s/", mode: 0o755}, {name: "a/", mode: 0o755}, {name: "b/", mode: 0o755}, {name: "tmp/", mode: 0o755},
+		{name: ".slipway/", mode: 0o700},
+		{name: ".slipway/kubeconfig", mode: 0o600, data: []byte(kubeconfig(team + "-staging"))},
+	}
+	code, err := j.exec(ctx, []string{"tar", "-x", "-C", Workspace}, tarOf(files), nil, nil)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("tar exited with %d", code)
+	}
+	if err != nil {
+		return fmt.Errorf("setting up the job's workspace: %w", err)
+	}
+	return nil
+}
+
+// kubeconfig reads the cluster as the pod's own service account.
+func kubeconfig(namespace string) string {
+	const sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+	return `apiVersion: v1
+kind: Config
+clusters:
+- name: slipway
+  cluster:
+    server: https://kubernetes.default.svc
+    certificate-authority: ` + sa + `/ca.crt
+users:
+- name: ci
+  user:
+    tokenFile: ` + sa + `/token
+contexts:
+- name: slipway
+  context: {cluster: slipway, user: ci, namespace: ` + namespace + `}
+current-context: slipway
+`
+}
+
+// exec runs argv in the job container and returns its exit status.
+func (j *job) exec(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	req := j.e.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace(j.ns).Name(j.name).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Container: "job", Command: argv, Stdin: stdin != nil, Stdout: stdout != nil, Stderr: stderr != nil}, scheme.ParameterCodec)
+	ws, err := remotecommand.NewWebSocketExecutor(j.e.Config, http.MethodGet, req.URL().String())
+	if err != nil {
+		return -1, err
+	}
+	spdy, err := remotecommand.NewSPDYExecutor(j.e.Config, http.MethodPost, req.URL())
+	if err != nil {
+		return -1, err
+	}
+	ex, err := remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
+		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+	})
+	if err != nil {
+		return -1, err
+	}
+	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	var ce utilexec.CodeExitError
+	if errors.As(err, &ce) {
+		return ce.Code, nil
+	}
+	if err != nil {
+		return -1, err
+	}
+	return 0, nil
+}

@@ -1,0 +1,283 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/build"
+	"github.com/slipway-dev/slipway/internal/ci/podexec"
+	"github.com/slipway-dev/slipway/internal/cluster"
+	"github.com/slipway-dev/slipway/internal/components"
+	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/credentials"
+	"github.com/slipway-dev/slipway/internal/flux"
+)
+
+// GoProxyPath is where the platform's Go module proxy answers, on the git
+// server's addresses.
+const GoProxyPath = "/-/goproxy/"
+
+// goCacheClaim is each team's Go cache volume in its CI namespace.
+const goCacheClaim = "go-cache"
+
+// jobImages is the CI image: known once built, usable once pushed.
+type jobImages struct {
+	ref string
+	// goSeed is the Go build cache new team caches start from.
+	goSeed string
+	img    *build.Image
+	pushed chan struct{}
+	once   sync.Once
+}
+
+func (j *jobImages) markPushed() { j.once.Do(func() { close(j.pushed) }) }
+
+// wait returns the CI image's reference once the registry has it.
+func (j *jobImages) wait(ctx context.Context) (string, error) {
+	select {
+	case <-j.pushed:
+		return j.ref, nil
+	case <-ctx.Done():
+		return "", errors.New("the platform has not pushed the CI image yet")
+	}
+}
+
+// prepareCIImage builds (or takes from the cache) the default image of
+// pipeline jobs: Debian's bash, git and coreutils, this machine's Go
+// toolchain and this slipway program.
+func prepareCIImage(ctx context.Context, cfg config.Config, progress io.Writer) (*jobImages, error) {
+	goroot, err := exec.CommandContext(ctx, "go", "env", "GOROOT").Output()
+	if err != nil {
+		return nil, fmt.Errorf("the CI image holds this machine's Go toolchain, and `go env GOROOT` failed: install Go (%v)", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	seed, err := goCacheSeed(ctx, cfg, strings.TrimSpace(string(goroot)), progress)
+	if err != nil {
+		return nil, err
+	}
+	kube, err := components.Ensure(ctx, components.Kubernetes, components.Options{CacheDir: cfg.CacheDir(), Progress: progress})
+	if err != nil {
+		return nil, err
+	}
+	img, err := build.CIImage(ctx, build.CIImageOptions{CacheDir: cfg.CacheDir(), GoRoot: strings.TrimSpace(string(goroot)), Slipway: exe, Kubectl: kube["kubectl"],
+		Mirror: os.Getenv("SLIPWAY_DEBIAN_MIRROR"), Progress: progress})
+	if err != nil {
+		return nil, err
+	}
+	repo := cfg.Registry.Addr + "/" + build.CIImageRepository
+	return &jobImages{ref: repo + "@" + img.Digest.String(), img: img, goSeed: seed, pushed: make(chan struct{})}, nil
+}
+
+// newJobPods is the executor that runs every job of a team's pipeline in
+// a pod of the team's CI namespace, as its CI account.
+func newJobPods(cfg config.Config, users *auth.Store, images *jobImages) (*podexec.Executor, error) {
+	rc, err := cluster.RESTConfig(ClusterOptions(cfg).AdminKubeconfig())
+	if err != nil {
+		return nil, err
+	}
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	teamOf := func(pipeline string) string { team, _, _ := strings.Cut(pipeline, "/"); return team }
+	return &podexec.Executor{
+		Config:         rc,
+		Client:         kube,
+		Namespace:      func(p string) string { return flux.TenantNamespace(teamOf(p), flux.CIOverlay) },
+		ServiceAccount: flux.CIAccount,
+		DefaultImage:   images.wait,
+		CheckImage: func(ctx context.Context, pipeline, image string) error {
+			return checkTeamMayPull(ctx, cfg, users, teamOf(pipeline), image)
+		},
+		Prepare: func(ctx context.Context, ns string) error {
+			return ensureGoCache(ctx, cfg, kube, ns, images.goSeed)
+		},
+		CacheClaim: goCacheClaim,
+	}, nil
+}
+
+// checkTeamMayPull asks the registry, with the team's CI account, for the
+// image's manifest: a job may run only an image its team may pull.
+func checkTeamMayPull(ctx context.Context, cfg config.Config, users *auth.Store, team, image string) error {
+	ref, err := name.ParseReference(image, name.Insecure)
+	if err != nil {
+		return fmt.Errorf("not an image reference: %w", err)
+	}
+	reg := ref.Context().RegistryStr()
+	if reg != cfg.Registry.Addr && reg != ClusterOptions(cfg).RegistryNodeAddr() {
+		return fmt.Errorf("the job's image must come from the platform's registry (%s): no other registry can be reached", cfg.Registry.Addr)
+	}
+	user := "ci-" + team
+	password, err := ciPassword(cfg, users, user, team+"/")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := remote.Head(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(credentials.Static(user, password))); err != nil {
+		return fmt.Errorf("the team's CI account %s may not pull it: %w", user, err)
+	}
+	return nil
+}
+
+// goCacheMu keeps two jobs starting at once from seeding one cache twice.
+var goCacheMu sync.Mutex
+
+// ensureGoCache makes the team's Go cache volume once: a directory of
+// the platform's, bound by its claimRef to the claim in that one CI
+// namespace, so no other namespace can mount it.
+func ensureGoCache(ctx context.Context, cfg config.Config, kube kubernetes.Interface, ns, seed string) error {
+	goCacheMu.Lock()
+	defer goCacheMu.Unlock()
+	pvName := "slipway-go-cache-" + ns
+	dir := filepath.Join(cfg.Home, "ci-cache", ns)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := seedGoCache(seed, dir); err != nil {
+		return err
+	}
+	if err := os.Chown(dir, podexec.UID, podexec.UID); err != nil {
+		return err
+	}
+	size := resource.MustParse("10Gi")
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: pvName, Labels: map[string]string{"slipway.dev/go-cache": ns}},
+		Spec: corev1.PersistentVolumeSpec{
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: size},
+			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+			StorageClassName:              "slipway-go-cache",
+			ClaimRef:                      &corev1.ObjectReference{Kind: "PersistentVolumeClaim", APIVersion: "v1", Namespace: ns, Name: goCacheClaim},
+			PersistentVolumeSource:        corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir}},
+		},
+	}
+	if _, err := kube.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("the Go cache volume: %w", err)
+	}
+	class := "slipway-go-cache"
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: goCacheClaim, Namespace: ns},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: &class,
+			VolumeName:       pvName,
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
+		},
+	}
+	if _, err := kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("the Go cache claim: %w", err)
+	}
+	return nil
+}
+
+// cleanUpJobPods deletes job pods left by a crash, once the cluster
+// answers.
+func cleanUpJobPods(ctx context.Context, pods *podexec.Executor, log io.Writer) {
+	for {
+		n, err := pods.Cleanup(ctx)
+		if err == nil {
+			if n > 0 {
+				fmt.Fprintf(log, "pipeline runner: deleted %d job pod(s) left by an earlier stop or crash\n", n)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// podInputs is the environment of a job in a pod: the platform as pods
+// reach it, the pod's own kubeconfig, and the Go module proxy and cache.
+func podInputs(cfg config.Config, team, gitNode string) []string {
+	node := ClusterOptions(cfg).RegistryNodeAddr()
+	return []string{
+		"PATH=/usr/local/go/bin:/usr/local/bin:/usr/bin:/bin",
+		"HOME=/home/nonroot",
+		"LANG=C.UTF-8",
+		"SLIPWAY_TEAM=" + team,
+		"SLIPWAY_KUBECONFIG=" + podexec.Kubeconfig,
+		"SLIPWAY_REGISTRY_ADDR=" + node,
+		"SLIPWAY_REGISTRY_INSECURE=true",
+		"SLIPWAY_PLATFORM_URL=" + gitNode,
+		"GOPROXY=" + gitNode + strings.TrimSuffix(GoProxyPath, "/"),
+		"GOSUMDB=off",
+		"GOTOOLCHAIN=local",
+		"GOFLAGS=-modcacherw",
+		"GOCACHE=" + podexec.CacheDir + "/go-build",
+		"GOMODCACHE=" + podexec.CacheDir + "/mod",
+	}
+}
+
+// goCacheSeed is a Go build cache holding the standard library as jobs
+// build it (CGO off; for linux/amd64 and linux/arm64 with -trimpath, as
+// slipway build does, and for this machine as go test does), made once
+// per machine and Go release. A team's new cache volume starts as a copy,
+// so its first build does not compile the standard library three times.
+// Its entries match only when the job's GOROOT is this machine's (the CI
+// image keeps the same path); otherwise it costs a copy and nothing else.
+func goCacheSeed(ctx context.Context, cfg config.Config, goroot string, progress io.Writer) (string, error) {
+	version, err := os.ReadFile(filepath.Join(goroot, "VERSION"))
+	if err != nil {
+		return "", err
+	}
+	first, _, _ := strings.Cut(string(version), "\n")
+	dir := filepath.Join(cfg.CacheDir(), "ci-image", "go-build-seed-"+first+"-"+runtime.GOARCH)
+	if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
+		return dir, nil
+	}
+	fmt.Fprintf(progress, "building the Go standard library for pipeline jobs' caches (once per machine and Go release)\n")
+	_ = os.RemoveAll(dir)
+	for _, b := range []struct{ goarch, trim string }{{"amd64", "-trimpath"}, {"arm64", "-trimpath"}, {runtime.GOARCH, ""}} {
+		args := []string{"build"}
+		if b.trim != "" {
+			args = append(args, b.trim)
+		}
+		cmd := exec.CommandContext(ctx, filepath.Join(goroot, "bin", "go"), append(args, "std")...)
+		cmd.Dir = os.TempDir()
+		cmd.Env = append(os.Environ(), "GOCACHE="+dir, "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+b.goarch, "GOFLAGS=", "GOROOT="+goroot)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build std for linux/%s: %v: %s", b.goarch, err, out)
+		}
+	}
+	return dir, os.WriteFile(filepath.Join(dir, "complete"), nil, 0o644)
+}
+
+// seedGoCache fills a team's new cache directory from the seed.
+func seedGoCache(seed, dir string) error {
+	if seed == "" {
+		return nil
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) > 0 {
+		return err
+	}
+	out, err := exec.Command("cp", "-a", seed, filepath.Join(dir, "go-build")).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("seeding the Go cache: %v: %s", err, out)
+	}
+	return exec.Command("chown", "-R", fmt.Sprintf("%d:%d", podexec.UID, podexec.UID), dir).Run()
+}
