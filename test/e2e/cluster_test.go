@@ -17,7 +17,7 @@ import (
 // clusterEnv is an env whose `up` starts the cluster. The compiled
 // Kubernetes programs are in the user's cache (shared with every state
 // directory), so only the first run on a machine builds them.
-func clusterEnv(t *testing.T) *env {
+func clusterEnv(t testing.TB) *env {
 	testutil.Slow(t)
 	testutil.NeedRoot(t, "the cluster")
 	e := newEnv(t)

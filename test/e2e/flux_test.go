@@ -27,7 +27,7 @@ func fluxCLI(t *testing.T) string {
 }
 
 // git runs the real git with the given environment.
-func gitCmd(t *testing.T, dir string, args ...string) string {
+func gitCmd(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
@@ -387,7 +387,7 @@ subjects: [{kind: ServiceAccount, name: dev3, namespace: dev3-staging}]
 	t.Logf("flux get all -A:\n%s", out)
 }
 
-func readFile(t *testing.T, path string) string {
+func readFile(t testing.TB, path string) string {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -396,7 +396,7 @@ func readFile(t *testing.T, path string) string {
 	return string(data)
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)

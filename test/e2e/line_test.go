@@ -30,7 +30,7 @@ func TestLine(t *testing.T) {
 	}
 	e.vars = append(e.vars, "SLIPWAY_GIT_ADDR="+gitAddr, "SLIPWAY_REGISTRY_ADDR="+regAddr)
 	start := time.Now()
-	e.startUpWithin(60*time.Minute, "--registry-addr", regAddr)
+	up := e.startUpWithin(60*time.Minute, "--registry-addr", regAddr)
 	t.Logf("platform ready in %s", time.Since(start).Round(time.Millisecond))
 
 	demo := e.run("", "demo")
@@ -209,15 +209,6 @@ data:
 			t.Errorf("dev1-ci:ci can-i %s %s -n %s: %s, want %s", tc.verb, tc.res, tc.ns, out, tc.want)
 		}
 	}
-	// The pipeline runs read the cluster as that account: the platform
-	// issued them a token for it.
-	runKubeconfig := "--kubeconfig=" + filepath.Join(e.home, "pipelines", "credentials", "dev1-ci.kubeconfig")
-	if who := e.mustKubectl("auth", "whoami", runKubeconfig, "-o", "jsonpath={.status.userInfo.username}"); who != "system:serviceaccount:dev1-ci:ci" {
-		t.Errorf("dev1's pipeline runs act as %q", who)
-	}
-	if got := e.canI("get", "pods", "-n", "dev2-staging", runKubeconfig); got != "no" {
-		t.Errorf("dev1's pipeline token reads dev2's pods: %s", got)
-	}
 	if ns := e.mustKubectl("get", "namespace", "dev1-ci", "-o", "jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}"); ns != "restricted" {
 		t.Errorf("dev1-ci enforces %q, want restricted", ns)
 	}
@@ -232,4 +223,7 @@ data:
 			t.Errorf("%s can read secrets in %s", tc.as, tc.ns)
 		}
 	}
+
+	hostileJob(t, e, gitAddr)
+	jobPodsGoWithACrash(t, e, up, regAddr, gitAddr)
 }

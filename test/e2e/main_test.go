@@ -46,12 +46,12 @@ func TestMain(m *testing.M) {
 
 // env is one user's environment: a state directory and a Docker config.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	home string
 	vars []string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	home := t.TempDir()
 	return &env{t: t, home: home, vars: []string{
 		"SLIPWAY_HOME=" + home,

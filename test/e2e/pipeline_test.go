@@ -21,14 +21,15 @@ type runRecord struct {
 	Stages   []struct {
 		Jobs []struct {
 			Steps []struct {
-				DisplayName string `json:"displayName"`
-				Status      string `json:"status"`
+				DisplayName string    `json:"displayName"`
+				Status      string    `json:"status"`
+				StartedAt   time.Time `json:"startedAt"`
 			} `json:"steps"`
 		} `json:"jobs"`
 	} `json:"stages"`
 }
 
-func (e *env) runs(t *testing.T) []runRecord {
+func (e *env) runs(t testing.TB) []runRecord {
 	t.Helper()
 	var runs []runRecord
 	out := e.mustRun("", "pipeline", "list", "-o", "json").stdout
@@ -42,7 +43,7 @@ func (e *env) runs(t *testing.T) []runRecord {
 
 // waitRun waits until the run of commit has the wanted status (or any
 // final one when want is empty).
-func (e *env) waitRun(t *testing.T, commit string, done func(runRecord) bool) runRecord {
+func (e *env) waitRun(t testing.TB, commit string, done func(runRecord) bool) runRecord {
 	t.Helper()
 	var last []runRecord
 	deadline := time.Now().Add(5 * time.Minute)
@@ -72,7 +73,7 @@ func copyDir(t *testing.T, src, dst string) {
 	}
 }
 
-func gitPush(t *testing.T, dir, message string) string {
+func gitPush(t testing.TB, dir, message string) string {
 	t.Helper()
 	gitCmd(t, dir, "add", "--all")
 	gitCmd(t, dir, "commit", "--quiet", "-m", message)

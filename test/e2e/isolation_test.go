@@ -1,0 +1,132 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// hostileJob pushes a dev1 pipeline whose job tries, from its pod, to
+// reach everything a team's job must not: the platform's secrets, root,
+// the cluster's admin, dev2's namespaces, a ClusterRoleBinding, a
+// privileged pod, etcd, dev2's registry and git repositories, dev2's
+// promotion and the platform's records. Every attempt must be refused.
+func hostileJob(t *testing.T, e *env, gitAddr string) {
+	e.mustRun("", "repo", "create", "dev1/probe")
+	clone := filepath.Join(t.TempDir(), "probe")
+	admin := strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password")))
+	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://admin:%s@%s/dev1/probe.git", admin, gitAddr), clone)
+	probe, err := os.ReadFile("testdata/probe/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(clone, "main.go"), string(probe))
+	writeFile(t, filepath.Join(clone, "go.mod"), "module example.com/probe\n\ngo 1.26\n")
+	writeFile(t, filepath.Join(clone, "azure-pipelines.yml"), fmt.Sprintf(`trigger: [main]
+pool: {vmImage: ubuntu-latest}
+steps:
+- script: go run .
+  displayName: Reach what a team may not
+  env:
+    SLIPWAY_REGISTRY_PASSWORD: $(slipway.registry.password)
+    PLATFORM_HOME: %s
+    NODE_IP: 10.244.0.1
+- script: |
+    git -c user.email=ci@dev1 -c user.name=ci commit --quiet --allow-empty -m evil
+    url="http://ci-dev1:${PW}@${SLIPWAY_GIT_URL#http://}/dev2/quotes.git"
+    if git push --quiet "$url" HEAD:refs/heads/evil 2>&1; then echo "REACHED: push to dev2/quotes in git"; else echo "refused: push to dev2/quotes in git"; fi
+    if slipway promote quotes --team dev2 --from staging --to prod 2>&1; then echo "REACHED: promote dev2's quotes"; else echo "refused: promote dev2's quotes"; fi
+    echo "kubectl acts as: $(slipway kubectl auth whoami -o jsonpath='{.status.userInfo.username}')"
+    if slipway kubectl get secrets -n dev1-prod 2>&1; then echo "REACHED: dev1-prod secrets with kubectl"; else echo "refused: dev1-prod secrets with kubectl"; fi
+    echo "job runs as: $(id -u):$(id -g) in $(hostname)"
+  displayName: Push and promote as dev2
+  env:
+    PW: $(slipway.git.password)
+    SLIPWAY_REGISTRY_PASSWORD: $(slipway.registry.password)
+`, e.home))
+	commit := gitPush(t, clone, "a hostile job")
+
+	// While it runs, its pod is there to see in dev1-ci.
+	eventually(t, "the probe's job pod in dev1-ci", 3*time.Minute, func() error {
+		out, _ := e.kubectl("get", "pods", "-n", "dev1-ci", "-l", "slipway.dev/job=true", "-o", "name")
+		if !strings.Contains(out, "pod/job-") {
+			return fmt.Errorf("no job pod yet: %q", out)
+		}
+		return nil
+	})
+	run := e.waitRun(t, commit, finished)
+	logs := e.mustRun("", "pipeline", "logs", fmt.Sprint(run.ID)).stdout
+	if run.Status != "succeeded" {
+		t.Fatalf("the probe run %s: %s\n%s", run.Status, run.Error, logs)
+	}
+	for _, want := range []string{
+		"read " + e.home + "/admin-password", "read " + e.home + "/users.yaml", "read " + e.home + "/pipelines/credentials/ci-dev2",
+		"read " + e.home + "/cluster/pki/ca.key", "read " + e.home + "/cluster/admin.kubeconfig", "read /root/.docker/config.json",
+		"root", "capabilities", "act as admin", "read kube-system secrets", "read dev2-staging pods", "read dev2-ci secrets",
+		"create a ClusterRoleBinding", "create a privileged pod", "write the tested evidence", "deploy in dev1-prod", "etcd",
+		"push under dev2/ in the registry", "push to dev2/quotes in git", "promote dev2's quotes", "dev1-prod secrets with kubectl",
+	} {
+		if !strings.Contains(logs, "refused: "+want) {
+			t.Errorf("the hostile job's attempt %q was not refused", want)
+		}
+	}
+	if strings.Contains(logs, "REACHED") {
+		t.Errorf("the hostile job reached what it must not:\n%s", logs)
+	}
+	if !strings.Contains(logs, "kubectl acts as: system:serviceaccount:dev1-ci:ci") {
+		t.Errorf("kubectl in the job does not act as dev1-ci:ci:\n%s", logs)
+	}
+	if !strings.Contains(logs, "job runs as: 65532:65532") {
+		t.Errorf("the job does not run as the non-root user:\n%s", logs)
+	}
+	if strings.Contains(logs, readFile(t, filepath.Join(e.home, "pipelines", "credentials", "ci-dev1"))) {
+		t.Errorf("the job's log shows its CI password")
+	}
+	// When the run is over, its pod is gone.
+	eventually(t, "no job pod left in dev1-ci", time.Minute, func() error {
+		if out, _ := e.kubectl("get", "pods", "-n", "dev1-ci", "-o", "name"); strings.TrimSpace(out) != "" {
+			return fmt.Errorf("pods left: %s", out)
+		}
+		return nil
+	})
+	if out, _ := e.kubectl("get", "clusterrolebinding", "dev1-is-admin"); !strings.Contains(out, "NotFound") {
+		t.Errorf("the hostile job's ClusterRoleBinding exists: %s", out)
+	}
+}
+
+// jobPodsGoWithACrash kills `slipway up` with SIGKILL while a job runs:
+// after the restart the job's pod is deleted and its run is marked failed.
+func jobPodsGoWithACrash(t *testing.T, e *env, up *upProcess, regAddr, gitAddr string) {
+	clone := filepath.Join(t.TempDir(), "probe")
+	admin := strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password")))
+	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://admin:%s@%s/dev1/probe.git", admin, gitAddr), clone)
+	writeFile(t, filepath.Join(clone, "azure-pipelines.yml"), "trigger: [main]\nsteps:\n- script: sleep 600\n")
+	commit := gitPush(t, clone, "a job that runs long")
+	var pod string
+	eventually(t, "the long job's pod", 3*time.Minute, func() error {
+		out, _ := e.kubectl("get", "pods", "-n", "dev1-ci", "-l", "slipway.dev/job=true", "-o", "jsonpath={.items[*].metadata.name}")
+		if pod = strings.TrimSpace(out); pod == "" {
+			return fmt.Errorf("no job pod yet")
+		}
+		return nil
+	})
+	e.waitRun(t, commit, func(r runRecord) bool { return r.Status == "running" })
+	if err := up.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-up.exited
+	e.startUpWithin(10*time.Minute, "--registry-addr", regAddr)
+	eventually(t, "the crashed job's pod deleted", 2*time.Minute, func() error {
+		if out, err := e.kubectl("get", "pod", "-n", "dev1-ci", pod); err == nil {
+			return fmt.Errorf("still there: %s", out)
+		}
+		return nil
+	})
+	if r := e.waitRun(t, commit, finished); r.Status != "failed" {
+		t.Errorf("the run cut short by the crash is %s", r.Status)
+	}
+}
