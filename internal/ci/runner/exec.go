@@ -80,6 +80,9 @@ func (v vars) values() map[string]any {
 	return out
 }
 
+// artifactNameRe is what an artifact may be called: one folder name.
+var artifactNameRe = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]*$`)
+
 var macroRe = regexp.MustCompile(`\$\(([A-Za-z0-9_.\-]+)\)`)
 
 // expand replaces $(name) macros; unknown names stay as written, as in
@@ -566,7 +569,12 @@ func (x *execution) runStep(ctx context.Context, st *pipeline.Step, sr *StepResu
 		}
 		name := cmp.Or(v.expand(st.Artifact), "drop")
 		dst := filepath.Join(x.store.RunDir(x.run.ID), "artifacts", name)
-		if err := x.job.Fetch(stepCtx, src, dst); err != nil {
+		if !artifactNameRe.MatchString(name) {
+			msg := fmt.Sprintf("artifact name %q: use letters, digits, '.', '_' and '-' (it names a folder of the run)", name)
+			out.note("##[error]" + msg)
+			sr.Issues = append(sr.Issues, Issue{"error", msg})
+			status = Failed
+		} else if err := x.job.Fetch(stepCtx, src, dst); err != nil {
 			out.note("##[error]publishing " + src + ": " + err.Error())
 			sr.Issues = append(sr.Issues, Issue{"error", "publishing " + src + ": " + err.Error()})
 			status = Failed

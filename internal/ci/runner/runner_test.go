@@ -407,3 +407,26 @@ func TestTimeouts(t *testing.T) {
 		t.Fatalf("run over its time limit: %s %q", r.Status, r.Error)
 	}
 }
+
+// An artifact's name is one folder of the run: a name that climbs out is
+// refused and writes nothing.
+func TestPublishRefusesArtifactNamesOutsideTheRun(t *testing.T) {
+	l := newLine(t)
+	commit := l.push(map[string]string{"azure-pipelines.yml": `steps:
+- script: mkdir -p out && echo x > out/f
+- publish: out
+  artifact: ../../escape
+  displayName: Escape
+`}, "climb")
+	r := l.waitRun(commit)
+	s := steps(r)
+	if s["Escape"].Status != Failed || r.Status != Failed {
+		t.Fatalf("publish with ../: step %s, run %s", s["Escape"].Status, r.Status)
+	}
+	if !strings.Contains(l.log(r, s["Escape"]), "names a folder of the run") {
+		t.Errorf("the log does not say why:\n%s", l.log(r, s["Escape"]))
+	}
+	if _, err := os.Stat(filepath.Join(l.store.RunDir(r.ID), "..", "escape")); err == nil {
+		t.Error("written outside the run's artifacts")
+	}
+}
