@@ -114,6 +114,7 @@ func newJobPods(cfg config.Config, users *auth.Store, images *jobImages) (*podex
 			return ensureGoCache(ctx, cfg, kube, ns, images.goSeed)
 		},
 		CacheClaim: goCacheClaim,
+		Warm:       true,
 	}, nil
 }
 

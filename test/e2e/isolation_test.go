@@ -51,13 +51,8 @@ steps:
 	commit := gitPush(t, clone, "a hostile job")
 
 	// While it runs, its pod is there to see in dev1-ci.
-	eventually(t, "the probe's job pod in dev1-ci", 3*time.Minute, func() error {
-		out, _ := e.kubectl("get", "pods", "-n", "dev1-ci", "-l", "slipway.dev/job=true", "-o", "name")
-		if !strings.Contains(out, "pod/job-") {
-			return fmt.Errorf("no job pod yet: %q", out)
-		}
-		return nil
-	})
+	running := e.waitRun(t, commit, func(r runRecord) bool { return r.Status != "queued" })
+	jobPod(t, e, running.ID)
 	run := e.waitRun(t, commit, finished)
 	logs := e.mustRun("", "pipeline", "logs", fmt.Sprint(run.ID)).stdout
 	if run.Status != "succeeded" {
@@ -68,7 +63,7 @@ steps:
 		"read " + e.home + "/cluster/pki/ca.key", "read " + e.home + "/cluster/admin.kubeconfig", "read /root/.docker/config.json",
 		"root", "capabilities", "act as admin", "read kube-system secrets", "read dev2-staging pods", "read dev2-ci secrets",
 		"create a ClusterRoleBinding", "create a privileged pod", "write the tested evidence", "deploy in dev1-prod", "etcd",
-		"push under dev2/ in the registry", "push to dev2/quotes in git", "promote dev2's quotes", "dev1-prod secrets with kubectl",
+		"push under dev2/ in the registry", "bind dev2's Go cache", "push to dev2/quotes in git", "promote dev2's quotes", "dev1-prod secrets with kubectl",
 	} {
 		if !strings.Contains(logs, "refused: "+want) {
 			t.Errorf("the hostile job's attempt %q was not refused", want)
@@ -88,7 +83,7 @@ steps:
 	}
 	// When the run is over, its pod is gone.
 	eventually(t, "no job pod left in dev1-ci", time.Minute, func() error {
-		if out, _ := e.kubectl("get", "pods", "-n", "dev1-ci", "-o", "name"); strings.TrimSpace(out) != "" {
+		if out, _ := e.kubectl("get", "pods", "-n", "dev1-ci", "-l", fmt.Sprintf("slipway.dev/run=%d", run.ID), "-o", "name"); strings.TrimSpace(out) != "" {
 			return fmt.Errorf("pods left: %s", out)
 		}
 		return nil
@@ -98,23 +93,33 @@ steps:
 	}
 }
 
-// jobPodsGoWithACrash kills `slipway up` with SIGKILL while a job runs:
-// after the restart the job's pod is deleted and its run is marked failed.
+// jobPodsGoWithACrash cancels a long job, whose pod goes at once, then
+// kills `slipway up` with SIGKILL while another runs: after the restart
+// that job's pod is deleted and its run is marked failed.
 func jobPodsGoWithACrash(t *testing.T, e *env, up *upProcess, regAddr, gitAddr string) {
 	clone := filepath.Join(t.TempDir(), "probe")
 	admin := strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password")))
 	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://admin:%s@%s/dev1/probe.git", admin, gitAddr), clone)
 	writeFile(t, filepath.Join(clone, "azure-pipelines.yml"), "trigger: [main]\nsteps:\n- script: sleep 600\n")
 	commit := gitPush(t, clone, "a job that runs long")
-	var pod string
-	eventually(t, "the long job's pod", 3*time.Minute, func() error {
-		out, _ := e.kubectl("get", "pods", "-n", "dev1-ci", "-l", "slipway.dev/job=true", "-o", "jsonpath={.items[*].metadata.name}")
-		if pod = strings.TrimSpace(out); pod == "" {
-			return fmt.Errorf("no job pod yet")
+	long := e.waitRun(t, commit, func(r runRecord) bool { return r.Status == "running" })
+	pod := jobPod(t, e, long.ID)
+	// A cancel deletes the job's pod at once.
+	e.mustRun("", "pipeline", "cancel", fmt.Sprint(long.ID))
+	if r := e.waitRun(t, commit, finished); r.Status != "canceled" {
+		t.Errorf("the canceled run is %s", r.Status)
+	}
+	eventually(t, "the canceled job's pod deleted", time.Minute, func() error {
+		if out, err := e.kubectl("get", "pod", "-n", "dev1-ci", pod); err == nil {
+			return fmt.Errorf("still there: %s", out)
 		}
 		return nil
 	})
-	e.waitRun(t, commit, func(r runRecord) bool { return r.Status == "running" })
+	// Again, and this time the platform crashes.
+	writeFile(t, filepath.Join(clone, "n"), "2")
+	commit = gitPush(t, clone, "a job that runs long, again")
+	long = e.waitRun(t, commit, func(r runRecord) bool { return r.Status == "running" })
+	pod = jobPod(t, e, long.ID)
 	if err := up.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -129,4 +134,17 @@ func jobPodsGoWithACrash(t *testing.T, e *env, up *upProcess, regAddr, gitAddr s
 	if r := e.waitRun(t, commit, finished); r.Status != "failed" {
 		t.Errorf("the run cut short by the crash is %s", r.Status)
 	}
+}
+
+// jobPod waits for the pod of a run's job in dev1-ci and returns its name.
+func jobPod(t *testing.T, e *env, run int) string {
+	var pod string
+	eventually(t, fmt.Sprintf("run %d's job pod in dev1-ci", run), 3*time.Minute, func() error {
+		out, _ := e.kubectl("get", "pods", "-n", "dev1-ci", "-l", fmt.Sprintf("slipway.dev/run=%d", run), "-o", "jsonpath={.items[*].metadata.name}")
+		if pod = strings.TrimSpace(out); pod == "" {
+			return fmt.Errorf("no job pod yet")
+		}
+		return nil
+	})
+	return pod
 }

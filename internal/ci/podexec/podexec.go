@@ -15,12 +15,14 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -36,6 +38,9 @@ import (
 const (
 	LabelJob = "slipway.dev/job"
 	LabelRun = "slipway.dev/run"
+	// LabelIdle marks a pod made ahead of a job (Executor.Warm), not yet
+	// given to one.
+	LabelIdle = "slipway.dev/idle"
 )
 
 // Paths inside a job pod.
@@ -73,6 +78,14 @@ type Executor struct {
 	CacheClaim string
 	// Resources of the job container; zero values get defaults.
 	Resources corev1.ResourceRequirements
+	// Warm keeps one idle pod of the default image ready in each CI
+	// namespace that has run a job: the next job there takes it instead
+	// of waiting for a pod to start, and another is made behind it. A pod
+	// still serves one job only and is deleted after it.
+	Warm bool
+
+	mu   sync.Mutex
+	idle map[string]string // namespace -> idle pod
 }
 
 var _ runner.Executor = (*Executor)(nil)
@@ -99,13 +112,20 @@ func (e *Executor) StartJob(ctx context.Context, spec runner.JobSpec) (runner.Jo
 			return nil, fmt.Errorf("preparing %s: %w", ns, err)
 		}
 	}
-	pod := e.pod(ns, spec, image)
-	created, err := e.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("creating the job pod in %s: %w", ns, err)
+	warm := e.Warm && spec.Image == ""
+	j := &job{e: e, ns: ns, name: ""}
+	if warm {
+		j.name = e.takeIdle(ctx, ns, spec)
+		defer e.makeIdle(ns, image)
 	}
-	j := &job{e: e, ns: ns, name: created.Name}
-	fmt.Fprintf(spec.Log, "job pod %s/%s, image %s\n", ns, created.Name, image)
+	if j.name == "" {
+		created, err := e.Client.CoreV1().Pods(ns).Create(ctx, e.pod(ns, spec, image), metav1.CreateOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("creating the job pod in %s: %w", ns, err)
+		}
+		j.name = created.Name
+	}
+	fmt.Fprintf(spec.Log, "job pod %s/%s, image %s\n", ns, j.name, image)
 	if err := j.waitRunning(ctx); err != nil {
 		j.Close()
 		return nil, err
@@ -115,6 +135,54 @@ func (e *Executor) StartJob(ctx context.Context, spec runner.JobSpec) (runner.Jo
 		return nil, err
 	}
 	return j, nil
+}
+
+// takeIdle gives the job the namespace's idle pod, relabelled as its
+// own, or "" when there is none.
+func (e *Executor) takeIdle(ctx context.Context, ns string, spec runner.JobSpec) string {
+	e.mu.Lock()
+	name := e.idle[ns]
+	delete(e.idle, ns)
+	e.mu.Unlock()
+	if name == "" {
+		return ""
+	}
+	patch := fmt.Sprintf(`{"metadata":{"labels":{%q:null,%q:%q},"annotations":{"slipway.dev/pipeline":%q,"slipway.dev/commit":%q}}}`,
+		LabelIdle, LabelRun, strconv.Itoa(spec.Run.ID), spec.Run.Pipeline, spec.Run.Commit)
+	p, err := e.Client.CoreV1().Pods(ns).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+	if err != nil || p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded {
+		(&job{e: e, ns: ns, name: name}).Close()
+		return ""
+	}
+	return name
+}
+
+// makeIdle starts the next idle pod of a namespace, in the background.
+func (e *Executor) makeIdle(ns, image string) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		pod := e.pod(ns, runner.JobSpec{Run: &runner.Run{}}, image)
+		pod.Name = "job-ready-" + pod.Name[strings.LastIndex(pod.Name, "-")+1:]
+		delete(pod.Labels, LabelRun)
+		pod.Labels[LabelIdle] = "true"
+		pod.Annotations = nil
+		created, err := e.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		if err != nil {
+			return
+		}
+		e.mu.Lock()
+		if e.idle == nil {
+			e.idle = map[string]string{}
+		}
+		old := e.idle[ns]
+		e.idle[ns] = created.Name
+		e.mu.Unlock()
+		if old != "" {
+			// Two jobs started at once: one idle pod is enough.
+			(&job{e: e, ns: ns, name: old}).Close()
+		}
+	}()
 }
 
 // waitAccount waits for the team's CI account: right after `tenant

@@ -87,6 +87,31 @@ func main() {
 	call("deploy in dev1-prod", "POST", "/apis/apps/v1/namespaces/dev1-prod/deployments",
 		`{"metadata":{"name":"x"},"spec":{"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"x","image":"x"}]}}}}`, nil)
 
+	// dev2's Go cache volume, claimed from dev1-staging (where the job
+	// may create claims): the volume binds only to dev2-ci's claim.
+	claim, _ := http.NewRequest("POST", "https://kubernetes.default.svc/api/v1/namespaces/dev1-staging/persistentvolumeclaims",
+		strings.NewReader(`{"metadata":{"name":"steal-cache"},"spec":{"accessModes":["ReadWriteOnce"],"storageClassName":"slipway-go-cache","volumeName":"slipway-go-cache-dev2-ci","resources":{"requests":{"storage":"1Gi"}}}}`))
+	claim.Header.Set("Authorization", "Bearer "+string(bytes.TrimSpace(token)))
+	claim.Header.Set("Content-Type", "application/json")
+	if resp, err := api.Do(claim); err == nil {
+		fmt.Printf("claim on dev2's Go cache: %d\n", resp.StatusCode)
+		resp.Body.Close()
+	}
+	time.Sleep(5 * time.Second)
+	req0, _ := http.NewRequest("GET", "https://kubernetes.default.svc/api/v1/namespaces/dev1-staging/persistentvolumeclaims/steal-cache", nil)
+	req0.Header.Set("Authorization", "Bearer "+string(bytes.TrimSpace(token)))
+	if resp, err := api.Do(req0); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if bytes.Contains(body, []byte(`"phase":"Bound"`)) {
+			fmt.Println("REACHED: bind dev2's Go cache")
+		} else {
+			fmt.Println("refused: bind dev2's Go cache: not bound")
+		}
+	} else {
+		fmt.Printf("refused: bind dev2's Go cache: %v\n", err)
+	}
+
 	// etcd, on the node, without a client certificate.
 	node := os.Getenv("NODE_IP")
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", net.JoinHostPort(node, "2379"), &tls.Config{InsecureSkipVerify: true})
