@@ -229,6 +229,9 @@ func podInputs(cfg config.Config, team, gitNode string) []string {
 		"GOSUMDB=off",
 		"GOTOOLCHAIN=local",
 		"GOFLAGS=-modcacherw",
+		// Slipway's own cache (compressed image layers) lives with the
+		// team's Go caches, so a warm rebuild compresses nothing again.
+		"SLIPWAY_CACHE_DIR=" + podexec.CacheDir + "/slipway",
 		"GOCACHE=" + podexec.CacheDir + "/go-build",
 		"GOMODCACHE=" + podexec.CacheDir + "/mod",
 	}

@@ -100,6 +100,27 @@ func jobPodsGoWithACrash(t *testing.T, e *env, up *upProcess, regAddr, gitAddr s
 	clone := filepath.Join(t.TempDir(), "probe")
 	admin := strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password")))
 	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://admin:%s@%s/dev1/probe.git", admin, gitAddr), clone)
+	// container: runs a job in an image of the platform's registry; an
+	// image from anywhere else is refused before a pod is made.
+	writeFile(t, filepath.Join(clone, "azure-pipelines.yml"), fmt.Sprintf(`trigger: [main]
+jobs:
+- job: own
+  container: %s/slipway/ci:latest
+  steps:
+  - script: echo "in the image it named"
+- job: foreign
+  dependsOn: own
+  container: docker.io/library/alpine:3
+  steps:
+  - script: echo "REACHED a foreign image"
+`, regAddr))
+	images := e.waitRun(t, gitPush(t, clone, "jobs in named images"), finished)
+	logs := e.mustRun("", "pipeline", "logs", fmt.Sprint(images.ID)).stdout
+	if images.Status != "failed" || !strings.Contains(images.Error, "must come from the platform's registry") ||
+		!strings.Contains(logs, "in the image it named") || strings.Contains(logs, "REACHED") {
+		t.Errorf("container: jobs: run %s, error %q\n%s", images.Status, images.Error, logs)
+	}
+
 	writeFile(t, filepath.Join(clone, "azure-pipelines.yml"), "trigger: [main]\nsteps:\n- script: sleep 600\n")
 	commit := gitPush(t, clone, "a job that runs long")
 	long := e.waitRun(t, commit, func(r runRecord) bool { return r.Status == "running" })

@@ -20,20 +20,23 @@ import (
 	"github.com/slipway-dev/slipway/internal/fsutil"
 )
 
-// stepWrapper starts a step: in a session of its own (so a timeout can
-// stop it and everything it started), with the step's environment read
-// from a file that is deleted at once (so secrets never show on a command
-// line), in the step's directory.
+// stepWrapper starts a step in one exec: it unpacks the step's script and
+// environment from standard input (a tar), then runs the step in a session
+// of its own (so a timeout can stop it and everything it started), with
+// the environment read from a file that is deleted at once (so secrets
+// never show on a command line), in the step's directory, with no input.
 //
-//	bash -c stepWrapper slipway-step PIDFILE ENVFILE DIR BASH-ARGS...
-const stepWrapper = `exec setsid -w bash --noprofile --norc -c '
+//	bash -c stepWrapper slipway-step TMPDIR PIDFILE ENVFILE DIR BASH-ARGS...
+const stepWrapper = `tar -x -C "$1" || { echo "slipway: copying the step into the job pod failed" >&2; exit 125; }
+shift
+exec setsid -w bash --noprofile --norc -c '
 echo $$ > "$1"
 envfile=$2 dir=$3
 shift 3
 while IFS= read -r -d "" kv; do export "$kv"; done < "$envfile"
 rm -f "$envfile"
 cd "$dir" || exit 1
-exec bash "$@"' slipway-step "$@"`
+exec bash "$@"' slipway-step "$@" </dev/null`
 
 // envNameRe is what bash can export.
 var envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -61,11 +64,9 @@ func (j *job) Run(ctx context.Context, c runner.Command) (int, error) {
 		args = []string{"--noprofile", "--norc", Workspace + "/tmp/step-" + n + ".sh"}
 	}
 	tmp := Workspace + "/tmp/"
-	if code, err := j.exec(ctx, []string{"tar", "-x", "-C", tmp}, tarOf(files), nil, nil); err != nil || code != 0 {
-		return -1, fmt.Errorf("copying the step into the job pod: %v (exit %d)", err, code)
-	}
 	pidfile := tmp + ".step-" + n + ".pid"
-	argv := append([]string{"bash", "--noprofile", "--norc", "-c", stepWrapper, "slipway-step", pidfile, tmp + ".step-" + n + ".env", c.Dir}, args...)
+	argv := append([]string{"bash", "--noprofile", "--norc", "-c", stepWrapper, "slipway-step", tmp, pidfile, tmp + ".step-" + n + ".env", c.Dir}, args...)
+	stdin := tarOf(files)
 
 	// The stream has a context of its own: when ctx ends, the step is
 	// stopped inside the pod first, so its output up to then is kept.
@@ -77,7 +78,7 @@ func (j *job) Run(ctx context.Context, c runner.Command) (int, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		code, err := j.exec(streamCtx, argv, nil, c.Stdout, c.Stderr)
+		code, err := j.exec(streamCtx, argv, stdin, c.Stdout, c.Stderr)
 		done <- result{code, err}
 	}()
 	select {
