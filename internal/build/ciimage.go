@@ -306,16 +306,24 @@ func debianRootfs(ctx context.Context, opts CIImageOptions, w io.Writer) error {
 func treeLayer(w io.Writer, dir, prefix string, skip map[string]bool) error {
 	tw := tar.NewWriter(w)
 	epoch := time.Unix(0, 0)
-	parts := strings.Split(prefix, "/")
-	for i := range parts[:len(parts)-1] {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.Join(parts[:i+1], "/") + "/", Mode: 0o755, ModTime: epoch}); err != nil {
-			return err
-		}
+	if err := parentDirs(tw, prefix, epoch); err != nil {
+		return err
 	}
 	if err := fsutil.TarTree(tw, dir, fsutil.TarOptions{Prefix: prefix, Skip: skip, ModTime: epoch}); err != nil {
 		return err
 	}
 	return tw.Close()
+}
+
+// parentDirs writes the directories above name, root-owned, 0755.
+func parentDirs(tw *tar.Writer, name string, mtime time.Time) error {
+	parts := strings.Split(name, "/")
+	for i := range parts[:len(parts)-1] {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.Join(parts[:i+1], "/") + "/", Mode: 0o755, ModTime: mtime}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // fileLayer writes one executable file at name.
@@ -331,11 +339,8 @@ func fileLayer(w io.Writer, path, name string) error {
 	}
 	tw := tar.NewWriter(w)
 	epoch := time.Unix(0, 0)
-	parts := strings.Split(name, "/")
-	for i := range parts[:len(parts)-1] {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.Join(parts[:i+1], "/") + "/", Mode: 0o755, ModTime: epoch}); err != nil {
-			return err
-		}
+	if err := parentDirs(tw, name, epoch); err != nil {
+		return err
 	}
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: st.Size(), ModTime: epoch}); err != nil {
 		return err

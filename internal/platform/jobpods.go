@@ -24,6 +24,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/build"
 	"github.com/slipway-dev/slipway/internal/ci/podexec"
+	"github.com/slipway-dev/slipway/internal/ci/runner"
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/config"
@@ -105,6 +106,7 @@ func newJobPods(cfg config.Config, users *auth.Store, images *jobImages) (*podex
 		Config:         rc,
 		Client:         kube,
 		Namespace:      func(p string) string { return flux.TenantNamespace(teamOf(p), flux.CIOverlay) },
+		WorkNamespace:  func(p string) string { return flux.TenantNamespace(teamOf(p), "staging") },
 		ServiceAccount: flux.CIAccount,
 		DefaultImage:   images.wait,
 		CheckImage: func(ctx context.Context, pipeline, image string) error {
@@ -212,28 +214,36 @@ func cleanUpJobPods(ctx context.Context, pods *podexec.Executor, log io.Writer) 
 	}
 }
 
-// podInputs is the environment of a job in a pod: the platform as pods
-// reach it, the pod's own kubeconfig, and the Go module proxy and cache.
-func podInputs(cfg config.Config, team, gitNode string) []string {
-	node := ClusterOptions(cfg).RegistryNodeAddr()
-	return []string{
-		"PATH=/usr/local/go/bin:/usr/local/bin:/usr/bin:/bin",
-		"HOME=/home/nonroot",
-		"LANG=C.UTF-8",
-		"SLIPWAY_TEAM=" + team,
-		"SLIPWAY_KUBECONFIG=" + podexec.Kubeconfig,
-		"SLIPWAY_REGISTRY_ADDR=" + node,
-		"SLIPWAY_REGISTRY_INSECURE=true",
-		"SLIPWAY_PLATFORM_URL=" + gitNode,
-		"GOPROXY=" + gitNode + strings.TrimSuffix(GoProxyPath, "/"),
-		"GOSUMDB=off",
-		"GOTOOLCHAIN=local",
-		"GOFLAGS=-modcacherw",
-		// Slipway's own cache (compressed image layers) lives with the
-		// team's Go caches, so a warm rebuild compresses nothing again.
-		"SLIPWAY_CACHE_DIR=" + podexec.CacheDir + "/slipway",
-		"GOCACHE=" + podexec.CacheDir + "/go-build",
-		"GOMODCACHE=" + podexec.CacheDir + "/mod",
+// podPipelineInputs are PipelineInputs for jobs in pods: the platform's
+// addresses as pods reach them, the pod's own kubeconfig, the Go module
+// proxy and caches, and none of this machine's environment.
+func podPipelineInputs(cfg config.Config, users *auth.Store, gitNode string) func(repo string) (runner.Inputs, error) {
+	return func(repo string) (runner.Inputs, error) {
+		team, in, err := ciInputs(cfg, users, repo, ClusterOptions(cfg).RegistryNodeAddr(), gitNode)
+		if err != nil {
+			return runner.Inputs{}, err
+		}
+		// SLIPWAY_REGISTRY_ADDR comes from the slipway.registry.addr
+		// variable, like every variable.
+		in.Env = []string{
+			"PATH=/usr/local/go/bin:/usr/local/bin:/usr/bin:/bin",
+			"HOME=/home/nonroot",
+			"LANG=C.UTF-8",
+			"SLIPWAY_TEAM=" + team,
+			"SLIPWAY_KUBECONFIG=" + podexec.Kubeconfig,
+			"SLIPWAY_REGISTRY_INSECURE=true",
+			PlatformURLEnv + "=" + gitNode,
+			"GOPROXY=" + gitNode + strings.TrimSuffix(GoProxyPath, "/"),
+			"GOSUMDB=off",
+			"GOTOOLCHAIN=local",
+			"GOFLAGS=-modcacherw",
+			// Slipway's own cache (compressed image layers) lives with the
+			// team's Go caches, so a warm rebuild compresses nothing again.
+			"SLIPWAY_CACHE_DIR=" + podexec.CacheDir + "/slipway",
+			"GOCACHE=" + podexec.CacheDir + "/go-build",
+			"GOMODCACHE=" + podexec.CacheDir + "/mod",
+		}
+		return in, nil
 	}
 }
 

@@ -38,17 +38,14 @@ func PipelineStore(cfg config.Config) *runner.Store {
 // promote read the cluster with.
 func PipelineInputs(cfg config.Config, users *auth.Store, gitURL string, withCluster bool) func(repo string) (runner.Inputs, error) {
 	return func(repo string) (runner.Inputs, error) {
-		team, _, _ := strings.Cut(repo, "/")
-		user := "ci-" + team
-		password, err := ciPassword(cfg, users, user, team+"/")
+		team, in, err := ciInputs(cfg, users, repo, cfg.Registry.Addr, gitURL)
 		if err != nil {
 			return runner.Inputs{}, err
 		}
-		env := os.Environ()
-		env = append(env, "SLIPWAY_HOME="+cfg.Home)
+		in.Env = append(os.Environ(), "SLIPWAY_HOME="+cfg.Home)
 		if exe, err := os.Executable(); err == nil {
 			// Steps call slipway: the very program running them.
-			env = append(env, "PATH="+filepath.Dir(exe)+string(os.PathListSeparator)+os.Getenv("PATH"))
+			in.Env = append(in.Env, "PATH="+filepath.Dir(exe)+string(os.PathListSeparator)+os.Getenv("PATH"))
 		}
 		if withCluster {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -56,7 +53,7 @@ func PipelineInputs(cfg config.Config, users *auth.Store, gitURL string, withClu
 			cancel()
 			switch {
 			case err == nil:
-				env = append(env, "SLIPWAY_TEAM="+team, "SLIPWAY_KUBECONFIG="+kubeconfig)
+				in.Env = append(in.Env, "SLIPWAY_TEAM="+team, "SLIPWAY_KUBECONFIG="+kubeconfig)
 			case errors.Is(err, ErrNoCIAccount):
 				// Not onboarded with tenant create (a user made by hand):
 				// its steps read the cluster as before, with the platform's
@@ -65,41 +62,33 @@ func PipelineInputs(cfg config.Config, users *auth.Store, gitURL string, withClu
 				return runner.Inputs{}, err
 			}
 		}
-		vars := map[string]string{
-			"slipway.registry.addr":     cfg.Registry.Addr,
-			"slipway.registry.username": user,
-			"slipway.git.username":      user,
-		}
-		if gitURL != "" {
-			vars["slipway.git.url"] = gitURL
-		}
-		return runner.Inputs{Env: env, Variables: vars, Secrets: map[string]string{
-			"slipway.registry.password": password,
-			"slipway.git.password":      password,
-		}}, nil
+		return in, nil
 	}
 }
 
-// podPipelineInputs are PipelineInputs for jobs in pods: the platform's
-// addresses as pods reach them, and none of this machine's environment.
-func podPipelineInputs(cfg config.Config, users *auth.Store, gitNode string) func(repo string) (runner.Inputs, error) {
-	return func(repo string) (runner.Inputs, error) {
-		team, _, _ := strings.Cut(repo, "/")
-		user := "ci-" + team
-		password, err := ciPassword(cfg, users, user, team+"/")
-		if err != nil {
-			return runner.Inputs{}, err
-		}
-		return runner.Inputs{Env: podInputs(cfg, team, gitNode), Variables: map[string]string{
-			"slipway.registry.addr":     ClusterOptions(cfg).RegistryNodeAddr(),
-			"slipway.registry.username": user,
-			"slipway.git.username":      user,
-			"slipway.git.url":           gitNode,
-		}, Secrets: map[string]string{
-			"slipway.registry.password": password,
-			"slipway.git.password":      password,
-		}}, nil
+// ciInputs are the variables and secrets every run of a repository's
+// pipeline gets, wherever its jobs run: its team's CI account, and the
+// registry and git server at the addresses the jobs reach them by
+// (gitURL may be empty: not known).
+func ciInputs(cfg config.Config, users *auth.Store, repo, registryAddr, gitURL string) (string, runner.Inputs, error) {
+	team, _, _ := strings.Cut(repo, "/")
+	user := "ci-" + team
+	password, err := ciPassword(cfg, users, user, team+"/")
+	if err != nil {
+		return "", runner.Inputs{}, err
 	}
+	vars := map[string]string{
+		"slipway.registry.addr":     registryAddr,
+		"slipway.registry.username": user,
+		"slipway.git.username":      user,
+	}
+	if gitURL != "" {
+		vars["slipway.git.url"] = gitURL
+	}
+	return team, runner.Inputs{Variables: vars, Secrets: map[string]string{
+		"slipway.registry.password": password,
+		"slipway.git.password":      password,
+	}}, nil
 }
 
 // ciPassword makes a team's CI account once: it may push where the team

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/slipway-dev/slipway/internal/testutil"
 )
 
 // BenchmarkPushToFirstStepInPod measures, on the platform with the
@@ -17,7 +15,6 @@ import (
 // one run, one job, one pod. It reports the medians; run it with
 // scripts/bench-pipeline.
 func BenchmarkPushToFirstStepInPod(b *testing.B) {
-	testutil.NeedRoot(b, "the cluster")
 	e := clusterEnv(b)
 	regAddr, gitAddr := freeAddr(b), freeAddr(b)
 	e.vars = append(e.vars, "SLIPWAY_GIT_ADDR="+gitAddr, "SLIPWAY_REGISTRY_ADDR="+regAddr)

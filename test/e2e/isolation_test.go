@@ -17,9 +17,7 @@ import (
 // promotion and the platform's records. Every attempt must be refused.
 func hostileJob(t *testing.T, e *env, gitAddr string) {
 	e.mustRun("", "repo", "create", "dev1/probe")
-	clone := filepath.Join(t.TempDir(), "probe")
-	admin := strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password")))
-	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://admin:%s@%s/dev1/probe.git", admin, gitAddr), clone)
+	clone := probeClone(t, e, gitAddr)
 	probe, err := os.ReadFile("testdata/probe/main.go")
 	if err != nil {
 		t.Fatal(err)
@@ -97,9 +95,7 @@ steps:
 // kills `slipway up` with SIGKILL while another runs: after the restart
 // that job's pod is deleted and its run is marked failed.
 func jobPodsGoWithACrash(t *testing.T, e *env, up *upProcess, regAddr, gitAddr string) {
-	clone := filepath.Join(t.TempDir(), "probe")
-	admin := strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password")))
-	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://admin:%s@%s/dev1/probe.git", admin, gitAddr), clone)
+	clone := probeClone(t, e, gitAddr)
 	// container: runs a job in an image of the platform's registry; an
 	// image from anywhere else is refused before a pod is made.
 	writeFile(t, filepath.Join(clone, "azure-pipelines.yml"), fmt.Sprintf(`trigger: [main]
@@ -130,12 +126,7 @@ jobs:
 	if r := e.waitRun(t, commit, finished); r.Status != "canceled" {
 		t.Errorf("the canceled run is %s", r.Status)
 	}
-	eventually(t, "the canceled job's pod deleted", time.Minute, func() error {
-		if out, err := e.kubectl("get", "pod", "-n", "dev1-ci", pod); err == nil {
-			return fmt.Errorf("still there: %s", out)
-		}
-		return nil
-	})
+	podGone(t, e, pod, "the canceled job's pod deleted", time.Minute)
 	// Again, and this time the platform crashes.
 	writeFile(t, filepath.Join(clone, "n"), "2")
 	commit = gitPush(t, clone, "a job that runs long, again")
@@ -146,15 +137,28 @@ jobs:
 	}
 	<-up.exited
 	e.startUpWithin(10*time.Minute, "--registry-addr", regAddr)
-	eventually(t, "the crashed job's pod deleted", 2*time.Minute, func() error {
+	podGone(t, e, pod, "the crashed job's pod deleted", 2*time.Minute)
+	if r := e.waitRun(t, commit, finished); r.Status != "failed" {
+		t.Errorf("the run cut short by the crash is %s", r.Status)
+	}
+}
+
+// probeClone clones dev1/probe as admin.
+func probeClone(t *testing.T, e *env, gitAddr string) string {
+	clone := filepath.Join(t.TempDir(), "probe")
+	admin := strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password")))
+	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://admin:%s@%s/dev1/probe.git", admin, gitAddr), clone)
+	return clone
+}
+
+// podGone waits for a job pod in dev1-ci to be deleted.
+func podGone(t *testing.T, e *env, pod, what string, within time.Duration) {
+	eventually(t, what, within, func() error {
 		if out, err := e.kubectl("get", "pod", "-n", "dev1-ci", pod); err == nil {
 			return fmt.Errorf("still there: %s", out)
 		}
 		return nil
 	})
-	if r := e.waitRun(t, commit, finished); r.Status != "failed" {
-		t.Errorf("the run cut short by the crash is %s", r.Status)
-	}
 }
 
 // jobPod waits for the pod of a run's job in dev1-ci and returns its name.

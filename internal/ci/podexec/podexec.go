@@ -27,6 +27,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
 	"k8s.io/utils/ptr"
@@ -63,6 +65,9 @@ type Executor struct {
 	Client kubernetes.Interface
 	// Namespace is the CI namespace of a pipeline ("dev1/hello" -> dev1-ci).
 	Namespace func(pipeline string) string
+	// WorkNamespace is the namespace the job's kubeconfig starts in
+	// (dev1-staging).
+	WorkNamespace func(pipeline string) string
 	// ServiceAccount is the CI account in that namespace.
 	ServiceAccount string
 	// DefaultImage is the image of a job without container:; it may block
@@ -130,7 +135,7 @@ func (e *Executor) StartJob(ctx context.Context, spec runner.JobSpec) (runner.Jo
 		j.Close()
 		return nil, err
 	}
-	if err := j.setUp(ctx, ns); err != nil {
+	if err := j.setUp(ctx, e.WorkNamespace(spec.Run.Pipeline)); err != nil {
 		j.Close()
 		return nil, err
 	}
@@ -332,13 +337,13 @@ func (j *job) waitRunning(ctx context.Context) error {
 	}
 }
 
-// setUp lays out the workspace and the job's kubeconfig.
-func (j *job) setUp(ctx context.Context, ns string) error {
-	team := strings.TrimSuffix(ns, "-ci")
+// setUp lays out the workspace and the job's kubeconfig, which starts in
+// namespace.
+func (j *job) setUp(ctx context.Context, namespace string) error {
 	files := []file{
 		{name: "s/", mode: 0o755}, {name: "a/", mode: 0o755}, {name: "b/", mode: 0o755}, {name: "tmp/", mode: 0o755},
 		{name: ".slipway/", mode: 0o700},
-		{name: ".slipway/kubeconfig", mode: 0o600, data: []byte(kubeconfig(team + "-staging"))},
+		{name: ".slipway/kubeconfig", mode: 0o600, data: kubeconfig(namespace)},
 	}
 	code, err := j.exec(ctx, []string{"tar", "-x", "-C", Workspace}, tarOf(files), nil, nil)
 	if err == nil && code != 0 {
@@ -351,24 +356,15 @@ func (j *job) setUp(ctx context.Context, ns string) error {
 }
 
 // kubeconfig reads the cluster as the pod's own service account.
-func kubeconfig(namespace string) string {
+func kubeconfig(namespace string) []byte {
 	const sa = "/var/run/secrets/kubernetes.io/serviceaccount"
-	return `apiVersion: v1
-kind: Config
-clusters:
-- name: slipway
-  cluster:
-    server: https://kubernetes.default.svc
-    certificate-authority: ` + sa + `/ca.crt
-users:
-- name: ci
-  user:
-    tokenFile: ` + sa + `/token
-contexts:
-- name: slipway
-  context: {cluster: slipway, user: ci, namespace: ` + namespace + `}
-current-context: slipway
-`
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["slipway"] = &clientcmdapi.Cluster{Server: "https://kubernetes.default.svc", CertificateAuthority: sa + "/ca.crt"}
+	kc.AuthInfos["ci"] = &clientcmdapi.AuthInfo{TokenFile: sa + "/token"}
+	kc.Contexts["slipway"] = &clientcmdapi.Context{Cluster: "slipway", AuthInfo: "ci", Namespace: namespace}
+	kc.CurrentContext = "slipway"
+	data, _ := clientcmd.Write(*kc) // a config made here always encodes
+	return data
 }
 
 // exec runs argv in the job container and returns its exit status.

@@ -515,14 +515,6 @@ func (x *execution) runStep(ctx context.Context, st *pipeline.Step, sr *StepResu
 		logw = io.MultiWriter(f, x.live)
 		fmt.Fprintf(x.live, "\n==> %s\n", sr.DisplayName)
 	}
-	if x.startLog != "" {
-		// What starting the job said goes at the top of its first step.
-		out0 := &output{log: logw, secrets: x.secrets}
-		for _, line := range strings.Split(strings.TrimRight(x.startLog, "\n"), "\n") {
-			out0.note(line)
-		}
-		x.startLog = ""
-	}
 	completed := ""
 	out := &output{log: logw, secrets: x.secrets, onCommand: func(c command) {
 		switch c.name {
@@ -550,6 +542,11 @@ func (x *execution) runStep(ctx context.Context, st *pipeline.Step, sr *StepResu
 			x.run.Number = c.message
 		}
 	}}
+	if x.startLog != "" {
+		// What starting the job said goes at the top of its first step.
+		out.note(strings.TrimRight(x.startLog, "\n"))
+		x.startLog = ""
+	}
 
 	timeout := time.Duration(st.TimeoutInMinutes) * time.Minute
 	stepCtx, cancel := context.WithCancel(ctx)
