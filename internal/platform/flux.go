@@ -26,6 +26,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/flux"
 	"github.com/slipway-dev/slipway/internal/gitrepo"
 	"github.com/slipway-dev/slipway/internal/gitserver"
+	"github.com/slipway-dev/slipway/internal/registry"
 	"github.com/slipway-dev/slipway/internal/supervisor"
 )
 
@@ -72,7 +73,7 @@ func prepareFlux(ctx context.Context, cfg config.Config, progress io.Writer) (*f
 	if err != nil {
 		return nil, nil, err
 	}
-	return &fluxService{cfg: cfg, components: manifests}, push, nil
+	return &fluxService{cfg: cfg, components: manifests, chartPushes: make(chan registry.Push, 64)}, push, nil
 }
 
 // fluxService installs Flux, bootstraps the fleet repository, and is
@@ -84,6 +85,9 @@ type fluxService struct {
 	cluster *cluster.Cluster
 	// components is the rendered install (gotk-components.yaml).
 	components []byte
+	// chartPushes are the registry's pushes, for Flux to look at the
+	// charts they concern at once (see heardPush).
+	chartPushes chan registry.Push
 }
 
 func (s *fluxService) Name() string { return "flux" }
@@ -112,8 +116,69 @@ func (s *fluxService) Run(ctx context.Context, ready func(supervisor.Endpoint)) 
 		fmt.Sprintf("Flux %s: source, kustomize, helm and notification controllers, fleet at %.12s (%s)", flux.Version, head, time.Since(start).Round(100*time.Millisecond)),
 		"see:     slipway get all -A",
 	}})
-	<-ctx.Done()
+	s.followChartPushes(ctx)
 	return nil
+}
+
+// heardPush is the registry's OnPush: a chart push goes to the flux
+// service's queue. A full queue drops it; Flux then finds the version at
+// the chart's interval.
+func (s *fluxService) heardPush(p registry.Push) {
+	// A chart pushed by digest alone is no new version (a tag is); the
+	// tag's push follows.
+	if p.ArtifactType != flux.HelmChartMediaType || strings.Contains(p.Reference, ":") {
+		return
+	}
+	select {
+	case s.chartPushes <- p:
+	default:
+	}
+}
+
+// followChartPushes asks source-controller to look at once at every
+// HelmChart that reads a pushed chart, so that a new version starts to
+// roll out while the pipeline is still between jobs, rather than when a
+// `slipway wait` asks or the chart's interval comes. It runs until ctx
+// ends and writes what it did to the log directory.
+func (s *fluxService) followChartPushes(ctx context.Context) {
+	rest, err := cluster.RESTConfig(s.cluster.Options().AdminKubeconfig())
+	if err != nil {
+		<-ctx.Done()
+		return
+	}
+	dyn, err := dynamic.NewForConfig(rest)
+	if err != nil {
+		<-ctx.Done()
+		return
+	}
+	logFile, err := os.OpenFile(filepath.Join(s.cfg.LogDir(), "chart-pushes.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		<-ctx.Done()
+		return
+	}
+	defer logFile.Close()
+	hosts := []string{s.cfg.Registry.Addr, s.cluster.Options().RegistryNodeAddr()}
+	for {
+		var p registry.Push
+		select {
+		case <-ctx.Done():
+			return
+		case p = <-s.chartPushes:
+		}
+		charts, err := flux.ChartsReading(ctx, dyn, hosts, p.Repository)
+		if err != nil {
+			fmt.Fprintf(logFile, "%s %s:%s pushed by %s: finding the HelmCharts that read it: %v\n", time.Now().UTC().Format(time.RFC3339), p.Repository, p.Reference, p.User, err)
+			continue
+		}
+		for _, c := range charts {
+			_, err := flux.RequestReconcile(ctx, dyn, flux.HelmChart, c.Namespace, c.Name)
+			result := "asked Flux to reconcile"
+			if err != nil {
+				result = err.Error()
+			}
+			fmt.Fprintf(logFile, "%s %s:%s pushed by %s: HelmChart %s/%s: %s\n", time.Now().UTC().Format(time.RFC3339), p.Repository, p.Reference, p.User, c.Namespace, c.Name, result)
+		}
+	}
 }
 
 // install commits Flux's manifests to the fleet repository (a no-op when

@@ -20,6 +20,8 @@ type RegistryService struct {
 	Users  *auth.Store
 	// AlsoAddrs are further addresses to serve on.
 	AlsoAddrs []string
+	// OnPush hears of every stored manifest; it must not block.
+	OnPush func(registry.Push)
 
 	addr atomic.Pointer[string]
 }
@@ -51,6 +53,7 @@ func (s *RegistryService) Run(ctx context.Context, ready func(supervisor.Endpoin
 		MinFreeBytes:  s.Config.Registry.MinFreeBytes,
 		AlsoAddrs:     s.AlsoAddrs,
 		Log:           logFile,
+		OnPush:        s.OnPush,
 	})
 	if err != nil {
 		return err

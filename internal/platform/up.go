@@ -80,6 +80,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 				return fmt.Errorf("flux: %w", err)
 			}
 			svc.users, svc.cluster = users, c
+			registry.OnPush = svc.heardPush
 			fluxSvc, images = svc, append(images, fluxImages...)
 		}
 		imagesSvc := &imagesService{keychain: keychain}

@@ -92,7 +92,7 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 	case route == "referrers":
 		s.serveReferrers(w, r, repo, referrersOf)
 	case route == v2.RouteNameManifest && r.Method == http.MethodPut:
-		s.putManifest(w, r, repo)
+		s.putManifest(w, r, repo, match.Vars["reference"], user.Name)
 	default:
 		s.app.ServeHTTP(w, r)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -104,5 +105,42 @@ func TestHealth(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("healthz: %s", resp.Status)
+	}
+}
+
+// OnPush hears of each stored manifest, with who pushed it and by which
+// reference; a refused push is not heard of.
+func TestOnPushHearsStoredManifestsOnly(t *testing.T) {
+	var mu sync.Mutex
+	var heard []registry.Push
+	reg := registrytest.Start(t, func(o *registry.Options) {
+		o.OnPush = func(p registry.Push) {
+			mu.Lock()
+			defer mu.Unlock()
+			heard = append(heard, p)
+		}
+	})
+	img, _ := random.Image(512, 1)
+	dev1 := remote.WithAuthFromKeychain(registrytest.Keychain("dev1", registrytest.Dev1Password))
+	ref, _ := name.ParseReference(reg.Addr + "/dev1/charts/hello:0.1.0")
+	if err := remote.Write(ref, img, dev1); err != nil {
+		t.Fatal(err)
+	}
+	refused, _ := name.ParseReference(reg.Addr + "/dev2/charts/hello:0.1.0")
+	if err := remote.Write(refused, img, dev1); statusOf(err) != http.StatusForbidden {
+		t.Fatalf("dev1 pushing under dev2/: want 403, got %v", err)
+	}
+	d, _ := img.Digest()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(heard) != 1 {
+		t.Fatalf("heard %d pushes, want 1: %+v", len(heard), heard)
+	}
+	p := heard[0]
+	if p.Repository != "dev1/charts/hello" || p.Reference != "0.1.0" || p.Digest != d.String() || p.User != "dev1" {
+		t.Fatalf("heard %+v, want dev1/charts/hello:0.1.0 at %s by dev1", p, d)
+	}
+	if p.ArtifactType == "" {
+		t.Fatalf("heard no artifact type (the config's media type): %+v", p)
 	}
 }

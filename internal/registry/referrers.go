@@ -64,9 +64,10 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
-// putManifest passes a manifest PUT to the registry and, when it is stored
-// and has a subject, files it as a referrer of that subject.
-func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string) {
+// putManifest passes a manifest PUT to the registry and, when it is stored,
+// tells OnPush and, when it has a subject, files it as a referrer of that
+// subject.
+func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, reference, user string) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxManifestSize+1))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "MANIFEST_INVALID", "reading manifest: "+err.Error())
@@ -84,7 +85,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 	}
 	rec := &statusRecorder{ResponseWriter: w}
 	s.app.ServeHTTP(rec, r)
-	if rec.status != http.StatusCreated || m.Subject == nil || m.Subject.Digest.Validate() != nil {
+	if rec.status != http.StatusCreated {
 		return
 	}
 	mediaType := m.MediaType
@@ -100,6 +101,12 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 	}
 	if desc.ArtifactType == "" && m.Config != nil {
 		desc.ArtifactType = m.Config.MediaType
+	}
+	if s.opts.OnPush != nil {
+		s.opts.OnPush(Push{Repository: repo, Reference: reference, Digest: desc.Digest.String(), ArtifactType: desc.ArtifactType, User: user})
+	}
+	if m.Subject == nil || m.Subject.Digest.Validate() != nil {
+		return
 	}
 	if err := s.fileReferrer(repo, m.Subject.Digest, desc); err != nil {
 		// The manifest is stored; only discovery through its subject is lost.

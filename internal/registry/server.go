@@ -40,6 +40,24 @@ type Options struct {
 	MinFreeBytes int64
 	// Log receives the registry's own log lines; nil discards them.
 	Log io.Writer
+	// OnPush, when set, hears of every manifest the registry stored, after
+	// it answered the client. It runs on the request's goroutine: it must
+	// not block (hand the push to a worker).
+	OnPush func(Push)
+}
+
+// Push is a manifest the registry stored.
+type Push struct {
+	// Repository is the repository's name, such as dev1/charts/hello.
+	Repository string
+	// Reference is the tag or digest the client pushed it by.
+	Reference string
+	Digest    string
+	// ArtifactType is the manifest's artifactType, else its config's media
+	// type: application/vnd.cncf.helm.config.v1+json for a Helm chart.
+	ArtifactType string
+	// User pushed it.
+	User string
 }
 
 // Server is a running registry.

@@ -1,0 +1,74 @@
+package flux
+
+import (
+	"context"
+	"net/url"
+	"path"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+)
+
+// HelmChartMediaType is the config media type of a Helm chart stored in an
+// OCI registry.
+const HelmChartMediaType = "application/vnd.cncf.helm.config.v1+json"
+
+// ChartRef names a HelmChart object.
+type ChartRef struct{ Namespace, Name string }
+
+// ChartsReading finds the HelmCharts that take their chart from repository
+// (such as dev1/charts/hello) of the registry at one of hosts: those whose
+// OCI HelmRepository's URL is oci://HOST/dev1/charts and whose chart is
+// hello. The platform asks Flux to reconcile them when a chart is pushed,
+// instead of leaving the new version to the chart's interval.
+func ChartsReading(ctx context.Context, client dynamic.Interface, hosts []string, repository string) ([]ChartRef, error) {
+	dir, chart := path.Split(repository)
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "" || chart == "" {
+		return nil, nil
+	}
+	repos, err := client.Resource(HelmRepository.GVR).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	// The HelmRepositories, by namespace/name, that point at that folder.
+	sources := map[ChartRef]bool{}
+	for _, r := range repos.Items {
+		typ, _, _ := unstructured.NestedString(r.Object, "spec", "type")
+		raw, _, _ := unstructured.NestedString(r.Object, "spec", "url")
+		u, err := url.Parse(raw)
+		if typ != "oci" || err != nil || u.Scheme != "oci" || !hostIn(u.Host, hosts) || strings.Trim(u.Path, "/") != dir {
+			continue
+		}
+		sources[ChartRef{r.GetNamespace(), r.GetName()}] = true
+	}
+	if len(sources) == 0 {
+		return nil, nil
+	}
+	charts, err := client.Resource(HelmChart.GVR).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var out []ChartRef
+	for _, c := range charts.Items {
+		name, _, _ := unstructured.NestedString(c.Object, "spec", "chart")
+		kind, _, _ := unstructured.NestedString(c.Object, "spec", "sourceRef", "kind")
+		source, _, _ := unstructured.NestedString(c.Object, "spec", "sourceRef", "name")
+		// A HelmChart reads its source from its own namespace.
+		if name == chart && kind == HelmRepository.Kind && sources[ChartRef{c.GetNamespace(), source}] {
+			out = append(out, ChartRef{c.GetNamespace(), c.GetName()})
+		}
+	}
+	return out, nil
+}
+
+func hostIn(host string, hosts []string) bool {
+	for _, h := range hosts {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
+}
