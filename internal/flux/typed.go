@@ -176,7 +176,11 @@ func HelmReleaseObject(r Release) *helmv2.HelmRelease {
 				Interval:  durationPtr(time.Minute),
 				SourceRef: helmv2.CrossNamespaceObjectReference{Kind: sourcev1.HelmRepositoryKind, Name: r.Source},
 			}},
-			Install: &helmv2.Install{Remediation: &helmv2.InstallRemediation{Retries: 1}},
+			// Helm v3's wait looks every 2 s; helm-controller's default
+			// (kstatus) every 5 s, which left a rollout that was ready
+			// in 2 s unnoticed for up to 3 s more.
+			WaitStrategy: &helmv2.WaitStrategy{Name: helmv2.WaitStrategyLegacy},
+			Install:      &helmv2.Install{Remediation: &helmv2.InstallRemediation{Retries: 1}},
 			Upgrade: &helmv2.Upgrade{Remediation: &helmv2.UpgradeRemediation{
 				RemediateLastFailure: &yes,
 				Strategy:             &rollback,
