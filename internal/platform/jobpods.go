@@ -44,9 +44,11 @@ type jobImages struct {
 	ref string
 	// goSeed is the Go build cache new team caches start from.
 	goSeed string
-	img    *build.Image
-	pushed chan struct{}
-	once   sync.Once
+	// goVersion is the Go toolchain's in the image, such as go1.26.8.
+	goVersion string
+	img       *build.Image
+	pushed    chan struct{}
+	once      sync.Once
 }
 
 func (j *jobImages) markPushed() { j.once.Do(func() { close(j.pushed) }) }
@@ -86,8 +88,13 @@ func prepareCIImage(ctx context.Context, cfg config.Config, progress io.Writer) 
 	if err != nil {
 		return nil, err
 	}
+	version, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(goroot)), "VERSION"))
+	if err != nil {
+		return nil, err
+	}
 	repo := cfg.Registry.Addr + "/" + build.CIImageRepository
-	return &jobImages{ref: repo + "@" + img.Digest.String(), img: img, goSeed: seed, pushed: make(chan struct{})}, nil
+	return &jobImages{ref: repo + "@" + img.Digest.String(), img: img, goSeed: seed, pushed: make(chan struct{}),
+		goVersion: strings.TrimSpace(strings.SplitN(string(version), "\n", 2)[0])}, nil
 }
 
 // newJobPods is the executor that runs every job of a team's pipeline in
@@ -109,6 +116,7 @@ func newJobPods(cfg config.Config, users *auth.Store, images *jobImages) (*podex
 		WorkNamespace:  func(p string) string { return flux.TenantNamespace(teamOf(p), "staging") },
 		ServiceAccount: flux.CIAccount,
 		DefaultImage:   images.wait,
+		DefaultGo:      images.goVersion,
 		CheckImage: func(ctx context.Context, pipeline, image string) error {
 			return checkTeamMayPull(ctx, cfg, users, teamOf(pipeline), image)
 		},
@@ -116,7 +124,7 @@ func newJobPods(cfg config.Config, users *auth.Store, images *jobImages) (*podex
 			return ensureGoCache(ctx, cfg, kube, ns, images.goSeed)
 		},
 		CacheClaim: goCacheClaim,
-		Warm:       true,
+		Idle:       2,
 	}, nil
 }
 

@@ -40,7 +40,7 @@ import (
 const (
 	LabelJob = "slipway.dev/job"
 	LabelRun = "slipway.dev/run"
-	// LabelIdle marks a pod made ahead of a job (Executor.Warm), not yet
+	// LabelIdle marks a pod made ahead of a job (Executor.Idle), not yet
 	// given to one.
 	LabelIdle = "slipway.dev/idle"
 )
@@ -83,14 +83,27 @@ type Executor struct {
 	CacheClaim string
 	// Resources of the job container; zero values get defaults.
 	Resources corev1.ResourceRequirements
-	// Warm keeps one idle pod of the default image ready in each CI
-	// namespace that has run a job: the next job there takes it instead
-	// of waiting for a pod to start, and another is made behind it. A pod
-	// still serves one job only and is deleted after it.
-	Warm bool
+	// DefaultGo is the Go version of the default image (go1.26.8), which
+	// GoTool@0 then checks without running go in the pod.
+	DefaultGo string
+	// Idle is how many idle pods of the default image wait in each CI
+	// namespace that has run a job: the next job there takes one instead
+	// of waiting for a pod to start. A pod still serves one job only and
+	// is deleted after it. The pool is topped up when a job ends, not
+	// while one runs: starting a pod takes CPU that a build on a small
+	// machine misses (a warm `go test` took half as long again while a
+	// pod started beside it). Two cover the next job of the same run
+	// while the pod for the one after starts.
+	Idle int
 
 	mu   sync.Mutex
-	idle map[string]string // namespace -> idle pod
+	idle map[string]*idlePool
+}
+
+// idlePool is a namespace's idle pods.
+type idlePool struct {
+	ready  []string
+	making int
 }
 
 var _ runner.Executor = (*Executor)(nil)
@@ -117,11 +130,13 @@ func (e *Executor) StartJob(ctx context.Context, spec runner.JobSpec) (runner.Jo
 			return nil, fmt.Errorf("preparing %s: %w", ns, err)
 		}
 	}
-	warm := e.Warm && spec.Image == ""
 	j := &job{e: e, ns: ns, name: ""}
-	if warm {
+	if spec.Image == "" {
+		j.goVersion = e.DefaultGo
+	}
+	if e.Idle > 0 && spec.Image == "" {
 		j.name = e.takeIdle(ctx, ns, spec)
-		defer e.makeIdle(ns, image)
+		j.topUp = func() { e.topUp(ns, image) }
 	}
 	if j.name == "" {
 		created, err := e.Client.CoreV1().Pods(ns).Create(ctx, e.pod(ns, spec, image), metav1.CreateOptions{})
@@ -142,12 +157,14 @@ func (e *Executor) StartJob(ctx context.Context, spec runner.JobSpec) (runner.Jo
 	return j, nil
 }
 
-// takeIdle gives the job the namespace's idle pod, relabelled as its
-// own, or "" when there is none.
+// takeIdle gives the job one of the namespace's idle pods, relabelled as
+// its own, or "" when there is none.
 func (e *Executor) takeIdle(ctx context.Context, ns string, spec runner.JobSpec) string {
 	e.mu.Lock()
-	name := e.idle[ns]
-	delete(e.idle, ns)
+	var name string
+	if p := e.idle[ns]; p != nil && len(p.ready) > 0 {
+		name, p.ready = p.ready[0], p.ready[1:]
+	}
 	e.mu.Unlock()
 	if name == "" {
 		return ""
@@ -162,32 +179,42 @@ func (e *Executor) takeIdle(ctx context.Context, ns string, spec runner.JobSpec)
 	return name
 }
 
-// makeIdle starts the next idle pod of a namespace, in the background.
-func (e *Executor) makeIdle(ns, image string) {
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		pod := e.pod(ns, runner.JobSpec{Run: &runner.Run{}}, image)
-		pod.Name = "job-ready-" + pod.Name[strings.LastIndex(pod.Name, "-")+1:]
-		delete(pod.Labels, LabelRun)
-		pod.Labels[LabelIdle] = "true"
-		pod.Annotations = nil
-		created, err := e.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
-		if err != nil {
-			return
-		}
-		e.mu.Lock()
-		if e.idle == nil {
-			e.idle = map[string]string{}
-		}
-		old := e.idle[ns]
-		e.idle[ns] = created.Name
+// topUp starts, in the background, the idle pods a namespace lacks.
+func (e *Executor) topUp(ns, image string) {
+	e.mu.Lock()
+	if e.idle == nil {
+		e.idle = map[string]*idlePool{}
+	}
+	p := e.idle[ns]
+	if p == nil {
+		p = &idlePool{}
+		e.idle[ns] = p
+	}
+	n := e.Idle - len(p.ready) - p.making
+	if n <= 0 {
 		e.mu.Unlock()
-		if old != "" {
-			// Two jobs started at once: one idle pod is enough.
-			(&job{e: e, ns: ns, name: old}).Close()
-		}
-	}()
+		return
+	}
+	p.making += n
+	e.mu.Unlock()
+	for range n {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			pod := e.pod(ns, runner.JobSpec{Run: &runner.Run{}}, image)
+			pod.Name = "job-ready-" + pod.Name[strings.LastIndex(pod.Name, "-")+1:]
+			delete(pod.Labels, LabelRun)
+			pod.Labels[LabelIdle] = "true"
+			pod.Annotations = nil
+			created, err := e.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			p.making--
+			if err == nil {
+				p.ready = append(p.ready, created.Name)
+			}
+		}()
+	}
 }
 
 // waitAccount waits for the team's CI account: right after `tenant
@@ -297,7 +324,14 @@ type job struct {
 	e        *Executor
 	ns, name string
 	steps    int
+	// topUp, when set, refills the namespace's idle pods after the job.
+	topUp func()
+	// goVersion is the image's Go, when known.
+	goVersion string
 }
+
+// GoVersion is the Go toolchain of the job's image, "" when unknown.
+func (j *job) GoVersion() string { return j.goVersion }
 
 func (j *job) Workspace() string { return Workspace }
 
@@ -306,6 +340,9 @@ func (j *job) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = j.e.Client.CoreV1().Pods(j.ns).Delete(ctx, j.name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+	if j.topUp != nil {
+		j.topUp()
+	}
 }
 
 // waitRunning waits for the container to run, or says why it does not.
@@ -345,7 +382,7 @@ func (j *job) setUp(ctx context.Context, namespace string) error {
 		{name: ".slipway/", mode: 0o700},
 		{name: ".slipway/kubeconfig", mode: 0o600, data: kubeconfig(namespace)},
 	}
-	code, err := j.exec(ctx, []string{"tar", "-x", "-C", Workspace}, tarOf(files), nil, nil)
+	code, err := j.exec(ctx, []string{"tar", "-x", "-m", "-C", Workspace}, tarOf(files), nil, nil)
 	if err == nil && code != 0 {
 		err = fmt.Errorf("tar exited with %d", code)
 	}

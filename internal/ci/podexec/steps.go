@@ -27,7 +27,7 @@ import (
 // never show on a command line), in the step's directory, with no input.
 //
 //	bash -c stepWrapper slipway-step TMPDIR PIDFILE ENVFILE DIR BASH-ARGS...
-const stepWrapper = `tar -x -C "$1" || { echo "slipway: copying the step into the job pod failed" >&2; exit 125; }
+const stepWrapper = `tar -x -m -C "$1" || { echo "slipway: copying the step into the job pod failed" >&2; exit 125; }
 shift
 exec setsid -w bash --noprofile --norc -c '
 echo $$ > "$1"

@@ -49,6 +49,12 @@ type JobHost interface {
 	Close()
 }
 
+// GoVersionKnower is a JobHost that knows the Go toolchain its steps use
+// (an image it built), so GoTool@0 need not run go to ask.
+type GoVersionKnower interface {
+	GoVersion() string
+}
+
 // Command is one bash invocation of a step.
 type Command struct {
 	// Script is an inline script; when empty, Args are bash's arguments
