@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +16,9 @@ func newRepoCmd(g *globals) *cobra.Command {
 		Short: "Manage the git server's repositories",
 		Long: `Repositories live in the state directory and are served over HTTP by
 slipway up. Every user may clone; a user may push to repositories under its
-push prefixes (the same as in the registry: team dev1 pushes to dev1/…).`,
+push prefixes (the same as in the registry: team dev1 pushes to dev1/…).
+Branch main of every repository is protected: no force-push, no delete
+(slipway repo protect changes that per repository).`,
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:     "create NAME",
@@ -33,7 +36,7 @@ push prefixes (the same as in the registry: team dev1 pushes to dev1/…).`,
 			fmt.Fprintf(g.streams.Err, "created repository %s\n", args[0])
 			return nil
 		},
-	}, &cobra.Command{
+	}, newRepoProtectCmd(g), &cobra.Command{
 		Use:   "list",
 		Short: "List repositories",
 		Args:  cobra.NoArgs,
@@ -61,4 +64,45 @@ func repoServer(g *globals) (*gitserver.Server, error) {
 		return nil, err
 	}
 	return gitserver.New(cfg.GitDir(), auth.Open(cfg.UsersFile()))
+}
+
+func newRepoProtectCmd(g *globals) *cobra.Command {
+	var none bool
+	cmd := &cobra.Command{
+		Use:   "protect NAME [BRANCH...]",
+		Short: "Show or set the branches of a repository that take no force-push and no delete",
+		Long: `Protected branches take fast-forward pushes only and cannot be deleted;
+a refused push changes nothing and tells the pusher why. Every repository
+starts with main protected. With branches, they replace the protected set;
+with --none, no branch is protected; with neither, the set is shown.`,
+		Example: "  slipway repo protect dev1/hello\n  slipway repo protect dev1/hello main release\n  slipway repo protect dev1/scratch --none",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			srv, err := repoServer(g)
+			if err != nil {
+				return err
+			}
+			name, branches := args[0], args[1:]
+			switch {
+			case none && len(branches) > 0:
+				return usageError("give branches or --none, not both")
+			case none || len(branches) > 0:
+				if err := srv.SetProtected(name, branches); err != nil {
+					return err
+				}
+			}
+			got, err := srv.Protected(name)
+			if err != nil {
+				return err
+			}
+			if len(got) == 0 {
+				fmt.Fprintf(g.streams.Out, "%s: no protected branch\n", name)
+				return nil
+			}
+			fmt.Fprintf(g.streams.Out, "%s: protected %s\n", name, strings.Join(got, " "))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&none, "none", false, "protect no branch")
+	return cmd
 }

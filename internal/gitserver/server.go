@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/cgi"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,7 +63,18 @@ func New(root string, users *auth.Store) (*Server, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
 	}
-	return &Server{Root: root, Users: users, backend: backend, locks: map[string]*sync.Mutex{}}, nil
+	s := &Server{Root: root, Users: users, backend: backend, locks: map[string]*sync.Mutex{}}
+	// Repositories made by an earlier version get today's hooks.
+	names, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if err := installHooks(s.dir(n)); err != nil {
+			return nil, fmt.Errorf("repository %s: %w", n, err)
+		}
+	}
+	return s, nil
 }
 
 var validRepo = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$`)
@@ -91,7 +103,120 @@ func (s *Server) Create(name string) error {
 	if out, err := exec.Command("git", "init", "--quiet", "--bare", "--initial-branch=main", dir).CombinedOutput(); err != nil {
 		return fmt.Errorf("creating %s: %v: %s", name, err, out)
 	}
+	return installHooks(dir)
+}
+
+// protectKey is the repository's git config key naming its protected
+// branches (refs/heads/NAME, one value each); unset means main alone, one
+// empty value means none.
+const protectKey = "slipway.protect"
+
+// preReceive refuses, on the protected branches, a delete and any push
+// that is not a fast-forward: git runs it before it updates any ref, so a
+// refused push changes nothing.
+const preReceive = `#!/bin/sh
+# Written by slipway: protected branches take no force-push and no delete.
+# Set them with: slipway repo protect NAME BRANCH...
+zero=0000000000000000000000000000000000000000
+protected=$(git config --get-all ` + protectKey + `) || protected=refs/heads/main
+status=0
+while read -r old new ref; do
+	for p in $protected; do
+		[ "$ref" = "$p" ] || continue
+		if [ "$new" = $zero ]; then
+			echo "slipway: ${ref#refs/heads/} is protected: it cannot be deleted" >&2
+			status=1
+		elif [ "$old" != $zero ] && ! git merge-base --is-ancestor "$old" "$new"; then
+			echo "slipway: ${ref#refs/heads/} is protected: only fast-forward pushes are taken (pull, merge or rebase, then push without --force)" >&2
+			status=1
+		fi
+	done
+done
+exit $status
+`
+
+// installHooks writes the repository's pre-receive hook, anew each time
+// (a server of a later version may change it).
+func installHooks(dir string) error {
+	hooks := filepath.Join(dir, "hooks")
+	if err := os.MkdirAll(hooks, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(hooks, ".pre-receive-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(preReceive); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o755); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), filepath.Join(hooks, "pre-receive"))
+}
+
+// SetProtected sets the branches of a repository that take no force-push
+// and no delete; none leaves every branch open.
+func (s *Server) SetProtected(name string, branches []string) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	dir := s.dir(name)
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("no repository %s", name)
+	}
+	config := func(args ...string) error {
+		out, err := exec.Command("git", append([]string{"--git-dir", dir, "config"}, args...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("git config: %v: %s", err, out)
+		}
+		return nil
+	}
+	// Every name is checked before anything changes.
+	for _, b := range branches {
+		if out, err := exec.Command("git", "check-ref-format", "--branch", b).CombinedOutput(); err != nil || strings.ContainsAny(b, " \t") {
+			return fmt.Errorf("branch name %q: %s", b, strings.TrimSpace(string(out)))
+		}
+	}
+	_ = config("--unset-all", protectKey) // absent is fine
+	if len(branches) == 0 {
+		return config("--add", protectKey, "")
+	}
+	for _, b := range branches {
+		if err := config("--add", protectKey, "refs/heads/"+b); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// Protected returns the protected branches of a repository.
+func (s *Server) Protected(name string) ([]string, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(s.dir(name)); err != nil {
+		return nil, fmt.Errorf("no repository %s", name)
+	}
+	out, err := exec.Command("git", "--git-dir", s.dir(name), "config", "--get-all", protectKey).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.ExitCode() == 1 {
+			return []string{"main"}, nil // the default
+		}
+		return nil, fmt.Errorf("reading %s's protected branches: %w", name, err)
+	}
+	var branches []string
+	for _, l := range strings.Fields(string(out)) {
+		branches = append(branches, strings.TrimPrefix(l, "refs/heads/"))
+	}
+	return branches, nil
 }
 
 // Ensure creates the repository unless it exists; created says which.
@@ -123,14 +248,88 @@ func (s *Server) List() ([]string, error) {
 	return out, err
 }
 
+// route is what git-http-backend runs for a request: a service of one
+// repository, and whether the request asks for its ref advertisement
+// (GET info/refs) or runs it (POST).
+type route struct {
+	repo, service string
+	advertise     bool
+}
+
+const (
+	uploadPack  = "git-upload-pack"
+	receivePack = "git-receive-pack"
+)
+
+// routeError is a request git's smart HTTP protocol has no place for.
+type routeError struct {
+	status int
+	msg    string
+}
+
+func (e *routeError) Error() string { return e.msg }
+
+// parseRoute decides the repository and service of a request, exactly as
+// the request will be handed to git-http-backend: the backend is given a
+// path and query rebuilt from the route, never the client's own, so what
+// is checked is what runs. Only the smart protocol's three requests are
+// served; anything else (dumb-protocol reads, dot segments, doubled
+// slashes, repeated or extra query parameters) is refused.
+func parseRoute(r *http.Request) (route, error) {
+	repo, rest, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), ".git/")
+	if !ok || !strings.HasPrefix(r.URL.Path, "/") || ValidateName(repo) != nil {
+		return route{}, &routeError{http.StatusNotFound, "not a repository path: clone http://HOST/TEAM/NAME.git"}
+	}
+	badRequest := &routeError{http.StatusBadRequest, "not a request of git's smart HTTP protocol"}
+	switch rest {
+	case "info/refs":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return route{}, &routeError{http.StatusMethodNotAllowed, "info/refs is read with GET"}
+		}
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil || len(q) != 1 || len(q["service"]) != 1 {
+			return route{}, badRequest
+		}
+		service := q.Get("service")
+		if service != uploadPack && service != receivePack {
+			return route{}, badRequest
+		}
+		return route{repo: repo, service: service, advertise: true}, nil
+	case uploadPack, receivePack:
+		if r.Method != http.MethodPost {
+			return route{}, &routeError{http.StatusMethodNotAllowed, rest + " is called with POST"}
+		}
+		if r.URL.RawQuery != "" {
+			return route{}, badRequest
+		}
+		return route{repo: repo, service: rest}, nil
+	}
+	return route{}, badRequest
+}
+
+// backendRequest is r as git-http-backend must see it: the path and
+// query of the route alone.
+func (rt route) backendRequest(r *http.Request) *http.Request {
+	out := r.Clone(r.Context())
+	u := *r.URL
+	u.Path, u.RawPath, u.RawQuery = "/"+rt.repo+".git/"+rt.service, "", ""
+	if rt.advertise {
+		u.Path, u.RawQuery = "/"+rt.repo+".git/info/refs", "service="+rt.service
+	}
+	out.URL = &u
+	out.RequestURI = u.RequestURI()
+	return out
+}
+
 // ServeHTTP answers git's smart HTTP protocol at /<name>.git/….
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	repo, rest, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), ".git/")
-	if !ok || ValidateName(repo) != nil {
-		http.Error(w, "not a repository path: clone http://HOST/TEAM/NAME.git", http.StatusNotFound)
+	rt, err := parseRoute(r)
+	if err != nil {
+		var re *routeError
+		errors.As(err, &re)
+		http.Error(w, re.msg, re.status)
 		return
 	}
-	write := rest == "git-receive-pack" || r.URL.Query().Get("service") == "git-receive-pack"
 	name, password, hasAuth := r.BasicAuth()
 	if !hasAuth {
 		w.Header().Set("WWW-Authenticate", `Basic realm="slipway git"`)
@@ -143,12 +342,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "wrong user name or password", http.StatusUnauthorized)
 		return
 	}
-	if _, err := os.Stat(s.dir(repo)); err != nil {
-		http.Error(w, fmt.Sprintf("no repository %s (an admin creates it with `slipway repo create %s`)", repo, repo), http.StatusNotFound)
+	if _, err := os.Stat(s.dir(rt.repo)); err != nil {
+		http.Error(w, fmt.Sprintf("no repository %s (an admin creates it with `slipway repo create %s`)", rt.repo, rt.repo), http.StatusNotFound)
 		return
 	}
-	if write && !user.CanPush(repo) {
-		http.Error(w, fmt.Sprintf("user %q may not push to %s", user.Name, repo), http.StatusForbidden)
+	if rt.service == receivePack && !user.CanPush(rt.repo) {
+		http.Error(w, fmt.Sprintf("user %q may not push to %s", user.Name, rt.repo), http.StatusForbidden)
 		return
 	}
 	handler := &cgi.Handler{
@@ -160,23 +359,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"REMOTE_USER=" + user.Name,
 		},
 	}
-	if rest != "git-receive-pack" {
+	r = rt.backendRequest(r)
+	if rt.service != receivePack || rt.advertise {
 		handler.ServeHTTP(w, r)
 		return
 	}
 	// One push at a time per repository, so the refs read before and after
 	// belong to this push alone.
-	lock := s.repoLock(repo)
+	lock := s.repoLock(rt.repo)
 	lock.Lock()
 	defer lock.Unlock()
-	before := s.refs(repo)
+	before := s.refs(rt.repo)
 	handler.ServeHTTP(w, r)
-	after := s.refs(repo)
+	after := s.refs(rt.repo)
 	if s.OnPush == nil {
 		return
 	}
 	now := time.Now().UTC()
-	for _, ev := range diffRefs(repo, user.Name, before, after, now) {
+	for _, ev := range diffRefs(rt.repo, user.Name, before, after, now) {
 		s.OnPush(ev)
 	}
 }

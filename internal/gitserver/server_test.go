@@ -139,3 +139,85 @@ func TestCloneAndPushWithRealGit(t *testing.T) {
 		t.Fatal("a path outside the root was accepted")
 	}
 }
+
+// main is protected by default: real git's force-push and delete are
+// refused with a message and change nothing; other branches are free;
+// the protected branches are set per repository.
+func TestMainIsProtected(t *testing.T) {
+	addr, srv, ev := start(t)
+	work := t.TempDir()
+	origin := "http://dev1:dev1-pw@" + addr + "/dev1/hello.git"
+	repo := filepath.Join(work, "hello")
+	if out, err := git(t, work, "clone", origin, "hello"); err != nil {
+		t.Fatalf("clone: %v\n%s", err, out)
+	}
+	commit := func(msg string) string {
+		t.Helper()
+		os.WriteFile(filepath.Join(repo, "f"), []byte(msg), 0o644)
+		git(t, repo, "add", ".")
+		if out, err := git(t, repo, "commit", "-qm", msg); err != nil {
+			t.Fatalf("commit: %v\n%s", err, out)
+		}
+		out, _ := git(t, repo, "rev-parse", "HEAD")
+		return strings.TrimSpace(out)
+	}
+	first := commit("one")
+	commit("two")
+	if out, err := git(t, repo, "push", "origin", "HEAD:main", "HEAD:topic"); err != nil {
+		t.Fatalf("push: %v\n%s", err, out)
+	}
+	remoteMain := func() string {
+		out, _ := git(t, repo, "ls-remote", "origin", "refs/heads/main")
+		sha, _, _ := strings.Cut(out, "\t")
+		return sha
+	}
+	before, events := remoteMain(), len(ev.all())
+
+	// Rewrite history and force it onto main: refused.
+	git(t, repo, "reset", "-q", "--hard", first)
+	commit("rewritten")
+	out, err := git(t, repo, "push", "--force", "origin", "HEAD:main")
+	if err == nil || !strings.Contains(out, "main is protected: only fast-forward pushes") {
+		t.Fatalf("force-push to main: %v\n%s", err, out)
+	}
+	out, err = git(t, repo, "push", "origin", "--delete", "main")
+	if err == nil || !strings.Contains(out, "main is protected: it cannot be deleted") {
+		t.Fatalf("deleting main: %v\n%s", err, out)
+	}
+	if remoteMain() != before || len(ev.all()) != events {
+		t.Fatalf("refused pushes changed main (%s, was %s) or made events %+v", remoteMain(), before, ev.all()[events:])
+	}
+	// Other branches take both.
+	if out, err := git(t, repo, "push", "--force", "origin", "HEAD:topic"); err != nil {
+		t.Fatalf("force-push to topic: %v\n%s", err, out)
+	}
+	if out, err := git(t, repo, "push", "origin", "--delete", "topic"); err != nil {
+		t.Fatalf("deleting topic: %v\n%s", err, out)
+	}
+
+	// Per repository: protect topic instead, then nothing.
+	if err := srv.SetProtected("dev1/hello", []string{"release"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := srv.Protected("dev1/hello"); strings.Join(got, ",") != "release" {
+		t.Fatalf("protected: %v", got)
+	}
+	if out, err := git(t, repo, "push", "--force", "origin", "HEAD:main"); err != nil {
+		t.Fatalf("force-push to an unprotected main: %v\n%s", err, out)
+	}
+	if err := srv.SetProtected("dev1/hello", []string{"main", "bad..name"}); err == nil {
+		t.Fatal("a bad branch name was taken")
+	}
+	if got, _ := srv.Protected("dev1/hello"); strings.Join(got, ",") != "release" {
+		t.Fatalf("a refused change changed the protection: %v", got)
+	}
+	if err := srv.SetProtected("dev1/hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := srv.Protected("dev1/hello"); len(got) != 0 {
+		t.Fatalf("protected after clearing: %v", got)
+	}
+	if got, _ := srv.Protected("dev2/shop"); strings.Join(got, ",") != "main" {
+		t.Fatalf("default protection: %v", got)
+	}
+}
