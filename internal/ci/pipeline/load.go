@@ -30,6 +30,36 @@ type Options struct {
 	// Variables are the predefined variables (Build.SourceBranch, ...)
 	// that template expressions may read.
 	Variables map[string]string
+	// Limits bound what loading may read and make; zero values take the
+	// defaults.
+	Limits Limits
+}
+
+// Limits bound a pipeline's loading, so that a hostile or broken file
+// fails with a message instead of taking the platform's memory. Azure
+// Pipelines has bounds of the same kind (files included, nesting, memory
+// while parsing).
+type Limits struct {
+	// FileBytes is the largest pipeline or template file (512 KiB).
+	FileBytes int64
+	// Files is how many times one pipeline may include a template (100).
+	Files int
+	// Nodes is how many YAML nodes templates and ${{ each }} may make in
+	// all (20000; a pipeline of a few stages makes a few hundred).
+	Nodes int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.FileBytes <= 0 {
+		l.FileBytes = 512 << 10
+	}
+	if l.Files <= 0 {
+		l.Files = 100
+	}
+	if l.Nodes <= 0 {
+		l.Nodes = 20000
+	}
+	return l
 }
 
 // Load reads a pipeline file and its templates. Every error names the
@@ -42,7 +72,7 @@ func Load(opts Options) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &expander{root: root, files: map[*yaml.Node]string{}}
+	e := &expander{root: root, files: map[*yaml.Node]string{}, limits: opts.Limits.withDefaults()}
 	doc, err := e.parseFile(filepath.Join(root, filepath.FromSlash(opts.File)))
 	if err != nil {
 		return nil, err
@@ -94,6 +124,9 @@ func Load(opts Options) (*Pipeline, error) {
 	expanded, err := e.mapping(rest, sc)
 	if err != nil {
 		return nil, err
+	}
+	if e.overBudget != nil {
+		return nil, e.spend(e.overBudget, 0)
 	}
 	if err := e.decodeRoot(expanded, p); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -409,5 +410,77 @@ func TestJobContainer(t *testing.T) {
 	}
 	if err := loadErr(t, map[string]string{DefaultFile: "jobs:\n- job: a\n  container: {options: --privileged}\n  steps: [{script: make}]\n"}); !strings.Contains(err.Error(), "needs image") {
 		t.Errorf("no image: %v", err)
+	}
+}
+
+// A template that is a symbolic link out of the repository, or to a
+// device, is refused with the including file and line; nothing is read.
+func TestTemplatesStayInTheRepository(t *testing.T) {
+	outside := filepath.Join(t.TempDir(), "secret.yml")
+	os.WriteFile(outside, []byte("steps:\n- script: cat /etc/shadow\n"), 0o644)
+	for _, c := range []struct{ target, want string }{
+		{outside, "azure-pipelines.yml:2: template t.yml: the file is a symbolic link to outside the repository"},
+		{"/dev/zero", "azure-pipelines.yml:2: template t.yml: the file is a symbolic link to outside the repository"},
+		{"../../../../../../../../dev/zero", "azure-pipelines.yml:2: template t.yml: the file is a symbolic link to outside the repository"},
+	} {
+		dir := repo(t, map[string]string{DefaultFile: "steps:\n- template: t.yml\n"})
+		if err := os.Symlink(c.target, filepath.Join(dir, "t.yml")); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(Options{Root: dir})
+		if err == nil || err.Error() != c.want {
+			t.Errorf("template linked to %s: %v, want %q", c.target, err, c.want)
+		}
+	}
+	// The pipeline file itself, too.
+	dir := t.TempDir()
+	os.Symlink("/dev/zero", filepath.Join(dir, DefaultFile))
+	if _, err := Load(Options{Root: dir}); err == nil || !strings.Contains(err.Error(), "outside the repository") {
+		t.Errorf("pipeline file linked to /dev/zero: %v", err)
+	}
+	// A link that stays inside is followed.
+	dir = repo(t, map[string]string{DefaultFile: "steps:\n- template: t.yml\n", "real.yml": "steps:\n- script: make\n"})
+	os.Symlink("real.yml", filepath.Join(dir, "t.yml"))
+	if _, err := Load(Options{Root: dir}); err != nil {
+		t.Errorf("a link inside the repository: %v", err)
+	}
+}
+
+// Files past the size limit, and expansions past the node budget, fail
+// with a message; the 226-byte file that made 8000 steps is one of them.
+func TestLoadingIsBounded(t *testing.T) {
+	big := "steps:\n" + strings.Repeat("- script: echo this line is padding for a large pipeline file\n", 20000)
+	err := loadErr(t, map[string]string{DefaultFile: big})
+	if !strings.Contains(err.Error(), "azure-pipelines.yml: the file is") || !strings.Contains(err.Error(), "at most 524288") {
+		t.Errorf("a 1.2 MB pipeline file: %v", err)
+	}
+	cubic := `parameters:
+- name: n
+  type: object
+  default: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]
+steps:
+- ${{ each a in parameters.n }}:
+  - ${{ each b in parameters.n }}:
+    - ${{ each c in parameters.n }}:
+      - script: echo ${{ a }} ${{ b }} ${{ c }}
+`
+	err = loadErr(t, map[string]string{DefaultFile: cubic})
+	if !strings.Contains(err.Error(), "expands to more than 20000 YAML nodes") {
+		t.Errorf("8000 steps by ${{ each }}: %v", err)
+	}
+	// Templates that include each other twice: 2^n without a loop.
+	files := map[string]string{DefaultFile: "steps:\n- template: t0.yml\n"}
+	for i := range 30 {
+		files[fmt.Sprintf("t%d.yml", i)] = fmt.Sprintf("steps:\n- template: t%d.yml\n- template: t%d.yml\n", i+1, i+1)
+	}
+	files["t30.yml"] = "steps:\n- script: make\n"
+	err = loadErr(t, files)
+	if !strings.Contains(err.Error(), "includes templates more than 100 times") {
+		t.Errorf("templates doubling 30 times: %v", err)
+	}
+	// Within the budget, the same constructs load.
+	p := load(t, map[string]string{DefaultFile: strings.Replace(cubic, "default: [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]", "default: [1,2,3]", 1)}, nil)
+	if n := len(p.Stages[0].Jobs[0].Steps); n != 27 {
+		t.Errorf("3x3x3 steps: got %d", n)
 	}
 }

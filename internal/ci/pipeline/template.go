@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,6 +25,23 @@ type expander struct {
 	// files records which file each node came from.
 	files map[*yaml.Node]string
 	depth int
+
+	limits Limits
+	// read counts the files read; made the nodes made (see Limits).
+	read, made int
+	// overBudget is set once made passes the limit; expansion stops at
+	// the next check with it.
+	overBudget *yaml.Node
+}
+
+// spend counts n nodes made at a place, and fails once the pipeline has
+// made more than its budget.
+func (e *expander) spend(at *yaml.Node, n int) error {
+	e.made += n
+	if e.made > e.limits.Nodes {
+		return e.errorf(at, "the pipeline expands to more than %d YAML nodes (through templates and ${{ each }}): expand less, or split it into several pipelines", e.limits.Nodes)
+	}
+	return nil
 }
 
 // scope is what `${{ }}` expressions see.
@@ -53,9 +72,13 @@ func (e *expander) pos(n *yaml.Node) Pos {
 
 // parseFile reads a YAML file into a node tree and records its nodes.
 func (e *expander) parseFile(path string) (*yaml.Node, error) {
-	data, err := os.ReadFile(path)
+	e.read++
+	if e.read > e.limits.Files+1 {
+		return nil, &Error{Pos: Pos{File: e.rel(path)}, Msg: fmt.Sprintf("the pipeline includes templates more than %d times", e.limits.Files)}
+	}
+	data, err := e.readFile(path)
 	if err != nil {
-		return nil, &Error{Pos: Pos{File: e.rel(path)}, Msg: "cannot read the file: " + strings.TrimPrefix(err.Error(), "open "+path+": ")}
+		return nil, &Error{Pos: Pos{File: e.rel(path)}, Msg: err.Error()}
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -87,6 +110,51 @@ func (e *expander) parseFile(path string) (*yaml.Node, error) {
 	return root, nil
 }
 
+// readFile reads a file of the repository: a regular file inside the
+// root (a symbolic link is followed only while it stays inside), at most
+// FileBytes long.
+func (e *expander) readFile(path string) ([]byte, error) {
+	rel, err := filepath.Rel(e.root, path)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return nil, errors.New("the file is outside the repository")
+	}
+	root, err := os.OpenRoot(e.root)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the repository: %w", err)
+	}
+	defer root.Close()
+	f, err := root.Open(rel)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) && strings.Contains(pe.Err.Error(), "escapes") {
+			return nil, errors.New("the file is a symbolic link to outside the repository")
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, errors.New("cannot read the file: no such file in the repository")
+		}
+		return nil, fmt.Errorf("cannot read the file: %v", errors.Unwrap(err))
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	if info.Size() > e.limits.FileBytes {
+		return nil, fmt.Errorf("the file is %d bytes; a pipeline file or template may be at most %d", info.Size(), e.limits.FileBytes)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, e.limits.FileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > e.limits.FileBytes {
+		return nil, fmt.Errorf("the file is longer than %d bytes, the most a pipeline file or template may be", e.limits.FileBytes)
+	}
+	return data, nil
+}
+
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // yamlError turns the YAML parser's message into file:line: message.
@@ -110,6 +178,10 @@ func (e *expander) rel(path string) string {
 func (e *expander) node(at *yaml.Node, n *yaml.Node) *yaml.Node {
 	n.Line, n.Column = at.Line, at.Column
 	e.files[n] = e.files[at]
+	e.made++
+	if e.made > e.limits.Nodes && e.overBudget == nil {
+		e.overBudget = at
+	}
 	return n
 }
 
@@ -308,6 +380,13 @@ func (e *expander) directive(k, v *yaml.Node, d directive, sc *scope, chain *boo
 			if err != nil {
 				return nil, nil, err
 			}
+			// Each item's entries count, made or reused.
+			if err := e.spend(k, len(part)); err != nil {
+				return nil, nil, err
+			}
+			if e.overBudget != nil {
+				return nil, nil, e.spend(e.overBudget, 0)
+			}
 			out = append(out, part...)
 		}
 		return out, nil, nil
@@ -428,9 +507,12 @@ func (e *expander) include(item *yaml.Node, sc *scope, listKind string) ([]*yaml
 		m, _ := toAny(p).(map[string]any)
 		given = m
 	}
+	if e.overBudget != nil {
+		return nil, e.spend(e.overBudget, 0)
+	}
 	root, err := e.parseFile(path)
 	if err != nil {
-		if pe, ok := err.(*Error); ok && pe.Pos.Line == 0 && strings.Contains(pe.Msg, "cannot read") {
+		if pe, ok := err.(*Error); ok && pe.Pos.Line == 0 {
 			return nil, e.errorf(pathNode, "template %s: %s", ref, pe.Msg)
 		}
 		return nil, err
