@@ -498,7 +498,14 @@ func (x *execution) runJob(ctx context.Context, s *pipeline.Stage, j *pipeline.J
 // runStep runs one step and returns its status.
 func (x *execution) runStep(ctx context.Context, st *pipeline.Step, sr *StepResult, v vars, ws string, si, ji, i int, outputs map[string]any, extraPath *[]string) string {
 	sr.Status, sr.StartedAt = Running, time.Now().UTC()
-	sr.DisplayName = v.expand(sr.DisplayName)
+	sr.DisplayName = x.secrets.Mask(v.expand(sr.DisplayName))
+	// Whatever a step's issues say (its own, publish's, the runner's) is
+	// stored in run.json and shown: masked, every one.
+	defer func() {
+		for i := range sr.Issues {
+			sr.Issues[i].Message = x.secrets.Mask(sr.Issues[i].Message)
+		}
+	}()
 	sr.Log = filepath.Join("logs", fmt.Sprintf("%d-%d-%02d.log", si, ji, i))
 	x.save()
 	defer func() { sr.FinishedAt = time.Now().UTC() }()
@@ -539,7 +546,7 @@ func (x *execution) runStep(ctx context.Context, st *pipeline.Step, sr *StepResu
 		case "task.prependpath":
 			*extraPath = append([]string{c.message}, *extraPath...)
 		case "build.updatebuildnumber":
-			x.run.Number = c.message
+			x.run.Number = x.secrets.Mask(c.message)
 		}
 	}}
 	if x.startLog != "" {
@@ -658,7 +665,12 @@ func (x *execution) script(ctx context.Context, st *pipeline.Step, sr *StepResul
 		if !filepath.IsAbs(file) {
 			file = filepath.Join(ws, "s", file)
 		}
-		c.Args = append([]string{"--noprofile", "--norc", file}, strings.Fields(v.expand(st.Arguments))...)
+		// The arguments are set inside the script bash runs, not given on
+		// its command line, which every user of the machine sees (ps):
+		// they may hold secrets. The file is sourced, so $0 is not its
+		// name; BASH_SOURCE is.
+		args := strings.Fields(v.expand(st.Arguments))
+		c.Script = "set -- " + shellQuote(args...) + "\n. " + shellQuote(file) + "\n"
 	} else {
 		c.Script = v.expand(st.Script)
 	}
@@ -720,4 +732,13 @@ func (x *execution) environment(st *pipeline.Step, v vars, extraPath []string) [
 		out = append(out, k+"="+env[k])
 	}
 	return out
+}
+
+// shellQuote quotes words for bash, each in single quotes.
+func shellQuote(words ...string) string {
+	quoted := make([]string, len(words))
+	for i, w := range words {
+		quoted[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+	}
+	return strings.Join(quoted, " ")
 }

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"sort"
 	"strings"
@@ -25,10 +26,41 @@ func (s *secrets) add(v string) {
 		part = strings.TrimRight(part, "\r")
 		if len(part) >= minSecretLen {
 			s.values = append(s.values, part)
+			// The form a logging command carries it in (%3B for ;),
+			// which the line that set it shows.
+			if e := escape(part); e != part {
+				s.values = append(s.values, e)
+			}
 		}
 	}
 	// Longest first, so a secret that contains another is masked whole.
 	sort.Slice(s.values, func(i, j int) bool { return len(s.values[i]) > len(s.values[j]) })
+}
+
+// safeCut returns where raw may be cut, at or before at, so that no
+// secret is split in two (each half would go unmasked): not inside an
+// occurrence, and not so near the end that one may still be arriving.
+// It returns 0 when no cut is safe yet.
+func (s *secrets) safeCut(raw []byte, at int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.values) > 0 {
+		at = min(at, len(raw)-(len(s.values[0])-1)) // values[0] is the longest
+	}
+	for moved := true; moved && at > 0; {
+		moved = false
+		for _, v := range s.values {
+			from := max(0, at-len(v)+1)
+			to := min(len(raw), at+len(v)-1)
+			if from >= to {
+				continue
+			}
+			if i := bytes.Index(raw[from:to], []byte(v)); i >= 0 && from+i < at {
+				at, moved = from+i, true
+			}
+		}
+	}
+	return max(at, 0)
 }
 
 // Mask replaces every secret in text with ***.
@@ -81,6 +113,20 @@ func unescape(s string) string {
 	return strings.NewReplacer("%AZP25", "%", "%3B", ";", "%0D", "\r", "%0A", "\n", "%5D", "]").Replace(s)
 }
 
+// escape is unescape's inverse: a value as a logging command writes it.
+func escape(s string) string {
+	return strings.NewReplacer("%", "%AZP25", ";", "%3B", "\r", "%0D", "\n", "%0A", "]", "%5D").Replace(s)
+}
+
+// Bounds on a step's output, so that a step cannot fill the platform's
+// memory or disk: a longer line is cut into lines of maxLineBytes, and
+// past maxStepLogBytes the log keeps nothing more (logging commands
+// still act).
+const (
+	maxLineBytes    = 64 << 10
+	maxStepLogBytes = 64 << 20
+)
+
 // output takes a step's stdout and stderr, line by line: it acts on
 // logging commands, masks secrets, and writes the lines to the log.
 type output struct {
@@ -89,6 +135,10 @@ type output struct {
 	secrets   *secrets
 	onCommand func(command)
 	sawStderr bool
+	// written counts the step's own output; full is set once it passed
+	// maxStepLogBytes.
+	written int
+	full    bool
 }
 
 // stream is one of the step's two output streams.
@@ -110,6 +160,13 @@ func (s *stream) Write(p []byte) (int, error) {
 		line := string(s.buf.Next(i + 1))
 		s.o.line(strings.TrimSuffix(line, "\n"), s.stderr)
 	}
+	for s.buf.Len() > maxLineBytes {
+		cut := s.o.secrets.safeCut(s.buf.Bytes(), maxLineBytes)
+		if cut == 0 {
+			break
+		}
+		s.o.line(string(s.buf.Next(cut)), s.stderr)
+	}
 	return len(p), nil
 }
 
@@ -130,6 +187,15 @@ func (o *output) line(text string, stderr bool) {
 	}
 	if c, ok := parseCommand(text); ok && o.onCommand != nil {
 		o.onCommand(c) // may add a secret, which this very line must not show
+	}
+	if o.full {
+		return
+	}
+	o.written += len(text) + 1
+	if o.written > maxStepLogBytes {
+		o.full = true
+		_, _ = fmt.Fprintf(o.log, "##[warning]the step wrote more than %d MiB; the rest of its output is not kept\n", maxStepLogBytes>>20)
+		return
 	}
 	_, _ = io.WriteString(o.log, o.secrets.Mask(text)+"\n")
 }

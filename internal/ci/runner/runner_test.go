@@ -430,3 +430,100 @@ func TestPublishRefusesArtifactNamesOutsideTheRun(t *testing.T) {
 		t.Error("written outside the run's artifacts")
 	}
 }
+
+// Every place a secret could slip out through: a step's displayName, the
+// run number, a secret set with ; and % (the logging command carries it
+// escaped), arguments: (which would show in ps), and publish's issues.
+func TestSecretsStayMaskedEverywhere(t *testing.T) {
+	l := newLine(t)
+	commit := l.push(map[string]string{"azure-pipelines.yml": `steps:
+- script: echo hi
+  displayName: Show $(slipway.registry.password)
+- script: echo "##vso[build.updatebuildnumber]build-$(slipway.registry.password)"
+  displayName: Number
+- script: echo "##vso[task.setvariable variable=odd;issecret=true]semi%3Bcolon%AZP25pct"
+  displayName: Set odd secret
+- script: echo "odd=$(odd)"
+  displayName: Odd secret
+- task: Bash@3
+  inputs:
+    targetType: filePath
+    filePath: args.sh
+    arguments: $(slipway.registry.password) two
+  displayName: Args
+- publish: $(slipway.registry.password)/nothing-here
+  artifact: x
+  displayName: Publish
+`, "args.sh": "echo \"first=$1 second=$2\"\nps -o args= -p $$ -p $PPID\n"}, "masking")
+	r := l.waitRun(commit)
+	s := steps(r)
+	if r.Error != "" {
+		t.Fatalf("run: %s", r.Error)
+	}
+	if s["Args"].Status != Succeeded {
+		t.Fatalf("arguments step: %+v\n%s", s["Args"], l.log(r, s["Args"]))
+	}
+	var all strings.Builder
+	filepath.WalkDir(l.store.RunDir(r.ID), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			data, _ := os.ReadFile(p)
+			all.Write(data)
+		}
+		return nil
+	})
+	for _, leak := range []string{secretValue, "semi;colon%pct", "semi%3Bcolon%AZP25pct"} {
+		if strings.Contains(all.String(), leak) {
+			t.Errorf("a stored log or record shows %q:\n%s", leak, all.String())
+		}
+	}
+	if r.Number != "build-***" {
+		t.Errorf("run number %q", r.Number)
+	}
+	argsLog := l.log(r, s["Args"])
+	if !strings.Contains(argsLog, "first=*** second=two") || strings.Contains(argsLog, "args.sh ***") {
+		t.Errorf("arguments log (the script gets them; ps must not show them):\n%s", argsLog)
+	}
+	if !strings.Contains(l.log(r, s["Odd secret"]), "odd=***") {
+		t.Errorf("odd secret log:\n%s", l.log(r, s["Odd secret"]))
+	}
+}
+
+// A step's output is bounded: a line without a newline is cut into
+// pieces that never split a secret, and the log stops growing past its
+// cap while the step runs on.
+func TestStepOutputIsBounded(t *testing.T) {
+	var log strings.Builder
+	sec := &secrets{}
+	sec.add(secretValue)
+	o := &output{log: &log, secrets: sec}
+	st := o.stream(false)
+	// 200 KiB without a newline, a secret placed across every 64 KiB mark.
+	chunk := strings.Repeat("x", maxLineBytes-10) + secretValue
+	for range 3 {
+		st.Write([]byte(chunk))
+	}
+	st.Close()
+	if strings.Contains(log.String(), secretValue[:10]) {
+		t.Fatalf("a cut split the secret: part of it is in the log")
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(log.String(), "\n"), "\n") {
+		if len(l) > maxLineBytes {
+			t.Fatalf("a line of %d bytes was kept whole", len(l))
+		}
+	}
+	if got := strings.Count(log.String(), "***"); got != 3 {
+		t.Fatalf("%d masked secrets, want 3", got)
+	}
+
+	log.Reset()
+	o = &output{log: &log, secrets: &secrets{}}
+	st = o.stream(false)
+	line := []byte(strings.Repeat("y", 1023) + "\n")
+	for range (maxStepLogBytes >> 10) + 100 {
+		st.Write(line)
+	}
+	st.Write([]byte("##vso[task.setvariable variable=late]still acts\n"))
+	if log.Len() > maxStepLogBytes+1024 || !strings.Contains(log.String(), "the rest of its output is not kept") {
+		t.Fatalf("log of %d bytes, or no word of the cut", log.Len())
+	}
+}
