@@ -130,6 +130,19 @@ func (l *line) log(r *Run, step StepResult) string {
 	return string(data)
 }
 
+// stored is every file the run stored (run.json, logs, artifacts).
+func (l *line) stored(r *Run) string {
+	var all strings.Builder
+	filepath.WalkDir(l.store.RunDir(r.ID), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			data, _ := os.ReadFile(p)
+			all.Write(data)
+		}
+		return nil
+	})
+	return all.String()
+}
+
 func steps(r *Run) map[string]StepResult {
 	out := map[string]StepResult{}
 	for _, s := range r.Stages {
@@ -266,16 +279,9 @@ func TestFailuresConditionsAndSecrets(t *testing.T) {
 	}
 	// No stored log shows a secret, whether given by the runner or set by
 	// a step; the secret was not in the environment unless mapped.
-	var all strings.Builder
-	filepath.WalkDir(l.store.RunDir(r.ID), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			data, _ := os.ReadFile(p)
-			all.Write(data)
-		}
-		return nil
-	})
+	all := l.stored(r)
 	for _, secret := range []string{secretValue, "tok-123456"} {
-		if strings.Contains(all.String(), secret) {
+		if strings.Contains(all, secret) {
 			t.Errorf("a stored log or record shows the secret %q", secret)
 		}
 	}
@@ -463,17 +469,10 @@ func TestSecretsStayMaskedEverywhere(t *testing.T) {
 	if s["Args"].Status != Succeeded {
 		t.Fatalf("arguments step: %+v\n%s", s["Args"], l.log(r, s["Args"]))
 	}
-	var all strings.Builder
-	filepath.WalkDir(l.store.RunDir(r.ID), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			data, _ := os.ReadFile(p)
-			all.Write(data)
-		}
-		return nil
-	})
+	all := l.stored(r)
 	for _, leak := range []string{secretValue, "semi;colon%pct", "semi%3Bcolon%AZP25pct"} {
-		if strings.Contains(all.String(), leak) {
-			t.Errorf("a stored log or record shows %q:\n%s", leak, all.String())
+		if strings.Contains(all, leak) {
+			t.Errorf("a stored log or record shows %q:\n%s", leak, all)
 		}
 	}
 	if r.Number != "build-***" {
