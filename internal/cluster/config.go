@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/slipway-dev/slipway/internal/fsutil"
 )
 
 // Cluster prepares and describes the node's programs.
@@ -71,7 +73,7 @@ func (c *Cluster) Prepare() error {
 		c.path("cni", "net.d", "10-slipway.conflist"): c.cniConfig(),
 	}
 	for p, content := range writes {
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		if err := fsutil.WriteFileAtomic(p, []byte(content), 0o600); err != nil {
 			return err
 		}
 	}
@@ -140,7 +142,7 @@ contexts:
     user: %s
 current-context: slipway
 `, c.opts.APIServer(), ca, cert, crt, key, cert)
-	return os.WriteFile(path, []byte(content), 0o600)
+	return fsutil.WriteFileAtomic(path, []byte(content), 0o600)
 }
 
 func (c *Cluster) kubeletConfig() string {
@@ -278,7 +280,7 @@ func copyFile(src, dst string, mode os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(dst, data, mode)
+	return fsutil.WriteFileAtomic(dst, data, mode)
 }
 
 func joinArgs(kv map[string]string) []string {

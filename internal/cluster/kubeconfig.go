@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/slipway-dev/slipway/internal/fsutil"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
@@ -41,5 +42,15 @@ func (c *Cluster) MergeKubeconfig(target string) error {
 	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
 		return err
 	}
-	return clientcmd.WriteToFile(*cfg, target)
+	// Written whole or not at all: the file holds the user's other
+	// clusters' credentials too.
+	data, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return err
+	}
+	mode := os.FileMode(0o600)
+	if st, err := os.Stat(target); err == nil {
+		mode = st.Mode().Perm()
+	}
+	return fsutil.WriteFileAtomic(target, data, mode)
 }

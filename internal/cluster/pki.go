@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/fsutil"
 )
 
 // The cluster's certificates live under pki/: one CA signs a serving
@@ -80,7 +82,7 @@ func (c *Cluster) ensurePKI() error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dir, "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
+		if err := fsutil.WriteFileAtomic(filepath.Join(dir, "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
 			return err
 		}
 	}
@@ -128,7 +130,7 @@ func loadOrCreateCA(base string) (*x509.Certificate, crypto.Signer, error) {
 	if err := writeKey(base+".key", key); err != nil {
 		return nil, nil, err
 	}
-	if err := os.WriteFile(base+".crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(base+".crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return nil, nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
@@ -162,7 +164,7 @@ func issue(dir string, s certSpec, ca *x509.Certificate, caKey crypto.Signer) er
 	if err := writeKey(filepath.Join(dir, s.name+".key"), key); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, s.name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return fsutil.WriteFileAtomic(filepath.Join(dir, s.name+".crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
 func writeKey(path string, key crypto.Signer) error {
@@ -170,7 +172,7 @@ func writeKey(path string, key crypto.Signer) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	return fsutil.WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }
 
 func serial() *big.Int {

@@ -18,6 +18,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/flux"
+	"github.com/slipway-dev/slipway/internal/fsutil"
 )
 
 // ErrNoCIAccount: the team was not onboarded with a CI account (a user
@@ -70,9 +71,5 @@ func CIKubeconfig(ctx context.Context, cfg config.Config, team string) (string, 
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return "", err
-	}
-	return path, os.Rename(tmp, path)
+	return path, fsutil.WriteFileAtomic(path, data, 0o600)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/flux"
+	"github.com/slipway-dev/slipway/internal/fsutil"
 	"github.com/slipway-dev/slipway/internal/gitrepo"
 	"github.com/slipway-dev/slipway/internal/gitserver"
 	"github.com/slipway-dev/slipway/internal/registry"
@@ -340,7 +341,7 @@ func accountPassword(users *auth.Store, user, path string, push []string) (strin
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(path, []byte(password+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(path, []byte(password+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	return password, users.Set(user, password, false, push)

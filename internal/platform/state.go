@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/fsutil"
 	"github.com/slipway-dev/slipway/internal/supervisor"
 )
 
@@ -88,11 +89,10 @@ func (l *Lock) Publish(st State) error {
 	if err != nil {
 		return err
 	}
-	tmp := stateFile(runDir) + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(stateFile(runDir), data, 0o644); err != nil {
 		return fmt.Errorf("writing state: %w", err)
 	}
-	return os.Rename(tmp, stateFile(runDir))
+	return nil
 }
 
 // running reports whether some process holds the lock.

@@ -12,6 +12,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/build"
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/fsutil"
 	"github.com/slipway-dev/slipway/internal/goproxy"
 	"github.com/slipway-dev/slipway/internal/supervisor"
 )
@@ -158,7 +159,7 @@ func EnsureAdmin(cfg config.Config, users *auth.Store) (bool, error) {
 		}
 	}
 	password := auth.RandomPassword()
-	if err := os.WriteFile(cfg.AdminPasswordFile(), []byte(password+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(cfg.AdminPasswordFile(), []byte(password+"\n"), 0o600); err != nil {
 		return false, fmt.Errorf("saving the admin password: %w", err)
 	}
 	if err := users.Set("admin", password, true, nil); err != nil {

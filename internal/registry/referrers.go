@@ -15,6 +15,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/slipway-dev/slipway/internal/fsutil"
 )
 
 // The distribution library stores manifests but does not answer the OCI 1.1
@@ -135,11 +136,7 @@ func (s *Server) fileReferrer(repo string, subject digest.Digest, desc specs.Des
 		return err
 	}
 	name := desc.Digest.Algorithm().String() + "-" + desc.Digest.Encoded() + ".json"
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, name))
+	return fsutil.WriteFileAtomic(filepath.Join(dir, name), data, 0o644)
 }
 
 // manifestExists reads distribution's on-disk layout: a manifest belongs to
