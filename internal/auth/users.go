@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,8 +17,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/fsutil"
 	"golang.org/x/crypto/bcrypt"
 	"sigs.k8s.io/yaml"
 )
@@ -86,6 +89,7 @@ type Store struct {
 	// verified caches successful password checks: bcrypt is deliberately
 	// slow (tens of milliseconds) and one image push is dozens of requests.
 	verified map[[32]byte]string
+	throttle throttle
 }
 
 // Open returns the store kept in path. The file need not exist yet.
@@ -141,27 +145,31 @@ func (s *Store) write(users map[string]User) error {
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return fmt.Errorf("writing users: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(s.path), ".users-*.yaml")
-	if err != nil {
-		return fmt.Errorf("writing users: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing users: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing users: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing users: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
+	if err := fsutil.WriteFileAtomic(s.path, data, 0o600); err != nil {
 		return fmt.Errorf("writing users: %w", err)
 	}
 	s.users = nil // force a re-read, which also refreshes modTime
 	return s.reload()
+}
+
+// lockFile holds an exclusive lock on the users file's lock file, so that
+// two processes (slipway user set beside a running server) never write
+// from the same old copy and lose one's change. Caller holds mu.
+func (s *Store) lockFile() (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+		return nil, fmt.Errorf("writing users: %w", err)
+	}
+	f, err := os.OpenFile(s.path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("locking users: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking users: %w", err)
+	}
+	// What another process wrote before the lock was taken is read anew.
+	s.users = nil
+	return func() { f.Close() }, nil
 }
 
 // Set creates or replaces a user. An empty password keeps the existing
@@ -177,6 +185,11 @@ func (s *Store) Set(name, password string, admin bool, push []string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	unlock, err := s.lockFile()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := s.reload(); err != nil {
 		return err
 	}
@@ -204,6 +217,11 @@ func (s *Store) Set(name, password string, admin bool, push []string) error {
 func (s *Store) Delete(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	unlock, err := s.lockFile()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := s.reload(); err != nil {
 		return err
 	}
@@ -245,8 +263,35 @@ func (s *Store) Get(name string) (u User, ok bool, err error) {
 	return u, ok, nil
 }
 
-// Authenticate checks a name and password.
+// Authenticate checks a name and password given by the program itself
+// (not over the network: nothing is throttled).
 func (s *Store) Authenticate(name, password string) (*User, error) {
+	return s.check(name, password)
+}
+
+// AuthenticateFrom checks a name and password sent from a network
+// address (a request's RemoteAddr). Past a number of failures from that
+// address in a minute, it refuses at once with ErrThrottled, without the
+// password check: bcrypt's cost is the platform's CPU, which requests
+// must not be able to burn.
+func (s *Store) AuthenticateFrom(addr, name, password string) (*User, error) {
+	host := addr
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		host = h
+	}
+	pair := name + "@" + host
+	if !s.throttle.allow(pair, failuresPerUser) || !s.throttle.allow(host, failuresPerAddress) {
+		return nil, ErrThrottled
+	}
+	u, err := s.check(name, password)
+	if errors.Is(err, ErrBadCredentials) {
+		s.throttle.failed(pair)
+		s.throttle.failed(host)
+	}
+	return u, err
+}
+
+func (s *Store) check(name, password string) (*User, error) {
 	s.mu.Lock()
 	if err := s.reload(); err != nil {
 		s.mu.Unlock()
@@ -257,6 +302,9 @@ func (s *Store) Authenticate(name, password string) (*User, error) {
 	cachedHash, cached := s.verified[key]
 	s.mu.Unlock()
 	if !ok {
+		// The same work as for a known user, so that the time taken does
+		// not tell which user names exist.
+		_ = bcrypt.CompareHashAndPassword(absentUserHash(), []byte(password))
 		return nil, ErrBadCredentials
 	}
 	if cached && cachedHash == u.PasswordHash {
@@ -269,6 +317,53 @@ func (s *Store) Authenticate(name, password string) (*User, error) {
 	s.verified[key] = u.PasswordHash
 	s.mu.Unlock()
 	return &u, nil
+}
+
+// absentUserHash is a hash of the default cost that no password matches
+// in practice, compared against for names that have no user.
+var absentUserHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte(RandomPassword()), bcrypt.DefaultCost)
+	return h
+})
+
+// ErrThrottled: too many failed logins from one address.
+var ErrThrottled = errors.New("too many failed logins from this address: wait a minute, and check the user name and password")
+
+// Failed logins allowed in a minute: for one user name from one address
+// (a client retrying a stale password throttles that user there, not
+// everyone behind the address), and from one address in all (a client
+// trying many names; bcrypt at the default cost, 200 a minute are a
+// fraction of one core).
+const (
+	failuresPerUser    = 20
+	failuresPerAddress = 200
+)
+
+// throttle counts failed logins per address over fixed minutes.
+type throttle struct {
+	mu       sync.Mutex
+	window   time.Time
+	failures map[string]int
+}
+
+func (t *throttle) roll() {
+	if now := time.Now(); now.Sub(t.window) >= time.Minute || t.failures == nil {
+		t.window, t.failures = now, map[string]int{}
+	}
+}
+
+func (t *throttle) allow(key string, limit int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.roll()
+	return t.failures[key] < limit
+}
+
+func (t *throttle) failed(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.roll()
+	t.failures[key]++
 }
 
 // RandomPassword returns a new 24-character password.

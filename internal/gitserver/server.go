@@ -336,7 +336,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "authentication required", http.StatusUnauthorized)
 		return
 	}
-	user, err := s.Users.Authenticate(name, password)
+	user, err := s.Users.AuthenticateFrom(r.RemoteAddr, name, password)
+	if errors.Is(err, auth.ErrThrottled) {
+		http.Error(w, err.Error(), http.StatusTooManyRequests)
+		return
+	}
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Basic realm="slipway git"`)
 		http.Error(w, "wrong user name or password", http.StatusUnauthorized)

@@ -90,7 +90,11 @@ func (a *API) caller(w http.ResponseWriter, r *http.Request, req any, team *stri
 		writeJSON(w, http.StatusUnauthorized, apiError{"log in: the platform's API needs a user and password"})
 		return nil, false
 	}
-	user, err := a.Users.Authenticate(name, password)
+	user, err := a.Users.AuthenticateFrom(r.RemoteAddr, name, password)
+	if errors.Is(err, auth.ErrThrottled) {
+		writeJSON(w, http.StatusTooManyRequests, apiError{err.Error()})
+		return nil, false
+	}
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Basic realm="slipway"`)
 		writeJSON(w, http.StatusUnauthorized, apiError{err.Error()})

@@ -110,7 +110,11 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*auth.Use
 		}
 		return nil, true
 	}
-	user, err := s.opts.Users.Authenticate(name, password)
+	user, err := s.opts.Users.AuthenticateFrom(r.RemoteAddr, name, password)
+	if errors.Is(err, auth.ErrThrottled) {
+		writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS", err.Error())
+		return nil, false
+	}
 	if errors.Is(err, auth.ErrBadCredentials) {
 		challenge(w, "wrong user name or password")
 		return nil, false

@@ -144,3 +144,20 @@ func TestOnPushHearsStoredManifestsOnly(t *testing.T) {
 		t.Fatalf("heard no artifact type (the config's media type): %+v", p)
 	}
 }
+
+// Past the failed logins allowed from one address, the registry answers
+// 429 even to the right password, without checking it.
+func TestFailedLoginsAreThrottled(t *testing.T) {
+	reg := registrytest.Start(t)
+	ref, _ := name.ParseReference(reg.Addr + "/dev1/app:v1")
+	wrong := remote.WithAuthFromKeychain(registrytest.Keychain("dev1", "not-the-password"))
+	for range 20 {
+		if _, err := remote.Head(ref, wrong); statusOf(err) != http.StatusUnauthorized {
+			t.Fatalf("wrong password: want 401, got %v", err)
+		}
+	}
+	right := remote.WithAuthFromKeychain(registrytest.Keychain("dev1", registrytest.Dev1Password))
+	if _, err := remote.Head(ref, right, remote.WithRetryStatusCodes()); statusOf(err) != http.StatusTooManyRequests {
+		t.Fatalf("after 20 failures: want 429, got %v", err)
+	}
+}
