@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"syscall"
@@ -84,6 +85,13 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInsufficientStorage, "DENIED", msg)
 			return
 		}
+		if r.ContentLength < 0 && s.opts.MinFreeBytes > 0 {
+			// A chunked upload's size is known only as it arrives: the
+			// free space is checked as it does.
+			g := &spaceGuard{s: s, body: r.Body}
+			r.Body = g
+			w = &guardedWriter{ResponseWriter: w, guard: g}
+		}
 		// Writes wait while garbage collection runs.
 		s.gcLock.RLock()
 		defer s.gcLock.RUnlock()
@@ -153,6 +161,61 @@ func (s *Server) checkFreeSpace(size int64) string {
 		return fmt.Sprintf("registry storage is full: %d MiB free in %s, %d MiB must stay free; delete images and run `slipway registry gc`, or free disk space", free>>20, s.opts.StorageDir, s.opts.MinFreeBytes>>20)
 	}
 	return ""
+}
+
+// spaceGuard reads a request body of unknown length and fails the read
+// once the storage's free space falls under the reserve, checking every
+// guardEvery bytes.
+type spaceGuard struct {
+	s     *Server
+	body  io.ReadCloser
+	since int64
+	// full is the refusal, once the reserve is reached.
+	full string
+}
+
+const guardEvery = 1 << 20
+
+func (g *spaceGuard) Read(p []byte) (int, error) {
+	if g.full != "" {
+		return 0, errors.New(g.full)
+	}
+	if g.since >= guardEvery {
+		g.since = 0
+		if msg := g.s.checkFreeSpace(guardEvery); msg != "" {
+			g.full = msg
+			return 0, errors.New(msg)
+		}
+	}
+	n, err := g.body.Read(p)
+	g.since += int64(n)
+	return n, err
+}
+
+func (g *spaceGuard) Close() error { return g.body.Close() }
+
+// guardedWriter answers 507 with the guard's message in place of the
+// registry's own error when the guard stopped the upload.
+type guardedWriter struct {
+	http.ResponseWriter
+	guard    *spaceGuard
+	replaced bool
+}
+
+func (w *guardedWriter) WriteHeader(code int) {
+	if w.guard.full != "" && code >= 400 {
+		w.replaced = true
+		writeError(w.ResponseWriter, http.StatusInsufficientStorage, "DENIED", w.guard.full)
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *guardedWriter) Write(b []byte) (int, error) {
+	if w.replaced {
+		return len(b), nil // the registry's own error body is dropped
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 // statfs returns the bytes available to unprivileged writers under dir.

@@ -161,3 +161,32 @@ func TestRealFullDisk(t *testing.T) {
 		}
 	}
 }
+
+// A chunked upload (no Content-Length) is guarded as it arrives: one that
+// would eat into the reserve is refused with 507 and the message, and the
+// disk keeps its reserve.
+func TestChunkedUploadKeepsTheReserve(t *testing.T) {
+	testutil.NeedRoot(t, "mounting a tmpfs")
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("cannot mount tmpfs as root: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	reg := registrytest.Start(t, func(o *registry.Options) {
+		o.StorageDir = filepath.Join(mnt, "storage")
+		o.MinFreeBytes = 5 << 20
+	})
+	dev1 := remote.WithAuthFromKeychain(registrytest.Keychain("dev1", registrytest.Dev1Password))
+	big, _ := random.Image(4<<20, 1)
+	ref, _ := name.ParseReference(reg.Addr + "/dev1/app:big")
+	// remote.Write streams layers with PATCH and no length (chunked).
+	err := remote.Write(ref, big, dev1, remote.WithRetryStatusCodes())
+	if statusOf(err) != http.StatusInsufficientStorage || !strings.Contains(err.Error(), "registry storage is full") {
+		t.Fatalf("a 4 MiB chunked upload into 8 MiB with 5 MiB reserved: want 507 with the message, got %v", err)
+	}
+	var st syscall.Statfs_t
+	syscall.Statfs(mnt, &st)
+	if free := int64(st.Bavail) * int64(st.Bsize); free < 4<<20 {
+		t.Fatalf("only %d KiB left free after the refused upload", free>>10)
+	}
+}
