@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"context"
+	"crypto/rand"
 	"io"
 	"net/http"
 	"os"
@@ -176,13 +177,31 @@ func TestChunkedUploadKeepsTheReserve(t *testing.T) {
 		o.StorageDir = filepath.Join(mnt, "storage")
 		o.MinFreeBytes = 5 << 20
 	})
-	dev1 := remote.WithAuthFromKeychain(registrytest.Keychain("dev1", registrytest.Dev1Password))
-	big, _ := random.Image(4<<20, 1)
-	ref, _ := name.ParseReference(reg.Addr + "/dev1/app:big")
-	// remote.Write streams layers with PATCH and no length (chunked).
-	err := remote.Write(ref, big, dev1, remote.WithRetryStatusCodes())
-	if statusOf(err) != http.StatusInsufficientStorage || !strings.Contains(err.Error(), "registry storage is full") || !strings.HasPrefix(err.Error(), "PATCH") {
-		t.Fatalf("a 4 MiB chunked upload into 8 MiB with 5 MiB reserved: want the upload itself (PATCH) refused with 507 and the message, got %v", err)
+	// Start an upload, then send 4 MiB with no length (chunked), as
+	// docker does.
+	req, _ := http.NewRequest(http.MethodPost, "http://"+reg.Addr+"/v2/dev1/app/blobs/uploads/", nil)
+	req.SetBasicAuth("dev1", registrytest.Dev1Password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("starting an upload: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	location := resp.Header.Get("Location")
+	if !strings.HasPrefix(location, "http") {
+		location = "http://" + reg.Addr + location
+	}
+	body := io.LimitReader(rand.Reader, 4<<20) // no Len: sent chunked
+	req, _ = http.NewRequest(http.MethodPatch, location, struct{ io.Reader }{body})
+	req.SetBasicAuth("dev1", registrytest.Dev1Password)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInsufficientStorage || !strings.Contains(string(msg), "registry storage is full") {
+		t.Fatalf("a 4 MiB chunked upload into 8 MiB with 5 MiB reserved: want 507 with the message, got %d %s", resp.StatusCode, msg)
 	}
 	var st syscall.Statfs_t
 	syscall.Statfs(mnt, &st)
