@@ -65,6 +65,9 @@ func (c *Cluster) Prepare() error {
 	if err := copyFile(c.kubeconfig("admin"), c.opts.AdminKubeconfig(), 0o600); err != nil {
 		return err
 	}
+	if err := os.MkdirAll(c.path("kubelet-home"), 0o700); err != nil {
+		return err
+	}
 	writes := map[string]string{
 		c.path("config", "admission.yaml"):            admissionConfig,
 		c.path("config", "kubelet.yaml"):              c.kubeletConfig(),

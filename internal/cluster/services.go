@@ -162,6 +162,14 @@ func (c *Cluster) Services() []supervisor.Service {
 				"root-dir":          c.path("kubelet"),
 				"v":                 "1",
 			}),
+			// The kubelet sends the pull credentials it finds in a Docker
+			// config (in HOME, the working directory, or its root
+			// directory) ahead of containerd's: a stale password of the
+			// user's own `docker login` would make every pull fail with
+			// 401. It gets a home of its own, with none: the node pulls
+			// with the platform's credentials alone.
+			Env:      []string{"HOME=" + c.path("kubelet-home")},
+			Dir:      c.path("kubelet-home"),
 			LogFile:  c.logFile("kubelet"),
 			Ready:    c.nodeReadySince(),
 			Endpoint: supervisor.Endpoint{URL: "node " + o.NodeName + " (" + o.NodeIP + ")", Health: "http://127.0.0.1:10248/healthz"},

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -81,6 +82,24 @@ func TestCluster(t *testing.T) {
 	// The git server also answers on the node address, so it needs a fixed port.
 	gitAddr := freeAddr(t)
 	e.vars = append(e.vars, "SLIPWAY_GIT_ADDR="+gitAddr)
+	// The user's own Docker config holds a stale password for the
+	// registry (a `slipway login` to an earlier state directory): the
+	// node must pull with the platform's credentials anyway. HOME moves to
+	// hold it; the caches stay where they are.
+	userHome := t.TempDir()
+	writeFile(t, filepath.Join(userHome, ".docker", "config.json"), fmt.Sprintf(`{"auths": {%q: {"auth": %q}, %q: {"auth": %q}}}`,
+		addr, base64.StdEncoding.EncodeToString([]byte("admin:stale-password")),
+		"10.244.0.1:"+strings.Split(addr, ":")[1], base64.StdEncoding.EncodeToString([]byte("admin:stale-password"))))
+	cacheDir, _ := os.UserCacheDir()
+	goEnv := func(name string) string {
+		out, err := exec.Command("go", "env", name).Output()
+		if err != nil {
+			t.Fatalf("go env %s: %v", name, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	e.vars = append(e.vars, "HOME="+userHome, "XDG_CACHE_HOME="+cacheDir,
+		"GOPATH="+goEnv("GOPATH"), "GOMODCACHE="+goEnv("GOMODCACHE"), "GOCACHE="+goEnv("GOCACHE"))
 	start := time.Now()
 	up := e.startUpWithin(45*time.Minute, "--registry-addr", addr)
 	t.Logf("platform with cluster ready in %s (includes any first build of the components)", time.Since(start).Round(time.Millisecond))
