@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/slipway-dev/slipway/internal/supervisor"
 )
@@ -37,10 +38,14 @@ func (d *dnsService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 	}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	deadline := time.Now().Add(dnsStartTimeout)
 	var lastErr error
 	for {
 		if lastErr = d.check(ctx, client.AppsV1().Deployments("kube-system")); lastErr == nil {
 			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("CoreDNS did not become ready in %s: %v%s", dnsStartTimeout, lastErr, PodTrouble(ctx, client, "kube-system"))
 		}
 		select {
 		case <-ctx.Done():
@@ -220,4 +225,27 @@ spec:
   - {name: dns, port: 53, targetPort: 1053, protocol: UDP}
   - {name: dns-tcp, port: 53, targetPort: 1053, protocol: TCP}
 `)
+}
+
+// dnsStartTimeout bounds the wait for CoreDNS; past it, up stops and
+// says what its pod is waiting for (an image it cannot pull, say).
+const dnsStartTimeout = 3 * time.Minute
+
+// PodTrouble lists why a namespace's containers wait (ImagePullBackOff
+// and its message, say), one line each, for an error that says why a
+// start does not progress.
+func PodTrouble(ctx context.Context, client kubernetes.Interface, namespace string) string {
+	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil {
+				fmt.Fprintf(&b, "\n  pod %s/%s: %s: %s", namespace, p.Name, w.Reason, w.Message)
+			}
+		}
+	}
+	return b.String()
 }

@@ -262,7 +262,7 @@ func (s *fluxService) waitReady(ctx context.Context, head string) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("Flux did not become ready in %s: %v%s", fluxStartTimeout, err, podTrouble(ctx, client))
+			return fmt.Errorf("Flux did not become ready in %s: %v%s", fluxStartTimeout, err, cluster.PodTrouble(ctx, client, flux.Namespace))
 		}
 		select {
 		case <-ctx.Done():
@@ -302,24 +302,6 @@ func available(d *appsv1.Deployment) bool {
 		}
 	}
 	return false
-}
-
-// podTrouble names the waiting reasons of Flux's pods (an image that
-// cannot be pulled, a crash loop) to say why Flux is not ready.
-func podTrouble(ctx context.Context, client kubernetes.Interface) string {
-	pods, err := client.CoreV1().Pods(flux.Namespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return ""
-	}
-	var b strings.Builder
-	for _, p := range pods.Items {
-		for _, cs := range p.Status.ContainerStatuses {
-			if w := cs.State.Waiting; w != nil {
-				fmt.Fprintf(&b, "\n  pod %s: %s: %s", p.Name, w.Reason, w.Message)
-			}
-		}
-	}
-	return b.String()
 }
 
 // servicePassword makes a read-only account for one of the platform's
