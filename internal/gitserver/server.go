@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cgi"
 	"net/url"
@@ -44,6 +45,11 @@ type Server struct {
 	Root   string
 	Users  *auth.Store
 	OnPush func(Event)
+	// MaxPushBytes bounds one push's pack (default 1 GiB); PushIdle is how
+	// long a push may send nothing before it is dropped (default 1
+	// minute), so a stalled client does not hold the repository's lock.
+	MaxPushBytes int64
+	PushIdle     time.Duration
 
 	backend string
 	mu      sync.Mutex
@@ -318,6 +324,14 @@ func (rt route) backendRequest(r *http.Request) *http.Request {
 	}
 	out.URL = &u
 	out.RequestURI = u.RequestURI()
+	if !rt.advertise {
+		// Without CONTENT_LENGTH the backend reads its input to the end.
+		// With it, a body that ends early (a client gone, or cut by
+		// boundPush) leaves git-http-backend spinning on the missing
+		// bytes for ever.
+		out.ContentLength = -1
+		out.Header.Del("Content-Length")
+	}
 	return out
 }
 
@@ -364,6 +378,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	r = rt.backendRequest(r)
+	if !rt.advertise {
+		r.Body = s.boundPush(w, r.Body)
+	}
 	if rt.service != receivePack || rt.advertise {
 		handler.ServeHTTP(w, r)
 		return
@@ -384,6 +401,43 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.OnPush(ev)
 	}
 }
+
+// boundPush wraps the body of a POST (a push's pack, a fetch's
+// negotiation): past MaxPushBytes, or after PushIdle without a byte,
+// reading ends, so receive-pack stops before updating any ref (git
+// writes refs only after the whole pack arrived and checked out).
+func (s *Server) boundPush(w http.ResponseWriter, body io.ReadCloser) io.ReadCloser {
+	limit, idle := s.MaxPushBytes, s.PushIdle
+	if limit <= 0 {
+		limit = 1 << 30
+	}
+	if idle <= 0 {
+		idle = time.Minute
+	}
+	return &boundedBody{body: body, left: limit, limit: limit, idle: idle, rc: http.NewResponseController(w)}
+}
+
+type boundedBody struct {
+	body        io.ReadCloser
+	left, limit int64
+	idle        time.Duration
+	rc          *http.ResponseController
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, fmt.Errorf("the push is larger than %d MiB, the most this server takes", b.limit>>20)
+	}
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.body.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *boundedBody) Close() error { return b.body.Close() }
 
 func (s *Server) repoLock(repo string) *sync.Mutex {
 	s.mu.Lock()

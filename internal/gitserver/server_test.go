@@ -1,6 +1,9 @@
 package gitserver_test
 
 import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -9,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/gitserver"
@@ -220,4 +224,77 @@ func TestMainIsProtected(t *testing.T) {
 	if got, _ := srv.Protected("dev2/shop"); strings.Join(got, ",") != "main" {
 		t.Fatalf("default protection: %v", got)
 	}
+}
+
+// A push larger than the limit is refused and changes nothing; a client
+// that stalls mid-push is dropped, so the repository's lock is released
+// and the next push goes through.
+func TestPushesAreBounded(t *testing.T) {
+	addr, srv, ev := start(t)
+	srv.MaxPushBytes, srv.PushIdle = 64<<10, time.Second
+	work := t.TempDir()
+	origin := "http://dev1:dev1-pw@" + addr + "/dev1/hello.git"
+	repo := filepath.Join(work, "hello")
+	if out, err := git(t, work, "clone", origin, "hello"); err != nil {
+		t.Fatalf("clone: %v\n%s", err, out)
+	}
+	big := make([]byte, 256<<10)
+	rand.Read(big)
+	os.WriteFile(filepath.Join(repo, "big.bin"), big, 0o644)
+	git(t, repo, "add", ".")
+	git(t, repo, "commit", "-qm", "big")
+	if out, err := git(t, repo, "push", "origin", "HEAD:main"); err == nil {
+		t.Fatalf("a 256 KiB push past a 64 KiB limit was taken:\n%s", out)
+	}
+	if out, _ := git(t, repo, "ls-remote", "origin"); strings.TrimSpace(out) != "" || len(ev.all()) != 0 {
+		t.Fatalf("the refused push left refs %q or events %+v", out, ev.all())
+	}
+
+	// A client sends the start of a push and then nothing.
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /dev1/hello.git/git-receive-pack HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic %s\r\nContent-Type: application/x-git-receive-pack-request\r\nContent-Length: 100000\r\n\r\n0000",
+		addr, base64.StdEncoding.EncodeToString([]byte("dev1:dev1-pw")))
+	time.Sleep(200 * time.Millisecond) // it now holds the repository's lock
+	small := filepath.Join(work, "small")
+	git(t, work, "clone", origin, "small")
+	os.WriteFile(filepath.Join(small, "f"), []byte("small"), 0o644)
+	git(t, small, "add", ".")
+	git(t, small, "commit", "-qm", "small")
+	if out, err := git(t, small, "push", "origin", "HEAD:main"); err != nil {
+		t.Fatalf("a push after a stalled one: %v\n%s", err, out)
+	}
+
+	// A client that announces more than it sends and hangs up leaves no
+	// git-http-backend behind (one with CONTENT_LENGTH spins on the
+	// missing bytes at full CPU for ever).
+	gone, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(gone, "POST /dev1/hello.git/git-receive-pack HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic %s\r\nContent-Type: application/x-git-receive-pack-request\r\nContent-Length: 100000\r\n\r\n0000",
+		addr, base64.StdEncoding.EncodeToString([]byte("dev1:dev1-pw")))
+	gone.Close()
+	for i := 0; backendsUnder(srv.Root) > 0; i++ {
+		if i == 600 {
+			t.Fatalf("git-http-backend still runs for %s a minute after its client left", srv.Root)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// backendsUnder counts the git-http-backend processes serving root.
+func backendsUnder(root string) int {
+	n := 0
+	procs, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, p := range procs {
+		env, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(env), "GIT_PROJECT_ROOT="+root+"\x00") {
+			n++
+		}
+	}
+	return n
 }
