@@ -158,7 +158,7 @@ func combine(statuses ...string) string {
 // execute runs every stage; ctx ends the run (cancel or timeout).
 func (x *execution) execute(ctx context.Context) {
 	r := x.run
-	r.Status, r.StartedAt, r.PID = Running, time.Now().UTC(), os.Getpid()
+	r.Status, r.StartedAt, r.PID, r.PIDStart = Running, time.Now().UTC(), os.Getpid(), processStart(os.Getpid())
 	// Lay out every stage, job and step first, so the record shows what
 	// is still to come.
 	stages, _ := x.p.OrderStages()

@@ -97,6 +97,14 @@ func (r *Runner) Start(ctx context.Context) error {
 	r.mu.Lock()
 	r.ctx = ctx
 	r.mu.Unlock()
+	// A push whose run was still queued ran nothing: it runs now. (A run
+	// cut short mid-way is not run again: its steps may have published.)
+	for _, run := range fixed {
+		if run.StartedAt.IsZero() && run.Reason == "IndividualCI" {
+			r.logf("pipeline run %d (%s): running its push of %.12s again", run.ID, run.Pipeline, run.Commit)
+			r.accept(ctx, Push{Repo: run.Pipeline, Ref: run.Ref, Before: run.Before, After: run.Commit, Pusher: run.RequestedBy})
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():

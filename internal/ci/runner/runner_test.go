@@ -111,17 +111,23 @@ func (l *line) pushed() time.Time {
 // waitRun waits for the run of a commit to finish.
 func (l *line) waitRun(commit string) *Run {
 	l.t.Helper()
+	return l.waitRunAfter(commit, 0)
+}
+
+// waitRunAfter waits for a finished run of a commit numbered after id.
+func (l *line) waitRunAfter(commit string, id int) *Run {
+	l.t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		runs, _ := l.store.List("dev1/app")
 		for _, r := range runs {
-			if r.Commit == commit && Finished(r.Status) {
+			if r.Commit == commit && r.ID > id && Finished(r.Status) {
 				return r
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	l.t.Fatalf("no finished run for %s", commit)
+	l.t.Fatalf("no finished run for %s after run %d", commit, id)
 	return nil
 }
 
@@ -524,5 +530,59 @@ func TestStepOutputIsBounded(t *testing.T) {
 	st.Write([]byte("##vso[task.setvariable variable=late]still acts\n"))
 	if log.Len() > maxStepLogBytes+1024 || !strings.Contains(log.String(), "the rest of its output is not kept") {
 		t.Fatalf("log of %d bytes, or no word of the cut", log.Len())
+	}
+}
+
+// A run whose recorded process is gone counts as interrupted even when its
+// PID now belongs to another process (here: this very test, as after a
+// restart that drew the same PID); a run of a live process does not.
+func TestRecoverIsNotFooledByAReusedPID(t *testing.T) {
+	store := &Store{Dir: t.TempDir()}
+	self := os.Getpid()
+	stale := &Run{Pipeline: "dev1/app", Status: Running, PID: self, PIDStart: processStart(self) - 1}
+	live := &Run{Pipeline: "dev1/other", Status: Running, PID: self, PIDStart: processStart(self)}
+	for _, r := range []*Run{stale, live} {
+		if err := store.New(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fixed, err := store.Recover()
+	if err != nil || len(fixed) != 1 || fixed[0].ID != stale.ID {
+		t.Fatalf("recover: %v, fixed %+v", err, fixed)
+	}
+	if processStart(self) == 0 {
+		t.Fatal("no start time read for this process")
+	}
+}
+
+// A push whose run was still queued when the runner stopped runs after
+// the restart, as a new run; the old one says so.
+func TestQueuedRunsRunAfterARestart(t *testing.T) {
+	l := newLine(t)
+	// The runner stops; the push reaches the server, not a run.
+	l.cancel()
+	commit := l.push(map[string]string{"azure-pipelines.yml": "steps:\n- script: echo ran\n  displayName: Run\n"}, "queued")
+	// What a crash leaves: the push's run recorded as queued by a process
+	// that is gone.
+	gone := exec.Command("true")
+	gone.Run()
+	queued := &Run{Pipeline: "dev1/app", Reason: "IndividualCI", Ref: "refs/heads/main", Commit: commit, RequestedBy: "dev1",
+		File: "azure-pipelines.yml", Status: Queued, PID: gone.Process.Pid, QueuedAt: time.Now().UTC()}
+	if err := l.store.New(queued); err != nil {
+		t.Fatal(err)
+	}
+	// A second runner on the same store stands for the restarted one.
+	r2 := &Runner{Store: l.store, RepoDir: l.runner.RepoDir, Inputs: l.runner.Inputs}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r2.Start(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	rerun := l.waitRunAfter(commit, queued.ID)
+	if rerun.Status != Succeeded {
+		t.Fatalf("the push's new run: %s %s", rerun.Status, rerun.Error)
+	}
+	old, _ := l.store.Get(queued.ID)
+	if old.Status != Failed || !strings.Contains(old.Error, "its push runs again as a new run") {
+		t.Fatalf("the queued run after the restart: %s %q", old.Status, old.Error)
 	}
 }

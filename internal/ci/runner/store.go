@@ -7,6 +7,7 @@
 package runner
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,6 +70,10 @@ type Run struct {
 	// PID is the process running it; a run whose process is gone was cut
 	// short.
 	PID int `json:"pid,omitempty"`
+	// PIDStart is when that process started (clock ticks since boot):
+	// a PID taken again by another process after a crash is not the
+	// run's.
+	PIDStart uint64 `json:"pidStart,omitempty"`
 }
 
 // StageResult is a stage's outcome.
@@ -239,12 +244,15 @@ func (s *Store) Recover() ([]*Run, error) {
 	}
 	var fixed []*Run
 	for _, r := range runs {
-		if Finished(r.Status) || processAlive(r.PID) {
+		if Finished(r.Status) || processAlive(r.PID, r.PIDStart) {
 			continue
 		}
 		what := "interrupted: the runner stopped (crash or restart) while this run was in progress"
 		if r.Status == Queued {
 			what = "interrupted: the runner stopped before this run started"
+			if r.Reason == "IndividualCI" {
+				what += "; its push runs again as a new run"
+			}
 		}
 		r.Status, r.Error = Failed, what
 		if r.FinishedAt.IsZero() {
@@ -277,15 +285,38 @@ func (s *Store) Recover() ([]*Run, error) {
 	return fixed, nil
 }
 
-func processAlive(pid int) bool {
+// processAlive says whether the process that started a run still runs:
+// the PID exists and, when the run recorded it, started when it did.
+func processAlive(pid int, start uint64) bool {
 	if pid <= 0 {
 		return false
 	}
-	if pid == os.Getpid() {
-		return true
+	if start != 0 {
+		return processStart(pid) == start
 	}
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// processStart is a process's start time in clock ticks since boot (field
+// 22 of /proc/PID/stat), 0 when it is not running or not known.
+func processStart(pid int) uint64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: count fields
+	// after its closing parenthesis, where field 3 (the state) begins.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 20 {
+		return 0
+	}
+	n, _ := strconv.ParseUint(fields[19], 10, 64)
+	return n
 }
 
 // lock takes an exclusive lock on a file under the store, for work that
