@@ -68,14 +68,23 @@ type Command struct {
 }
 
 // HostExecutor runs jobs on this machine as the user running slipway, in
-// a temporary directory per job.
-type HostExecutor struct{}
+// a directory per job under Dir.
+type HostExecutor struct {
+	// Dir holds the job workspaces (the runner's: see Store.WorkDir); ""
+	// is the system's temporary directory.
+	Dir string
+}
 
-func (HostExecutor) StartJob(ctx context.Context, spec JobSpec) (JobHost, error) {
+func (h HostExecutor) StartJob(ctx context.Context, spec JobSpec) (JobHost, error) {
 	if spec.Image != "" {
 		fmt.Fprintf(spec.Log, "##[warning]container: %s is used on the platform only; this job runs on this machine\n", spec.Image)
 	}
-	ws, err := os.MkdirTemp("", fmt.Sprintf("slipway-run-%d-%d-%d-", spec.Run.ID, spec.Stage, spec.Job))
+	if h.Dir != "" {
+		if err := os.MkdirAll(h.Dir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	ws, err := os.MkdirTemp(h.Dir, fmt.Sprintf("slipway-run-%d-%d-%d-", spec.Run.ID, spec.Stage, spec.Job))
 	if err != nil {
 		return nil, err
 	}

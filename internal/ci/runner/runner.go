@@ -94,6 +94,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	for _, run := range fixed {
 		r.logf("pipeline run %d (%s) was cut short by a stop or crash: marked failed", run.ID, run.Pipeline)
 	}
+	r.Store.SweepWorkDir()
 	r.mu.Lock()
 	r.ctx = ctx
 	r.mu.Unlock()
@@ -273,7 +274,7 @@ func (r *Runner) execute(ctx context.Context, run *Run, p *pipeline.Pipeline, sr
 	}
 	executor := r.Executor
 	if executor == nil {
-		executor = HostExecutor{}
+		executor = HostExecutor{Dir: r.Store.WorkDir()}
 	}
 	timeout := r.RunTimeout
 	if timeout <= 0 {

@@ -586,3 +586,45 @@ func TestQueuedRunsRunAfterARestart(t *testing.T) {
 		t.Fatalf("the queued run after the restart: %s %q", old.Status, old.Error)
 	}
 }
+
+// Host jobs work inside the store (their scripts hold expanded secrets),
+// not in the shared temporary directory; a workspace a crash left behind
+// is swept when the runner starts again, one of a run still going is not.
+func TestJobWorkspacesStayInTheStoreAndAreSwept(t *testing.T) {
+	l := newLine(t)
+	commit := l.push(map[string]string{"azure-pipelines.yml": "steps:\n- script: pwd\n  displayName: Where\n"}, "where")
+	r := l.waitRun(commit)
+	if where := l.log(r, steps(r)["Where"]); !strings.HasPrefix(where, l.store.WorkDir()+"/slipway-run-") {
+		t.Fatalf("the job ran in %q, not under %s", where, l.store.WorkDir())
+	}
+	l.cancel()
+	// What a crash leaves: the workspace of a finished run, with a step
+	// script; and one of a run some other process still runs.
+	running := &Run{Pipeline: "dev1/app", Status: Running, PID: os.Getpid(), PIDStart: processStart(os.Getpid())}
+	if err := l.store.New(running); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(l.store.WorkDir(), fmt.Sprintf("slipway-run-%d-0-0-123", r.ID))
+	kept := filepath.Join(l.store.WorkDir(), fmt.Sprintf("slipway-run-%d-0-0-456", running.ID))
+	for _, d := range []string{left, kept} {
+		os.MkdirAll(filepath.Join(d, "tmp"), 0o700)
+		os.WriteFile(filepath.Join(d, "tmp", "step-1.sh"), []byte("echo "+secretValue+"\n"), 0o700)
+	}
+	r2 := &Runner{Store: l.store, RepoDir: l.runner.RepoDir, Inputs: l.runner.Inputs}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r2.Start(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for i := 0; ; i++ {
+		if _, err := os.Stat(left); os.IsNotExist(err) {
+			break
+		}
+		if i == 600 {
+			t.Fatalf("the finished run's workspace %s is still there", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := os.Stat(kept); err != nil {
+		t.Fatalf("the workspace of a run still going was removed: %v", err)
+	}
+}

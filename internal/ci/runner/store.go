@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -355,4 +356,30 @@ func (s *Store) flock(name string, wait bool) (func(), bool, error) {
 
 func writeAtomic(path string, data []byte) error {
 	return fsutil.WriteFileAtomic(path, data, 0o644)
+}
+
+// WorkDir holds the workspaces of jobs run on this machine: inside the
+// state directory, not the shared temporary one, since a job's scripts
+// hold its expanded secrets.
+func (s *Store) WorkDir() string { return filepath.Join(s.Dir, "work") }
+
+var workspaceRun = regexp.MustCompile(`^slipway-run-(\d+)-`)
+
+// SweepWorkDir removes the workspaces of runs that have finished (a
+// crash leaves them behind); a workspace of a run still going is kept.
+func (s *Store) SweepWorkDir() {
+	entries, err := os.ReadDir(s.WorkDir())
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		m := workspaceRun.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		id, _ := strconv.Atoi(m[1])
+		if r, err := s.Get(id); err != nil || Finished(r.Status) {
+			_ = os.RemoveAll(filepath.Join(s.WorkDir(), e.Name()))
+		}
+	}
 }
