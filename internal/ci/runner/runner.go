@@ -19,6 +19,8 @@ import (
 // Push is a push the git server reports.
 type Push struct {
 	Repo, Ref, Before, After, Pusher string
+	// ID names the push's entry in the store's intake (see OnPush).
+	ID string `json:"-"`
 }
 
 const zeroCommit = "0000000000000000000000000000000000000000"
@@ -40,8 +42,10 @@ type Runner struct {
 	// a pipeline file that does not load).
 	Log io.Writer
 
-	mu      sync.Mutex
-	intake  chan Push
+	mu     sync.Mutex
+	intake chan Push
+	// wake tells the intake loop that the store's intake has a new entry.
+	wake    chan struct{}
 	queues  map[string]*queue
 	running sync.WaitGroup
 	ctx     context.Context
@@ -69,17 +73,29 @@ func (r *Runner) init() {
 	defer r.mu.Unlock()
 	if r.intake == nil {
 		r.intake = make(chan Push, 1024)
+		r.wake = make(chan struct{}, 1)
 		r.queues = map[string]*queue{}
 	}
 }
 
-// OnPush takes a push event; it never blocks the push it came from.
+// OnPush takes a push event; it never blocks the push it came from. The
+// push is written to the store's intake (synced) before OnPush returns,
+// that is before the git server ends the push's answer: a crash after
+// that loses nothing, the runner takes it when it starts again.
 func (r *Runner) OnPush(p Push) {
 	r.init()
+	if err := r.Store.addIntake(p); err != nil {
+		r.logf("pipeline runner: keeping %s %s: %v", p.Repo, p.Ref, err)
+		select {
+		case r.intake <- p:
+		default:
+			r.logf("pipeline runner: too many pushes waiting; dropped %s %s", p.Repo, p.Ref)
+		}
+		return
+	}
 	select {
-	case r.intake <- p:
+	case r.wake <- struct{}{}:
 	default:
-		r.logf("pipeline runner: too many pushes waiting; dropped %s %s", p.Repo, p.Ref)
 	}
 }
 
@@ -106,14 +122,47 @@ func (r *Runner) Start(ctx context.Context) error {
 			r.accept(ctx, Push{Repo: run.Pipeline, Ref: run.Ref, Before: run.Before, After: run.Commit, Pusher: run.RequestedBy})
 		}
 	}
+	// Pushes a crash caught between their intake entry and their run are
+	// known by the entry's name on the run.
+	taken := map[string]bool{}
+	if runs, err := r.Store.List(""); err == nil {
+		for _, run := range runs {
+			if run.Push != "" {
+				taken[run.Push] = true
+			}
+		}
+	}
 	for {
+		r.takeIntake(ctx, taken)
 		select {
 		case <-ctx.Done():
 			r.running.Wait()
 			return nil
 		case p := <-r.intake:
 			r.accept(ctx, p)
+		case <-r.wake:
 		}
+	}
+}
+
+// takeIntake accepts the store's intake entries in the order they came,
+// removing each once its run is recorded (or none is due).
+func (r *Runner) takeIntake(ctx context.Context, taken map[string]bool) {
+	entries, err := r.Store.intake()
+	if err != nil {
+		r.logf("pipeline runner: reading the intake: %v", err)
+		return
+	}
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			return
+		}
+		if e.err != nil {
+			r.logf("pipeline runner: intake entry %s cannot be read, removed: %v", e.id, e.err)
+		} else if !taken[e.id] {
+			r.accept(ctx, e.push)
+		}
+		r.Store.removeIntake(e.id)
 	}
 }
 
@@ -138,7 +187,7 @@ func (r *Runner) accept(ctx context.Context, push Push) {
 		return // no pipeline in this repository
 	}
 	run := &Run{Pipeline: push.Repo, Reason: "IndividualCI", Ref: push.Ref, Commit: push.After, Before: push.Before,
-		RequestedBy: push.Pusher, File: pipeline.DefaultFile, Status: Queued, QueuedAt: time.Now().UTC()}
+		RequestedBy: push.Pusher, File: pipeline.DefaultFile, Status: Queued, QueuedAt: time.Now().UTC(), Push: push.ID}
 	p, err := pipeline.Load(pipeline.Options{Root: tmp, Variables: templateVariables(run)})
 	if err != nil {
 		// The push is recorded as a failed run, so the team sees why

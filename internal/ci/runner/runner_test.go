@@ -26,6 +26,13 @@ type line struct {
 	store  *Store
 	clone  string
 	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// stop stops the line's runner and waits until it has stopped.
+func (l *line) stop() {
+	l.cancel()
+	<-l.done
 }
 
 const secretValue = "pa55-w0rd-that-must-not-leak"
@@ -62,7 +69,7 @@ func newLine(t testing.TB) *line {
 	done := make(chan struct{})
 	go func() { _ = r.Start(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	l := &line{t: t, url: strings.Replace(hs.URL, "http://", "http://dev1:dev1-pw@", 1) + "/dev1/app.git", runner: r, store: store, cancel: cancel}
+	l := &line{t: t, url: strings.Replace(hs.URL, "http://", "http://dev1:dev1-pw@", 1) + "/dev1/app.git", runner: r, store: store, cancel: cancel, done: done}
 	l.clone = filepath.Join(dir, "clone")
 	l.git("", "clone", "--quiet", l.url, l.clone)
 	return l
@@ -560,14 +567,18 @@ func TestRecoverIsNotFooledByAReusedPID(t *testing.T) {
 func TestQueuedRunsRunAfterARestart(t *testing.T) {
 	l := newLine(t)
 	// The runner stops; the push reaches the server, not a run.
-	l.cancel()
+	l.stop()
 	commit := l.push(map[string]string{"azure-pipelines.yml": "steps:\n- script: echo ran\n  displayName: Run\n"}, "queued")
 	// What a crash leaves: the push's run recorded as queued by a process
 	// that is gone.
 	gone := exec.Command("true")
 	gone.Run()
+	entries, _ := l.store.intake()
+	if len(entries) != 1 {
+		t.Fatalf("intake: %+v", entries)
+	}
 	queued := &Run{Pipeline: "dev1/app", Reason: "IndividualCI", Ref: "refs/heads/main", Commit: commit, RequestedBy: "dev1",
-		File: "azure-pipelines.yml", Status: Queued, PID: gone.Process.Pid, QueuedAt: time.Now().UTC()}
+		File: "azure-pipelines.yml", Status: Queued, PID: gone.Process.Pid, QueuedAt: time.Now().UTC(), Push: entries[0].id}
 	if err := l.store.New(queued); err != nil {
 		t.Fatal(err)
 	}
@@ -585,6 +596,17 @@ func TestQueuedRunsRunAfterARestart(t *testing.T) {
 	if old.Status != Failed || !strings.Contains(old.Error, "its push runs again as a new run") {
 		t.Fatalf("the queued run after the restart: %s %q", old.Status, old.Error)
 	}
+	// Once: the push's intake entry, still there, names the queued run.
+	runs, _ := l.store.List("dev1/app")
+	n := 0
+	for _, r := range runs {
+		if r.Commit == commit && r.ID != queued.ID {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d new runs of the push, want 1", n)
+	}
 }
 
 // Host jobs work inside the store (their scripts hold expanded secrets),
@@ -597,7 +619,7 @@ func TestJobWorkspacesStayInTheStoreAndAreSwept(t *testing.T) {
 	if where := l.log(r, steps(r)["Where"]); !strings.HasPrefix(where, l.store.WorkDir()+"/slipway-run-") {
 		t.Fatalf("the job ran in %q, not under %s", where, l.store.WorkDir())
 	}
-	l.cancel()
+	l.stop()
 	// What a crash leaves: the workspace of a finished run, with a step
 	// script; and one of a run some other process still runs.
 	running := &Run{Pipeline: "dev1/app", Status: Running, PID: os.Getpid(), PIDStart: processStart(os.Getpid())}
@@ -626,5 +648,53 @@ func TestJobWorkspacesStayInTheStoreAndAreSwept(t *testing.T) {
 	}
 	if _, err := os.Stat(kept); err != nil {
 		t.Fatalf("the workspace of a run still going was removed: %v", err)
+	}
+}
+
+// A push is kept in the store's intake before the git server answers it:
+// one that arrives while no runner runs (or as one crashes) gets its run
+// when a runner starts again, once; an entry whose run was already made
+// (a crash between the two) runs nothing more.
+func TestPushesSurviveARunnerThatIsNotRunning(t *testing.T) {
+	l := newLine(t)
+	l.stop()
+	commit := l.push(map[string]string{"azure-pipelines.yml": "steps:\n- script: echo ran\n  displayName: Run\n"}, "while stopped")
+	entries, _ := l.store.intake()
+	if len(entries) != 1 || entries[0].push.After != commit {
+		t.Fatalf("intake after the push: %+v", entries)
+	}
+	// A second entry for a push whose run exists already.
+	done := &Run{Pipeline: "dev1/app", Reason: "IndividualCI", Commit: "feedface", Status: Succeeded, Push: "00000000000000000001-000001-1.json"}
+	if err := l.store.New(done); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(l.store.intakeDir(), done.Push), []byte(`{"Repo":"dev1/app","Ref":"refs/heads/main","After":"`+commit+`"}`), 0o600)
+
+	r2 := &Runner{Store: l.store, RepoDir: l.runner.RepoDir, Inputs: l.runner.Inputs}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { _ = r2.Start(ctx); close(stopped) }()
+	defer func() { cancel(); <-stopped }()
+	if r := l.waitRun(commit); r.Status != Succeeded {
+		t.Fatalf("the kept push's run: %s %s", r.Status, r.Error)
+	}
+	for i := 0; ; i++ {
+		if left, _ := l.store.intake(); len(left) == 0 {
+			break
+		}
+		if i == 600 {
+			t.Fatal("the intake was not emptied")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	runs, _ := l.store.List("dev1/app")
+	n := 0
+	for _, r := range runs {
+		if r.Commit == commit {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d runs of the kept push, want 1", n)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -75,6 +76,8 @@ type Run struct {
 	// a PID taken again by another process after a crash is not the
 	// run's.
 	PIDStart uint64 `json:"pidStart,omitempty"`
+	// Push names the intake entry of the push the run came from.
+	Push string `json:"push,omitempty"`
 }
 
 // StageResult is a stage's outcome.
@@ -382,4 +385,56 @@ func (s *Store) SweepWorkDir() {
 			_ = os.RemoveAll(filepath.Join(s.WorkDir(), e.Name()))
 		}
 	}
+}
+
+// The intake: one file per push not yet taken by the runner, named so that
+// names sort in arrival order.
+func (s *Store) intakeDir() string { return filepath.Join(s.Dir, "intake") }
+
+var intakeSeq atomic.Uint64
+
+func (s *Store) addIntake(p Push) error {
+	if err := os.MkdirAll(s.intakeDir(), 0o700); err != nil {
+		return err
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	name := fmt.Sprintf("%020d-%06d-%d.json", time.Now().UnixNano(), intakeSeq.Add(1)%1000000, os.Getpid())
+	return fsutil.WriteFileAtomic(filepath.Join(s.intakeDir(), name), data, 0o600)
+}
+
+type intakeEntry struct {
+	id   string
+	push Push
+	err  error
+}
+
+func (s *Store) intake() ([]intakeEntry, error) {
+	entries, err := os.ReadDir(s.intakeDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []intakeEntry
+	for _, e := range entries { // ReadDir sorts by name: arrival order
+		if !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		en := intakeEntry{id: e.Name()}
+		data, err := os.ReadFile(filepath.Join(s.intakeDir(), e.Name()))
+		if err == nil {
+			err = json.Unmarshal(data, &en.push)
+		}
+		en.push.ID, en.err = e.Name(), err
+		out = append(out, en)
+	}
+	return out, nil
+}
+
+func (s *Store) removeIntake(id string) {
+	_ = os.Remove(filepath.Join(s.intakeDir(), id))
 }
