@@ -11,10 +11,6 @@ import (
 	"k8s.io/client-go/dynamic"
 )
 
-// HelmChartMediaType is the config media type of a Helm chart stored in an
-// OCI registry.
-const HelmChartMediaType = "application/vnd.cncf.helm.config.v1+json"
-
 // ChartRef names a HelmChart object.
 type ChartRef struct{ Namespace, Name string }
 

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/fsutil"
 )
 
 // Event is one ref a push changed.
@@ -148,23 +149,7 @@ func installHooks(dir string) error {
 	if err := os.MkdirAll(hooks, 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(hooks, ".pre-receive-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.WriteString(preReceive); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o755); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), filepath.Join(hooks, "pre-receive"))
+	return fsutil.WriteFileAtomic(filepath.Join(hooks, "pre-receive"), []byte(preReceive), 0o755)
 }
 
 // SetProtected sets the branches of a repository that take no force-push
@@ -267,13 +252,12 @@ const (
 	receivePack = "git-receive-pack"
 )
 
-// routeError is a request git's smart HTTP protocol has no place for.
+// routeError is a request git's smart HTTP protocol has no place for:
+// the status and message it is answered with.
 type routeError struct {
 	status int
 	msg    string
 }
-
-func (e *routeError) Error() string { return e.msg }
 
 // parseRoute decides the repository and service of a request, exactly as
 // the request will be handed to git-http-backend: the backend is given a
@@ -281,7 +265,7 @@ func (e *routeError) Error() string { return e.msg }
 // is checked is what runs. Only the smart protocol's three requests are
 // served; anything else (dumb-protocol reads, dot segments, doubled
 // slashes, repeated or extra query parameters) is refused.
-func parseRoute(r *http.Request) (route, error) {
+func parseRoute(r *http.Request) (route, *routeError) {
 	repo, rest, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), ".git/")
 	if !ok || !strings.HasPrefix(r.URL.Path, "/") || ValidateName(repo) != nil {
 		return route{}, &routeError{http.StatusNotFound, "not a repository path: clone http://HOST/TEAM/NAME.git"}
@@ -337,11 +321,9 @@ func (rt route) backendRequest(r *http.Request) *http.Request {
 
 // ServeHTTP answers git's smart HTTP protocol at /<name>.git/….
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rt, err := parseRoute(r)
-	if err != nil {
-		var re *routeError
-		errors.As(err, &re)
-		http.Error(w, re.msg, re.status)
+	rt, bad := parseRoute(r)
+	if bad != nil {
+		http.Error(w, bad.msg, bad.status)
 		return
 	}
 	name, password, hasAuth := r.BasicAuth()

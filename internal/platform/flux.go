@@ -13,6 +13,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	helmregistry "helm.sh/helm/v4/pkg/registry"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -127,7 +128,7 @@ func (s *fluxService) Run(ctx context.Context, ready func(supervisor.Endpoint)) 
 func (s *fluxService) heardPush(p registry.Push) {
 	// A chart pushed by digest alone is no new version (a tag is); the
 	// tag's push follows.
-	if p.ArtifactType != flux.HelmChartMediaType || strings.Contains(p.Reference, ":") {
+	if p.ArtifactType != helmregistry.ConfigMediaType || strings.Contains(p.Reference, ":") {
 		return
 	}
 	select {
@@ -142,19 +143,9 @@ func (s *fluxService) heardPush(p registry.Push) {
 // `slipway wait` asks or the chart's interval comes. It runs until ctx
 // ends and writes what it did to the log directory.
 func (s *fluxService) followChartPushes(ctx context.Context) {
-	rest, err := cluster.RESTConfig(s.cluster.Options().AdminKubeconfig())
+	dyn, logFile, err := s.chartPushClients()
 	if err != nil {
-		<-ctx.Done()
-		return
-	}
-	dyn, err := dynamic.NewForConfig(rest)
-	if err != nil {
-		<-ctx.Done()
-		return
-	}
-	logFile, err := os.OpenFile(filepath.Join(s.cfg.LogDir(), "chart-pushes.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		<-ctx.Done()
+		<-ctx.Done() // Flux still finds new versions at the charts' interval
 		return
 	}
 	defer logFile.Close()
@@ -166,20 +157,37 @@ func (s *fluxService) followChartPushes(ctx context.Context) {
 			return
 		case p = <-s.chartPushes:
 		}
+		say := func(what string) {
+			fmt.Fprintf(logFile, "%s %s:%s pushed by %s: %s\n", time.Now().UTC().Format(time.RFC3339), p.Repository, p.Reference, p.User, what)
+		}
 		charts, err := flux.ChartsReading(ctx, dyn, hosts, p.Repository)
 		if err != nil {
-			fmt.Fprintf(logFile, "%s %s:%s pushed by %s: finding the HelmCharts that read it: %v\n", time.Now().UTC().Format(time.RFC3339), p.Repository, p.Reference, p.User, err)
+			say("finding the HelmCharts that read it: " + err.Error())
 			continue
 		}
 		for _, c := range charts {
-			_, err := flux.RequestReconcile(ctx, dyn, flux.HelmChart, c.Namespace, c.Name)
 			result := "asked Flux to reconcile"
-			if err != nil {
+			if _, err := flux.RequestReconcile(ctx, dyn, flux.HelmChart, c.Namespace, c.Name); err != nil {
 				result = err.Error()
 			}
-			fmt.Fprintf(logFile, "%s %s:%s pushed by %s: HelmChart %s/%s: %s\n", time.Now().UTC().Format(time.RFC3339), p.Repository, p.Reference, p.User, c.Namespace, c.Name, result)
+			say(fmt.Sprintf("HelmChart %s/%s: %s", c.Namespace, c.Name, result))
 		}
 	}
+}
+
+// chartPushClients are the admin's client and the log followChartPushes
+// uses.
+func (s *fluxService) chartPushClients() (dynamic.Interface, *os.File, error) {
+	rest, err := cluster.RESTConfig(s.cluster.Options().AdminKubeconfig())
+	if err != nil {
+		return nil, nil, err
+	}
+	dyn, err := dynamic.NewForConfig(rest)
+	if err != nil {
+		return nil, nil, err
+	}
+	logFile, err := os.OpenFile(filepath.Join(s.cfg.LogDir(), "chart-pushes.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	return dyn, logFile, err
 }
 
 // install commits Flux's manifests to the fleet repository (a no-op when

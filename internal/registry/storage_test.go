@@ -122,15 +122,23 @@ func TestStorageFullRefusesCleanly(t *testing.T) {
 	}
 }
 
-// TestRealFullDisk runs the registry on a small tmpfs and pushes more than
-// fits. It needs root for the mount.
-func TestRealFullDisk(t *testing.T) {
+// smallDisk mounts a tmpfs of the given size (6m) for the test. It needs
+// root.
+func smallDisk(t *testing.T, size string) string {
+	t.Helper()
 	testutil.NeedRoot(t, "mounting a tmpfs")
 	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", mnt).CombinedOutput(); err != nil {
 		t.Fatalf("cannot mount tmpfs as root: %v %s", err, out)
 	}
 	t.Cleanup(func() { _ = syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	return mnt
+}
+
+// TestRealFullDisk runs the registry on a small tmpfs and pushes more than
+// fits. It needs root for the mount.
+func TestRealFullDisk(t *testing.T) {
+	mnt := smallDisk(t, "6m")
 
 	reg := registrytest.Start(t, func(o *registry.Options) {
 		o.StorageDir = filepath.Join(mnt, "storage")
@@ -167,12 +175,7 @@ func TestRealFullDisk(t *testing.T) {
 // would eat into the reserve is refused with 507 and the message, and the
 // disk keeps its reserve.
 func TestChunkedUploadKeepsTheReserve(t *testing.T) {
-	testutil.NeedRoot(t, "mounting a tmpfs")
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Fatalf("cannot mount tmpfs as root: %v %s", err, out)
-	}
-	t.Cleanup(func() { _ = syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	mnt := smallDisk(t, "8m")
 	reg := registrytest.Start(t, func(o *registry.Options) {
 		o.StorageDir = filepath.Join(mnt, "storage")
 		o.MinFreeBytes = 5 << 20

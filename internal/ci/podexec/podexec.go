@@ -133,10 +133,10 @@ func (e *Executor) StartJob(ctx context.Context, spec runner.JobSpec) (runner.Jo
 	j := &job{e: e, ns: ns, name: ""}
 	if spec.Image == "" {
 		j.goVersion = e.DefaultGo
-	}
-	if e.Idle > 0 && spec.Image == "" {
-		j.name = e.takeIdle(ctx, ns, spec)
-		j.topUp = func() { e.topUp(ns, image) }
+		if e.Idle > 0 {
+			j.name = e.takeIdle(ctx, ns, spec)
+			j.topUp = func() { e.topUp(ns, image) }
+		}
 	}
 	if j.name == "" {
 		created, err := e.Client.CoreV1().Pods(ns).Create(ctx, e.pod(ns, spec, image), metav1.CreateOptions{})

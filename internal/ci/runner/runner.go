@@ -158,11 +158,11 @@ func (r *Runner) takeIntake(ctx context.Context, taken map[string]bool) {
 			return
 		}
 		if e.err != nil {
-			r.logf("pipeline runner: intake entry %s cannot be read, removed: %v", e.id, e.err)
-		} else if !taken[e.id] {
+			r.logf("pipeline runner: intake entry %s cannot be read, removed: %v", e.push.ID, e.err)
+		} else if !taken[e.push.ID] {
 			r.accept(ctx, e.push)
 		}
-		r.Store.removeIntake(e.id)
+		r.Store.removeIntake(e.push.ID)
 	}
 }
 

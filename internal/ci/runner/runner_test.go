@@ -578,7 +578,7 @@ func TestQueuedRunsRunAfterARestart(t *testing.T) {
 		t.Fatalf("intake: %+v", entries)
 	}
 	queued := &Run{Pipeline: "dev1/app", Reason: "IndividualCI", Ref: "refs/heads/main", Commit: commit, RequestedBy: "dev1",
-		File: "azure-pipelines.yml", Status: Queued, PID: gone.Process.Pid, QueuedAt: time.Now().UTC(), Push: entries[0].id}
+		File: "azure-pipelines.yml", Status: Queued, PID: gone.Process.Pid, QueuedAt: time.Now().UTC(), Push: entries[0].push.ID}
 	if err := l.store.New(queued); err != nil {
 		t.Fatal(err)
 	}

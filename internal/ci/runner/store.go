@@ -166,7 +166,7 @@ func (s *Store) New(r *Run) error {
 	if err := os.MkdirAll(s.runDir(r.ID), 0o755); err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(s.Dir, "next-id"), []byte(strconv.Itoa(next+1)+"\n")); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(s.Dir, "next-id"), []byte(strconv.Itoa(next+1)+"\n"), 0o644); err != nil {
 		return err
 	}
 	return s.Save(r)
@@ -179,7 +179,7 @@ func (s *Store) Save(r *Run) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(s.runDir(r.ID), "run.json"), data)
+	return fsutil.WriteFileAtomic(filepath.Join(s.runDir(r.ID), "run.json"), data, 0o644)
 }
 
 // Get reads one run.
@@ -357,10 +357,6 @@ func (s *Store) flock(name string, wait bool) (func(), bool, error) {
 	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, true, nil
 }
 
-func writeAtomic(path string, data []byte) error {
-	return fsutil.WriteFileAtomic(path, data, 0o644)
-}
-
 // WorkDir holds the workspaces of jobs run on this machine: inside the
 // state directory, not the shared temporary one, since a job's scripts
 // hold its expanded secrets.
@@ -405,8 +401,9 @@ func (s *Store) addIntake(p Push) error {
 	return fsutil.WriteFileAtomic(filepath.Join(s.intakeDir(), name), data, 0o600)
 }
 
+// intakeEntry is a push read back from the intake; push.ID is the
+// entry's name.
 type intakeEntry struct {
-	id   string
 	push Push
 	err  error
 }
@@ -424,7 +421,7 @@ func (s *Store) intake() ([]intakeEntry, error) {
 		if !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		en := intakeEntry{id: e.Name()}
+		var en intakeEntry
 		data, err := os.ReadFile(filepath.Join(s.intakeDir(), e.Name()))
 		if err == nil {
 			err = json.Unmarshal(data, &en.push)
