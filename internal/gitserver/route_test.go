@@ -103,6 +103,9 @@ func TestRoutingRefusesDisguisedPushes(t *testing.T) {
 		{"GET", "/dev2/shop.git/info/refs", http.StatusBadRequest},
 		{"POST", "/dev2/shop.git/git-receive-pack", http.StatusForbidden},
 		{"GET", "/dev2/shop.git/info/refs?service=git-receive-pack", http.StatusForbidden},
+		// The push journal lives under the root; no route reaches it.
+		{"GET", "/.pushes/x.json", http.StatusNotFound},
+		{"GET", "/.pushes.git/info/refs?service=git-upload-pack", http.StatusNotFound},
 	} {
 		if got := rawRequest(t, addr, c.method, c.target, "dev1"); got != c.want {
 			t.Errorf("dev1 %s %s: status %d, want %d", c.method, c.target, got, c.want)

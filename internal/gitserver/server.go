@@ -36,6 +36,9 @@ type Event struct {
 	New    string    `json:"new"` // all zeros for a deleted ref
 	Pusher string    `json:"pusher"`
 	At     time.Time `json:"at"`
+	// ID is unique to this ref's change and sorts in push order; a push
+	// told again by Replay carries the same ID as when it was first told.
+	ID string `json:"id"`
 }
 
 // ZeroCommit stands for "no commit" in Event.Old and Event.New.
@@ -372,16 +375,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	lock := s.repoLock(rt.repo)
 	lock.Lock()
 	defer lock.Unlock()
-	before := s.refs(rt.repo)
-	handler.ServeHTTP(w, r)
-	after := s.refs(rt.repo)
-	if s.OnPush == nil {
+	rec := &pushRecord{Repo: rt.repo, Pusher: user.Name, At: time.Now().UTC(), Before: s.refs(rt.repo)}
+	if err := s.beginPush(rec); err != nil {
+		http.Error(w, "the server cannot record the push, so it takes none: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	now := time.Now().UTC()
-	for _, ev := range diffRefs(rt.repo, user.Name, before, after, now) {
-		s.OnPush(ev)
-	}
+	handler.ServeHTTP(w, r)
+	s.endPush(rec)
 }
 
 // boundPush wraps the body of a POST (a push's pack, a fetch's
@@ -446,6 +446,7 @@ func (s *Server) refs(repo string) map[string]string {
 }
 
 func diffRefs(repo, pusher string, before, after map[string]string, at time.Time) []Event {
+	// (Events are numbered by the caller, in this order.)
 	var events []Event
 	for ref, sha := range after {
 		if before[ref] != sha {

@@ -55,9 +55,16 @@ func start(t *testing.T) (string, *gitserver.Server, *events) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: srv}
+	// The repositories are removed only once every request's handler is
+	// done (a push's handler still reads refs after its client left).
+	var handling sync.WaitGroup
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handling.Add(1)
+		defer handling.Done()
+		srv.ServeHTTP(w, r)
+	})}
 	go hs.Serve(ln)
-	t.Cleanup(func() { hs.Close() })
+	t.Cleanup(func() { hs.Close(); handling.Wait() })
 	return ln.Addr().String(), srv, ev
 }
 
@@ -297,4 +304,49 @@ func backendsUnder(root string) int {
 		}
 	}
 	return n
+}
+
+// A crash between git updating a ref and OnPush hearing of it loses no
+// push: the journal written before git ran tells it on the next start,
+// with the ID it would have had, and tells it once.
+func TestPushCutOffBeforeItWasToldIsReplayed(t *testing.T) {
+	addr, srv, _ := start(t)
+	var cutOff gitserver.Event
+	srv.OnPush = func(ev gitserver.Event) {
+		cutOff = ev
+		panic(http.ErrAbortHandler) // the process dies here, as far as the push knows
+	}
+	work := t.TempDir()
+	git(t, work, "init", "-q", "-b", "main", "app")
+	repo := filepath.Join(work, "app")
+	os.WriteFile(filepath.Join(repo, "f"), []byte("x\n"), 0o644)
+	git(t, repo, "add", ".")
+	git(t, repo, "commit", "-qm", "one")
+	head, _ := git(t, repo, "rev-parse", "HEAD")
+	head = strings.TrimSpace(head)
+	if out, err := git(t, repo, "push", "http://dev1:dev1-pw@"+addr+"/dev1/hello.git", "HEAD:main"); err == nil {
+		t.Logf("the push whose server died reported success:\n%s", out)
+	}
+	if cutOff.New != head || cutOff.ID == "" {
+		t.Fatalf("OnPush saw %+v", cutOff)
+	}
+
+	// The next start: a new server on the same repositories.
+	again, err := gitserver.New(srv.Root, srv.Users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &events{}
+	again.OnPush = ev.add
+	if n, err := again.Replay(); err != nil || n != 1 {
+		t.Fatalf("replay: %d pushes, %v", n, err)
+	}
+	got := ev.all()
+	if len(got) != 1 || got[0].Repo != "dev1/hello" || got[0].New != head || got[0].Old != gitserver.ZeroCommit ||
+		got[0].Pusher != "dev1" || got[0].ID != cutOff.ID {
+		t.Fatalf("replayed %+v, want the cut-off push %+v", got, cutOff)
+	}
+	if n, err := again.Replay(); err != nil || n != 0 || len(ev.all()) != 1 {
+		t.Fatalf("a second replay: %d pushes, %v, events %+v", n, err, ev.all())
+	}
 }

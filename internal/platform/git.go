@@ -70,6 +70,11 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 			s.OnPush(ev)
 		}
 	}
+	// Pushes a crash cut off between git's ref update and the runner's
+	// intake are told now (and logged above), before anyone can push again.
+	if _, err := srv.Replay(); err != nil {
+		return err
+	}
 
 	var listeners []net.Listener
 	for _, addr := range append([]string{s.Config.Git.Addr}, s.AlsoAddrs...) {

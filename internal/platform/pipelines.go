@@ -123,7 +123,7 @@ func NewPipelineService(cfg config.Config, users *auth.Store) *PipelineService {
 
 // OnPush queues the pipeline of a pushed repository.
 func (s *PipelineService) OnPush(ev gitserver.Event) {
-	s.runner.OnPush(runner.Push{Repo: ev.Repo, Ref: ev.Ref, Before: ev.Old, After: ev.New, Pusher: ev.Pusher})
+	s.runner.OnPush(runner.Push{Repo: ev.Repo, Ref: ev.Ref, Before: ev.Old, After: ev.New, Pusher: ev.Pusher, ID: ev.ID})
 }
 
 func (s *PipelineService) Name() string { return "pipelines" }
