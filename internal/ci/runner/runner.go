@@ -19,7 +19,10 @@ import (
 // Push is a push the git server reports.
 type Push struct {
 	Repo, Ref, Before, After, Pusher string
-	// ID names the push's entry in the store's intake (see OnPush).
+	// ID names the push's entry in the store's intake (see OnPush). The
+	// git server gives each change one that sorts in push order and stays
+	// the same when it tells the change again after a crash; empty, the
+	// store names the entry.
 	ID string `json:"-"`
 }
 
@@ -45,10 +48,26 @@ type Runner struct {
 	mu     sync.Mutex
 	intake chan Push
 	// wake tells the intake loop that the store's intake has a new entry.
-	wake    chan struct{}
-	queues  map[string]*queue
+	wake   chan struct{}
+	queues map[string]*queue
+	// teams holds each team's pushes between the intake and a run: a
+	// team's pushes are looked at in order, one at a time, while other
+	// teams' go on, so one team's slow checkout or heavy pipeline file
+	// holds up no one else.
+	teams map[string]*teamIntake
+	// taken names the intake entries that have a run (Run.Push), so an
+	// entry told twice runs once.
+	taken   map[string]bool
 	running sync.WaitGroup
-	ctx     context.Context
+	// accepting counts the team goroutines at work.
+	accepting sync.WaitGroup
+	ctx       context.Context
+}
+
+type teamIntake struct {
+	pending []Push
+	inStore map[string]bool // IDs pending or being looked at
+	busy    bool
 }
 
 type queue struct {
@@ -75,6 +94,8 @@ func (r *Runner) init() {
 		r.intake = make(chan Push, 1024)
 		r.wake = make(chan struct{}, 1)
 		r.queues = map[string]*queue{}
+		r.teams = map[string]*teamIntake{}
+		r.taken = map[string]bool{}
 	}
 }
 
@@ -124,45 +145,106 @@ func (r *Runner) Start(ctx context.Context) error {
 	}
 	// Pushes a crash caught between their intake entry and their run are
 	// known by the entry's name on the run.
-	taken := map[string]bool{}
 	if runs, err := r.Store.List(""); err == nil {
+		r.mu.Lock()
 		for _, run := range runs {
 			if run.Push != "" {
-				taken[run.Push] = true
+				r.taken[run.Push] = true
 			}
 		}
+		r.mu.Unlock()
 	}
 	for {
-		r.takeIntake(ctx, taken)
+		r.takeIntake(ctx)
 		select {
 		case <-ctx.Done():
+			r.accepting.Wait()
 			r.running.Wait()
 			return nil
 		case p := <-r.intake:
-			r.accept(ctx, p)
+			r.hand(ctx, p, false)
 		case <-r.wake:
 		}
 	}
 }
 
-// takeIntake accepts the store's intake entries in the order they came,
-// removing each once its run is recorded (or none is due).
-func (r *Runner) takeIntake(ctx context.Context, taken map[string]bool) {
+// takeIntake hands the store's intake entries, in the order they came, to
+// their teams.
+func (r *Runner) takeIntake(ctx context.Context) {
 	entries, err := r.Store.intake()
 	if err != nil {
 		r.logf("pipeline runner: reading the intake: %v", err)
 		return
 	}
 	for _, e := range entries {
-		if ctx.Err() != nil {
-			return
-		}
 		if e.err != nil {
 			r.logf("pipeline runner: intake entry %s cannot be read, removed: %v", e.push.ID, e.err)
-		} else if !taken[e.push.ID] {
-			r.accept(ctx, e.push)
+			r.Store.removeIntake(e.push.ID)
+			continue
 		}
-		r.Store.removeIntake(e.push.ID)
+		r.hand(ctx, e.push, true)
+	}
+}
+
+// team is the first segment of a repository name (dev1 of dev1/hello):
+// the teams' push prefixes are made of it.
+func team(repo string) string {
+	t, _, _ := strings.Cut(repo, "/")
+	return t
+}
+
+// hand puts a push in its team's line; inStore says it has an intake
+// entry, removed once the push is looked at.
+func (r *Runner) hand(ctx context.Context, p Push, inStore bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ti := r.teams[team(p.Repo)]
+	if ti == nil {
+		ti = &teamIntake{inStore: map[string]bool{}}
+		r.teams[team(p.Repo)] = ti
+	}
+	if inStore {
+		if ti.inStore[p.ID] {
+			return // read again before its turn came
+		}
+		ti.inStore[p.ID] = true
+	} else {
+		p.ID = ""
+	}
+	ti.pending = append(ti.pending, p)
+	if !ti.busy {
+		ti.busy = true
+		r.accepting.Add(1)
+		go r.acceptTeam(ctx, ti)
+	}
+}
+
+// acceptTeam looks at a team's pushes until none is left.
+func (r *Runner) acceptTeam(ctx context.Context, ti *teamIntake) {
+	defer r.accepting.Done()
+	for {
+		r.mu.Lock()
+		if len(ti.pending) == 0 || ctx.Err() != nil {
+			ti.busy = false
+			r.mu.Unlock()
+			return
+		}
+		p := ti.pending[0]
+		ti.pending = ti.pending[1:]
+		taken := p.ID != "" && r.taken[p.ID]
+		r.mu.Unlock()
+		if !taken {
+			r.accept(ctx, p)
+		}
+		// A push looked at while the runner stopped may have been cut
+		// short: its entry stays for the next start (its run, if it was
+		// made, says so).
+		if p.ID != "" && ctx.Err() == nil {
+			r.Store.removeIntake(p.ID)
+			r.mu.Lock()
+			delete(ti.inStore, p.ID)
+			r.mu.Unlock()
+		}
 	}
 }
 
@@ -193,7 +275,7 @@ func (r *Runner) accept(ctx context.Context, push Push) {
 		// The push is recorded as a failed run, so the team sees why
 		// nothing ran; no step has run.
 		run.Status, run.Error, run.FinishedAt = Failed, "the pipeline file does not load, so nothing ran: "+err.Error(), time.Now().UTC()
-		if serr := r.Store.New(run); serr != nil {
+		if serr := r.record(run); serr != nil {
 			r.logf("pipeline runner: %v", serr)
 		}
 		r.logf("pipeline run %d (%s): %s", run.ID, run.Pipeline, run.Error)
@@ -209,11 +291,24 @@ func (r *Runner) accept(ctx context.Context, push Push) {
 		r.logf("push to %s %s: the pipeline's trigger does not match; nothing runs", push.Repo, push.Ref)
 		return
 	}
-	if err := r.Store.New(run); err != nil {
+	if err := r.record(run); err != nil {
 		r.logf("pipeline runner: %v", err)
 		return
 	}
 	r.enqueue(&queued{run: run, p: p, src: src}, p.Trigger != nil && p.Trigger.Batch)
+}
+
+// record stores a push's new run and notes its intake entry as taken.
+func (r *Runner) record(run *Run) error {
+	if err := r.Store.New(run); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if run.Push != "" {
+		r.taken[run.Push] = true
+	}
+	return nil
 }
 
 func templateVariables(run *Run) map[string]string {

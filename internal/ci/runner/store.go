@@ -389,6 +389,9 @@ func (s *Store) intakeDir() string { return filepath.Join(s.Dir, "intake") }
 
 var intakeSeq atomic.Uint64
 
+// validIntakeID is a push ID the intake takes as a file name.
+var validIntakeID = regexp.MustCompile(`^[0-9][0-9a-z-]{0,99}$`)
+
 func (s *Store) addIntake(p Push) error {
 	if err := os.MkdirAll(s.intakeDir(), 0o700); err != nil {
 		return err
@@ -397,7 +400,12 @@ func (s *Store) addIntake(p Push) error {
 	if err != nil {
 		return err
 	}
-	name := fmt.Sprintf("%020d-%06d-%d.json", time.Now().UnixNano(), intakeSeq.Add(1)%1000000, os.Getpid())
+	name := p.ID + ".json"
+	if p.ID == "" {
+		name = fmt.Sprintf("%020d-%06d-%d.json", time.Now().UnixNano(), intakeSeq.Add(1)%1000000, os.Getpid())
+	} else if !validIntakeID.MatchString(p.ID) {
+		return fmt.Errorf("push ID %q is not a file name", p.ID)
+	}
 	return fsutil.WriteFileAtomic(filepath.Join(s.intakeDir(), name), data, 0o600)
 }
 
