@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -23,6 +24,7 @@ func newRegistryCmd(g *globals) *cobra.Command {
 
 func newRegistryGCCmd(g *globals) *cobra.Command {
 	var opts registry.GCOptions
+	var keepRecent time.Duration
 	var output outputFormat
 	cmd := &cobra.Command{
 		Use:   "gc",
@@ -30,7 +32,11 @@ func newRegistryGCCmd(g *globals) *cobra.Command {
 		Long: `Garbage-collect the embedded registry's storage. When slipway is running, the
 running registry does it while holding pushes back (as the admin user, whose
 password is read from the state directory); otherwise the storage is
-collected directly.`,
+collected directly.
+
+Blobs and manifests written within --keep-recent (default 1h) stay even when
+nothing refers to them yet: a push uploads its blobs before its manifest, and
+a collection in between must not take them. They go at a later collection.`,
 		Example: `  slipway registry delete 127.0.0.1:5000/dev1/hello:old
   slipway registry gc --untagged`,
 		Args: cobra.NoArgs,
@@ -39,6 +45,10 @@ collected directly.`,
 			if err != nil {
 				return err
 			}
+			if keepRecent < 0 {
+				return usageError("--keep-recent %s: give a duration of zero or more", keepRecent)
+			}
+			opts.KeepRecent = &keepRecent
 			res, err := platform.CollectGarbage(cmd.Context(), cfg, opts)
 			if err != nil {
 				return err
@@ -51,11 +61,15 @@ collected directly.`,
 				verb = "would free (dry run)"
 			}
 			fmt.Fprintf(g.streams.Out, "%s %d bytes (%d → %d)\n", verb, res.BytesBefore-res.BytesAfter, res.BytesBefore, res.BytesAfter)
+			if res.KeptRecent > 0 {
+				fmt.Fprintf(g.streams.Out, "kept %d unreferenced blobs and manifests written within %s (a push may still need them)\n", res.KeptRecent, keepRecent)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "report only")
 	cmd.Flags().BoolVar(&opts.RemoveUntagged, "untagged", false, "also remove manifests that no tag points to")
+	cmd.Flags().DurationVar(&keepRecent, "keep-recent", registry.DefaultKeepRecent, "keep what nothing refers to yet if written within this long (0 keeps nothing)")
 	addOutputFlag(cmd.Flags(), &output)
 	return cmd
 }

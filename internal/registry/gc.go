@@ -9,9 +9,12 @@ import (
 	"io/fs"
 	"net/http"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/storage"
+	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 )
 
@@ -20,7 +23,15 @@ type GCResult struct {
 	BytesBefore int64 `json:"bytesBefore"`
 	BytesAfter  int64 `json:"bytesAfter"`
 	DryRun      bool  `json:"dryRun"`
+	// KeptRecent counts the digests nothing refers to that were kept
+	// because they were written within GCOptions.KeepRecent.
+	KeptRecent int `json:"keptRecent"`
 }
+
+// DefaultKeepRecent is how long an unreferenced blob or manifest is kept
+// after it was written: a push uploads its blobs first and its manifest
+// last, so until then nothing refers to them.
+const DefaultKeepRecent = time.Hour
 
 // GCOptions select what garbage collection removes.
 type GCOptions struct {
@@ -28,6 +39,9 @@ type GCOptions struct {
 	DryRun bool `json:"dryRun"`
 	// RemoveUntagged also removes manifests no tag points to.
 	RemoveUntagged bool `json:"removeUntagged"`
+	// KeepRecent keeps what was written less than this long ago even when
+	// nothing refers to it (nil: DefaultKeepRecent; zero keeps nothing).
+	KeepRecent *time.Duration `json:"keepRecent,omitempty"`
 }
 
 // GarbageCollect removes blobs no manifest refers to. It must not run
@@ -43,16 +57,93 @@ func GarbageCollect(ctx context.Context, dir string, opts GCOptions) (GCResult, 
 	if err != nil {
 		return res, fmt.Errorf("opening registry storage: %w", err)
 	}
-	err = storage.MarkAndSweep(ctx, driver, ns, storage.GCOpts{
+	keep := DefaultKeepRecent
+	if opts.KeepRecent != nil {
+		keep = *opts.KeepRecent
+	}
+	sweeper := &keepRecent{StorageDriver: driver, recent: recentDigests(dir, time.Now().Add(-keep)), kept: map[string]bool{}}
+	err = storage.MarkAndSweep(ctx, sweeper, ns, storage.GCOpts{
 		DryRun:         opts.DryRun,
 		RemoveUntagged: opts.RemoveUntagged,
 		Quiet:          true,
 	})
+	res.KeptRecent = len(sweeper.kept)
 	if err != nil {
 		return res, fmt.Errorf("garbage collecting: %w", err)
 	}
 	res.BytesAfter = dirSize(dir)
 	return res, nil
+}
+
+// keepRecent is the storage as garbage collection's sweep sees it: it
+// deletes nothing that belongs to a digest written recently (a blob, a
+// repository's link to it, a manifest revision or tag entry), so a push
+// whose blobs are stored and whose manifest is still to come loses none
+// of them. What it keeps goes at a later collection.
+type keepRecent struct {
+	storagedriver.StorageDriver
+	recent map[string]bool
+	kept   map[string]bool
+}
+
+func (k *keepRecent) Delete(ctx context.Context, path string) error {
+	if d := digestOfPath(path); d != "" && k.recent[d] {
+		k.kept[d] = true
+		return nil
+	}
+	return k.StorageDriver.Delete(ctx, path)
+}
+
+// digestOfPath reads the digest a storage path belongs to:
+// blobs/ALG/XX/HEX[/data], …/_layers/ALG/HEX[/link],
+// …/_manifests/revisions/ALG/HEX[/link] and …/index/ALG/HEX[/link].
+func digestOfPath(p string) string {
+	segs := strings.Split(strings.TrimSuffix(strings.TrimSuffix(p, "/link"), "/data"), "/")
+	n := len(segs)
+	if n < 3 {
+		return ""
+	}
+	hex, alg := segs[n-1], segs[n-2]
+	if len(alg) == 2 {
+		alg = segs[n-3]
+	}
+	if (alg != "sha256" && alg != "sha512") || !validHex(hex) {
+		return ""
+	}
+	return alg + ":" + hex
+}
+
+func validHex(s string) bool {
+	if len(s) < 32 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// recentDigests names the digests with a blob or link file in the storage
+// written after since.
+func recentDigests(dir string, since time.Time) map[string]bool {
+	recent := map[string]bool{}
+	root := filepath.Join(dir, "docker", "registry", "v2")
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || (d.Name() != "data" && d.Name() != "link") {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || !info.ModTime().After(since) {
+			return nil
+		}
+		if dg := digestOfPath(filepath.ToSlash(p)); dg != "" {
+			recent[dg] = true
+		}
+		return nil
+	})
+	return recent
 }
 
 // GarbageCollect runs garbage collection while holding all writes back.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/slipway-dev/slipway/internal/testutil"
 
@@ -18,6 +19,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 
 	"github.com/slipway-dev/slipway/internal/registry"
 	"github.com/slipway-dev/slipway/internal/registry/registrytest"
@@ -53,7 +55,9 @@ func TestDeleteAndGarbageCollect(t *testing.T) {
 		t.Fatal("deleted image still answers by tag")
 	}
 
-	res, err := reg.Server.GarbageCollect(context.Background(), registry.GCOptions{})
+	// Nothing is kept for being recent: the image was deleted on purpose.
+	none := time.Duration(0)
+	res, err := reg.Server.GarbageCollect(context.Background(), registry.GCOptions{KeepRecent: &none})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,4 +216,78 @@ func TestChunkedUploadKeepsTheReserve(t *testing.T) {
 	if free := int64(st.Bavail) * int64(st.Bsize); free < 4<<20 {
 		t.Fatalf("only %d KiB left free after the refused upload", free>>10)
 	}
+}
+
+// A collection that runs between a push's blob uploads and its manifest
+// keeps the blobs (they are recent), so the push completes; once they are
+// old and still unreferenced, a later collection removes them.
+func TestGCKeepsThePushInFlight(t *testing.T) {
+	reg := registrytest.Start(t)
+	admin := remote.WithAuthFromKeychain(registrytest.Keychain("admin", registrytest.AdminPassword))
+	img, _ := random.Image(4096, 2)
+	ref, _ := name.ParseReference(reg.Addr + "/dev1/app:v1")
+	layers, _ := img.Layers()
+	for _, l := range layers {
+		if err := remote.WriteLayer(ref.Context(), l, admin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The config blob goes up too, as a client's push does.
+	if err := remote.WriteLayer(ref.Context(), configLayer(t, img), admin); err != nil {
+		t.Fatal(err)
+	}
+	res, err := reg.Server.GarbageCollect(context.Background(), registry.GCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.KeptRecent < 3 {
+		t.Fatalf("the collection kept %d recent digests, want the push's 3 blobs: %+v", res.KeptRecent, res)
+	}
+	// The manifest arrives last, alone (as containerd and skopeo send
+	// it): its blobs are all there.
+	if err := remote.Put(ref, img, admin); err != nil {
+		t.Fatalf("the push after a collection: %v", err)
+	}
+	got, err := remote.Image(ref, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range mustLayers(t, got) {
+		if err := readLayer(l); err != nil {
+			t.Fatalf("a layer of the push is gone: %v", err)
+		}
+	}
+
+	// Blobs nobody refers to, written long ago, are collected.
+	orphan, _ := random.Layer(2048, "application/vnd.oci.image.layer.v1.tar")
+	if err := remote.WriteLayer(ref.Context(), orphan, admin); err != nil {
+		t.Fatal(err)
+	}
+	od, _ := orphan.Digest()
+	old := time.Now().Add(-2 * registry.DefaultKeepRecent)
+	filepath.WalkDir(reg.StorageDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.Contains(p, od.Hex) {
+			os.Chtimes(p, old, old)
+		}
+		return nil
+	})
+	if _, err := reg.Server.GarbageCollect(context.Background(), registry.GCOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(blobPath(reg.StorageDir, od)); !os.IsNotExist(err) {
+		t.Fatalf("an old unreferenced blob survived: %v", err)
+	}
+	if _, err := remote.Image(ref, admin); err != nil {
+		t.Fatalf("the pushed image after the second collection: %v", err)
+	}
+}
+
+// configLayer is an image's config blob, uploaded as a blob.
+func configLayer(t *testing.T, img v1.Image) v1.Layer {
+	t.Helper()
+	raw, err := img.RawConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return static.NewLayer(raw, "application/vnd.oci.image.config.v1+json")
 }
