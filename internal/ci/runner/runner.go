@@ -255,7 +255,13 @@ func (r *Runner) accept(ctx context.Context, push Push) {
 	}
 	repoDir := r.RepoDir(push.Repo)
 	src := GitSource{Repo: repoDir, Commit: push.After}
-	tmp, err := os.MkdirTemp("", "slipway-pipeline-")
+	// The pipeline file is read from a checkout under the store, where a
+	// crash's leftovers are swept at the next start.
+	if err := os.MkdirAll(r.Store.WorkDir(), 0o700); err != nil {
+		r.logf("pipeline runner: %v", err)
+		return
+	}
+	tmp, err := os.MkdirTemp(r.Store.WorkDir(), lookPrefix)
 	if err != nil {
 		r.logf("pipeline runner: %v", err)
 		return

@@ -628,7 +628,8 @@ func TestJobWorkspacesStayInTheStoreAndAreSwept(t *testing.T) {
 	}
 	left := filepath.Join(l.store.WorkDir(), fmt.Sprintf("slipway-run-%d-0-0-123", r.ID))
 	kept := filepath.Join(l.store.WorkDir(), fmt.Sprintf("slipway-run-%d-0-0-456", running.ID))
-	for _, d := range []string{left, kept} {
+	look := filepath.Join(l.store.WorkDir(), lookPrefix+"789")
+	for _, d := range []string{left, kept, look} {
 		os.MkdirAll(filepath.Join(d, "tmp"), 0o700)
 		os.WriteFile(filepath.Join(d, "tmp", "step-1.sh"), []byte("echo "+secretValue+"\n"), 0o700)
 	}
@@ -638,11 +639,13 @@ func TestJobWorkspacesStayInTheStoreAndAreSwept(t *testing.T) {
 	go func() { _ = r2.Start(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	for i := 0; ; i++ {
-		if _, err := os.Stat(left); os.IsNotExist(err) {
+		_, errLeft := os.Stat(left)
+		_, errLook := os.Stat(look)
+		if os.IsNotExist(errLeft) && os.IsNotExist(errLook) {
 			break
 		}
 		if i == 600 {
-			t.Fatalf("the finished run's workspace %s is still there", left)
+			t.Fatalf("the finished run's workspace %s or the pipeline checkout %s is still there", left, look)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

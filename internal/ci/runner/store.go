@@ -364,14 +364,23 @@ func (s *Store) WorkDir() string { return filepath.Join(s.Dir, "work") }
 
 var workspaceRun = regexp.MustCompile(`^slipway-run-(\d+)-`)
 
+// lookPrefix names the checkouts the runner reads a pushed pipeline file
+// from.
+const lookPrefix = "slipway-pipeline-"
+
 // SweepWorkDir removes the workspaces of runs that have finished (a
-// crash leaves them behind); a workspace of a run still going is kept.
+// crash leaves them behind), and checkouts of pipeline files; a workspace
+// of a run still going is kept. Call it before the runner takes pushes.
 func (s *Store) SweepWorkDir() {
 	entries, err := os.ReadDir(s.WorkDir())
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), lookPrefix) {
+			_ = os.RemoveAll(filepath.Join(s.WorkDir(), e.Name()))
+			continue
+		}
 		m := workspaceRun.FindStringSubmatch(e.Name())
 		if m == nil {
 			continue
