@@ -131,6 +131,12 @@ func (h hostJob) Run(ctx context.Context, c Command) (int, error) {
 	if err := cmd.Start(); err != nil {
 		return -1, err
 	}
+	// The step's process group is noted in the workspace while it runs:
+	// if slipway dies, bash dies with it (Pdeathsig) but what bash
+	// started lives on, and the next start ends the group (SweepWorkDir).
+	group := filepath.Join(string(h), groupPrefix+strconv.Itoa(cmd.Process.Pid))
+	_ = os.WriteFile(group, []byte(strconv.FormatUint(processStart(cmd.Process.Pid), 10)), 0o600)
+	defer os.Remove(group)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	var err error

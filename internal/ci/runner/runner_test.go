@@ -3,11 +3,14 @@ package runner
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -699,5 +702,70 @@ func TestPushesSurviveARunnerThatIsNotRunning(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("%d runs of the kept push, want 1", n)
+	}
+}
+
+// What a step started lives on when slipway dies (bash goes with it, its
+// children do not); the next start ends it before sweeping the workspace.
+func TestStepsOfACrashedRunDoNotOutliveIt(t *testing.T) {
+	store := &Store{Dir: t.TempDir()}
+	run := &Run{Pipeline: "dev1/app", Status: Running}
+	if err := store.New(run); err != nil {
+		t.Fatal(err)
+	}
+	job, err := HostExecutor{Dir: store.WorkDir()}.StartJob(context.Background(), JobSpec{Run: run, Log: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := job.Workspace()
+	child := filepath.Join(ws, "child.pid")
+	stepDone := make(chan struct{})
+	// Output to a file, so bash's end is the step's end (a pipe would be
+	// held open by the child).
+	out, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	go func() {
+		defer close(stepDone)
+		_, _ = job.Run(context.Background(), Command{Script: "sleep 300 & echo $! > " + child + "; wait", Dir: ws, Env: os.Environ(), Stdout: out, Stderr: out})
+	}()
+	var groups []string
+	var childPid int
+	for i := 0; childPid == 0 || len(groups) == 0; i++ {
+		if i == 600 {
+			t.Fatal("the step did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+		groups, _ = filepath.Glob(filepath.Join(ws, groupPrefix+"*"))
+		data, _ := os.ReadFile(child)
+		childPid, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+	}
+	// What a crash leaves: the step's bash is gone (killed with slipway),
+	// its record of the group stays, the run is marked finished.
+	record, _ := os.ReadFile(groups[0])
+	leader, _ := strconv.Atoi(strings.TrimPrefix(filepath.Base(groups[0]), groupPrefix))
+	syscall.Kill(leader, syscall.SIGKILL)
+	<-stepDone
+	os.WriteFile(groups[0], record, 0o600) // the step's own cleanup would not have run
+	if processStart(childPid) == 0 {
+		t.Fatal("the step's child died with bash; nothing to test")
+	}
+	run.Status = Failed
+	store.Save(run)
+
+	store.SweepWorkDir()
+	for i := 0; processStart(childPid) != 0; i++ {
+		if state, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", childPid)); strings.Contains(string(state), ") Z ") {
+			break // killed, not yet reaped by its new parent
+		}
+		if i == 600 {
+			t.Fatalf("the crashed step's child %d still runs after the sweep", childPid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := os.Stat(ws); !os.IsNotExist(err) {
+		t.Fatalf("the workspace is still there: %v", err)
 	}
 }

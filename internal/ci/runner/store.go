@@ -387,8 +387,34 @@ func (s *Store) SweepWorkDir() {
 		}
 		id, _ := strconv.Atoi(m[1])
 		if r, err := s.Get(id); err != nil || Finished(r.Status) {
+			endStepGroups(filepath.Join(s.WorkDir(), e.Name()))
 			_ = os.RemoveAll(filepath.Join(s.WorkDir(), e.Name()))
 		}
+	}
+}
+
+// groupPrefix names the file a running host step leaves in its job's
+// workspace: groupPrefix+PGID, holding the group leader's start time.
+const groupPrefix = "step-group-"
+
+// endStepGroups kills what is left of the process groups of a finished
+// job's steps (the children of a step whose bash died with slipway). A
+// group ID is not given to a new process while any member of the group
+// lives, so the members found are the step's; a leader alive under that
+// ID but started at another time is a new group, and is left alone.
+func endStepGroups(workspace string) {
+	files, _ := filepath.Glob(filepath.Join(workspace, groupPrefix+"*"))
+	for _, f := range files {
+		pgid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(f), groupPrefix))
+		if err != nil || pgid <= 1 {
+			continue
+		}
+		data, _ := os.ReadFile(f)
+		start, _ := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
+		if now := processStart(pgid); now != 0 && now != start {
+			continue
+		}
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	}
 }
 
