@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/platform"
 )
@@ -114,6 +115,15 @@ func newDownCmd(g *globals) *cobra.Command {
 			st, err := platform.Down(ctx, cfg.RunDir())
 			if err == platform.ErrNotRunning {
 				fmt.Fprintln(g.streams.Err, "slipway is not running")
+				// A slipway killed with SIGKILL leaves its pods' containers
+				// running: down ends them.
+				if cfg.ClusterEnabled() {
+					left, err := cluster.StopLeftovers(platform.ClusterOptions(cfg))
+					if left.Any() {
+						fmt.Fprintf(g.streams.Err, "ended what a killed run left: %s\n", left)
+					}
+					return err
+				}
 				return nil
 			}
 			if err != nil {

@@ -187,10 +187,15 @@ func (n *networkService) Run(ctx context.Context, ready func(supervisor.Endpoint
 	if err := n.c.checkPortsFree(); err != nil {
 		return err
 	}
+	// A slipway killed with SIGKILL left its pods' containers running.
+	var notes []string
+	if left := ClearLeftovers(n.c.opts); left.Any() {
+		notes = append(notes, "ended what a killed run left: "+left.String())
+	}
 	if err := n.c.setupNetwork(); err != nil {
 		return err
 	}
-	ready(supervisor.Endpoint{URL: "bridge " + n.c.opts.Bridge + " " + n.c.opts.NodeIP})
+	ready(supervisor.Endpoint{URL: "bridge " + n.c.opts.Bridge + " " + n.c.opts.NodeIP, Notes: notes})
 	<-ctx.Done()
 	n.c.unmountLeftovers()
 	return n.c.teardownNetwork()

@@ -2,10 +2,15 @@ package cluster
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -63,10 +68,169 @@ func (c *Cluster) unmountLeftovers() {
 
 // Reset deletes all cluster state. Nothing may be running.
 func Reset(opts Options) error {
-	c := &Cluster{opts: opts}
-	c.unmountLeftovers()
+	ClearLeftovers(opts)
 	if err := os.RemoveAll(opts.Dir); err != nil {
 		return fmt.Errorf("deleting %s: %w", opts.Dir, err)
 	}
 	return nil
+}
+
+// Leftovers is what a cluster whose slipway was killed left behind.
+type Leftovers struct {
+	// Shims are containerd's shims of this cluster, still running (with
+	// the pods' containers under them).
+	Shims int
+	// Netns are pod network namespaces on the cluster's pod network.
+	Netns int
+}
+
+// Any says whether something was left.
+func (l Leftovers) Any() bool { return l.Shims+l.Netns > 0 }
+
+func (l Leftovers) String() string {
+	return fmt.Sprintf("%d container shim(s) with their containers, %d pod network namespace(s)", l.Shims, l.Netns)
+}
+
+// ClearLeftovers ends what a cluster of this directory left running when
+// its slipway was killed (SIGKILL takes the cluster's programs with it,
+// but containerd's shims and the containers under them are made to
+// outlive containerd): the containers and their shims, the pods' network
+// namespaces (their veths go with them), mounts under the directory,
+// containerd's runtime state and the pod address reservations. Nothing of
+// the cluster may be running: no pod survives this.
+func ClearLeftovers(opts Options) Leftovers {
+	c := &Cluster{opts: opts}
+	var left Leftovers
+	shims := processesWithArgs("-address", opts.ContainerdSocket())
+	left.Shims = len(shims)
+	if len(shims) > 0 {
+		// A container's first process is a child of its shim; killing it
+		// ends everything in the container's PID namespace.
+		victims := append(childrenOf(shims), shims...)
+		for _, pid := range victims {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for _, pid := range victims {
+			for syscall.Kill(pid, 0) == nil && !isZombie(pid) && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
+	// The pod network and the bridge's name are the same for every
+	// state directory: while another cluster runs here, they are its.
+	if c.checkPortsFree() == nil {
+		left.Netns = c.deletePodNetns()
+	}
+	c.unmountLeftovers()
+	// Runtime state only: containerd starts from it as after a reboot,
+	// and the kubelet makes the pods again.
+	_ = os.RemoveAll(c.path("containerd", "state"))
+	_ = os.RemoveAll(c.path("cni", "ipam"))
+	return left
+}
+
+// StopLeftovers clears the leftovers of a killed cluster and its network
+// (the bridge and the kubelet's iptables chains), for `slipway down` when
+// nothing runs.
+func StopLeftovers(opts Options) (Leftovers, error) {
+	left := ClearLeftovers(opts)
+	c := &Cluster{opts: opts}
+	if c.checkPortsFree() != nil {
+		return left, nil // another cluster runs here and uses the bridge
+	}
+	return left, c.teardownNetwork()
+}
+
+// processesWithArgs lists the processes whose command line holds the
+// given arguments one after the other.
+func processesWithArgs(args ...string) []int {
+	want := []byte("\x00" + strings.Join(args, "\x00") + "\x00")
+	var pids []int
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range cmdlines {
+		data, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(append(data, 0), want) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil && pid != os.Getpid() {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// childrenOf lists the processes whose parent is one of parents.
+func childrenOf(parents []int) []int {
+	set := map[int]bool{}
+	for _, p := range parents {
+		set[p] = true
+	}
+	var out []int
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, s := range stats {
+		data, err := os.ReadFile(s)
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (in parentheses): state, ppid.
+		i := bytes.LastIndexByte(data, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(data[i+1:]))
+		if len(fields) < 2 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(fields[1]); set[ppid] {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(s))); err == nil {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+func isZombie(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(data, ')')
+	return i >= 0 && strings.HasPrefix(strings.TrimSpace(string(data[i+1:])), "Z")
+}
+
+// deletePodNetns deletes the network namespaces containerd made for pods
+// (/run/netns/cni-…) that hold an address of this cluster's pod network.
+func (c *Cluster) deletePodNetns() int {
+	_, pods, err := net.ParseCIDR(c.opts.PodCIDR)
+	if err != nil {
+		return 0
+	}
+	names, _ := filepath.Glob("/run/netns/cni-*")
+	n := 0
+	for _, p := range names {
+		name := filepath.Base(p)
+		out, err := exec.Command("ip", "-n", name, "-o", "-4", "addr", "show").Output()
+		if err != nil || !holdsAddrIn(string(out), pods) {
+			continue
+		}
+		if exec.Command("ip", "netns", "delete", name).Run() == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// holdsAddrIn says whether `ip -o addr` output has an address in cidr.
+func holdsAddrIn(ipAddrOutput string, cidr *net.IPNet) bool {
+	fields := strings.Fields(ipAddrOutput)
+	for i, f := range fields {
+		if f == "inet" && i+1 < len(fields) {
+			if ip, _, err := net.ParseCIDR(fields[i+1]); err == nil && cidr.Contains(ip) {
+				return true
+			}
+		}
+	}
+	return false
 }

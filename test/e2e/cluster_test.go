@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,10 +261,58 @@ current-context: slipway
 	if err := json.Unmarshal([]byte(e.mustRun("", "cluster", "status", "-o", "json").stdout), &status); err != nil || len(status.Nodes) != 1 || !status.Nodes[0].Ready {
 		t.Fatalf("cluster status: %v %+v", err, status)
 	}
-	e.mustRun("", "down")
-	up.wait(t)
-	assertNothingLeft(t, filepath.Join(e.home, "cluster"))
+
+	// Killed with SIGKILL, slipway leaves its pods' containers running
+	// under their shims; the next up ends them and starts clean.
+	clusterDir := filepath.Join(e.home, "cluster")
+	killHard := func() []string {
+		t.Helper()
+		_ = up.cmd.Process.Signal(syscall.SIGKILL)
+		up.wait(t)
+		shims := shimsOf(clusterDir)
+		if len(shims) == 0 {
+			t.Fatal("no shim outlived a killed slipway: nothing to clear")
+		}
+		return shims
+	}
+	left := killHard()
+	up = e.startUpWithin(10*time.Minute, "--registry-addr", addr)
+	for _, pid := range left {
+		if _, err := os.Stat("/proc/" + pid); err == nil && slices.Contains(shimsOf(clusterDir), pid) {
+			t.Errorf("shim %s of the killed run still runs after up", pid)
+		}
+	}
+	if !strings.Contains(up.stdout.String(), "ended what a killed run left") {
+		t.Errorf("up did not say it cleared the killed run's leftovers:\n%s", up.stdout)
+	}
+	e.mustKubectl("-n", "dev1", "rollout", "status", "deployment/hello", "--timeout=3m")
+	eventually(t, "hello serves after a start that followed a kill", 2*time.Minute, func() error {
+		body, err := e.kubectl("get", "--raw", "/api/v1/namespaces/dev1/services/hello:80/proxy/")
+		if err != nil || !strings.Contains(body, "hello from slipway") {
+			return fmt.Errorf("%v %q", err, body)
+		}
+		return nil
+	})
+	// And `down` with nothing running ends what a killed run left.
+	killHard()
+	if r := e.mustRun("", "down"); !strings.Contains(r.stderr, "ended what a killed run left") {
+		t.Errorf("down after a kill: %s", r.stderr)
+	}
+	assertNothingLeft(t, clusterDir)
 	e.mustRun("", "cluster", "reset")
+}
+
+// shimsOf lists the PIDs of containerd shims serving the cluster in dir.
+func shimsOf(clusterDir string) []string {
+	var pids []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		data, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(data), "containerd-shim") && strings.Contains(string(data), clusterDir+"/") {
+			pids = append(pids, filepath.Base(filepath.Dir(p)))
+		}
+	}
+	return pids
 }
 
 // assertNothingLeft checks that no process, mount or network namespace of
