@@ -47,16 +47,93 @@ type execution struct {
 	startLog string
 }
 
-// variable is a variable in effect; secret ones are never exported.
+// variable is a variable in effect; secret ones are never exported. One
+// defined in the pipeline file keeps its value as written (template):
+// its $( ) macros are expanded by vars.resolve.
 type variable struct {
 	name, value string
 	secret      bool
+	template    string
+	defined     bool
 }
 
 type vars map[string]variable
 
 func (v vars) set(name, value string, secret bool) {
-	v[strings.ToLower(name)] = variable{name, value, secret}
+	v[strings.ToLower(name)] = variable{name: name, value: value, secret: secret}
+}
+
+// define sets a variable of the pipeline file, whose value may name
+// other variables; call resolve once a block of them is defined.
+func (v vars) define(name, value string) {
+	v[strings.ToLower(name)] = variable{name: name, value: value, template: value, defined: true}
+}
+
+// maxVariableBytes bounds a variable's value once its macros are
+// expanded (values that name each other twice over double at each step).
+const maxVariableBytes = 1 << 20
+
+// resolve expands the $( ) macros in the values of the pipeline file's
+// variables, as Azure Pipelines does before a step sees them: a value may
+// name a variable defined after it, in an outer block, or a predefined
+// one; a name no variable has stays as written; a value whose expansion
+// comes back to itself (a names b, b names a) keeps its value as written.
+// A value that takes in a secret becomes secret itself: it is masked and
+// not exported to the environment. Values set at run time (task.setvariable)
+// are data and are never expanded.
+func (v vars) resolve() {
+	type result struct {
+		value          string
+		secret, cyclic bool
+	}
+	done := map[string]result{}
+	var deep func(key string, visiting map[string]bool) result
+	deep = func(key string, visiting map[string]bool) result {
+		if r, ok := done[key]; ok {
+			return r
+		}
+		x := v[key]
+		if !x.defined {
+			return result{value: x.value, secret: x.secret}
+		}
+		visiting[key] = true
+		defer delete(visiting, key)
+		res := result{secret: x.secret}
+		size := len(x.template)
+		res.value = macroRe.ReplaceAllStringFunc(x.template, func(m string) string {
+			name := strings.ToLower(m[2 : len(m)-1])
+			if _, ok := v[name]; !ok {
+				return m
+			}
+			if visiting[name] {
+				res.cyclic = true
+				return m
+			}
+			sub := deep(name, visiting)
+			if size+len(sub.value) > maxVariableBytes {
+				return m
+			}
+			size += len(sub.value)
+			res.cyclic = res.cyclic || sub.cyclic
+			res.secret = res.secret || sub.secret
+			return sub.value
+		})
+		if !res.cyclic {
+			done[key] = res
+		}
+		return res
+	}
+	for key, x := range v {
+		if !x.defined {
+			continue
+		}
+		r := deep(key, map[string]bool{})
+		if r.cyclic {
+			r = result{value: x.template, secret: x.secret}
+		}
+		x.value, x.secret = r.value, r.secret
+		v[key] = x
+	}
 }
 
 func (v vars) get(name string) (string, bool) {
@@ -96,9 +173,28 @@ func (v vars) expand(s string) string {
 	})
 }
 
-// runtimeValue is a variable's value: a runtime expression $[ ] is
-// evaluated now, against the variables and the outputs of the jobs and
-// stages before; anything else has its $( ) macros expanded.
+// defineAll defines a block of the pipeline file's variables and
+// resolves them. A runtime expression $[ ] is evaluated now, against the
+// variables and the outputs of the jobs and stages before; anything else
+// is a value whose $( ) macros resolve expands.
+func (v vars) defineAll(block []pipeline.Variable, extra map[string]any) error {
+	for _, pv := range block {
+		if !pipeline.RuntimeExpr.MatchString(pv.Value) {
+			v.define(pv.Name, pv.Value)
+			continue
+		}
+		val, err := runtimeValue(v, pv.Value, extra)
+		if err != nil {
+			v.resolve()
+			return fmt.Errorf("variable %s: %w", pv.Name, err)
+		}
+		v.set(pv.Name, val, false)
+	}
+	v.resolve()
+	return nil
+}
+
+// runtimeValue evaluates a runtime expression $[ ].
 func runtimeValue(v vars, value string, extra map[string]any) (string, error) {
 	m := pipeline.RuntimeExpr.FindStringSubmatch(value)
 	if m == nil {
@@ -196,12 +292,8 @@ func (x *execution) execute(ctx context.Context) {
 			cond = "succeeded()"
 		}
 		sv := base.clone()
-		for _, v := range s.Variables {
-			val, err := runtimeValue(sv, v.Value, map[string]any{"stageDependencies": stageDeps})
-			if err != nil {
-				r.Error = fmt.Sprintf("stage %s: variable %s: %v", s.Name, v.Name, err)
-			}
-			sv.set(v.Name, val, false)
+		if err := sv.defineAll(s.Variables, map[string]any{"stageDependencies": stageDeps}); err != nil {
+			r.Error = fmt.Sprintf("stage %s: %v", s.Name, err)
 		}
 		sv.set("System.StageName", s.Name, false)
 		sv.set("System.StageDisplayName", cmp.Or(s.DisplayName, s.Name), false)
@@ -376,11 +468,13 @@ func (x *execution) baseVars() vars {
 		v.set(k, val, false)
 	}
 	for _, pv := range x.p.Variables {
-		v.set(pv.Name, v.expand(pv.Value), false)
+		v.define(pv.Name, pv.Value)
 	}
+	// The platform's secrets win over a pipeline variable of the same name.
 	for k, val := range x.in.Secrets {
 		v.set(k, val, true)
 	}
+	v.resolve()
 	return v
 }
 
@@ -390,18 +484,14 @@ func (x *execution) runJob(ctx context.Context, s *pipeline.Stage, j *pipeline.J
 	jr.Status, jr.StartedAt = Running, time.Now().UTC()
 	x.save()
 	v := stageVars.clone()
-	for _, jv := range j.Variables {
-		val, err := runtimeValue(v, jv.Value, deps)
-		if err != nil {
-			jr.Status, jr.FinishedAt = Failed, time.Now().UTC()
-			x.run.Error = fmt.Sprintf("job %s: variable %s: %v", j.Name, jv.Name, err)
-			for i := range jr.Steps {
-				jr.Steps[i].Status = Skipped
-			}
-			x.save()
-			return Failed, nil
+	if err := v.defineAll(j.Variables, deps); err != nil {
+		jr.Status, jr.FinishedAt = Failed, time.Now().UTC()
+		x.run.Error = fmt.Sprintf("job %s: %v", j.Name, err)
+		for i := range jr.Steps {
+			jr.Steps[i].Status = Skipped
 		}
-		v.set(jv.Name, val, false)
+		x.save()
+		return Failed, nil
 	}
 	jobCtx, cancel := context.WithTimeout(ctx, time.Duration(j.TimeoutInMinutes)*time.Minute)
 	if j.TimeoutInMinutes == 0 {

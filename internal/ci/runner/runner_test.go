@@ -769,3 +769,61 @@ func TestStepsOfACrashedRunDoNotOutliveIt(t *testing.T) {
 		t.Fatalf("the workspace is still there: %v", err)
 	}
 }
+
+// Variable values name other variables, as Azure Pipelines expands them:
+// in any order, through blocks, with predefined names; unknown names and
+// cycles stay as written; a value that takes in a secret is secret.
+func TestVariableValuesNameOtherVariables(t *testing.T) {
+	l := newLine(t)
+	commit := l.push(map[string]string{"azure-pipelines.yml": `variables:
+  imageName: $(team)/web
+  team: dev1
+  tag: $(Build.BuildId)-$(imageName)
+  loopA: $(loopB)
+  loopB: $(loopA)
+  unknown: $(nope)/x
+  login: user:$(slipway.registry.password)
+  fromStage: $(stageVar)
+stages:
+- stage: Build
+  variables:
+    stageVar: $(jobVar)-stage
+  jobs:
+  - job: One
+    variables:
+      jobVar: $(team)-job
+    steps:
+    - script: |
+        echo "image=$(imageName) env=$IMAGENAME tag=$TAG"
+        echo "unknown=$UNKNOWN loop=$LOOPA/$LOOPB"
+        echo "fromStage=$FROMSTAGE"
+        echo "login-env=${LOGIN:-absent} login=$(login)"
+        echo '##vso[task.setvariable variable=later]$''(team)'
+
+    - script: echo "later=$LATER"
+      env:
+        LATER: $(later)
+`}, "variables naming variables")
+	r := l.waitRun(commit)
+	if r.Status != Succeeded {
+		t.Fatalf("run: %s %s", r.Status, r.Error)
+	}
+	first := l.log(r, r.Stages[0].Jobs[0].Steps[1])
+	for _, want := range []string{
+		"image=dev1/web env=dev1/web tag=" + fmt.Sprint(r.ID) + "-dev1/web",
+		"unknown=$(nope)/x loop=$(loopB)/$(loopA)",
+		"fromStage=dev1-job-stage",
+		"login-env=absent login=user:***",
+	} {
+		if !strings.Contains(first, want) {
+			t.Errorf("log lacks %q:\n%s", want, first)
+		}
+	}
+	if strings.Contains(l.stored(r), secretValue) {
+		t.Error("the secret taken into another variable is stored unmasked")
+	}
+	// A value set at run time is data: "$(team)" in it is not expanded.
+	if second := l.log(r, r.Stages[0].Jobs[0].Steps[2]); !strings.Contains(second, "later=$(team)") {
+		t.Errorf("a variable set by a step: %s", second)
+	}
+}
