@@ -44,6 +44,8 @@ type Pipelines struct {
 	// Flux) or "host" (on this machine as the user running slipway up,
 	// the only choice without the cluster; no isolation between teams).
 	Jobs string `json:"jobs,omitempty"`
+	// ParallelJobs is how many jobs of one team run at once (default 2).
+	ParallelJobs int `json:"parallelJobs,omitempty"`
 }
 
 // Git configures the git server.
@@ -210,6 +212,9 @@ func (c Config) Validate() error {
 	case "", "pods", "host":
 	default:
 		return fmt.Errorf("pipelines.jobs (SLIPWAY_JOBS) %q: want pods or host", c.Pipelines.Jobs)
+	}
+	if c.Pipelines.ParallelJobs < 0 || c.Pipelines.ParallelJobs > 64 {
+		return fmt.Errorf("pipelines.parallelJobs %d: want 1 to 64 (0 means the default, 2)", c.Pipelines.ParallelJobs)
 	}
 	if c.Home == "" {
 		return errors.New("home directory is empty: set SLIPWAY_HOME or --home")

@@ -116,8 +116,9 @@ type PipelineService struct {
 // to its OnPush.
 func NewPipelineService(cfg config.Config, users *auth.Store) *PipelineService {
 	return &PipelineService{Config: cfg, Users: users, runner: &runner.Runner{
-		Store:   PipelineStore(cfg),
-		RepoDir: func(repo string) string { return filepath.Join(cfg.GitDir(), filepath.FromSlash(repo)+".git") },
+		Store:        PipelineStore(cfg),
+		ParallelJobs: cfg.Pipelines.ParallelJobs,
+		RepoDir:      func(repo string) string { return filepath.Join(cfg.GitDir(), filepath.FromSlash(repo)+".git") },
 	}}
 }
 

@@ -506,7 +506,7 @@ func (e *expander) jobs(n *yaml.Node) ([]*Job, error) {
 			case "timeoutInMinutes":
 				j.TimeoutInMinutes, err = e.integer(v, "timeoutInMinutes")
 			case "cancelTimeoutInMinutes":
-				_, err = e.integer(v, "cancelTimeoutInMinutes")
+				j.CancelTimeoutInMinutes, err = e.integer(v, "cancelTimeoutInMinutes")
 			case "continueOnError":
 				j.ContinueOnError, err = e.boolean(v, "continueOnError")
 			case "workspace":

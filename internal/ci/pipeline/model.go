@@ -89,7 +89,10 @@ type Job struct {
 	Variables        []Variable
 	Steps            []*Step
 	TimeoutInMinutes int
-	ContinueOnError  bool
+	// CancelTimeoutInMinutes is how long always() and canceled() steps
+	// may run after the job was canceled or timed out (0: 5 minutes).
+	CancelTimeoutInMinutes int
+	ContinueOnError        bool
 	// Container is the image the job runs in (container:), when it says
 	// one; the runner's default image otherwise.
 	Container string

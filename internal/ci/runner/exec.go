@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/ci/expr"
@@ -41,10 +42,71 @@ type execution struct {
 	executor Executor
 	// live, when set, also receives every log line as it is written.
 	live io.Writer
-	// job is the job running now; startLog is what starting it said,
+	// slots holds a place for each job running, for the jobs of a team
+	// at once (see Runner.ParallelJobs).
+	slots chan struct{}
+	// lock guards the run's record. The jobs of a stage run at once,
+	// each on its own copy of the execution (forJob): job, startLog and
+	// jr below are that job's.
+	lock *sync.Mutex
+	// job is the job's place to run; startLog is what starting it said,
 	// not yet in a step's log.
 	job      JobHost
 	startLog string
+	// jr is the job's result, kept apart from the run's record while the
+	// job changes it; save copies it in. si and ji place it.
+	jr     *JobResult
+	si, ji int
+	// parent is the runner's context, outside the run's own: what runs
+	// after a cancel (always() steps and jobs) stops with the runner.
+	parent context.Context
+}
+
+// errCanceledByUser is the cause of a run's context when someone canceled
+// the run (as opposed to its time limit or the runner stopping).
+var errCanceledByUser = errors.New("the run was canceled")
+
+// defaultCancelTimeout is how long always() and canceled() work may run
+// after a cancel, as Azure's cancelTimeoutInMinutes defaults to.
+const defaultCancelTimeout = 5 * time.Minute
+
+// afterCancel gives the context always() and canceled() work runs in once
+// ctx has ended: when a person canceled the run, or a job ran out of its
+// time (jobTimedOut), Azure still runs them, for a while. A run over its
+// own time limit or a runner that stops runs nothing more.
+func (x *execution) afterCancel(ctx context.Context, jobTimedOut bool, minutes int) (context.Context, context.CancelFunc, bool) {
+	if !errors.Is(context.Cause(ctx), errCanceledByUser) && !(jobTimedOut && ctx.Err() == nil) {
+		return nil, func() {}, false
+	}
+	parent := cmp.Or[context.Context](x.parent, context.Background())
+	if jobTimedOut && ctx.Err() == nil {
+		parent = ctx
+	}
+	limit := time.Duration(minutes) * time.Minute
+	if limit <= 0 {
+		limit = defaultCancelTimeout
+	}
+	c, cancel := context.WithTimeout(parent, limit)
+	return c, cancel, true
+}
+
+// forJob is the execution of one job: its own copy of the job's result.
+func (x *execution) forJob(si, ji int) *execution {
+	x.lock.Lock()
+	defer x.lock.Unlock()
+	jx := *x
+	jr := x.run.Stages[si].Jobs[ji].clone()
+	jx.jr, jx.si, jx.ji, jx.job, jx.startLog = &jr, si, ji, nil, ""
+	return &jx
+}
+
+// clone copies a job's result, steps and issues included.
+func (jr JobResult) clone() JobResult {
+	jr.Steps = append([]StepResult(nil), jr.Steps...)
+	for i := range jr.Steps {
+		jr.Steps[i].Issues = append([]Issue(nil), jr.Steps[i].Issues...)
+	}
+	return jr
 }
 
 // variable is a variable in effect; secret ones are never exported. One
@@ -298,7 +360,12 @@ func (x *execution) execute(ctx context.Context) {
 		sv.set("System.StageName", s.Name, false)
 		sv.set("System.StageDisplayName", cmp.Or(s.DisplayName, s.Name), false)
 		ok, err := expr.EvalBool(cond, &expr.Context{Status: azureStatus(depStatus), Values: map[string]any{"variables": sv.values()}})
-		if err != nil || !ok || ctx.Err() != nil {
+		stageCtx, stopGrace := ctx, context.CancelFunc(func() {})
+		if err == nil && ok && ctx.Err() != nil {
+			// Canceled, and the stage's condition holds then.
+			stageCtx, stopGrace, ok = x.afterCancel(ctx, false, 0)
+		}
+		if err != nil || !ok {
 			sr.Status = Skipped
 			if err != nil {
 				sr.Status = Failed
@@ -311,56 +378,21 @@ func (x *execution) execute(ctx context.Context) {
 			x.save()
 			continue
 		}
-		sr.Status = Running
-		x.save()
-		jobs, _ := pipeline.OrderJobs(s.Jobs)
-		jobStatus := map[string]string{}
-		outputs := map[string]map[string]any{}
-		var all []string
-		for ji, j := range jobs {
-			jr := &sr.Jobs[ji]
-			var jdeps []string
-			deps := map[string]any{}
-			for _, d := range j.DependsOn {
-				jdeps = append(jdeps, jobStatus[d])
-				deps[d] = map[string]any{"result": azureStatus(jobStatus[d]), "outputs": outputs[d]}
-			}
-			jst := combine(jdeps...)
-			if ctx.Err() != nil {
-				jst = Canceled
-			}
-			jcond := j.Condition
-			if jcond == "" {
-				jcond = "succeeded()"
-			}
-			ok, err := expr.EvalBool(jcond, &expr.Context{Status: azureStatus(jst), Values: map[string]any{"variables": sv.values(), "dependencies": deps}})
-			if err != nil || !ok || ctx.Err() != nil {
-				skipJob(jr)
-				if err != nil {
-					jr.Status = Failed
-					r.Error = fmt.Sprintf("job %s: condition: %v", j.Name, err)
-				}
-				jobStatus[j.Name] = jr.Status
-				all = append(all, jr.Status)
-				x.save()
-				continue
-			}
-			status, out := x.runJob(ctx, s, j, jr, sv, si, ji, map[string]any{"dependencies": deps, "stageDependencies": stageDeps})
-			jobStatus[j.Name] = status
-			outputs[j.Name] = out
-			all = append(all, status)
-		}
+		x.update(func() { sr.Status = Running })
+		jobStatus, outputs, all := x.runJobs(stageCtx, s, si, sv, stageDeps)
+		stopGrace()
 		jobsOut := map[string]any{}
 		for name, st := range jobStatus {
 			jobsOut[name] = map[string]any{"result": azureStatus(st), "outputs": outputs[name]}
 		}
 		stageDeps[s.Name] = jobsOut
-		sr.Status = combine(all...)
-		if len(all) > 0 && allSkipped(all) {
-			sr.Status = Skipped
-		}
+		x.update(func() {
+			sr.Status = combine(all...)
+			if len(all) > 0 && allSkipped(all) {
+				sr.Status = Skipped
+			}
+		})
 		stageStatus[s.Name] = sr.Status
-		x.save()
 	}
 	var results []string
 	for _, s := range r.Stages {
@@ -379,6 +411,97 @@ func (x *execution) execute(ctx context.Context) {
 	x.save()
 }
 
+// runJobs runs a stage's jobs, each as soon as the jobs it depends on are
+// done and the team has a free place; it returns every job's status and
+// outputs, and all the statuses.
+func (x *execution) runJobs(ctx context.Context, s *pipeline.Stage, si int, sv vars, stageDeps map[string]any) (map[string]string, map[string]map[string]any, []string) {
+	jobs, _ := pipeline.OrderJobs(s.Jobs)
+	jobStatus := map[string]string{}
+	outputs := map[string]map[string]any{}
+	var all []string
+	type finished struct {
+		name, status string
+		out          map[string]any
+	}
+	done := make(chan finished)
+	started := make([]bool, len(jobs))
+	running := 0
+	for {
+		// Start (or skip) every job whose dependencies are done; a
+		// skipped job may free the ones after it, so look again.
+		for again := true; again; {
+			again = false
+			for ji, j := range jobs {
+				if started[ji] || !allDone(j.DependsOn, jobStatus) {
+					continue
+				}
+				started[ji], again = true, true
+				var jdeps []string
+				deps := map[string]any{}
+				for _, d := range j.DependsOn {
+					jdeps = append(jdeps, jobStatus[d])
+					deps[d] = map[string]any{"result": azureStatus(jobStatus[d]), "outputs": outputs[d]}
+				}
+				jst := combine(jdeps...)
+				if ctx.Err() != nil {
+					jst = Canceled
+				}
+				jcond := cmp.Or(j.Condition, "succeeded()")
+				ok, err := expr.EvalBool(jcond, &expr.Context{Status: azureStatus(jst), Values: map[string]any{"variables": sv.values(), "dependencies": deps}})
+				jobCtx, stopGrace := ctx, context.CancelFunc(func() {})
+				if err == nil && ok && ctx.Err() != nil {
+					// Canceled, and the job's condition holds then.
+					jobCtx, stopGrace, ok = x.afterCancel(ctx, false, j.CancelTimeoutInMinutes)
+				}
+				if err != nil || !ok {
+					jr := &x.run.Stages[si].Jobs[ji]
+					x.update(func() {
+						skipJob(jr)
+						if err != nil {
+							jr.Status = Failed
+							x.run.Error = fmt.Sprintf("job %s: condition: %v", j.Name, err)
+						}
+					})
+					jobStatus[j.Name] = jr.Status
+					all = append(all, jr.Status)
+					continue
+				}
+				running++
+				jx := x.forJob(si, ji)
+				jobDeps := map[string]any{"dependencies": deps, "stageDependencies": stageDeps}
+				go func() {
+					defer stopGrace()
+					status, out := Canceled, map[string]any(nil)
+					if jx.takeSlot(jobCtx) {
+						status, out = jx.runJob(jobCtx, s, j, jx.jr, sv, si, ji, jobDeps)
+						jx.giveSlot()
+					} else {
+						jx.update(func() { skipJob(jx.jr); jx.jr.Status = Canceled })
+					}
+					done <- finished{j.Name, status, out}
+				}()
+			}
+		}
+		if running == 0 {
+			return jobStatus, outputs, all
+		}
+		f := <-done
+		running--
+		jobStatus[f.name], outputs[f.name] = f.status, f.out
+		all = append(all, f.status)
+	}
+}
+
+// allDone says whether every named job has a status.
+func allDone(names []string, status map[string]string) bool {
+	for _, n := range names {
+		if _, ok := status[n]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 func allSkipped(statuses []string) bool {
 	for _, s := range statuses {
 		if s != Skipped {
@@ -395,8 +518,44 @@ func skipJob(jr *JobResult) {
 	}
 }
 
-func (x *execution) save() {
+// save writes the run's record (with this job's result, on a job's
+// execution).
+func (x *execution) save() { x.update(func() {}) }
+
+// update changes the run's record under its lock, then saves it.
+func (x *execution) update(change func()) {
+	x.lock.Lock()
+	defer x.lock.Unlock()
+	change()
+	if x.jr != nil {
+		x.run.Stages[x.si].Jobs[x.ji] = x.jr.clone()
+	}
 	_ = x.store.Save(x.run)
+}
+
+// fail records why the run failed.
+func (x *execution) fail(format string, args ...any) {
+	x.update(func() { x.run.Error = fmt.Sprintf(format, args...) })
+}
+
+// takeSlot waits for a place among the team's running jobs; false when
+// the run ended first.
+func (x *execution) takeSlot(ctx context.Context) bool {
+	if x.slots == nil {
+		return true
+	}
+	select {
+	case x.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (x *execution) giveSlot() {
+	if x.slots != nil {
+		<-x.slots
+	}
 }
 
 // stepsWithCheckout adds the implicit checkout Azure runs first in every
@@ -486,7 +645,7 @@ func (x *execution) runJob(ctx context.Context, s *pipeline.Stage, j *pipeline.J
 	v := stageVars.clone()
 	if err := v.defineAll(j.Variables, deps); err != nil {
 		jr.Status, jr.FinishedAt = Failed, time.Now().UTC()
-		x.run.Error = fmt.Sprintf("job %s: %v", j.Name, err)
+		x.fail("job %s: %v", j.Name, err)
 		for i := range jr.Steps {
 			jr.Steps[i].Status = Skipped
 		}
@@ -507,7 +666,7 @@ func (x *execution) runJob(ctx context.Context, s *pipeline.Stage, j *pipeline.J
 		if ctx.Err() != nil {
 			jr.Status = Canceled
 		}
-		x.run.Error = fmt.Sprintf("job %s could not start: %v", j.Name, x.secrets.Mask(err.Error()))
+		x.fail("job %s could not start: %v", j.Name, x.secrets.Mask(err.Error()))
 		for i := range jr.Steps {
 			jr.Steps[i].Status = Skipped
 		}
@@ -557,13 +716,26 @@ func (x *execution) runJob(ctx context.Context, s *pipeline.Stage, j *pipeline.J
 			x.save()
 			continue
 		}
-		// After a cancel or a timeout nothing more runs, not even always().
-		if !ok || !st.Enabled || jobCtx.Err() != nil {
+		if !ok || !st.Enabled {
 			sr.Status = Skipped
 			x.save()
 			continue
 		}
-		res := x.runStep(jobCtx, st, sr, v, ws, si, ji, i, outputs, &extraPath)
+		stepCtx := jobCtx
+		if jobCtx.Err() != nil {
+			// The job was canceled or timed out and the step's condition
+			// holds then (always(), canceled()): it runs, for a while.
+			timedOut := errors.Is(jobCtx.Err(), context.DeadlineExceeded)
+			grace, stop, ok := x.afterCancel(ctx, timedOut, j.CancelTimeoutInMinutes)
+			if !ok {
+				sr.Status = Skipped
+				x.save()
+				continue
+			}
+			defer stop()
+			stepCtx = grace
+		}
+		res := x.runStep(stepCtx, st, sr, v, ws, si, ji, i, outputs, &extraPath)
 		if res == Failed && st.ContinueOnError {
 			res = SucceededWithIssues
 		}
@@ -573,7 +745,7 @@ func (x *execution) runJob(ctx context.Context, s *pipeline.Stage, j *pipeline.J
 	}
 	if jobCtx.Err() != nil && ctx.Err() == nil && errors.Is(jobCtx.Err(), context.DeadlineExceeded) {
 		status = Failed
-		x.run.Error = fmt.Sprintf("job %s took longer than timeoutInMinutes (%d) and was stopped", j.Name, j.TimeoutInMinutes)
+		x.fail("job %s took longer than timeoutInMinutes (%d) and was stopped", j.Name, j.TimeoutInMinutes)
 	} else if ctx.Err() != nil && status != Failed {
 		status = Canceled
 	}
@@ -636,7 +808,7 @@ func (x *execution) runStep(ctx context.Context, st *pipeline.Step, sr *StepResu
 		case "task.prependpath":
 			*extraPath = append([]string{c.message}, *extraPath...)
 		case "build.updatebuildnumber":
-			x.run.Number = x.secrets.Mask(c.message)
+			x.update(func() { x.run.Number = x.secrets.Mask(c.message) })
 		}
 	}}
 	if x.startLog != "" {

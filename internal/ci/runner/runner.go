@@ -44,6 +44,11 @@ type Runner struct {
 	// Log receives the runner's own messages (a push that starts nothing,
 	// a pipeline file that does not load).
 	Log io.Writer
+	// ParallelJobs is how many jobs of one team run at once, across its
+	// pipelines' runs (default 2): the jobs of a stage that do not depend
+	// on each other run side by side up to it, as Azure runs them up to
+	// the parallel jobs an organisation has.
+	ParallelJobs int
 
 	mu     sync.Mutex
 	intake chan Push
@@ -62,6 +67,22 @@ type Runner struct {
 	// accepting counts the team goroutines at work.
 	accepting sync.WaitGroup
 	ctx       context.Context
+	// slots holds each team's places for running jobs.
+	slots map[string]chan struct{}
+}
+
+// teamSlots is a team's places for running jobs.
+func (r *Runner) teamSlots(repo string) chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.slots == nil {
+		r.slots = map[string]chan struct{}{}
+	}
+	t := team(repo)
+	if r.slots[t] == nil {
+		r.slots[t] = make(chan struct{}, cmp.Or(max(r.ParallelJobs, 0), 2))
+	}
+	return r.slots[t]
 }
 
 type teamIntake struct {
@@ -430,7 +451,9 @@ func (r *Runner) execute(ctx context.Context, run *Run, p *pipeline.Pipeline, sr
 	if timeout <= 0 {
 		timeout = time.Hour
 	}
-	runCtx, cancel := context.WithTimeout(ctx, timeout)
+	canceled, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+	runCtx, cancel := context.WithTimeout(canceled, timeout)
 	defer cancel()
 	// A cancel is asked for through the store, from any process.
 	go func() {
@@ -442,13 +465,17 @@ func (r *Runner) execute(ctx context.Context, run *Run, p *pipeline.Pipeline, sr
 				return
 			case <-t.C:
 				if r.Store.CancelRequested(run.ID) {
-					cancel()
+					cancelRun(errCanceledByUser)
 					return
 				}
 			}
 		}
 	}()
-	x := &execution{store: r.Store, run: run, p: p, src: src, in: in, secrets: sec, executor: executor, live: live}
+	if live != nil {
+		live = &lockedWriter{w: live} // jobs running side by side write to it
+	}
+	x := &execution{store: r.Store, run: run, p: p, src: src, in: in, secrets: sec, executor: executor, live: live,
+		lock: &sync.Mutex{}, slots: r.teamSlots(run.Pipeline), parent: ctx}
 	x.execute(runCtx)
 	if ctx.Err() != nil && run.Status == Canceled && run.Error == "" {
 		run.Error = "the runner stopped while this run was in progress"
@@ -461,4 +488,16 @@ func (r *Runner) execute(ctx context.Context, run *Run, p *pipeline.Pipeline, sr
 		return errors.New(run.Error)
 	}
 	return nil
+}
+
+// lockedWriter lets several goroutines write whole calls to w in turn.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

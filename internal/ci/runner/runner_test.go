@@ -423,10 +423,14 @@ func TestTimeouts(t *testing.T) {
 	// Step and job limits are whole minutes, long for a test; the
 	// runner-wide limit is checked here, and shares their mechanism.
 	l.runner.RunTimeout = 2 * time.Second
-	commit := l.push(map[string]string{"azure-pipelines.yml": "steps:\n- script: sleep 60\n  displayName: Slow\n"}, "slow run")
+	commit := l.push(map[string]string{"azure-pipelines.yml": "steps:\n- script: sleep 60\n  displayName: Slow\n- script: echo cleanup\n  displayName: Cleanup\n  condition: always()\n"}, "slow run")
 	r := l.waitRun(commit)
 	if r.Status != Failed || !strings.Contains(r.Error, "time limit") {
 		t.Fatalf("run over its time limit: %s %q", r.Status, r.Error)
+	}
+	// A run over its own limit runs nothing more, not even always().
+	if st := steps(r)["Cleanup"].Status; st != Skipped {
+		t.Fatalf("an always() step after the run's time limit: %s", st)
 	}
 }
 
@@ -825,5 +829,149 @@ stages:
 	// A value set at run time is data: "$(team)" in it is not expanded.
 	if second := l.log(r, r.Stages[0].Jobs[0].Steps[2]); !strings.Contains(second, "later=$(team)") {
 		t.Errorf("a variable set by a step: %s", second)
+	}
+}
+
+// twoJobsMeeting is a stage whose two jobs can succeed only side by side:
+// each leaves a mark in dir, then waits for the other's (a minute at
+// most). A third job depends on both.
+func twoJobsMeeting(dir string) string {
+	wait := func(mine, theirs string) string {
+		return fmt.Sprintf("touch %s/%s; for i in $(seq 600); do [ -e %s/%s ] && exit 0; sleep 0.1; done; exit 1", dir, mine, dir, theirs)
+	}
+	return fmt.Sprintf(`jobs:
+- job: A
+  steps:
+  - script: %s
+    displayName: A
+- job: B
+  steps:
+  - script: %s
+    displayName: B
+- job: C
+  dependsOn: [A, B]
+  steps:
+  - script: echo after both
+    displayName: C
+`, wait("a", "b"), wait("b", "a"))
+}
+
+// The jobs of a stage that do not depend on each other run side by side;
+// one that depends on them starts when both are done.
+func TestJobsOfAStageRunSideBySide(t *testing.T) {
+	l := newLine(t)
+	r := l.waitRun(l.push(map[string]string{"azure-pipelines.yml": twoJobsMeeting(t.TempDir())}, "side by side"))
+	if r.Status != Succeeded {
+		t.Fatalf("run: %s %s %+v", r.Status, r.Error, r.Stages)
+	}
+	jobs := map[string]JobResult{}
+	for _, j := range r.Stages[0].Jobs {
+		jobs[j.Name] = j
+	}
+	if c := jobs["C"]; c.StartedAt.Before(jobs["A"].FinishedAt) || c.StartedAt.Before(jobs["B"].FinishedAt) {
+		t.Fatalf("C started at %s, before A (%s) or B (%s) finished", c.StartedAt, jobs["A"].FinishedAt, jobs["B"].FinishedAt)
+	}
+}
+
+// A team's jobs run at most ParallelJobs at a time.
+func TestParallelJobsBoundATeam(t *testing.T) {
+	l := newLine(t)
+	l.runner.ParallelJobs = 1
+	r := l.waitRun(l.push(map[string]string{"azure-pipelines.yml": `jobs:
+- job: A
+  steps:
+  - script: sleep 0.5
+- job: B
+  steps:
+  - script: sleep 0.5
+`}, "one at a time"))
+	if r.Status != Succeeded {
+		t.Fatalf("run: %s %s", r.Status, r.Error)
+	}
+	a, b := r.Stages[0].Jobs[0], r.Stages[0].Jobs[1]
+	if a.StartedAt.Before(b.FinishedAt) && b.StartedAt.Before(a.FinishedAt) {
+		t.Fatalf("with one place, jobs overlapped: A %s-%s, B %s-%s", a.StartedAt, a.FinishedAt, b.StartedAt, b.FinishedAt)
+	}
+}
+
+// After a cancel, Azure still runs what asks for it: always() and
+// canceled() steps, jobs and stages, for the cancel timeout; the rest is
+// skipped, and the run is canceled.
+func TestAlwaysRunsAfterACancel(t *testing.T) {
+	l := newLine(t)
+	commit := l.push(map[string]string{"azure-pipelines.yml": `stages:
+- stage: One
+  jobs:
+  - job: Work
+    steps:
+    - script: sleep 60
+      displayName: Long
+    - script: echo default-ran
+      displayName: Default
+    - script: echo cleanup-ran
+      displayName: Cleanup
+      condition: always()
+    - script: echo canceled-ran
+      displayName: OnCancel
+      condition: canceled()
+  - job: Later
+    dependsOn: Work
+    steps:
+    - script: echo later
+  - job: Report
+    dependsOn: Work
+    condition: always()
+    steps:
+    - script: echo report-ran
+      displayName: Report
+- stage: Two
+  jobs:
+  - job: X
+    steps:
+    - script: echo two
+- stage: Notify
+  condition: always()
+  jobs:
+  - job: N
+    steps:
+    - script: echo notify-ran
+      displayName: Notify
+`}, "cancel me")
+	var running *Run
+	for i := 0; running == nil; i++ {
+		if i == 1200 {
+			t.Fatal("the long step never started")
+		}
+		time.Sleep(50 * time.Millisecond)
+		runs, _ := l.store.List("dev1/app")
+		for _, r := range runs {
+			if r.Commit == commit && len(r.Stages) > 0 && r.Stages[0].Jobs[0].Steps[1].Status == Running {
+				running = r
+			}
+		}
+	}
+	if err := l.store.RequestCancel(running.ID); err != nil {
+		t.Fatal(err)
+	}
+	r := l.waitRun(commit)
+	if r.Status != Canceled {
+		t.Fatalf("run: %s %s", r.Status, r.Error)
+	}
+	got := steps(r)
+	for name, want := range map[string]string{"Long": Canceled, "Default": Skipped, "Cleanup": Succeeded, "OnCancel": Succeeded, "Report": Succeeded, "Notify": Succeeded} {
+		if got[name].Status != want {
+			t.Errorf("step %s: %s, want %s", name, got[name].Status, want)
+		}
+	}
+	for _, name := range []string{"Cleanup", "Report", "Notify"} {
+		if log := l.log(r, got[name]); !strings.Contains(log, strings.ToLower(name)+"-ran") {
+			t.Errorf("step %s's log: %s", name, log)
+		}
+	}
+	if later := r.Stages[0].Jobs[1]; later.Name != "Later" || later.Status != Skipped {
+		t.Errorf("job Later: %+v", later)
+	}
+	if two := r.Stages[1]; two.Status != Skipped {
+		t.Errorf("stage Two: %s", two.Status)
 	}
 }
