@@ -28,6 +28,9 @@ type Context struct {
 	// "SucceededWithIssues", "Failed" or "Canceled". Empty means the
 	// status functions are not available here (template expressions).
 	Status string
+	// Counter gives counter(prefix, seed) its next value; nil where the
+	// function is not available (anywhere but a variable's $[ ]).
+	Counter func(prefix string, seed int) (int, error)
 }
 
 // Error is a syntax or evaluation error, with the expression it is about.
@@ -445,7 +448,7 @@ var arity = map[string][2]int{ // min, max (-1: any)
 	"contains": {2, 2}, "startswith": {2, 2}, "endswith": {2, 2}, "containsvalue": {2, 2},
 	"in": {1, -1}, "notin": {1, -1}, "format": {1, -1}, "join": {2, 2}, "coalesce": {1, -1},
 	"lower": {1, 1}, "upper": {1, 1}, "length": {1, 1}, "replace": {3, 3}, "split": {2, 2},
-	"iif": {3, 3}, "trim": {1, 1},
+	"iif": {3, 3}, "trim": {1, 1}, "counter": {2, 2},
 	"succeeded": {0, 0}, "failed": {0, 0}, "always": {0, 0}, "canceled": {0, 0}, "succeededorfailed": {0, 0},
 }
 
@@ -600,6 +603,19 @@ func (c call) eval(ctx *Context) (any, error) {
 			return args[1], nil
 		}
 		return args[2], nil
+	case "counter":
+		if ctx.Counter == nil {
+			return nil, &Error{Msg: "counter() is available only in a variable's $[ ] runtime expression"}
+		}
+		seed, ok := toNumber(args[1])
+		if !ok || seed != float64(int(seed)) {
+			return nil, &Error{Msg: fmt.Sprintf("counter(): the seed %q is not a whole number", String(args[1]))}
+		}
+		n, err := ctx.Counter(String(args[0]), int(seed))
+		if err != nil {
+			return nil, &Error{Msg: "counter(): " + err.Error()}
+		}
+		return n, nil
 	}
 	return nil, &Error{Msg: "unknown function " + c.name + "()"}
 }

@@ -109,3 +109,22 @@ func FuzzEval(f *testing.F) {
 		_, _ = Eval(src, ctx("Succeeded"))
 	})
 }
+
+func TestCounterNeedsARun(t *testing.T) {
+	if _, err := Eval("counter('1', 100)", &Context{}); err == nil || !strings.Contains(err.Error(), "only in a variable's $[ ]") {
+		t.Fatalf("counter() without a run: %v", err)
+	}
+	next := 7
+	c := &Context{Counter: func(prefix string, seed int) (int, error) {
+		if prefix != "1" || seed != 100 {
+			t.Fatalf("counter(%q, %d)", prefix, seed)
+		}
+		return next, nil
+	}}
+	if v, err := Eval("counter('1', 100)", c); err != nil || String(v) != "7" {
+		t.Fatalf("counter(): %v %v", v, err)
+	}
+	if _, err := Eval("counter('1', 1.5)", c); err == nil || !strings.Contains(err.Error(), "whole number") {
+		t.Fatalf("counter() with a fractional seed: %v", err)
+	}
+}

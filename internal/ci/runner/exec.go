@@ -60,6 +60,26 @@ type execution struct {
 	// parent is the runner's context, outside the run's own: what runs
 	// after a cancel (always() steps and jobs) stops with the runner.
 	parent context.Context
+	// counters are the numbers counter() gave this run, by prefix
+	// (shared by the jobs' copies: a map, guarded by lock).
+	counters map[string]int
+}
+
+// counter is counter(prefix, seed) for this run: the pipeline's next
+// number for prefix, taken once per run (a second use in the same run
+// gives the same number).
+func (x *execution) counter(prefix string, seed int) (int, error) {
+	x.lock.Lock()
+	defer x.lock.Unlock()
+	if n, ok := x.counters[prefix]; ok {
+		return n, nil
+	}
+	n, err := x.store.nextCounter(x.run.Pipeline, prefix, seed)
+	if err != nil {
+		return 0, err
+	}
+	x.counters[prefix] = n
+	return n, nil
 }
 
 // errCanceledByUser is the cause of a run's context when someone canceled
@@ -239,13 +259,13 @@ func (v vars) expand(s string) string {
 // resolves them. A runtime expression $[ ] is evaluated now, against the
 // variables and the outputs of the jobs and stages before; anything else
 // is a value whose $( ) macros resolve expands.
-func (v vars) defineAll(block []pipeline.Variable, extra map[string]any) error {
+func (v vars) defineAll(block []pipeline.Variable, extra map[string]any, counter func(string, int) (int, error)) error {
 	for _, pv := range block {
 		if !pipeline.RuntimeExpr.MatchString(pv.Value) {
 			v.define(pv.Name, pv.Value)
 			continue
 		}
-		val, err := runtimeValue(v, pv.Value, extra)
+		val, err := runtimeValue(v, pv.Value, extra, counter)
 		if err != nil {
 			v.resolve()
 			return fmt.Errorf("variable %s: %w", pv.Name, err)
@@ -257,7 +277,7 @@ func (v vars) defineAll(block []pipeline.Variable, extra map[string]any) error {
 }
 
 // runtimeValue evaluates a runtime expression $[ ].
-func runtimeValue(v vars, value string, extra map[string]any) (string, error) {
+func runtimeValue(v vars, value string, extra map[string]any, counter func(string, int) (int, error)) (string, error) {
 	m := pipeline.RuntimeExpr.FindStringSubmatch(value)
 	if m == nil {
 		return v.expand(value), nil
@@ -266,7 +286,7 @@ func runtimeValue(v vars, value string, extra map[string]any) (string, error) {
 	for k, x := range extra {
 		values[k] = x
 	}
-	out, err := expr.Eval(strings.TrimSpace(m[1]), &expr.Context{Values: values})
+	out, err := expr.Eval(strings.TrimSpace(m[1]), &expr.Context{Values: values, Counter: counter})
 	if err != nil {
 		return "", err
 	}
@@ -354,7 +374,7 @@ func (x *execution) execute(ctx context.Context) {
 			cond = "succeeded()"
 		}
 		sv := base.clone()
-		if err := sv.defineAll(s.Variables, map[string]any{"stageDependencies": stageDeps}); err != nil {
+		if err := sv.defineAll(s.Variables, map[string]any{"stageDependencies": stageDeps}, x.counter); err != nil {
 			r.Error = fmt.Sprintf("stage %s: %v", s.Name, err)
 		}
 		sv.set("System.StageName", s.Name, false)
@@ -626,10 +646,14 @@ func (x *execution) baseVars() vars {
 	for k, val := range x.in.Variables {
 		v.set(k, val, false)
 	}
-	for _, pv := range x.p.Variables {
-		v.define(pv.Name, pv.Value)
+	// The platform's secrets win over a pipeline variable of the same
+	// name: they are set before and after.
+	for k, val := range x.in.Secrets {
+		v.set(k, val, true)
 	}
-	// The platform's secrets win over a pipeline variable of the same name.
+	if err := v.defineAll(x.p.Variables, nil, x.counter); err != nil {
+		x.run.Error = err.Error()
+	}
 	for k, val := range x.in.Secrets {
 		v.set(k, val, true)
 	}
@@ -643,7 +667,7 @@ func (x *execution) runJob(ctx context.Context, s *pipeline.Stage, j *pipeline.J
 	jr.Status, jr.StartedAt = Running, time.Now().UTC()
 	x.save()
 	v := stageVars.clone()
-	if err := v.defineAll(j.Variables, deps); err != nil {
+	if err := v.defineAll(j.Variables, deps, x.counter); err != nil {
 		jr.Status, jr.FinishedAt = Failed, time.Now().UTC()
 		x.fail("job %s: %v", j.Name, err)
 		for i := range jr.Steps {

@@ -475,7 +475,7 @@ func (r *Runner) execute(ctx context.Context, run *Run, p *pipeline.Pipeline, sr
 		live = &lockedWriter{w: live} // jobs running side by side write to it
 	}
 	x := &execution{store: r.Store, run: run, p: p, src: src, in: in, secrets: sec, executor: executor, live: live,
-		lock: &sync.Mutex{}, slots: r.teamSlots(run.Pipeline), parent: ctx}
+		lock: &sync.Mutex{}, slots: r.teamSlots(run.Pipeline), parent: ctx, counters: map[string]int{}}
 	x.execute(runCtx)
 	if ctx.Err() != nil && run.Status == Canceled && run.Error == "" {
 		run.Error = "the runner stopped while this run was in progress"

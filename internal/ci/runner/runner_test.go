@@ -975,3 +975,33 @@ func TestAlwaysRunsAfterACancel(t *testing.T) {
 		t.Errorf("stage Two: %s", two.Status)
 	}
 }
+
+// counter(prefix, seed): seed at a prefix's first run, one more at each
+// run after; a new prefix starts again at its seed; one number per run.
+func TestCounterCountsRunsPerPrefix(t *testing.T) {
+	l := newLine(t)
+	pipelineFile := func(major string) string {
+		return `variables:
+  major: ` + major + `
+  minor: $[counter(variables['major'], 100)]
+  again: $[counter(variables['major'], 5)]
+steps:
+- script: echo "version=$(major).$(minor) again=$(again)"
+  displayName: Version
+`
+	}
+	var got []string
+	for i, major := range []string{"1", "1", "1", "2", "1"} {
+		r := l.waitRun(l.push(map[string]string{"azure-pipelines.yml": pipelineFile(major), "n": fmt.Sprint(i)}, "run "+fmt.Sprint(i)))
+		if r.Status != Succeeded {
+			t.Fatalf("run %d: %s %s", i, r.Status, r.Error)
+		}
+		log := l.log(r, steps(r)["Version"])
+		i := strings.Index(log, "version=")
+		got = append(got, strings.Fields(log[i:])[0]+" "+strings.Fields(log[i:])[1])
+	}
+	want := []string{"version=1.100 again=100", "version=1.101 again=101", "version=1.102 again=102", "version=2.100 again=100", "version=1.103 again=103"}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") {
+		t.Fatalf("counter gave\n  %s\nwant\n  %s", strings.Join(got, ", "), strings.Join(want, ", "))
+	}
+}

@@ -478,3 +478,34 @@ func (s *Store) intake() ([]intakeEntry, error) {
 func (s *Store) removeIntake(id string) {
 	_ = os.Remove(filepath.Join(s.intakeDir(), id))
 }
+
+// nextCounter is counter(prefix, seed) of a pipeline: seed the first
+// time a prefix is asked for, one more at every later run. The counters
+// of a pipeline are kept in one file under the store, changed under a lock.
+func (s *Store) nextCounter(pipeline, prefix string, seed int) (int, error) {
+	name := "counters-" + strings.ReplaceAll(pipeline, "/", "_")
+	unlock, err := s.lock(name + ".lock")
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	path := filepath.Join(s.Dir, name+".json")
+	next := map[string]int{}
+	if data, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(data, &next); err != nil {
+			return 0, fmt.Errorf("%s: %w", path, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return 0, err
+	}
+	n, ok := next[prefix]
+	if !ok {
+		n = seed
+	}
+	next[prefix] = n + 1
+	data, err := json.Marshal(next)
+	if err != nil {
+		return 0, err
+	}
+	return n, fsutil.WriteFileAtomic(path, data, 0o644)
+}
