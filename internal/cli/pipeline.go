@@ -32,7 +32,8 @@ push to the git server, or at once on a working tree with "pipeline run".
 Anything outside the subset is refused with its file and line before a step
 runs. Supported tasks: ` + taskList() + `.`,
 	}
-	cmd.AddCommand(newPipelineRunCmd(g), newPipelineListCmd(g), newPipelineShowCmd(g), newPipelineLogsCmd(g), newPipelineCancelCmd(g))
+	cmd.AddCommand(newPipelineRunCmd(g), newPipelineListCmd(g), newPipelineShowCmd(g), newPipelineLogsCmd(g), newPipelineCancelCmd(g),
+		newPipelineCreateCmd(g), newPipelineDeleteCmd(g), newPipelineDefinitionsCmd(g))
 	return cmd
 }
 

@@ -629,7 +629,7 @@ func (x *execution) baseVars() vars {
 		"Build.SourceVersion":       r.Commit,
 		"Build.SourceBranch":        r.Ref,
 		"Build.SourceBranchName":    branch,
-		"Build.Repository.Name":     r.Pipeline,
+		"Build.Repository.Name":     r.Repository(),
 		"Build.DefinitionName":      r.Pipeline,
 		"Build.Reason":              r.Reason,
 		"Build.RequestedFor":        r.RequestedBy,

@@ -19,6 +19,9 @@ import (
 // Push is a push the git server reports.
 type Push struct {
 	Repo, Ref, Before, After, Pusher string
+	// Pipeline, when set, is the only pipeline the push may start (a
+	// queued run started again after a crash).
+	Pipeline string `json:",omitempty"`
 	// ID names the push's entry in the store's intake (see OnPush). The
 	// git server gives each change one that sorts in push order and stays
 	// the same when it tells the change again after a crash; empty, the
@@ -60,9 +63,9 @@ type Runner struct {
 	// teams' go on, so one team's slow checkout or heavy pipeline file
 	// holds up no one else.
 	teams map[string]*teamIntake
-	// taken names the intake entries that have a run (Run.Push), so an
-	// entry told twice runs once.
-	taken   map[string]bool
+	// taken names the intake entries that have runs (Run.Push), and the
+	// pipelines they ran, so an entry told twice runs each once.
+	taken   map[string]map[string]bool
 	running sync.WaitGroup
 	// accepting counts the team goroutines at work.
 	accepting sync.WaitGroup
@@ -116,7 +119,7 @@ func (r *Runner) init() {
 		r.wake = make(chan struct{}, 1)
 		r.queues = map[string]*queue{}
 		r.teams = map[string]*teamIntake{}
-		r.taken = map[string]bool{}
+		r.taken = map[string]map[string]bool{}
 	}
 }
 
@@ -161,7 +164,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	for _, run := range fixed {
 		if run.StartedAt.IsZero() && run.Reason == "IndividualCI" {
 			r.logf("pipeline run %d (%s): running its push of %.12s again", run.ID, run.Pipeline, run.Commit)
-			r.accept(ctx, Push{Repo: run.Pipeline, Ref: run.Ref, Before: run.Before, After: run.Commit, Pusher: run.RequestedBy})
+			r.accept(ctx, Push{Repo: run.Repository(), Ref: run.Ref, Before: run.Before, After: run.Commit, Pusher: run.RequestedBy, Pipeline: run.Pipeline})
 		}
 	}
 	// Pushes a crash caught between their intake entry and their run are
@@ -170,7 +173,10 @@ func (r *Runner) Start(ctx context.Context) error {
 		r.mu.Lock()
 		for _, run := range runs {
 			if run.Push != "" {
-				r.taken[run.Push] = true
+				if r.taken[run.Push] == nil {
+					r.taken[run.Push] = map[string]bool{}
+				}
+				r.taken[run.Push][run.Pipeline] = true
 			}
 		}
 		r.mu.Unlock()
@@ -252,11 +258,8 @@ func (r *Runner) acceptTeam(ctx context.Context, ti *teamIntake) {
 		}
 		p := ti.pending[0]
 		ti.pending = ti.pending[1:]
-		taken := p.ID != "" && r.taken[p.ID]
 		r.mu.Unlock()
-		if !taken {
-			r.accept(ctx, p)
-		}
+		r.accept(ctx, p)
 		// A push looked at while the runner stopped may have been cut
 		// short: its entry stays for the next start (its run, if it was
 		// made, says so).
@@ -269,15 +272,22 @@ func (r *Runner) acceptTeam(ctx context.Context, ti *teamIntake) {
 	}
 }
 
-// accept decides whether a push starts a run and queues it.
+// accept decides which of the repository's pipelines a push starts, and
+// queues their runs. Pipelines that have a run of this push already (a
+// push told again after a crash) are left out; push.Pipeline, when set,
+// names the only one to look at.
 func (r *Runner) accept(ctx context.Context, push Push) {
 	if push.After == "" || push.After == zeroCommit {
 		return // a deleted branch runs nothing
 	}
+	defs, err := r.Store.definitionsOf(push.Repo)
+	if err != nil {
+		r.logf("pipeline runner: %v (only %s's own azure-pipelines.yml is looked at)", err, push.Repo)
+	}
 	repoDir := r.RepoDir(push.Repo)
 	src := GitSource{Repo: repoDir, Commit: push.After}
-	// The pipeline file is read from a checkout under the store, where a
-	// crash's leftovers are swept at the next start.
+	// The pipeline files are read from a checkout under the store, where
+	// a crash's leftovers are swept at the next start.
 	if err := os.MkdirAll(r.Store.WorkDir(), 0o700); err != nil {
 		r.logf("pipeline runner: %v", err)
 		return
@@ -292,12 +302,35 @@ func (r *Runner) accept(ctx context.Context, push Push) {
 		r.logf("pipeline runner: %s %s: %v", push.Repo, push.Ref, err)
 		return
 	}
-	if _, err := os.Stat(filepath.Join(tmp, pipeline.DefaultFile)); err != nil {
-		return // no pipeline in this repository
+	var changed []string
+	if push.Before != "" && push.Before != zeroCommit {
+		if out, err := gitcmd.Run(ctx, repoDir, nil, "diff", "--name-only", push.Before, push.After); err == nil {
+			changed = strings.Fields(out)
+		}
 	}
-	run := &Run{Pipeline: push.Repo, Reason: "IndividualCI", Ref: push.Ref, Commit: push.After, Before: push.Before,
-		RequestedBy: push.Pusher, File: pipeline.DefaultFile, Status: Queued, QueuedAt: time.Now().UTC(), Push: push.ID}
-	p, err := pipeline.Load(pipeline.Options{Root: tmp, Variables: templateVariables(run)})
+	for _, d := range defs {
+		if push.Pipeline != "" && d.Name != push.Pipeline || r.hasRun(push.ID, d.Name) {
+			continue
+		}
+		r.acceptFor(ctx, push, d, tmp, src, changed)
+	}
+}
+
+// acceptFor starts one pipeline of a push, if its file is in the pushed
+// commit and its trigger matches.
+func (r *Runner) acceptFor(ctx context.Context, push Push, d Definition, tree string, src Source, changed []string) {
+	if _, err := os.Stat(filepath.Join(tree, filepath.FromSlash(d.File))); err != nil {
+		if d.Name != push.Repo {
+			r.logf("push to %s %s: pipeline %s reads %s, which this commit does not have; it does not run", push.Repo, push.Ref, d.Name, d.File)
+		}
+		return
+	}
+	run := &Run{Pipeline: d.Name, Reason: "IndividualCI", Ref: push.Ref, Commit: push.After, Before: push.Before,
+		RequestedBy: push.Pusher, File: d.File, Status: Queued, QueuedAt: time.Now().UTC(), Push: push.ID}
+	if d.Name != push.Repo {
+		run.Repo = push.Repo
+	}
+	p, err := pipeline.Load(pipeline.Options{Root: tree, File: d.File, Variables: templateVariables(run)})
 	if err != nil {
 		// The push is recorded as a failed run, so the team sees why
 		// nothing ran; no step has run.
@@ -308,14 +341,8 @@ func (r *Runner) accept(ctx context.Context, push Push) {
 		r.logf("pipeline run %d (%s): %s", run.ID, run.Pipeline, run.Error)
 		return
 	}
-	var changed []string
-	if push.Before != "" && push.Before != zeroCommit {
-		if out, err := gitcmd.Run(ctx, repoDir, nil, "diff", "--name-only", push.Before, push.After); err == nil {
-			changed = strings.Fields(out)
-		}
-	}
 	if !p.Triggers(push.Ref, changed) {
-		r.logf("push to %s %s: the pipeline's trigger does not match; nothing runs", push.Repo, push.Ref)
+		r.logf("push to %s %s: the trigger of pipeline %s does not match; it does not run", push.Repo, push.Ref, d.Name)
 		return
 	}
 	if err := r.record(run); err != nil {
@@ -323,6 +350,14 @@ func (r *Runner) accept(ctx context.Context, push Push) {
 		return
 	}
 	r.enqueue(&queued{run: run, p: p, src: src}, p.Trigger != nil && p.Trigger.Batch)
+}
+
+// hasRun says whether a pipeline has a run of the push with this intake
+// entry.
+func (r *Runner) hasRun(pushID, pipelineName string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return pushID != "" && r.taken[pushID][pipelineName]
 }
 
 // record stores a push's new run and notes its intake entry as taken.
@@ -333,7 +368,10 @@ func (r *Runner) record(run *Run) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if run.Push != "" {
-		r.taken[run.Push] = true
+		if r.taken[run.Push] == nil {
+			r.taken[run.Push] = map[string]bool{}
+		}
+		r.taken[run.Push][run.Pipeline] = true
 	}
 	return nil
 }
@@ -342,7 +380,7 @@ func templateVariables(run *Run) map[string]string {
 	branch := run.Ref[strings.LastIndex(run.Ref, "/")+1:]
 	return map[string]string{
 		"Build.SourceBranch": run.Ref, "Build.SourceBranchName": branch, "Build.Reason": run.Reason,
-		"Build.Repository.Name": run.Pipeline, "Build.SourceVersion": run.Commit,
+		"Build.Repository.Name": run.Repository(), "Build.DefinitionName": run.Pipeline, "Build.SourceVersion": run.Commit,
 	}
 }
 

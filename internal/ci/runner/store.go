@@ -8,6 +8,7 @@ package runner
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,6 +58,9 @@ type Run struct {
 	Commit      string `json:"commit,omitempty"`
 	Before      string `json:"before,omitempty"`
 	RequestedBy string `json:"requestedBy,omitempty"`
+	// Repo is the repository a defined pipeline reads, when it is not
+	// named as the repository (see Definition).
+	Repo string `json:"repo,omitempty"`
 	// Source is the working tree of a manual run.
 	Source string `json:"source,omitempty"`
 	File   string `json:"file"`
@@ -118,6 +122,9 @@ type Issue struct {
 	Type    string `json:"type"`
 	Message string `json:"message"`
 }
+
+// Repository is the git repository the run's pipeline reads.
+func (r *Run) Repository() string { return cmp.Or(r.Repo, r.Pipeline) }
 
 // Duration is how long the run took, or has taken so far.
 func (r *Run) Duration() time.Duration {

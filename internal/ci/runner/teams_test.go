@@ -94,6 +94,9 @@ func commitAndPush(work string, files map[string]string, message string) (string
 	for name, content := range files {
 		p := filepath.Join(work, name)
 		_ = os.Remove(p) // a symlink is replaced, not written through
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return "", err
+		}
 		if target, ok := strings.CutPrefix(content, "symlink:"); ok {
 			if err := os.Symlink(target, p); err != nil {
 				return "", err
@@ -329,5 +332,76 @@ steps:
 	t.Logf("%d good pushes, %d hostile ones; peak heap in use %.1f MiB", 2*pushes, len(badCommits), float64(peak.Load())/(1<<20))
 	if peak.Load() > 512<<20 { // about 7 MiB without -race
 		t.Fatalf("the heap grew to %d MiB under load", peak.Load()>>20)
+	}
+}
+
+// A monorepo with two defined pipelines: each runs its own file, on its
+// own path filter, with its own history; the repository's root file runs
+// as the pipeline named as the repository.
+func TestDefinedPipelinesOfAMonorepo(t *testing.T) {
+	l := newTeamsLine(t, []string{"dev1"}, nil)
+	for _, d := range []Definition{{Name: "dev1/web", Repo: "dev1/app", File: "web/azure-pipelines.yml"}, {Name: "dev1/api", Repo: "dev1/app", File: "api/pipeline.yaml"}} {
+		if err := l.store.AddDefinition(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, bad := range []Definition{
+		{Name: "dev2/web", Repo: "dev1/app", File: "web/azure-pipelines.yml"},
+		{Name: "dev1/x", Repo: "dev1/app", File: "../outside.yml"},
+		{Name: "dev1/x", Repo: "dev1/app", File: "web/script.sh"},
+		{Name: "dev1/web", Repo: "dev1/app", File: "web/other.yml"},
+	} {
+		if err := l.store.AddDefinition(bad); err == nil {
+			t.Errorf("definition %+v was taken", bad)
+		}
+	}
+	part := func(dir string) string {
+		return fmt.Sprintf(`trigger:
+  branches:
+    include: [main]
+  paths:
+    include: [%s]
+steps:
+- script: |
+    echo "%s: repo=$BUILD_REPOSITORY_NAME definition=$BUILD_DEFINITIONNAME"
+  displayName: Build
+`, dir, dir)
+	}
+	work := l.clone("dev1")
+	both, err := commitAndPush(work, map[string]string{
+		"web/azure-pipelines.yml": part("web"), "api/pipeline.yaml": part("api"), "azure-pipelines.yml": echoPipeline,
+	}, "both")
+	if err != nil {
+		t.Fatal(err)
+	}
+	webOnly, err := commitAndPush(work, map[string]string{"web/index.html": "hi"}, "web only")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := l.runsOf("dev1/web", []string{both, webOnly})
+	api := l.runsOf("dev1/api", []string{both})
+	root := l.runsOf("dev1/app", []string{both, webOnly})
+	if len(web[both]) != 1 || len(web[webOnly]) != 1 || len(api[both]) != 1 || len(root[both]) != 1 || len(root[webOnly]) != 1 {
+		t.Fatalf("runs: web %v, api %v, root %v", web, api, root)
+	}
+	r := web[webOnly][0]
+	if r.Status != Succeeded || r.Repository() != "dev1/app" || r.File != "web/azure-pipelines.yml" {
+		t.Fatalf("web run: %+v", r)
+	}
+	log, _ := os.ReadFile(filepath.Join(l.store.RunDir(r.ID), r.Stages[0].Jobs[0].Steps[1].Log))
+	if !strings.Contains(string(log), "web: repo=dev1/app definition=dev1/web") {
+		t.Fatalf("web run's log: %s", log)
+	}
+	// The api pipeline's path filter kept it out of the web-only push
+	// (a push's pipelines are looked at in name order: api's was decided
+	// before web's run was recorded).
+	if runs, _ := l.store.List("dev1/api"); len(runs) != 1 {
+		t.Fatalf("api ran %d times, want once", len(runs))
+	}
+	if err := l.store.RemoveDefinition("dev1/api"); err != nil {
+		t.Fatal(err)
+	}
+	if defs, _ := l.store.Definitions(); len(defs) != 1 || defs[0].Name != "dev1/web" {
+		t.Fatalf("definitions after a delete: %+v", defs)
 	}
 }
