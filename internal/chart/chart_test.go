@@ -350,3 +350,45 @@ func TestBadChartsAreNotPushed(t *testing.T) {
 		t.Fatal("a refused push stored a chart")
 	}
 }
+
+// A dependency from an OCI registry is fetched the way `helm dependency
+// update` does, with the pushing team's credentials for the registry the
+// chart goes to.
+func TestChartWithOCIDependency(t *testing.T) {
+	reg := registrytest.Start(t)
+	root := t.TempDir()
+	lib := filepath.Join(root, "common")
+	write(t, lib, "Chart.yaml", "apiVersion: v2\nname: common\nversion: 0.3.0\ntype: application\n")
+	write(t, lib, "templates/configmap.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-common\ndata:\n  from: oci-dependency\n")
+	libPkg, err := chart.Package(context.Background(), chart.PackageOptions{Dir: lib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chart.Push(libPkg, "oci://"+reg.Addr+"/dev1/charts", false, dev1(reg)); err != nil {
+		t.Fatal(err)
+	}
+	app := filepath.Join(root, "shop")
+	write(t, app, "Chart.yaml", "apiVersion: v2\nname: shop\nversion: 0.1.0\ndependencies:\n  - name: common\n    version: 0.3.0\n    repository: oci://"+reg.Addr+"/dev1/charts\n")
+	write(t, app, "values.yaml", "image:\n  repository: example/shop\n  digest: \"\"\n")
+	write(t, app, "templates/configmap.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-shop\ndata:\n  image: {{ .Values.image.repository }}@{{ .Values.image.digest }}\n")
+	// Helm's caches and repository files go to a home of the test's own.
+	t.Setenv("HELM_CACHE_HOME", filepath.Join(root, "helm-cache"))
+	t.Setenv("HELM_CONFIG_HOME", filepath.Join(root, "helm-config"))
+	t.Setenv("DOCKER_CONFIG", filepath.Join(root, "docker")) // no credentials but the push's
+
+	pkg, err := chart.Package(context.Background(), chart.PackageOptions{Dir: app, Version: "0.1.0", Image: reg.Addr + "/dev1/shop@" + testDigest,
+		Registry: dev1(reg), RegistryHost: reg.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chart.Push(pkg, "oci://"+reg.Addr+"/dev1/charts", false, dev1(reg)); err != nil {
+		t.Fatal(err)
+	}
+	shown, err := chart.Show("oci://"+reg.Addr+"/dev1/charts/shop", "", dev1(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := render(t, shown.Loaded); !strings.Contains(out["shop/charts/common/templates/configmap.yaml"], "from: oci-dependency") {
+		t.Fatalf("the OCI dependency is not in the pushed chart: %v", keys(out))
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"helm.sh/helm/v4/pkg/downloader"
 	"helm.sh/helm/v4/pkg/engine"
 	"helm.sh/helm/v4/pkg/getter"
+	"helm.sh/helm/v4/pkg/registry"
 
 	"github.com/slipway-dev/slipway/internal/sourcedate"
 )
@@ -44,6 +45,11 @@ type PackageOptions struct {
 	Created time.Time
 	// Progress receives status lines; nil discards them.
 	Progress io.Writer
+	// Registry is how dependencies from OCI registries are fetched; its
+	// user name and password go to RegistryHost only (the registry the
+	// chart is pushed to), other registries get the Docker config's.
+	Registry     RegistryOptions
+	RegistryHost string
 }
 
 // Packaged is a checked chart archive, ready to push.
@@ -114,7 +120,7 @@ func Package(ctx context.Context, opts PackageOptions) (*Packaged, error) {
 	if err != nil {
 		return nil, &CheckError{Dir: opts.Dir, Problems: []Problem{{"ERROR", "Chart.yaml", err.Error()}}}
 	}
-	if err := fetchMissingDependencies(ch, dir, progress); err != nil {
+	if err := fetchMissingDependencies(ch, dir, opts, progress); err != nil {
 		return nil, err
 	}
 	if len(ch.Metadata.Dependencies) > 0 {
@@ -215,7 +221,7 @@ func check(ctx context.Context, ch *chartv2.Chart, savedDir, userDir string) ([]
 
 // fetchMissingDependencies runs what `helm dependency build` does when
 // Chart.yaml lists dependencies that charts/ does not hold.
-func fetchMissingDependencies(ch *chartv2.Chart, dir string, progress io.Writer) error {
+func fetchMissingDependencies(ch *chartv2.Chart, dir string, opts PackageOptions, progress io.Writer) error {
 	if len(ch.Metadata.Dependencies) == 0 {
 		return nil
 	}
@@ -223,19 +229,47 @@ func fetchMissingDependencies(ch *chartv2.Chart, dir string, progress io.Writer)
 		return nil
 	}
 	fmt.Fprintf(progress, "fetching the dependencies of %s\n", ch.Name())
+	client, err := dependencyClient(ch, opts)
+	if err != nil {
+		return err
+	}
 	settings := cli.New()
 	man := &downloader.Manager{
 		Out:              progress,
 		ChartPath:        dir,
 		Getters:          getter.All(settings),
+		RegistryClient:   client,
 		RepositoryConfig: settings.RepositoryConfig,
 		RepositoryCache:  settings.RepositoryCache,
+		ContentCache:     settings.ContentCache,
 		SkipUpdate:       true,
 	}
 	if err := man.Build(); err != nil {
 		return fmt.Errorf("fetching the chart's dependencies: %w (for dependencies from chart repositories, add them with `helm repo add` or vendor them into charts/)", err)
 	}
 	return nil
+}
+
+// dependencyClient is the registry client dependencies from OCI
+// registries are fetched with. The push's user name and password are
+// used only when every such dependency comes from the registry the chart
+// goes to; otherwise the Docker config's credentials answer each registry.
+func dependencyClient(ch *chartv2.Chart, opts PackageOptions) (*registry.Client, error) {
+	reg := opts.Registry
+	host := opts.RegistryHost
+	for _, d := range ch.Metadata.Dependencies {
+		r, ok := strings.CutPrefix(d.Repository, "oci://")
+		if !ok {
+			continue
+		}
+		depHost, _, _ := strings.Cut(r, "/")
+		if depHost != opts.RegistryHost {
+			reg.Username, reg.Password = "", ""
+			host = depHost
+		}
+	}
+	reg.Progress = io.Discard
+	return reg.client(host)
 }
 
 // dependenciesPresent reports whether charts/ holds every dependency

@@ -126,6 +126,8 @@ the build number as a pre-release (X.Y.Z+1-build.N). The build number is
 				}
 			}
 			opts.Progress = g.streams.Err
+			opts.Registry = reg.chartOptions(g)
+			opts.RegistryHost, _, _ = strings.Cut(strings.TrimPrefix(parent, "oci://"), "/")
 			pkg, err := chart.Package(cmd.Context(), opts)
 			if err != nil {
 				return err
