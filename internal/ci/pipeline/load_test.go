@@ -353,7 +353,7 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 		"else without if":                 {map[string]string{"azure-pipelines.yml": "steps:\n- ${{ else }}:\n  - script: a\n"}, "azure-pipelines.yml:2: ${{ else }} without an ${{ if }}"},
 		"unknown dependsOn":               {map[string]string{"azure-pipelines.yml": "stages:\n- stage: A\n  dependsOn: Z\n  jobs:\n  - job: a\n    steps:\n    - script: a\n"}, "stage A depends on Z"},
 		"cycle":                           {map[string]string{"azure-pipelines.yml": "jobs:\n- job: a\n  dependsOn: b\n  steps: [{script: a}]\n- job: b\n  dependsOn: a\n  steps: [{script: b}]\n"}, "cycle"},
-		"runtime expression":              {map[string]string{"azure-pipelines.yml": "variables:\n  a: $[ counter('x', 1) ]\nsteps:\n- script: a\n"}, "azure-pipelines.yml:2: expression \"counter('x', 1)\": unknown function counter()"},
+		"runtime expression":              {map[string]string{"azure-pipelines.yml": "variables:\n  a: $[ nosuch('x', 1) ]\nsteps:\n- script: a\n"}, "azure-pipelines.yml:2: expression \"nosuch('x', 1)\": unknown function nosuch()"},
 		"runtime expression inside text":  {map[string]string{"azure-pipelines.yml": "variables:\n  a: x-$[ variables.b ]\nsteps:\n- script: a\n"}, "azure-pipelines.yml:2: a runtime expression $[ ] must be the variable's whole value"},
 		"nothing to run":                  {map[string]string{"azure-pipelines.yml": "trigger: none\n"}, "nothing to run"},
 		"strategy":                        {map[string]string{"azure-pipelines.yml": "jobs:\n- job: a\n  strategy:\n    matrix: {}\n  steps: [{script: a}]\n"}, "azure-pipelines.yml:3: strategy"},
