@@ -33,7 +33,7 @@ Anything outside the subset is refused with its file and line before a step
 runs. Supported tasks: ` + taskList() + `.`,
 	}
 	cmd.AddCommand(newPipelineRunCmd(g), newPipelineListCmd(g), newPipelineShowCmd(g), newPipelineLogsCmd(g), newPipelineCancelCmd(g),
-		newPipelineCreateCmd(g), newPipelineDeleteCmd(g), newPipelineDefinitionsCmd(g))
+		newPipelineCreateCmd(g), newPipelineDeleteCmd(g), newPipelineDefinitionsCmd(g), newPipelineRequireCmd(g))
 	return cmd
 }
 

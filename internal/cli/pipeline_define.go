@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/ci/pipeline"
 	"github.com/slipway-dev/slipway/internal/ci/runner"
 )
 
@@ -116,5 +119,79 @@ func newPipelineDefinitionsCmd(g *globals) *cobra.Command {
 		},
 	}
 	addOutputFlag(cmd.Flags(), &output)
+	return cmd
+}
+
+func newPipelineRequireCmd(g *globals) *cobra.Command {
+	var (
+		extends []string
+		ref     string
+		none    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "require TEAM [--extends PATH@REPO]... [--none]",
+		Short: "Show or set the templates a team's pipelines must extend",
+		Long: `Require every pipeline of a team to extend one of the given templates,
+kept in a repository of the platform (Azure's "required template" check):
+a pipeline that does not is refused with its file and line before a step
+runs. The pipeline declares the repository under resources: repositories:
+(type: git, name: REPO, at --ref, default refs/heads/main) and writes
+extends: template: PATH@ALIAS. With --none the rule is lifted; with
+neither flag it is shown.`,
+		Example: `  slipway pipeline require dev1 --extends build.yml@ops/pipeline-templates
+  slipway pipeline require dev1 --none`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			team := args[0]
+			store, err := pipelineStore(g)
+			if err != nil {
+				return err
+			}
+			if len(extends) == 0 && !none {
+				rules, err := store.RequiredTemplates(team)
+				if err != nil {
+					return err
+				}
+				if len(rules) == 0 {
+					fmt.Fprintf(g.streams.Out, "%s's pipelines may extend any template, or none\n", team)
+				}
+				for _, r := range rules {
+					fmt.Fprintln(g.streams.Out, r)
+				}
+				return nil
+			}
+			if none && len(extends) > 0 {
+				return usageError("give --extends or --none, not both")
+			}
+			var rules []pipeline.Template
+			srv, err := repoServer(g)
+			if err != nil {
+				return err
+			}
+			repos, err := srv.List()
+			if err != nil {
+				return err
+			}
+			for _, x := range extends {
+				path, repo, ok := strings.Cut(x, "@")
+				if !ok || path == "" || !slices.Contains(repos, repo) {
+					return usageError("--extends %q: give PATH@REPO, a template in a repository of the platform (slipway repo list)", x)
+				}
+				rules = append(rules, pipeline.Template{Repo: repo, Path: strings.TrimPrefix(path, "/"), Ref: cmp.Or(ref, pipeline.DefaultRef)})
+			}
+			if err := store.SetRequiredTemplates(team, rules); err != nil {
+				return err
+			}
+			if none {
+				fmt.Fprintf(g.streams.Err, "%s's pipelines may extend any template, or none\n", team)
+				return nil
+			}
+			fmt.Fprintf(g.streams.Err, "%s's pipelines must extend %s\n", team, strings.Join(extends, " or "))
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&extends, "extends", nil, "a template the team's pipelines may extend: PATH@REPO (repeatable: any one of them)")
+	cmd.Flags().StringVar(&ref, "ref", "", "the ref the repository is read at (default refs/heads/main)")
+	cmd.Flags().BoolVar(&none, "none", false, "lift the rule")
 	return cmd
 }

@@ -33,7 +33,37 @@ type Options struct {
 	// Limits bound what loading may read and make; zero values take the
 	// defaults.
 	Limits Limits
+	// Repository checks out a repository resource (resources:
+	// repositories:, type: git): a repository of the platform's git
+	// server (TEAM/REPO) at ref, read-only, into a directory it returns.
+	// Nil refuses repository resources.
+	Repository func(name, ref string) (string, error)
+	// RequireExtends, when not empty, are templates the pipeline must
+	// extend one of: a rule the platform sets for a team's pipelines.
+	RequireExtends []Template
 }
+
+// Template names a template in a repository of the platform: a path in
+// Repo (empty: the pipeline's own repository) at Ref.
+type Template struct {
+	Repo string `json:"repo"`
+	Path string `json:"path"`
+	Ref  string `json:"ref,omitempty"`
+}
+
+func (t Template) String() string {
+	s := t.Path
+	if t.Repo != "" {
+		s += "@" + t.Repo
+	}
+	if t.Ref != "" && t.Ref != DefaultRef {
+		s += " (" + t.Ref + ")"
+	}
+	return s
+}
+
+// DefaultRef is the ref a repository resource names when it names none.
+const DefaultRef = "refs/heads/main"
 
 // Limits bound a pipeline's loading, so that a hostile or broken file
 // fails with a message instead of taking the platform's memory. Azure
@@ -78,6 +108,11 @@ func Load(opts Options) (*Pipeline, error) {
 		return nil, err
 	}
 	p := &Pipeline{File: e.rel(filepath.Join(root, opts.File))}
+	if rn := mapGet(doc, "resources"); rn != nil {
+		if err := e.declareResources(rn, opts.Repository); err != nil {
+			return nil, err
+		}
+	}
 
 	// Parameters first: everything else may read them.
 	given := map[string]any{}
@@ -101,10 +136,14 @@ func Load(opts Options) (*Pipeline, error) {
 
 	// Then the pipeline's own variables, which later expressions may read.
 	rest := e.node(doc, &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"})
+	var extends *yaml.Node
 	for i := 0; i+1 < len(doc.Content); i += 2 {
 		k, v := doc.Content[i], doc.Content[i+1]
 		switch k.Value {
-		case "parameters":
+		case "parameters", "resources":
+			continue
+		case "extends":
+			extends = v
 			continue
 		case "variables":
 			expanded, err := e.value(v, sc, "variables")
@@ -125,10 +164,18 @@ func Load(opts Options) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
+	if extends != nil {
+		if err := e.extend(expanded, extends, sc, p); err != nil {
+			return nil, err
+		}
+	}
 	if e.overBudget != nil {
 		return nil, e.spend(e.overBudget, 0)
 	}
 	if err := e.decodeRoot(expanded, p); err != nil {
+		return nil, err
+	}
+	if err := e.checkRequired(p, extends, opts.RequireExtends); err != nil {
 		return nil, err
 	}
 	if err := p.check(e); err != nil {
@@ -140,8 +187,6 @@ func Load(opts Options) (*Pipeline, error) {
 // --- keyword sets
 
 var refusedRoot = map[string]string{
-	"resources":                    "resources: (other repositories, pipelines, containers) are not supported by the local runner",
-	"extends":                      "extends: templates are not supported; include templates under stages:, jobs: or steps:",
 	"schedules":                    "scheduled triggers are not supported by the local runner; runs start on push or with slipway pipeline run",
 	"lockBehavior":                 "lockBehavior: is not supported (there are no environments to lock)",
 	"appendCommitMessageToRunName": "appendCommitMessageToRunName: is not supported",

@@ -357,7 +357,7 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 		"runtime expression inside text":  {map[string]string{"azure-pipelines.yml": "variables:\n  a: x-$[ variables.b ]\nsteps:\n- script: a\n"}, "azure-pipelines.yml:2: a runtime expression $[ ] must be the variable's whole value"},
 		"nothing to run":                  {map[string]string{"azure-pipelines.yml": "trigger: none\n"}, "nothing to run"},
 		"strategy":                        {map[string]string{"azure-pipelines.yml": "jobs:\n- job: a\n  strategy:\n    matrix: {}\n  steps: [{script: a}]\n"}, "azure-pipelines.yml:3: strategy"},
-		"extends":                         {map[string]string{"azure-pipelines.yml": "extends:\n  template: x.yml\n"}, "azure-pipelines.yml:1: extends"},
+		"extends":                         {map[string]string{"azure-pipelines.yml": "extends:\n  template: x.yml\n"}, "azure-pipelines.yml:2: template x.yml: cannot read the file: no such file in the repository"},
 		"anchors":                         {map[string]string{"azure-pipelines.yml": "steps:\n- &s {script: a}\n- *s\n"}, "anchors"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -22,7 +22,9 @@ type Pipeline struct {
 	// Trigger says which pushes start a run; nil means every branch.
 	Trigger *Trigger
 	// PR is parsed and kept, but the local runner has no pull requests.
-	PR         *Trigger
+	PR *Trigger
+	// Extends is the template the pipeline extends (extends:), if any.
+	Extends    *Template
 	Parameters []Parameter
 	// Variables are the pipeline-level variables, in file order.
 	Variables []Variable

@@ -22,6 +22,11 @@ const maxTemplateDepth = 50
 type expander struct {
 	// root is the repository's root: templates must stay inside it.
 	root string
+	// resources are the roots of the repositories the pipeline declares
+	// (resources: repositories:), by alias; a template of one is named
+	// path@alias, and stays inside its repository.
+	resources map[string]string
+	declared  map[string]resource
 	// files records which file each node came from.
 	files map[*yaml.Node]string
 	depth int
@@ -114,11 +119,12 @@ func (e *expander) parseFile(path string) (*yaml.Node, error) {
 // root (a symbolic link is followed only while it stays inside), at most
 // FileBytes long.
 func (e *expander) readFile(path string) ([]byte, error) {
-	rel, err := filepath.Rel(e.root, path)
-	if err != nil || strings.HasPrefix(rel, "..") {
+	base, _, ok := e.rootOf(path)
+	if !ok {
 		return nil, errors.New("the file is outside the repository")
 	}
-	root, err := os.OpenRoot(e.root)
+	rel, _ := filepath.Rel(base, path)
+	root, err := os.OpenRoot(base)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the repository: %w", err)
 	}
@@ -167,11 +173,67 @@ func yamlError(file string, err error) error {
 	return &Error{Pos: Pos{File: file}, Msg: "not valid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
 }
 
+// rel names a file as messages show it: its path in its repository,
+// with @alias for a repository resource's.
 func (e *expander) rel(path string) string {
-	if r, err := filepath.Rel(e.root, path); err == nil && !strings.HasPrefix(r, "..") {
-		return filepath.ToSlash(r)
+	base, alias, ok := e.rootOf(path)
+	if !ok {
+		return path
 	}
-	return path
+	r, _ := filepath.Rel(base, path)
+	if alias != "" {
+		return filepath.ToSlash(r) + "@" + alias
+	}
+	return filepath.ToSlash(r)
+}
+
+// rootOf finds the repository a path is in: the pipeline's own (alias "")
+// or a resource's.
+func (e *expander) rootOf(path string) (root, alias string, ok bool) {
+	inside := func(base string) bool {
+		r, err := filepath.Rel(base, path)
+		return err == nil && r != ".." && !strings.HasPrefix(r, "../")
+	}
+	for a, base := range e.resources {
+		if inside(base) {
+			return base, a, true
+		}
+	}
+	if inside(e.root) {
+		return e.root, "", true
+	}
+	return "", "", false
+}
+
+// templatePath resolves a template reference made in file (as rel names
+// it): path@alias is relative to that repository's root; a plain path is
+// relative to the including file, in the including file's repository.
+func (e *expander) templatePath(ref, file string) (path, base string, err error) {
+	ref, alias, _ := strings.Cut(ref, "@")
+	if alias == "self" {
+		alias = ""
+	}
+	incFile, incAlias, _ := strings.Cut(file, "@")
+	base = e.root
+	if alias != "" {
+		r, ok := e.resources[alias]
+		if !ok {
+			return "", "", fmt.Errorf("no repository resource %q: declare it under resources: repositories: (repository: %s, type: git, name: TEAM/REPO)", alias, alias)
+		}
+		base = r
+	} else if incAlias != "" {
+		base = e.resources[incAlias]
+	}
+	switch {
+	case alias != "" || strings.HasPrefix(ref, "/"):
+		path = filepath.Join(base, filepath.FromSlash(strings.TrimPrefix(ref, "/")))
+	default:
+		path = filepath.Join(filepath.Dir(filepath.Join(base, filepath.FromSlash(incFile))), filepath.FromSlash(ref))
+	}
+	if r, rerr := filepath.Rel(base, path); rerr != nil || r == ".." || strings.HasPrefix(r, "../") {
+		return "", "", fmt.Errorf("template %s is outside the repository", ref)
+	}
+	return path, base, nil
 }
 
 // node makes a new node placed where at is.
@@ -480,17 +542,9 @@ func (e *expander) include(item *yaml.Node, sc *scope, listKind string) ([]*yaml
 		return nil, err
 	}
 	ref := pathValue.Value
-	if strings.Contains(ref, "@") {
-		return nil, e.errorf(pathNode, "templates from other repositories (%s) are not supported; keep the template in this repository", ref)
-	}
-	var path string
-	if strings.HasPrefix(ref, "/") {
-		path = filepath.Join(e.root, filepath.FromSlash(ref))
-	} else {
-		path = filepath.Join(filepath.Dir(filepath.Join(e.root, filepath.FromSlash(sc.file))), filepath.FromSlash(ref))
-	}
-	if r, err := filepath.Rel(e.root, path); err != nil || strings.HasPrefix(r, "..") {
-		return nil, e.errorf(pathNode, "template %s is outside the repository", ref)
+	path, _, err := e.templatePath(ref, sc.file)
+	if err != nil {
+		return nil, e.errorf(pathNode, "%v", err)
 	}
 	if e.depth >= maxTemplateDepth {
 		return nil, e.errorf(pathNode, "templates nest more than %d deep: does %s include itself?", maxTemplateDepth, ref)

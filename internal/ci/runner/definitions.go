@@ -136,3 +136,57 @@ func (s *Store) definitionsOf(repo string) ([]Definition, error) {
 	}
 	return out, err
 }
+
+// Required templates: a team's pipelines may be required to extend a
+// template that ops keeps in a repository of its own (Azure's "required
+// template" check); a pipeline that does not is refused before a step runs.
+
+func (s *Store) requiredPath() string { return filepath.Join(s.Dir, "required-templates.json") }
+
+func (s *Store) readRequired() (map[string][]pipeline.Template, error) {
+	rules := map[string][]pipeline.Template{}
+	data, err := os.ReadFile(s.requiredPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return rules, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, &rules); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.requiredPath(), err)
+	}
+	return rules, nil
+}
+
+// RequiredTemplates are the templates a team's pipelines must extend one
+// of; none means any pipeline runs.
+func (s *Store) RequiredTemplates(team string) ([]pipeline.Template, error) {
+	rules, err := s.readRequired()
+	return rules[team], err
+}
+
+// SetRequiredTemplates sets a team's rule; none lifts it.
+func (s *Store) SetRequiredTemplates(team string, templates []pipeline.Template) error {
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return err
+	}
+	unlock, err := s.lock("required-templates.lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	rules, err := s.readRequired()
+	if err != nil {
+		return err
+	}
+	if len(templates) == 0 {
+		delete(rules, team)
+	} else {
+		rules[team] = templates
+	}
+	data, err := json.MarshalIndent(rules, "", "  ")
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(s.requiredPath(), append(data, '\n'), 0o644)
+}

@@ -330,7 +330,35 @@ func (r *Runner) acceptFor(ctx context.Context, push Push, d Definition, tree st
 	if d.Name != push.Repo {
 		run.Repo = push.Repo
 	}
-	p, err := pipeline.Load(pipeline.Options{Root: tree, File: d.File, Variables: templateVariables(run)})
+	required, err := r.Store.RequiredTemplates(team(push.Repo))
+	if err != nil {
+		r.logf("pipeline runner: %v", err)
+		return // no run without the rule known
+	}
+	var resources []string
+	defer func() {
+		for _, dir := range resources {
+			os.RemoveAll(dir)
+		}
+	}()
+	checkoutResource := func(name, ref string) (string, error) {
+		bare := r.RepoDir(name)
+		if _, err := os.Stat(bare); err != nil {
+			return "", fmt.Errorf("no repository %s on the platform's git server", name)
+		}
+		commit, err := gitcmd.Run(ctx, bare, nil, "rev-parse", "--verify", "--quiet", ref+"^{commit}")
+		if err != nil {
+			return "", fmt.Errorf("%s has no %s", name, ref)
+		}
+		dir, err := os.MkdirTemp(r.Store.WorkDir(), lookPrefix)
+		if err != nil {
+			return "", err
+		}
+		resources = append(resources, dir)
+		return dir, GitSource{Repo: bare, Commit: strings.TrimSpace(commit)}.Checkout(ctx, dir)
+	}
+	p, err := pipeline.Load(pipeline.Options{Root: tree, File: d.File, Variables: templateVariables(run),
+		Repository: checkoutResource, RequireExtends: required})
 	if err != nil {
 		// The push is recorded as a failed run, so the team sees why
 		// nothing ran; no step has run.

