@@ -139,6 +139,14 @@ func TestHelmCreateChart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Pinned, the chart renders a tag the pusher is to create, named
+		// for the chart version, which is also the app version.
+		if wantTag := map[bool]string{true: reg.Addr + "/dev1/webapp:0.1.1"}[image != ""]; pkg.ImageTag != wantTag {
+			t.Fatalf("image tag %q, want %q", pkg.ImageTag, wantTag)
+		}
+		if image != "" && pkg.AppVersion != version {
+			t.Fatalf("app version %q, want the chart's %s", pkg.AppVersion, version)
+		}
 		if _, err := chart.Push(pkg, "oci://"+reg.Addr+"/dev1/charts", false, dev1(reg)); err != nil {
 			t.Fatal(err)
 		}
@@ -148,7 +156,7 @@ func TestHelmCreateChart(t *testing.T) {
 		t.Fatal(err)
 	}
 	deploy := render(t, shown.Loaded)["webapp/templates/deployment.yaml"]
-	if !strings.Contains(deploy, `image: "`+reg.Addr+"/dev1/webapp:"+shown.AppVersion+"@"+testDigest+`"`) {
+	if !strings.Contains(deploy, `image: "`+reg.Addr+"/dev1/webapp:0.1.1@"+testDigest+`"`) {
 		t.Fatalf("helm create chart not pinned by digest:\n%s", deploy)
 	}
 	// Comments in values.yaml survive the pin.

@@ -58,7 +58,11 @@ type Packaged struct {
 	Version    string
 	AppVersion string
 	// Image is the pinned image reference, when one was given.
-	Image   string
+	Image string
+	// ImageTag is REPOSITORY:TAG the chart renders beside the digest (a
+	// chart with image.tag only, such as one from `helm create`): the
+	// pusher makes it name the pinned image, so the tag is a real one.
+	ImageTag string
 	Archive []byte
 	// Warnings are lint findings that do not stop the push.
 	Warnings []string
@@ -136,9 +140,14 @@ func Package(ctx context.Context, opts PackageOptions) (*Packaged, error) {
 	if opts.AppVersion != "" {
 		ch.Metadata.AppVersion = opts.AppVersion
 	}
+	var imageTag string
 	if opts.Image != "" {
-		if err := pinImage(ch, opts.Image); err != nil {
+		if imageTag, err = pinImage(ch, opts.Image); err != nil {
 			return nil, err
+		}
+		if imageTag != "" && opts.AppVersion == "" {
+			// The app version names the build whose image is pinned.
+			ch.Metadata.AppVersion = ch.Metadata.Version
 		}
 	}
 	if err := ch.Validate(); err != nil {
@@ -179,6 +188,7 @@ func Package(ctx context.Context, opts PackageOptions) (*Packaged, error) {
 		Version:    ch.Metadata.Version,
 		AppVersion: ch.Metadata.AppVersion,
 		Image:      opts.Image,
+		ImageTag:   imageTag,
 		Archive:    archive,
 		Warnings:   warnings,
 	}, nil
@@ -290,12 +300,14 @@ func dependenciesPresent(ch *chartv2.Chart) bool {
 // pinImage sets the app's image in values.yaml to ref, which must carry a
 // digest. Our scaffold (and any chart with image.digest) gets repository
 // and digest; a chart with only image.tag, such as one from `helm create`,
-// gets a tag of the form VERSION@DIGEST, which every runtime resolves by
-// the digest. values.yaml is edited in place, keeping its comments.
-func pinImage(ch *chartv2.Chart, ref string) error {
+// gets a tag of the form VERSION@DIGEST (VERSION the chart's), which every
+// runtime resolves by the digest, and the REPOSITORY:VERSION tag is
+// returned for the pusher to create. values.yaml is edited in place,
+// keeping its comments.
+func pinImage(ch *chartv2.Chart, ref string) (imageTag string, err error) {
 	repo, digest, ok := strings.Cut(ref, "@")
 	if !ok || !strings.HasPrefix(digest, "sha256:") || len(digest) != len("sha256:")+64 {
-		return fmt.Errorf("image %q: give the digest-pinned reference that `slipway build` prints (registry/repo@sha256:…)", ref)
+		return "", fmt.Errorf("image %q: give the digest-pinned reference that `slipway build` prints (registry/repo@sha256:…)", ref)
 	}
 	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
 		repo = repo[:i] // a tag before the digest adds nothing
@@ -307,45 +319,43 @@ func pinImage(ch *chartv2.Chart, ref string) error {
 		}
 	}
 	if raw == nil {
-		return errors.New("the chart has no values.yaml to pin the image in: add image.repository and image.digest values")
+		return "", errors.New("the chart has no values.yaml to pin the image in: add image.repository and image.digest values")
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw.Data, &doc); err != nil {
-		return fmt.Errorf("values.yaml: %w", err)
+		return "", fmt.Errorf("values.yaml: %w", err)
 	}
 	image := mappingValue(&doc, "image")
 	if image == nil || image.Kind != yaml.MappingNode {
-		return errors.New("values.yaml has no image map: add image.repository and image.digest (see `slipway chart init`)")
+		return "", errors.New("values.yaml has no image map: add image.repository and image.digest (see `slipway chart init`)")
 	}
 	if mappingValue(image, "repository") == nil {
-		return errors.New("values.yaml has no image.repository: add it, with image.digest")
+		return "", errors.New("values.yaml has no image.repository: add it, with image.digest")
 	}
 	setScalar(image, "repository", repo)
 	switch {
 	case mappingValue(image, "digest") != nil:
 		setScalar(image, "digest", digest)
 	case mappingValue(image, "tag") != nil:
-		tag := strings.ReplaceAll(ch.Metadata.AppVersion, "+", "_")
-		if tag == "" {
-			tag = "pinned"
-		}
+		tag := strings.ReplaceAll(ch.Metadata.Version, "+", "_")
 		setScalar(image, "tag", tag+"@"+digest)
+		imageTag = repo + ":" + tag
 	default:
-		return errors.New("values.yaml has neither image.digest nor image.tag: add image.digest")
+		return "", errors.New("values.yaml has neither image.digest nor image.tag: add image.digest")
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
 	if err := enc.Encode(&doc); err != nil {
-		return err
+		return "", err
 	}
 	raw.Data = buf.Bytes()
 	values, err := common.ReadValues(raw.Data)
 	if err != nil {
-		return err
+		return "", err
 	}
 	ch.Values = values
-	return nil
+	return imageTag, nil
 }
 
 // mappingValue finds key in a mapping node (or a document holding one).

@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/build"
 	"github.com/slipway-dev/slipway/internal/chart"
 	"github.com/slipway-dev/slipway/internal/platform"
 )
@@ -94,7 +98,10 @@ func newChartPushCmd(g *globals) *cobra.Command {
 		Long: `Load the chart in DIR (default: ./chart), set its version and app version,
 pin the app's image by digest, render and lint it, package it and push it to
 REPOSITORY/NAME:VERSION. Nothing is pushed when any step fails, and a version
-that is already in the registry is refused unless --force.
+that is already in the registry is refused unless --force. A chart that
+renders its image as REPOSITORY:TAG (image.tag only, as from helm create)
+gets TAG = the chart version, which becomes its appVersion too, and that tag
+is made to name the pinned image, so the rendered tag is a real one.
 
 Without --version, the version comes from git: at a commit tagged vX.Y.Z it
 is X.Y.Z; otherwise it is the next patch after the latest semver tag, with
@@ -134,6 +141,14 @@ the build number as a pre-release (X.Y.Z+1-build.N). The build number is
 			}
 			for _, w := range pkg.Warnings {
 				fmt.Fprintf(g.streams.Err, "warning: %s\n", w)
+			}
+			if pkg.ImageTag != "" {
+				// The chart renders REPOSITORY:TAG@DIGEST: the tag is made
+				// to name the pinned image, so it is a real one.
+				if err := tagImage(cmd.Context(), pkg.Image, pkg.ImageTag, reg); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.streams.Err, "tagged %s (the tag the chart renders)\n", pkg.ImageTag)
 			}
 			res, err := chart.Push(pkg, parent, force, reg.chartOptions(g))
 			if err != nil {
@@ -257,4 +272,29 @@ func indent(s, prefix string) string {
 		}
 	}
 	return strings.Join(lines, "")
+}
+
+// tagImage makes tag (REPOSITORY:TAG) name the image at digestRef.
+func tagImage(ctx context.Context, digestRef, tag string, reg registryFlags) error {
+	var nameOpts []name.Option
+	if reg.insecure {
+		nameOpts = append(nameOpts, name.Insecure)
+	}
+	src, err := name.ParseReference(digestRef, nameOpts...)
+	if err != nil {
+		return err
+	}
+	dst, err := name.NewTag(tag, nameOpts...)
+	if err != nil {
+		return fmt.Errorf("the tag the chart renders, %q: %w", tag, err)
+	}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(reg.keychain())}
+	desc, err := remote.Get(src, opts...)
+	if err != nil {
+		return build.RegistryError(src.Context().RegistryStr(), fmt.Errorf("reading %s: %w", digestRef, err))
+	}
+	if err := remote.Tag(dst, desc, opts...); err != nil {
+		return build.RegistryError(dst.RegistryStr(), fmt.Errorf("tagging %s: %w (nothing was pushed)", tag, err))
+	}
+	return nil
 }
