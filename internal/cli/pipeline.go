@@ -86,7 +86,12 @@ pipeline. Pushed pipelines are run by the platform's runner.`,
 				}
 				values[k] = v
 			}
-			m := runner.Manual{Dir: dir, File: file, Pipeline: name, Branch: branch, Parameters: values, RequestedBy: who()}
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			m := runner.Manual{Dir: dir, File: file, Pipeline: name, Branch: branch, Parameters: values, RequestedBy: who(),
+				RepoDir: func(repo string) string { return filepath.Join(cfg.GitDir(), filepath.FromSlash(repo)+".git") }}
 			if check {
 				_, p, err := m.Prepare()
 				if err != nil {
@@ -94,10 +99,6 @@ pipeline. Pushed pipelines are run by the platform's runner.`,
 				}
 				fmt.Fprintf(g.streams.Err, "%s: %d stage(s), %d job(s), %d step(s); nothing outside the supported subset\n", p.File, len(p.Stages), countJobs(p), countSteps(p))
 				return nil
-			}
-			cfg, err := g.config()
-			if err != nil {
-				return err
 			}
 			run, err := platform.RunWorkingTree(cmd.Context(), cfg, m, g.streams.Out)
 			if err != nil {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -112,6 +113,92 @@ type app struct {
 
 var apps = []app{{"dev1", "hello", "hello"}, {"dev2", "quotes", "quotes"}}
 
+// lineTemplates is ops's repository of the line's pipeline, which both
+// teams' pipelines extend.
+var lineTemplates = app{"ops", "pipeline-templates", "pipeline-templates"}
+
+// requiredLine is the rule the platform sets for each team's pipelines.
+const requiredLine = "line.yml@ops/pipeline-templates"
+
+// setUpTheLine has ops keep the line's pipeline in a repository of its
+// own, pushed as its own user.
+func (d *Demo) setUpTheLine(ctx context.Context) error {
+	pw := fmt.Sprintf("ops-%d", time.Now().UnixNano())
+	cmd := exec.CommandContext(ctx, d.Bin, "user", "set", "ops", "--push", "ops/", "--password-stdin")
+	cmd.Env = append(os.Environ(), d.Env...)
+	cmd.Stdin = strings.NewReader(pw + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("slipway user set ops: %v: %s", err, out)
+	}
+	d.password["ops"] = pw
+	repos, err := d.slipway(ctx, "repo", "list")
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(strings.Fields(repos), "ops/pipeline-templates") {
+		if _, err := d.slipway(ctx, "repo", "create", "ops/pipeline-templates"); err != nil {
+			return err
+		}
+	}
+	_, err = d.pushApp(ctx, lineTemplates, "", "the line: build, publish, verify in staging, promote")
+	return err
+}
+
+// ownPipelineIsRefused has a team push a pipeline that does not extend
+// the line, to a branch of its own: it must be refused before a step runs.
+func (d *Demo) ownPipelineIsRefused(ctx context.Context, a app) error {
+	dir := filepath.Join(d.work, a.team+"-own")
+	url := strings.Replace(d.GitURL, "http://", "http://"+a.team+":"+d.password[a.team]+"@", 1) + "/" + a.team + "/" + a.name + ".git"
+	if _, err := d.git(ctx, "", "clone", "--quiet", url, dir); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "azure-pipelines.yml"), []byte("steps:\n- script: slipway promote "+a.name+" --from staging --to prod\n"), 0o644); err != nil {
+		return err
+	}
+	if _, err := d.git(ctx, dir, "add", "--all"); err != nil {
+		return err
+	}
+	if _, err := d.git(ctx, dir, "-c", "user.name="+a.team, "-c", "user.email="+a.team+"@example.com", "commit", "--quiet", "-m", "a pipeline of our own"); err != nil {
+		return err
+	}
+	if _, err := d.git(ctx, dir, "push", "--quiet", "origin", "HEAD:refs/heads/own-pipeline"); err != nil {
+		return err
+	}
+	commit, err := d.git(ctx, dir, "rev-parse", "HEAD")
+	if err != nil {
+		return err
+	}
+	run, err := d.waitRun(ctx, a.team+"/"+a.name, commit)
+	if err != nil {
+		return err
+	}
+	if run.Status != runner.Failed || len(run.Stages) != 0 || !strings.Contains(run.Error, "requires this team's pipelines to extend") {
+		return fmt.Errorf("run %d of a pipeline that does not extend the line: %s %s", run.ID, run.Status, run.Error)
+	}
+	fmt.Fprintln(d.Out, indent("run "+fmt.Sprint(run.ID)+": "+run.Error))
+	return nil
+}
+
+// waitRun waits for the finished run of a commit.
+func (d *Demo) waitRun(ctx context.Context, pipeline, commit string) (*runner.Run, error) {
+	for {
+		runs, err := d.Store.List(pipeline)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range runs {
+			if r.Commit == commit && runner.Finished(r.Status) {
+				return r, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no run of %.12s: %w", commit, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // Run plays the scenario. It stops at the first failure.
 func (d *Demo) Run(ctx context.Context) (*Result, error) {
 	d.start = time.Now()
@@ -126,6 +213,13 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 	finish := func(err error) (*Result, error) {
 		res.Events = d.events
 		return res, err
+	}
+
+	// Ops keeps the line's pipeline in a repository of its own.
+	if err := d.step("ops", "keeps the line's pipeline in ops/pipeline-templates (git push)", func() error {
+		return d.setUpTheLine(ctx)
+	}); err != nil {
+		return finish(err)
 	}
 
 	// Ops onboards the teams and releases their apps in staging.
@@ -153,6 +247,19 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 		}); err != nil {
 			return finish(err)
 		}
+	}
+	for _, a := range apps {
+		if err := d.step("ops", fmt.Sprintf("requires %s's pipelines to extend the line: slipway pipeline require %s --extends %s", a.team, a.team, requiredLine), func() error {
+			_, err := d.slipway(ctx, "pipeline", "require", a.team, "--extends", requiredLine)
+			return err
+		}); err != nil {
+			return finish(err)
+		}
+	}
+	if err := d.step(apps[0].team, "pushes a pipeline of its own, which does not extend the line: refused", func() error {
+		return d.ownPipelineIsRefused(ctx, apps[0])
+	}); err != nil {
+		return finish(err)
 	}
 	for _, a := range apps {
 		if err := d.step("ops", fmt.Sprintf("releases %s/%s in staging: slipway release create %s/%s", a.team, a.name, a.team, a.name), func() error {

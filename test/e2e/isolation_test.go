@@ -16,6 +16,14 @@ import (
 // privileged pod, etcd, dev2's registry and git repositories, dev2's
 // promotion and the platform's records. Every attempt must be refused.
 func hostileJob(t *testing.T, e *env, gitAddr string) {
+	// The demo required dev1's pipelines to extend ops's line; the probe
+	// is a pipeline of its own, so ops lifts the rule for it (a job that
+	// extends the line runs the same way, in the same pod, as the same
+	// account).
+	if out := e.mustRun("", "pipeline", "require", "dev1").stdout; !strings.Contains(out, "line.yml@ops/pipeline-templates") {
+		t.Fatalf("after the demo, dev1's rule is %q", out)
+	}
+	e.mustRun("", "pipeline", "require", "dev1", "--none")
 	e.mustRun("", "repo", "create", "dev1/probe")
 	clone := probeClone(t, e, gitAddr)
 	probe, err := os.ReadFile("testdata/probe/main.go")

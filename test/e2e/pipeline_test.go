@@ -97,14 +97,15 @@ func TestPipelineOnPush(t *testing.T) {
 	clone := filepath.Join(t.TempDir(), "hello")
 	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://dev1:%s@%s/dev1/hello.git", dev1, gitAddr), clone)
 	copyDir(t, "../../examples/hello", clone)
-	// Without a cluster here, the pipeline keeps only its build stage (the
-	// release stages are TestLine's).
+	// The pipeline extends ops's line; without a cluster here, it keeps
+	// only its build stage (the release stages are TestLine's).
+	pushLineTemplates(t, e, gitAddr)
 	file := filepath.Join(clone, "azure-pipelines.yml")
-	pipeline, _, found := strings.Cut(readFile(t, file), "- template: ci/release.yml")
-	if !found {
-		t.Fatal("examples/hello/azure-pipelines.yml no longer includes ci/release.yml")
+	pipeline := readFile(t, file)
+	if !strings.Contains(pipeline, "    app: hello\n") {
+		t.Fatal("examples/hello/azure-pipelines.yml no longer gives the line app: hello")
 	}
-	writeFile(t, file, pipeline)
+	writeFile(t, file, strings.Replace(pipeline, "    app: hello\n", "    app: hello\n    release: false\n", 1))
 	commit := gitPush(t, clone, "hello, with its pipeline")
 
 	r := e.waitRun(t, commit, finished)
@@ -209,4 +210,16 @@ steps:
 	if runs := e.runs(t); len(runs) != 2 {
 		t.Fatalf("history has %d runs, want 2 (the refused file runs nothing)", len(runs))
 	}
+}
+
+// pushLineTemplates puts ops's template repository, which the example
+// pipelines extend, on the platform's git server.
+func pushLineTemplates(t *testing.T, e *env, gitAddr string) {
+	t.Helper()
+	ops := strings.TrimSpace(e.mustRun("", "user", "set", "ops", "--push", "ops/").stdout)
+	e.mustRun("", "repo", "create", "ops/pipeline-templates")
+	dir := filepath.Join(t.TempDir(), "pipeline-templates")
+	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://ops:%s@%s/ops/pipeline-templates.git", ops, gitAddr), dir)
+	copyDir(t, "../../examples/pipeline-templates", dir)
+	gitPush(t, dir, "the line")
 }

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
 
@@ -20,6 +21,9 @@ type Manual struct {
 	Branch      string
 	Parameters  map[string]string
 	RequestedBy string
+	// RepoDir is the bare repository of a repository of the platform's
+	// git server, for templates from other repositories; nil refuses them.
+	RepoDir func(repo string) string
 }
 
 // Prepare loads and checks the pipeline and describes the run, without
@@ -40,7 +44,9 @@ func (m Manual) Prepare() (*Run, *pipeline.Pipeline, error) {
 	}
 	run := &Run{Pipeline: name, Reason: "Manual", Ref: "refs/heads/" + branch, Commit: gitcmd.Output(dir, "rev-parse", "HEAD"),
 		RequestedBy: m.RequestedBy, Source: dir, File: m.File}
-	p, err := pipeline.Load(pipeline.Options{Root: dir, File: m.File, Parameters: m.Parameters, Variables: map[string]string{
+	resources := &resourceCheckouts{ctx: context.Background(), repoDir: m.RepoDir}
+	defer resources.cleanup()
+	p, err := pipeline.Load(pipeline.Options{Root: dir, File: m.File, Parameters: m.Parameters, Repository: resources.checkout, Variables: map[string]string{
 		"Build.SourceBranch": run.Ref, "Build.SourceBranchName": branch, "Build.Reason": "Manual", "Build.Repository.Name": name}})
 	if err != nil {
 		return nil, nil, err

@@ -335,30 +335,10 @@ func (r *Runner) acceptFor(ctx context.Context, push Push, d Definition, tree st
 		r.logf("pipeline runner: %v", err)
 		return // no run without the rule known
 	}
-	var resources []string
-	defer func() {
-		for _, dir := range resources {
-			os.RemoveAll(dir)
-		}
-	}()
-	checkoutResource := func(name, ref string) (string, error) {
-		bare := r.RepoDir(name)
-		if _, err := os.Stat(bare); err != nil {
-			return "", fmt.Errorf("no repository %s on the platform's git server", name)
-		}
-		commit, err := gitcmd.Run(ctx, bare, nil, "rev-parse", "--verify", "--quiet", ref+"^{commit}")
-		if err != nil {
-			return "", fmt.Errorf("%s has no %s", name, ref)
-		}
-		dir, err := os.MkdirTemp(r.Store.WorkDir(), lookPrefix)
-		if err != nil {
-			return "", err
-		}
-		resources = append(resources, dir)
-		return dir, GitSource{Repo: bare, Commit: strings.TrimSpace(commit)}.Checkout(ctx, dir)
-	}
+	resources := &resourceCheckouts{ctx: ctx, repoDir: r.RepoDir, dir: r.Store.WorkDir()}
+	defer resources.cleanup()
 	p, err := pipeline.Load(pipeline.Options{Root: tree, File: d.File, Variables: templateVariables(run),
-		Repository: checkoutResource, RequireExtends: required})
+		Repository: resources.checkout, RequireExtends: required})
 	if err != nil {
 		// The push is recorded as a failed run, so the team sees why
 		// nothing ran; no step has run.
@@ -378,6 +358,43 @@ func (r *Runner) acceptFor(ctx context.Context, push Push, d Definition, tree st
 		return
 	}
 	r.enqueue(&queued{run: run, p: p, src: src}, p.Trigger != nil && p.Trigger.Batch)
+}
+
+// resourceCheckouts checks out the repository resources a pipeline
+// declares (templates of another repository), from the platform's bare
+// repositories, into directories under dir; cleanup removes them once the
+// pipeline is loaded.
+type resourceCheckouts struct {
+	ctx     context.Context
+	repoDir func(repo string) string
+	dir     string
+	made    []string
+}
+
+func (c *resourceCheckouts) checkout(name, ref string) (string, error) {
+	if c.repoDir == nil {
+		return "", errors.New("repository resources come from the platform's git server, which is not known here")
+	}
+	bare := c.repoDir(name)
+	if _, err := os.Stat(bare); err != nil {
+		return "", fmt.Errorf("no repository %s on the platform's git server", name)
+	}
+	commit, err := gitcmd.Run(c.ctx, bare, nil, "rev-parse", "--verify", "--quiet", ref+"^{commit}")
+	if err != nil {
+		return "", fmt.Errorf("%s has no %s", name, ref)
+	}
+	dir, err := os.MkdirTemp(c.dir, lookPrefix)
+	if err != nil {
+		return "", err
+	}
+	c.made = append(c.made, dir)
+	return dir, GitSource{Repo: bare, Commit: strings.TrimSpace(commit)}.Checkout(c.ctx, dir)
+}
+
+func (c *resourceCheckouts) cleanup() {
+	for _, dir := range c.made {
+		os.RemoveAll(dir)
+	}
 }
 
 // hasRun says whether a pipeline has a run of the push with this intake
