@@ -2,11 +2,17 @@ package chart_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/Masterminds/semver/v3"
@@ -17,7 +23,7 @@ import (
 	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 	"helm.sh/helm/v4/pkg/engine"
-	"helm.sh/helm/v4/pkg/registry"
+	helmregistry "helm.sh/helm/v4/pkg/registry"
 
 	"github.com/slipway-dev/slipway/internal/chart"
 	"github.com/slipway-dev/slipway/internal/registry/registrytest"
@@ -69,10 +75,10 @@ func TestScaffoldPushPullRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, _ := img.Manifest()
-	if string(m.Config.MediaType) != registry.ConfigMediaType {
+	if string(m.Config.MediaType) != helmregistry.ConfigMediaType {
 		t.Fatalf("config media type %s", m.Config.MediaType)
 	}
-	if len(m.Layers) != 1 || string(m.Layers[0].MediaType) != registry.ChartLayerMediaType {
+	if len(m.Layers) != 1 || string(m.Layers[0].MediaType) != helmregistry.ChartLayerMediaType {
 		t.Fatalf("layers %+v", m.Layers)
 	}
 
@@ -399,4 +405,65 @@ func TestChartWithOCIDependency(t *testing.T) {
 	if out := render(t, shown.Loaded); !strings.Contains(out["shop/charts/common/templates/configmap.yaml"], "from: oci-dependency") {
 		t.Fatalf("the OCI dependency is not in the pushed chart: %v", keys(out))
 	}
+}
+
+// A dependency from another registry is fetched without the push's user
+// name and password, which are for the registry the chart goes to: the
+// other registry (the same user and password would work there) gets the
+// Docker config's credentials, here none, so the fetch is refused.
+func TestDependencyFromAnotherRegistryGetsNoPushCredentials(t *testing.T) {
+	reg := registrytest.Start(t)
+	other := registrytest.Start(t)
+	root := t.TempDir()
+	lib := filepath.Join(root, "common")
+	write(t, lib, "Chart.yaml", "apiVersion: v2\nname: common\nversion: 0.3.0\ntype: application\n")
+	write(t, lib, "templates/configmap.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-common\n")
+	libPkg, err := chart.Package(context.Background(), chart.PackageOptions{Dir: lib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chart.Push(libPkg, "oci://"+other.Addr+"/dev1/charts", false, dev1(other)); err != nil {
+		t.Fatal(err)
+	}
+	// The other registry, seen through a proxy that notes every
+	// Authorization header it is sent.
+	var mu sync.Mutex
+	var sent []string
+	target, _ := url.Parse("http://" + other.Addr)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		sent = append(sent, r.Header.Get("Authorization"))
+		mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	frontAddr := strings.TrimPrefix(front.URL, "http://")
+
+	app := filepath.Join(root, "shop")
+	write(t, app, "Chart.yaml", "apiVersion: v2\nname: shop\nversion: 0.1.0\ndependencies:\n  - name: common\n    version: 0.3.0\n    repository: oci://"+frontAddr+"/dev1/charts\n")
+	write(t, app, "values.yaml", "image:\n  repository: example/shop\n  digest: \"\"\n")
+	write(t, app, "templates/configmap.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-shop\n")
+	t.Setenv("HELM_CACHE_HOME", filepath.Join(root, "helm-cache"))
+	t.Setenv("HELM_CONFIG_HOME", filepath.Join(root, "helm-config"))
+	t.Setenv("DOCKER_CONFIG", filepath.Join(root, "docker"))
+	push := dev1(reg)
+	if _, err := chart.Package(context.Background(), chart.PackageOptions{Dir: app, Version: "0.1.0", Registry: push, RegistryHost: reg.Addr}); err == nil {
+		t.Fatal("the dependency was fetched from a registry that wants credentials the Docker config does not have")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sent) == 0 {
+		t.Fatal("the other registry was not asked")
+	}
+	for _, h := range sent {
+		if h != "" && strings.Contains(decodeBasic(h), push.Password) {
+			t.Fatalf("the push's password went to another registry: %q", h)
+		}
+	}
+}
+
+func decodeBasic(h string) string {
+	b, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(h, "Basic "))
+	return string(b)
 }
