@@ -142,11 +142,18 @@ func countSteps(p *pipeline.Pipeline) int {
 
 func newPipelineListCmd(g *globals) *cobra.Command {
 	var output outputFormat
+	var definitions bool
 	cmd := &cobra.Command{
 		Use:   "list [PIPELINE]",
-		Short: "List runs, newest first",
+		Short: "List runs, newest first (--definitions: the defined pipelines)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if definitions {
+				if len(args) > 0 {
+					return usageError("--definitions lists every defined pipeline; give no name")
+				}
+				return listDefinitions(g, output)
+			}
 			store, err := pipelineStore(g)
 			if err != nil {
 				return err
@@ -178,6 +185,7 @@ func newPipelineListCmd(g *globals) *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	cmd.Flags().BoolVar(&definitions, "definitions", false, "list the defined pipelines instead of runs (as slipway pipeline definitions)")
 	addOutputFlag(cmd.Flags(), &output)
 	return cmd
 }

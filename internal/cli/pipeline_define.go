@@ -92,34 +92,39 @@ func newPipelineDefinitionsCmd(g *globals) *cobra.Command {
 		Short: "List the defined pipelines (each repository's root azure-pipelines.yml runs too)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := pipelineStore(g)
-			if err != nil {
-				return err
-			}
-			defs, err := store.Definitions()
-			if err != nil {
-				return err
-			}
-			if defs == nil {
-				defs = []runner.Definition{}
-			}
-			if done, err := printStructured(g.streams.Out, output, defs); done {
-				return err
-			}
-			if len(defs) == 0 {
-				fmt.Fprintln(g.streams.Err, "no pipelines defined: each repository's root azure-pipelines.yml runs on push; slipway pipeline create defines more")
-				return nil
-			}
-			tw := tabwriter.NewWriter(g.streams.Out, 0, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tREPOSITORY\tYAML")
-			for _, d := range defs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Name, d.Repo, d.File)
-			}
-			return tw.Flush()
+			return listDefinitions(g, output)
 		},
 	}
 	addOutputFlag(cmd.Flags(), &output)
 	return cmd
+}
+
+// listDefinitions prints the defined pipelines.
+func listDefinitions(g *globals, output outputFormat) error {
+	store, err := pipelineStore(g)
+	if err != nil {
+		return err
+	}
+	defs, err := store.Definitions()
+	if err != nil {
+		return err
+	}
+	if defs == nil {
+		defs = []runner.Definition{}
+	}
+	if done, err := printStructured(g.streams.Out, output, defs); done {
+		return err
+	}
+	if len(defs) == 0 {
+		fmt.Fprintln(g.streams.Err, "no pipelines defined: each repository's root azure-pipelines.yml runs on push; slipway pipeline create defines more")
+		return nil
+	}
+	tw := tabwriter.NewWriter(g.streams.Out, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tREPOSITORY\tYAML")
+	for _, d := range defs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Name, d.Repo, d.File)
+	}
+	return tw.Flush()
 }
 
 func newPipelineRequireCmd(g *globals) *cobra.Command {
