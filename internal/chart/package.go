@@ -63,7 +63,7 @@ type Packaged struct {
 	// chart with image.tag only, such as one from `helm create`): the
 	// pusher makes it name the pinned image, so the tag is a real one.
 	ImageTag string
-	Archive []byte
+	Archive  []byte
 	// Warnings are lint findings that do not stop the push.
 	Warnings []string
 }

@@ -30,7 +30,7 @@ stages:
     steps:
     - script: echo releasing ${{ parameters.app }}
 `,
-	"steps/go.yml": "steps:\n- script: go version\n  displayName: Go\n",
+	"steps/go.yml":      "steps:\n- script: go version\n  displayName: Go\n",
 	"steps/outside.yml": "steps:\n- template: ../../../etc/passwd\n",
 	"jobs.yml":          "jobs:\n- job: Only\n  steps:\n  - script: echo only\n",
 }
