@@ -371,16 +371,7 @@ func TestBadChartsAreNotPushed(t *testing.T) {
 func TestChartWithOCIDependency(t *testing.T) {
 	reg := registrytest.Start(t)
 	root := t.TempDir()
-	lib := filepath.Join(root, "common")
-	write(t, lib, "Chart.yaml", "apiVersion: v2\nname: common\nversion: 0.3.0\ntype: application\n")
-	write(t, lib, "templates/configmap.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-common\ndata:\n  from: oci-dependency\n")
-	libPkg, err := chart.Package(context.Background(), chart.PackageOptions{Dir: lib})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chart.Push(libPkg, "oci://"+reg.Addr+"/dev1/charts", false, dev1(reg)); err != nil {
-		t.Fatal(err)
-	}
+	pushCommonChart(t, reg, filepath.Join(root, "common"))
 	app := filepath.Join(root, "shop")
 	write(t, app, "Chart.yaml", "apiVersion: v2\nname: shop\nversion: 0.1.0\ndependencies:\n  - name: common\n    version: 0.3.0\n    repository: oci://"+reg.Addr+"/dev1/charts\n")
 	write(t, app, "values.yaml", "image:\n  repository: example/shop\n  digest: \"\"\n")
@@ -415,16 +406,7 @@ func TestDependencyFromAnotherRegistryGetsNoPushCredentials(t *testing.T) {
 	reg := registrytest.Start(t)
 	other := registrytest.Start(t)
 	root := t.TempDir()
-	lib := filepath.Join(root, "common")
-	write(t, lib, "Chart.yaml", "apiVersion: v2\nname: common\nversion: 0.3.0\ntype: application\n")
-	write(t, lib, "templates/configmap.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-common\n")
-	libPkg, err := chart.Package(context.Background(), chart.PackageOptions{Dir: lib})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chart.Push(libPkg, "oci://"+other.Addr+"/dev1/charts", false, dev1(other)); err != nil {
-		t.Fatal(err)
-	}
+	pushCommonChart(t, other, filepath.Join(root, "common"))
 	// The other registry, seen through a proxy that notes every
 	// Authorization header it is sent.
 	var mu sync.Mutex
@@ -466,4 +448,19 @@ func TestDependencyFromAnotherRegistryGetsNoPushCredentials(t *testing.T) {
 func decodeBasic(h string) string {
 	b, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(h, "Basic "))
 	return string(b)
+}
+
+// pushCommonChart writes a library-like chart, common 0.3.0, into dir and
+// pushes it to reg's dev1/charts, for charts that depend on it.
+func pushCommonChart(t *testing.T, reg *registrytest.Registry, dir string) {
+	t.Helper()
+	write(t, dir, "Chart.yaml", "apiVersion: v2\nname: common\nversion: 0.3.0\ntype: application\n")
+	write(t, dir, "templates/configmap.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-common\ndata:\n  from: oci-dependency\n")
+	pkg, err := chart.Package(context.Background(), chart.PackageOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chart.Push(pkg, "oci://"+reg.Addr+"/dev1/charts", false, dev1(reg)); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -34,11 +34,7 @@ TEAM/NAME, under the repository's team.`,
 			if err := d.Check(); err != nil {
 				return usageError("%v", err)
 			}
-			srv, err := repoServer(g)
-			if err != nil {
-				return err
-			}
-			repos, err := srv.List()
+			repos, err := repositories(g)
 			if err != nil {
 				return err
 			}
@@ -169,11 +165,7 @@ neither flag it is shown.`,
 				return usageError("give --extends or --none, not both")
 			}
 			var rules []pipeline.Template
-			srv, err := repoServer(g)
-			if err != nil {
-				return err
-			}
-			repos, err := srv.List()
+			repos, err := repositories(g)
 			if err != nil {
 				return err
 			}

@@ -41,11 +41,7 @@ Branch main of every repository is protected: no force-push, no delete
 		Short: "List repositories",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv, err := repoServer(g)
-			if err != nil {
-				return err
-			}
-			names, err := srv.List()
+			names, err := repositories(g)
 			if err != nil {
 				return err
 			}
@@ -56,6 +52,15 @@ Branch main of every repository is protected: no force-push, no delete
 		},
 	})
 	return cmd
+}
+
+// repositories lists the git server's repositories.
+func repositories(g *globals) ([]string, error) {
+	srv, err := repoServer(g)
+	if err != nil {
+		return nil, err
+	}
+	return srv.List()
 }
 
 func repoServer(g *globals) (*gitserver.Server, error) {

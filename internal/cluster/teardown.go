@@ -2,19 +2,19 @@ package cluster
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/procfs"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -101,7 +101,7 @@ func (l Leftovers) String() string {
 func ClearLeftovers(opts Options) Leftovers {
 	c := &Cluster{opts: opts}
 	var left Leftovers
-	shims := processesWithArgs("-address", opts.ContainerdSocket())
+	shims := procfs.WithArgs("-address", opts.ContainerdSocket())
 	left.Shims = len(shims)
 	if len(shims) > 0 {
 		// A container's first process is a child of its shim; killing it
@@ -112,7 +112,7 @@ func ClearLeftovers(opts Options) Leftovers {
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for _, pid := range victims {
-			for syscall.Kill(pid, 0) == nil && !isZombie(pid) && time.Now().Before(deadline) {
+			for !procfs.Gone(pid) && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
@@ -142,62 +142,15 @@ func StopLeftovers(opts Options) (Leftovers, error) {
 	return left, c.teardownNetwork()
 }
 
-// processesWithArgs lists the processes whose command line holds the
-// given arguments one after the other.
-func processesWithArgs(args ...string) []int {
-	want := []byte("\x00" + strings.Join(args, "\x00") + "\x00")
-	var pids []int
-	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range cmdlines {
-		data, err := os.ReadFile(p)
-		if err != nil || !bytes.Contains(append(data, 0), want) {
-			continue
-		}
-		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil && pid != os.Getpid() {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
 // childrenOf lists the processes whose parent is one of parents.
 func childrenOf(parents []int) []int {
-	set := map[int]bool{}
-	for _, p := range parents {
-		set[p] = true
-	}
 	var out []int
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, s := range stats {
-		data, err := os.ReadFile(s)
-		if err != nil {
-			continue
-		}
-		// Fields after the command name (in parentheses): state, ppid.
-		i := bytes.LastIndexByte(data, ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(string(data[i+1:]))
-		if len(fields) < 2 {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(fields[1]); set[ppid] {
-			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(s))); err == nil {
-				out = append(out, pid)
-			}
+	for _, pid := range procfs.PIDs() {
+		if slices.Contains(parents, procfs.Parent(pid)) {
+			out = append(out, pid)
 		}
 	}
 	return out
-}
-
-func isZombie(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	i := bytes.LastIndexByte(data, ')')
-	return i >= 0 && strings.HasPrefix(strings.TrimSpace(string(data[i+1:])), "Z")
 }
 
 // deletePodNetns deletes the network namespaces containerd made for pods

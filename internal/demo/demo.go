@@ -144,11 +144,17 @@ func (d *Demo) setUpTheLine(ctx context.Context) error {
 	return err
 }
 
+// cloneURL is the address of an app's repository with its team's
+// credentials in it.
+func (d *Demo) cloneURL(a app) string {
+	return strings.Replace(d.GitURL, "http://", "http://"+a.team+":"+d.password[a.team]+"@", 1) + "/" + a.team + "/" + a.name + ".git"
+}
+
 // ownPipelineIsRefused has a team push a pipeline that does not extend
 // the line, to a branch of its own: it must be refused before a step runs.
 func (d *Demo) ownPipelineIsRefused(ctx context.Context, a app) error {
 	dir := filepath.Join(d.work, a.team+"-own")
-	url := strings.Replace(d.GitURL, "http://", "http://"+a.team+":"+d.password[a.team]+"@", 1) + "/" + a.team + "/" + a.name + ".git"
+	url := d.cloneURL(a)
 	if _, err := d.git(ctx, "", "clone", "--quiet", url, dir); err != nil {
 		return err
 	}
@@ -351,7 +357,7 @@ func (d *Demo) ship(ctx context.Context, a app, version string, res *Result) err
 // its version constant set), commits and pushes as the team's user.
 func (d *Demo) pushApp(ctx context.Context, a app, version, message string) (string, error) {
 	dir := filepath.Join(d.work, a.team+"-"+a.name)
-	url := strings.Replace(d.GitURL, "http://", "http://"+a.team+":"+d.password[a.team]+"@", 1) + "/" + a.team + "/" + a.name + ".git"
+	url := d.cloneURL(a)
 	if _, err := os.Stat(dir); err != nil {
 		if _, err := d.git(ctx, "", "clone", "--quiet", url, dir); err != nil {
 			return "", err

@@ -117,29 +117,8 @@ func (e *expander) extend(root, ext *yaml.Node, sc *scope, p *Pipeline) error {
 	if err != nil {
 		return err
 	}
-	path, _, err := e.templatePath(tv.Value, sc.file)
-	if err != nil {
-		return e.errorf(tn, "%v", err)
-	}
-	// The template's kind is the list it holds.
-	data, err := e.readFile(path)
-	if err != nil {
-		return e.errorf(tn, "template %s: %v", tv.Value, err)
-	}
-	var top map[string]any
-	if err := yaml.Unmarshal(data, &top); err != nil {
-		return yamlError(e.rel(path), err)
-	}
-	kind := ""
-	for _, k := range []string{"stages", "jobs", "steps"} {
-		if _, ok := top[k]; ok && kind == "" {
-			kind = k
-		}
-	}
-	if kind == "" {
-		return e.errorf(tn, "template %s has no stages:, jobs: or steps: to extend", tv.Value)
-	}
-	nodes, err := e.include(ext, sc, kind)
+	// The template holds the stages, jobs or steps the pipeline has.
+	nodes, kind, err := e.include(ext, sc, "")
 	if err != nil {
 		return err
 	}

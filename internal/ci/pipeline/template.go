@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -507,7 +508,7 @@ func (e *expander) sequence(n *yaml.Node, sc *scope, listKind string) (*yaml.Nod
 		}
 		// - template: file.yml
 		if listKind != "" && item.Kind == yaml.MappingNode && mapGet(item, "template") != nil {
-			items, err := e.include(item, sc, listKind)
+			items, _, err := e.include(item, sc, listKind)
 			if err != nil {
 				return nil, err
 			}
@@ -524,8 +525,10 @@ func (e *expander) sequence(n *yaml.Node, sc *scope, listKind string) (*yaml.Nod
 }
 
 // include expands a `- template: path` item of a steps, jobs, stages or
-// variables list into the items the template holds.
-func (e *expander) include(item *yaml.Node, sc *scope, listKind string) ([]*yaml.Node, error) {
+// variables list into the items the template holds. With listKind "" (a
+// template the pipeline extends) the template's own list, of stages, jobs
+// or steps, is taken; the kind taken is returned.
+func (e *expander) include(item *yaml.Node, sc *scope, listKind string) ([]*yaml.Node, string, error) {
 	var pathNode, paramsNode *yaml.Node
 	for i := 0; i+1 < len(item.Content); i += 2 {
 		switch k := item.Content[i]; k.Value {
@@ -534,42 +537,42 @@ func (e *expander) include(item *yaml.Node, sc *scope, listKind string) ([]*yaml
 		case "parameters":
 			paramsNode = item.Content[i+1]
 		default:
-			return nil, e.errorf(k, "unknown keyword %q beside template: (only parameters: may go with it)", k.Value)
+			return nil, "", e.errorf(k, "unknown keyword %q beside template: (only parameters: may go with it)", k.Value)
 		}
 	}
 	pathValue, err := e.value(pathNode, sc, "")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	ref := pathValue.Value
 	path, _, err := e.templatePath(ref, sc.file)
 	if err != nil {
-		return nil, e.errorf(pathNode, "%v", err)
+		return nil, "", e.errorf(pathNode, "%v", err)
 	}
 	if e.depth >= maxTemplateDepth {
-		return nil, e.errorf(pathNode, "templates nest more than %d deep: does %s include itself?", maxTemplateDepth, ref)
+		return nil, "", e.errorf(pathNode, "templates nest more than %d deep: does %s include itself?", maxTemplateDepth, ref)
 	}
 	given := map[string]any{}
 	if paramsNode != nil {
 		p, err := e.value(paramsNode, sc, "")
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if p.Kind != yaml.MappingNode {
-			return nil, e.errorf(paramsNode, "parameters: must be a mapping of names to values")
+			return nil, "", e.errorf(paramsNode, "parameters: must be a mapping of names to values")
 		}
 		m, _ := toAny(p).(map[string]any)
 		given = m
 	}
 	if e.overBudget != nil {
-		return nil, e.spend(e.overBudget, 0)
+		return nil, "", e.spend(e.overBudget, 0)
 	}
 	root, err := e.parseFile(path)
 	if err != nil {
 		if pe, ok := err.(*Error); ok && pe.Pos.Line == 0 {
-			return nil, e.errorf(pathNode, "template %s: %s", ref, pe.Msg)
+			return nil, "", e.errorf(pathNode, "template %s: %s", ref, pe.Msg)
 		}
-		return nil, err
+		return nil, "", err
 	}
 	var body, decl *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
@@ -577,20 +580,27 @@ func (e *expander) include(item *yaml.Node, sc *scope, listKind string) ([]*yaml
 		case "parameters":
 			decl = root.Content[i+1]
 		case "steps", "jobs", "stages", "variables":
+			if listKind == "" && k.Value != "variables" {
+				listKind = k.Value // extends: the list the template holds
+			}
 			if k.Value != listKind {
-				return nil, e.errorf(pathNode, "%s is a %s template, used here as a %s template", ref, k.Value, listKind)
+				return nil, "", e.errorf(pathNode, "%s is a %s template, used here as a %s template", ref, k.Value, cmp.Or(listKind, "stages, jobs or steps"))
 			}
 			body = root.Content[i+1]
 		default:
-			return nil, e.errorf(k, "unknown keyword %q in a %s template (a template holds parameters: and %s:)", k.Value, listKind, listKind)
+			what := cmp.Or(listKind, "stages, jobs or steps")
+			return nil, "", e.errorf(k, "unknown keyword %q in a %s template (a template holds parameters: and %s:)", k.Value, what, what)
 		}
 	}
+	if body == nil && listKind == "" {
+		return nil, "", e.errorf(pathNode, "template %s has no stages:, jobs: or steps: to extend", ref)
+	}
 	if body == nil {
-		return nil, e.errorf(pathNode, "template %s has no %s:", ref, listKind)
+		return nil, "", e.errorf(pathNode, "template %s has no %s:", ref, listKind)
 	}
 	params, err := e.resolveParameters(decl, given, pathNode, ref)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	values := map[string]any{}
 	for _, p := range params {
@@ -602,7 +612,7 @@ func (e *expander) include(item *yaml.Node, sc *scope, listKind string) ([]*yaml
 	if listKind == "variables" && body.Kind == yaml.MappingNode {
 		m, err := e.mapping(body, inner)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		// A map of variables becomes name/value items of the list.
 		var items []*yaml.Node
@@ -612,16 +622,16 @@ func (e *expander) include(item *yaml.Node, sc *scope, listKind string) ([]*yaml
 				e.node(m.Content[i], &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "value"}), m.Content[i+1],
 			}}))
 		}
-		return items, nil
+		return items, listKind, nil
 	}
 	if body.Kind != yaml.SequenceNode {
-		return nil, e.errorf(body, "%s: must be a list", listKind)
+		return nil, "", e.errorf(body, "%s: must be a list", listKind)
 	}
 	s, err := e.sequence(body, inner, listKind)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return s.Content, nil
+	return s.Content, listKind, nil
 }
 
 // resolveParameters checks given values against a parameters: declaration

@@ -1,19 +1,14 @@
 package runner
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"path"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/ci/pipeline"
-	"github.com/slipway-dev/slipway/internal/fsutil"
 )
 
 // Definition is a pipeline of a repository, as Azure Pipelines defines
@@ -49,49 +44,23 @@ func (d Definition) Check() error {
 	return nil
 }
 
-func (s *Store) definitionsPath() string { return filepath.Join(s.Dir, "definitions.json") }
-
 // Definitions lists the pipelines defined on the platform, by name (the
 // implicit ones of each repository's root file are not listed).
 func (s *Store) Definitions() ([]Definition, error) {
-	data, err := os.ReadFile(s.definitionsPath())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 	var defs []Definition
-	if err := json.Unmarshal(data, &defs); err != nil {
-		return nil, fmt.Errorf("%s: %w", s.definitionsPath(), err)
-	}
-	return defs, nil
+	return defs, s.readJSON("definitions", &defs)
 }
 
-// changeDefinitions rewrites the definitions under a lock, so that two
-// processes changing them at once lose nothing.
+// changeDefinitions rewrites the definitions under the store's lock.
 func (s *Store) changeDefinitions(change func([]Definition) ([]Definition, error)) error {
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
-		return err
-	}
-	unlock, err := s.lock("definitions.lock")
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	defs, err := s.Definitions()
-	if err != nil {
-		return err
-	}
-	if defs, err = change(defs); err != nil {
-		return err
-	}
-	sort.Slice(defs, func(i, j int) bool { return defs[i].Name < defs[j].Name })
-	data, err := json.MarshalIndent(defs, "", "  ")
-	if err != nil {
-		return err
-	}
-	return fsutil.WriteFileAtomic(s.definitionsPath(), append(data, '\n'), 0o644)
+	var defs []Definition
+	return s.changeJSON("definitions", &defs, func() (err error) {
+		if defs, err = change(defs); err != nil {
+			return err
+		}
+		sort.Slice(defs, func(i, j int) bool { return defs[i].Name < defs[j].Name })
+		return nil
+	})
 }
 
 // AddDefinition keeps a new definition; its name must be new.
@@ -141,52 +110,23 @@ func (s *Store) definitionsOf(repo string) ([]Definition, error) {
 // template that ops keeps in a repository of its own (Azure's "required
 // template" check); a pipeline that does not is refused before a step runs.
 
-func (s *Store) requiredPath() string { return filepath.Join(s.Dir, "required-templates.json") }
-
-func (s *Store) readRequired() (map[string][]pipeline.Template, error) {
-	rules := map[string][]pipeline.Template{}
-	data, err := os.ReadFile(s.requiredPath())
-	if errors.Is(err, os.ErrNotExist) {
-		return rules, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(data, &rules); err != nil {
-		return nil, fmt.Errorf("%s: %w", s.requiredPath(), err)
-	}
-	return rules, nil
-}
-
 // RequiredTemplates are the templates a team's pipelines must extend one
 // of; none means any pipeline runs.
 func (s *Store) RequiredTemplates(team string) ([]pipeline.Template, error) {
-	rules, err := s.readRequired()
+	rules := map[string][]pipeline.Template{}
+	err := s.readJSON("required-templates", &rules)
 	return rules[team], err
 }
 
 // SetRequiredTemplates sets a team's rule; none lifts it.
 func (s *Store) SetRequiredTemplates(team string, templates []pipeline.Template) error {
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
-		return err
-	}
-	unlock, err := s.lock("required-templates.lock")
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	rules, err := s.readRequired()
-	if err != nil {
-		return err
-	}
-	if len(templates) == 0 {
-		delete(rules, team)
-	} else {
-		rules[team] = templates
-	}
-	data, err := json.MarshalIndent(rules, "", "  ")
-	if err != nil {
-		return err
-	}
-	return fsutil.WriteFileAtomic(s.requiredPath(), append(data, '\n'), 0o644)
+	rules := map[string][]pipeline.Template{}
+	return s.changeJSON("required-templates", &rules, func() error {
+		if len(templates) == 0 {
+			delete(rules, team)
+		} else {
+			rules[team] = templates
+		}
+		return nil
+	})
 }

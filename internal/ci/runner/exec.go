@@ -17,6 +17,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/ci/expr"
 	"github.com/slipway-dev/slipway/internal/ci/pipeline"
+	"github.com/slipway-dev/slipway/internal/procfs"
 )
 
 // Job inputs the runner adds to every run.
@@ -261,11 +262,12 @@ func (v vars) expand(s string) string {
 // is a value whose $( ) macros resolve expands.
 func (v vars) defineAll(block []pipeline.Variable, extra map[string]any, counter func(string, int) (int, error)) error {
 	for _, pv := range block {
-		if !pipeline.RuntimeExpr.MatchString(pv.Value) {
+		m := pipeline.RuntimeExpr.FindStringSubmatch(pv.Value)
+		if m == nil {
 			v.define(pv.Name, pv.Value)
 			continue
 		}
-		val, err := runtimeValue(v, pv.Value, extra, counter)
+		val, err := runtimeValue(v, m[1], extra, counter)
 		if err != nil {
 			v.resolve()
 			return fmt.Errorf("variable %s: %w", pv.Name, err)
@@ -277,16 +279,12 @@ func (v vars) defineAll(block []pipeline.Variable, extra map[string]any, counter
 }
 
 // runtimeValue evaluates a runtime expression $[ ].
-func runtimeValue(v vars, value string, extra map[string]any, counter func(string, int) (int, error)) (string, error) {
-	m := pipeline.RuntimeExpr.FindStringSubmatch(value)
-	if m == nil {
-		return v.expand(value), nil
-	}
+func runtimeValue(v vars, src string, extra map[string]any, counter func(string, int) (int, error)) (string, error) {
 	values := map[string]any{"variables": v.values()}
 	for k, x := range extra {
 		values[k] = x
 	}
-	out, err := expr.Eval(strings.TrimSpace(m[1]), &expr.Context{Values: values, Counter: counter})
+	out, err := expr.Eval(strings.TrimSpace(src), &expr.Context{Values: values, Counter: counter})
 	if err != nil {
 		return "", err
 	}
@@ -336,7 +334,7 @@ func combine(statuses ...string) string {
 // execute runs every stage; ctx ends the run (cancel or timeout).
 func (x *execution) execute(ctx context.Context) {
 	r := x.run
-	r.Status, r.StartedAt, r.PID, r.PIDStart = Running, time.Now().UTC(), os.Getpid(), processStart(os.Getpid())
+	r.Status, r.StartedAt, r.PID, r.PIDStart = Running, time.Now().UTC(), os.Getpid(), procfs.StartTime(os.Getpid())
 	// Lay out every stage, job and step first, so the record shows what
 	// is still to come.
 	stages, _ := x.p.OrderStages()

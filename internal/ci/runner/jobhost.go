@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/fsutil"
+	"github.com/slipway-dev/slipway/internal/procfs"
 )
 
 // An Executor gives each job a place to run: a directory on this machine
@@ -135,7 +136,7 @@ func (h hostJob) Run(ctx context.Context, c Command) (int, error) {
 	// if slipway dies, bash dies with it (Pdeathsig) but what bash
 	// started lives on, and the next start ends the group (SweepWorkDir).
 	group := filepath.Join(string(h), groupPrefix+strconv.Itoa(cmd.Process.Pid))
-	_ = os.WriteFile(group, []byte(strconv.FormatUint(processStart(cmd.Process.Pid), 10)), 0o600)
+	_ = os.WriteFile(group, []byte(strconv.FormatUint(procfs.StartTime(cmd.Process.Pid), 10)), 0o600)
 	defer os.Remove(group)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()

@@ -172,12 +172,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	if runs, err := r.Store.List(""); err == nil {
 		r.mu.Lock()
 		for _, run := range runs {
-			if run.Push != "" {
-				if r.taken[run.Push] == nil {
-					r.taken[run.Push] = map[string]bool{}
-				}
-				r.taken[run.Push][run.Pipeline] = true
-			}
+			r.noteTaken(run)
 		}
 		r.mu.Unlock()
 	}
@@ -412,13 +407,19 @@ func (r *Runner) record(run *Run) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if run.Push != "" {
-		if r.taken[run.Push] == nil {
-			r.taken[run.Push] = map[string]bool{}
-		}
-		r.taken[run.Push][run.Pipeline] = true
-	}
+	r.noteTaken(run)
 	return nil
+}
+
+// noteTaken notes that a run's pipeline has a run of its push (r.mu held).
+func (r *Runner) noteTaken(run *Run) {
+	if run.Push == "" {
+		return
+	}
+	if r.taken[run.Push] == nil {
+		r.taken[run.Push] = map[string]bool{}
+	}
+	r.taken[run.Push][run.Pipeline] = true
 }
 
 func templateVariables(run *Run) map[string]string {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/procfs"
 	"github.com/slipway-dev/slipway/internal/testutil"
 
 	"github.com/slipway-dev/slipway/internal/auth"
@@ -553,8 +554,8 @@ func TestStepOutputIsBounded(t *testing.T) {
 func TestRecoverIsNotFooledByAReusedPID(t *testing.T) {
 	store := &Store{Dir: t.TempDir()}
 	self := os.Getpid()
-	stale := &Run{Pipeline: "dev1/app", Status: Running, PID: self, PIDStart: processStart(self) - 1}
-	live := &Run{Pipeline: "dev1/other", Status: Running, PID: self, PIDStart: processStart(self)}
+	stale := &Run{Pipeline: "dev1/app", Status: Running, PID: self, PIDStart: procfs.StartTime(self) - 1}
+	live := &Run{Pipeline: "dev1/other", Status: Running, PID: self, PIDStart: procfs.StartTime(self)}
 	for _, r := range []*Run{stale, live} {
 		if err := store.New(r); err != nil {
 			t.Fatal(err)
@@ -564,7 +565,7 @@ func TestRecoverIsNotFooledByAReusedPID(t *testing.T) {
 	if err != nil || len(fixed) != 1 || fixed[0].ID != stale.ID {
 		t.Fatalf("recover: %v, fixed %+v", err, fixed)
 	}
-	if processStart(self) == 0 {
+	if procfs.StartTime(self) == 0 {
 		t.Fatal("no start time read for this process")
 	}
 }
@@ -629,7 +630,7 @@ func TestJobWorkspacesStayInTheStoreAndAreSwept(t *testing.T) {
 	l.stop()
 	// What a crash leaves: the workspace of a finished run, with a step
 	// script; and one of a run some other process still runs.
-	running := &Run{Pipeline: "dev1/app", Status: Running, PID: os.Getpid(), PIDStart: processStart(os.Getpid())}
+	running := &Run{Pipeline: "dev1/app", Status: Running, PID: os.Getpid(), PIDStart: procfs.StartTime(os.Getpid())}
 	if err := l.store.New(running); err != nil {
 		t.Fatal(err)
 	}
@@ -753,14 +754,14 @@ func TestStepsOfACrashedRunDoNotOutliveIt(t *testing.T) {
 	syscall.Kill(leader, syscall.SIGKILL)
 	<-stepDone
 	os.WriteFile(groups[0], record, 0o600) // the step's own cleanup would not have run
-	if processStart(childPid) == 0 {
+	if procfs.StartTime(childPid) == 0 {
 		t.Fatal("the step's child died with bash; nothing to test")
 	}
 	run.Status = Failed
 	store.Save(run)
 
 	store.SweepWorkDir()
-	for i := 0; processStart(childPid) != 0; i++ {
+	for i := 0; procfs.StartTime(childPid) != 0; i++ {
 		if state, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", childPid)); strings.Contains(string(state), ") Z ") {
 			break // killed, not yet reaped by its new parent
 		}

@@ -7,7 +7,6 @@
 package runner
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/fsutil"
+	"github.com/slipway-dev/slipway/internal/procfs"
 )
 
 // Statuses of runs, stages, jobs and steps.
@@ -303,31 +303,10 @@ func processAlive(pid int, start uint64) bool {
 		return false
 	}
 	if start != 0 {
-		return processStart(pid) == start
+		return procfs.StartTime(pid) == start
 	}
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
-// processStart is a process's start time in clock ticks since boot (field
-// 22 of /proc/PID/stat), 0 when it is not running or not known.
-func processStart(pid int) uint64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name, in parentheses, may hold spaces: count fields
-	// after its closing parenthesis, where field 3 (the state) begins.
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0
-	}
-	fields := strings.Fields(string(data[i+1:]))
-	if len(fields) < 20 {
-		return 0
-	}
-	n, _ := strconv.ParseUint(fields[19], 10, 64)
-	return n
 }
 
 // lock takes an exclusive lock on a file under the store, for work that
@@ -418,7 +397,7 @@ func endStepGroups(workspace string) {
 		}
 		data, _ := os.ReadFile(f)
 		start, _ := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
-		if now := processStart(pgid); now != 0 && now != start {
+		if now := procfs.StartTime(pgid); now != 0 && now != start {
 			continue
 		}
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
@@ -490,29 +469,58 @@ func (s *Store) removeIntake(id string) {
 // time a prefix is asked for, one more at every later run. The counters
 // of a pipeline are kept in one file under the store, changed under a lock.
 func (s *Store) nextCounter(pipeline, prefix string, seed int) (int, error) {
-	name := "counters-" + strings.ReplaceAll(pipeline, "/", "_")
+	next := map[string]int{}
+	var n int
+	err := s.changeJSON("counters-"+strings.ReplaceAll(pipeline, "/", "_"), &next, func() error {
+		var ok bool
+		if n, ok = next[prefix]; !ok {
+			n = seed
+		}
+		next[prefix] = n + 1
+		return nil
+	})
+	return n, err
+}
+
+// readJSON reads the store's file NAME.json into v; a file that is not
+// there leaves v as it is.
+func (s *Store) readJSON(name string, v any) error {
+	path := filepath.Join(s.Dir, name+".json")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// changeJSON changes the store's file NAME.json under a lock (NAME.lock),
+// so that two processes changing it at once lose nothing: it is read into
+// v, change changes v, and v is written back whole (temporary file,
+// synced, renamed).
+func (s *Store) changeJSON(name string, v any, change func() error) error {
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return err
+	}
 	unlock, err := s.lock(name + ".lock")
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer unlock()
-	path := filepath.Join(s.Dir, name+".json")
-	next := map[string]int{}
-	if data, err := os.ReadFile(path); err == nil {
-		if err := json.Unmarshal(data, &next); err != nil {
-			return 0, fmt.Errorf("%s: %w", path, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return 0, err
+	if err := s.readJSON(name, v); err != nil {
+		return err
 	}
-	n, ok := next[prefix]
-	if !ok {
-		n = seed
+	if err := change(); err != nil {
+		return err
 	}
-	next[prefix] = n + 1
-	data, err := json.Marshal(next)
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return 0, err
+		return err
 	}
-	return n, fsutil.WriteFileAtomic(path, data, 0o644)
+	return fsutil.WriteFileAtomic(filepath.Join(s.Dir, name+".json"), append(data, '\n'), 0o644)
 }
