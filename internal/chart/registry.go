@@ -2,6 +2,7 @@ package chart
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +26,8 @@ type RegistryOptions struct {
 	// CredentialsFile is a Docker-format config file; empty uses the
 	// Docker config (DOCKER_CONFIG or ~/.docker/config.json).
 	CredentialsFile string
-	// PlainHTTP talks HTTP; loopback registries always do.
+	// PlainHTTP talks HTTP; a loopback registry gets what it serves
+	// (credentials.Scheme).
 	PlainHTTP bool
 	Progress  io.Writer
 }
@@ -36,7 +38,7 @@ func (o RegistryOptions) client(host string) (*registry.Client, error) {
 		out = io.Discard
 	}
 	opts := []registry.ClientOption{registry.ClientOptWriter(out)}
-	if o.PlainHTTP || credentials.IsLoopback(host) {
+	if credentials.Scheme(context.Background(), host, o.PlainHTTP) == "http" {
 		opts = append(opts, registry.ClientOptPlainHTTP())
 	}
 	switch {

@@ -23,7 +23,7 @@ Branch main of every repository is protected: no force-push, no delete
 	cmd.AddCommand(&cobra.Command{
 		Use:     "create NAME",
 		Short:   "Create an empty repository (default branch main)",
-		Example: "  slipway repo create dev1/hello\n  git clone http://dev1@127.0.0.1:3000/dev1/hello.git",
+		Example: "  slipway repo create dev1/hello\n  git clone https://dev1@127.0.0.1:3000/dev1/hello.git",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			srv, err := repoServer(g)

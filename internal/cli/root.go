@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/trust"
 )
 
 // Streams are the command's standard streams: data goes to Out, progress
@@ -60,6 +61,11 @@ func (g *globals) config() (config.Config, error) {
 	}
 	if g.home != "" {
 		cfg.Home = g.home
+	}
+	// Every command of this state directory trusts its platform's CA,
+	// and so do the programs it starts (git, helm, a step's go).
+	if err := trust.Adopt(trust.Files{Dir: cfg.TLSDir()}); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
@@ -109,6 +115,7 @@ pipelines against ACR and AKS.`,
 		newPromoteCmd(g),
 		newHistoryCmd(g),
 		newDemoCmd(g),
+		newCACmd(g),
 	)
 	return root
 }

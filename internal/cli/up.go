@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -89,7 +90,8 @@ func printBanner(g *globals, cfg config.Config, st platform.State) {
 		fmt.Fprintf(w, "  slipway demo                                       # play the three tracks on this platform\n")
 		fmt.Fprintf(w, "  slipway tenant create dev1 --repo hello            # ops: onboard a team (prints its password)\n")
 		fmt.Fprintf(w, "  slipway release create dev1/hello                  # ops: release its app in dev1-staging\n")
-		fmt.Fprintf(w, "  git push http://dev1@%s/dev1/hello.git    # dev: azure-pipelines.yml runs on push\n", cfg.Git.Addr)
+		scheme, host, _ := strings.Cut(st.Addresses.Git, "://")
+		fmt.Fprintf(w, "  git push %s://dev1@%s/dev1/hello.git   # dev: azure-pipelines.yml runs on push\n", scheme, host)
 		fmt.Fprintf(w, "  slipway pipeline list; slipway get all -A; slipway history hello\n")
 	} else {
 		fmt.Fprintf(w, "  slipway user set dev1 --push dev1/                 # a team user; prints its password\n")

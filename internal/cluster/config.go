@@ -211,14 +211,25 @@ conntrack:
 }
 
 func (c *Cluster) containerdConfig() string {
-	// The embedded registry speaks plain HTTP, under both of its names.
+	// The embedded registry answers under both of its names, with HTTPS
+	// and the platform's CA, or plain HTTP where it serves that.
 	var registry string
 	if c.opts.Registry != "" {
-		for _, host := range []string{c.opts.Registry, c.opts.RegistryNodeAddr()} {
+		for i, host := range []string{c.opts.Registry, c.opts.RegistryNodeAddr()} {
+			scheme := "https"
+			if c.opts.RegistryCA == "" || i == 0 && c.opts.RegistryPlainLoopback {
+				scheme = "http"
+			}
 			registry += fmt.Sprintf(`
 [plugins."io.containerd.grpc.v1.cri".registry.mirrors.%q]
-  endpoint = ["http://%s"]
-`, host, host)
+  endpoint = ["%s://%s"]
+`, host, scheme, host)
+			if scheme == "https" {
+				registry += fmt.Sprintf(`
+[plugins."io.containerd.grpc.v1.cri".registry.configs.%q.tls]
+  ca_file = %q
+`, host, c.opts.RegistryCA)
+			}
 			if c.opts.RegistryUser != "" {
 				registry += fmt.Sprintf(`
 [plugins."io.containerd.grpc.v1.cri".registry.configs.%q.auth]

@@ -25,11 +25,17 @@ type Options struct {
 	// APIPort is the API server's port.
 	APIPort int
 	// Registry is the embedded registry's host:port, which containerd
-	// pulls from over plain HTTP with RegistryUser's credentials. The
-	// registry also answers on the node address (RegistryNodeAddr), the
-	// name pods and in-cluster controllers use.
+	// pulls from with RegistryUser's credentials. The registry also
+	// answers on the node address (RegistryNodeAddr), the name pods and
+	// in-cluster controllers use.
 	Registry                       string
 	RegistryUser, RegistryPassword string
+	// RegistryCA is the CA file the registry's certificate is signed by;
+	// empty means it speaks plain HTTP. RegistryPlainLoopback: plain HTTP
+	// on Registry (a loopback address) all the same; the node address
+	// keeps HTTPS.
+	RegistryCA            string
+	RegistryPlainLoopback bool
 	// Binaries maps program names to paths (from package components).
 	Binaries map[string]string
 	// PauseImage is the pod sandbox image; CoreDNSImage the DNS image.

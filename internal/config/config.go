@@ -35,6 +35,18 @@ type Config struct {
 	Cluster Cluster `json:"cluster"`
 
 	Pipelines Pipelines `json:"pipelines"`
+
+	TLS TLS `json:"tls"`
+}
+
+// TLS configures how the registry and the git server are served. Both
+// speak HTTPS with a certificate of the platform's own CA on every
+// address (see `slipway ca`).
+type TLS struct {
+	// PlainHTTPOnLoopback serves plain HTTP on the loopback address
+	// instead, for clients that cannot be given the CA. The node address,
+	// which pods, containerd and Flux use, keeps HTTPS.
+	PlainHTTPOnLoopback bool `json:"plainHTTPOnLoopback,omitempty"`
 }
 
 // Pipelines configures the pipeline runner.
@@ -175,6 +187,13 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		}
 		c.Cluster.Flux = &b
 	}
+	if v := getenv("SLIPWAY_PLAIN_HTTP_ON_LOOPBACK"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("SLIPWAY_PLAIN_HTTP_ON_LOOPBACK=%q: want true or false", v)
+		}
+		c.TLS.PlainHTTPOnLoopback = b
+	}
 	if v := getenv("SLIPWAY_JOBS"); v != "" {
 		c.Pipelines.Jobs = v
 	}
@@ -245,8 +264,11 @@ func (c Config) Validate() error {
 func (c Config) RegistryDir() string { return filepath.Join(c.Home, "registry") }
 func (c Config) UsersFile() string   { return filepath.Join(c.Home, "users.yaml") }
 func (c Config) GitDir() string      { return filepath.Join(c.Home, "git") }
-func (c Config) RunDir() string      { return filepath.Join(c.Home, "run") }
-func (c Config) LogDir() string      { return filepath.Join(c.Home, "logs") }
+
+// TLSDir holds the platform's CA, serving certificate and trust bundle.
+func (c Config) TLSDir() string { return filepath.Join(c.Home, "tls") }
+func (c Config) RunDir() string { return filepath.Join(c.Home, "run") }
+func (c Config) LogDir() string { return filepath.Join(c.Home, "logs") }
 func (c Config) CacheDir() string {
 	if c.Cache != "" {
 		return c.Cache

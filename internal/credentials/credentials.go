@@ -6,6 +6,8 @@ package credentials
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/slipway-dev/slipway/internal/fsutil"
+	"github.com/slipway-dev/slipway/internal/trust"
 )
 
 // ConfigPath is the Docker config file in use.
@@ -36,13 +39,9 @@ func ConfigPath() (string, error) {
 var ErrUnauthorized = errors.New("the registry refused the user name or password")
 
 // Check asks the registry's /v2/ endpoint whether the credentials are good.
-// insecure chooses plain HTTP; loopback addresses always use it.
+// insecure chooses plain HTTP (see Scheme).
 func Check(ctx context.Context, registry, user, password string, insecure bool) error {
-	scheme := "https"
-	if insecure || IsLoopback(registry) {
-		scheme = "http"
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+registry+"/v2/", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, Scheme(ctx, registry, insecure)+"://"+registry+"/v2/", nil)
 	if err != nil {
 		return fmt.Errorf("registry %q: %w", registry, err)
 	}
@@ -50,6 +49,9 @@ func Check(ctx context.Context, registry, user, password string, insecure bool) 
 	client := &http.Client{Timeout: 15 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
+		if TLSRefused(err) {
+			return trust.Explain(err, "the registry "+registry)
+		}
 		return fmt.Errorf("cannot reach registry %s: %w (is it running? start the embedded one with `slipway up`)", registry, err)
 	}
 	resp.Body.Close()
@@ -63,8 +65,48 @@ func Check(ctx context.Context, registry, user, password string, insecure bool) 
 	}
 }
 
+// Scheme is how to talk to a registry: plain HTTP when insecure says so;
+// HTTPS elsewhere, except on this machine's loopback, where a registry may
+// serve either (the platform's serves plain HTTP there only when asked,
+// as a registry started for a test may): there the server's first answer
+// decides, as docker and crane do for loopback registries.
+func Scheme(ctx context.Context, registry string, insecure bool) string {
+	if insecure {
+		return "http"
+	}
+	if !IsLoopback(registry) {
+		return "https"
+	}
+	addr := registry
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(addr, "443")
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 5 * time.Second}, Config: &tls.Config{InsecureSkipVerify: true}} // only asks whether TLS is spoken; the real request verifies
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err == nil {
+		conn.Close()
+		return "https"
+	}
+	var plain tls.RecordHeaderError
+	if errors.As(err, &plain) {
+		return "http"
+	}
+	return "https"
+}
+
+// TLSRefused reports whether err is a certificate the client did not
+// accept.
+func TLSRefused(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
+}
+
 // IsLoopback reports whether a registry host[:port] is on this machine's
-// loopback, where plain HTTP is used without asking.
+// loopback.
 func IsLoopback(registry string) bool {
 	host, _, err := net.SplitHostPort(registry)
 	if err != nil {

@@ -37,7 +37,7 @@ type Demo struct {
 	Examples string
 	// Store is the pipeline history, read to follow the runs.
 	Store *runner.Store
-	// GitURL is the git server's base URL (http://HOST:PORT).
+	// GitURL is the git server's base URL (https://HOST:PORT).
 	GitURL string
 	// ExtraPushes: after the scenario, dev1 pushes this many more versions,
 	// to measure push-to-ready in staging.
@@ -147,7 +147,8 @@ func (d *Demo) setUpTheLine(ctx context.Context) error {
 // cloneURL is the address of an app's repository with its team's
 // credentials in it.
 func (d *Demo) cloneURL(a app) string {
-	return strings.Replace(d.GitURL, "http://", "http://"+a.team+":"+d.password[a.team]+"@", 1) + "/" + a.team + "/" + a.name + ".git"
+	scheme, host, _ := strings.Cut(d.GitURL, "://")
+	return scheme + "://" + a.team + ":" + d.password[a.team] + "@" + host + "/" + a.team + "/" + a.name + ".git"
 }
 
 // ownPipelineIsRefused has a team push a pipeline that does not extend

@@ -44,8 +44,9 @@ type Tenant struct {
 	// ChartsURL is the OCI repository of the team's charts as the cluster
 	// reaches it (oci://REGISTRY/TEAM/charts).
 	ChartsURL string
-	// Insecure: the registry speaks plain HTTP.
-	Insecure bool
+	// PlatformCA: the registry presents a certificate of the platform's
+	// CA (see HelmRepositoryObject).
+	PlatformCA bool
 }
 
 // AddTenant writes a team's base and overlays. It is idempotent.
@@ -59,7 +60,7 @@ func AddTenant(dir string, t Tenant) error {
 		return err
 	}
 	if t.ChartsURL != "" {
-		if err := AddSource(dir, t.Team, "charts", t.ChartsURL, t.Insecure); err != nil {
+		if err := AddSource(dir, t.Team, "charts", t.ChartsURL, t.PlatformCA); err != nil {
 			return err
 		}
 	}
@@ -139,7 +140,7 @@ func Tenants(dir string) ([]string, error) {
 }
 
 // AddSource writes an OCI HelmRepository for a team's charts into its base.
-func AddSource(dir, team, name, url string, insecure bool) error {
+func AddSource(dir, team, name, url string, platformCA bool) error {
 	if _, err := os.Stat(filepath.Join(dir, "tenants", "base", team)); err != nil {
 		if name != "charts" { // AddTenant makes the base with its first source
 			return fmt.Errorf("there is no tenant %s: create it first (slipway tenant create %s)", team, team)
@@ -148,7 +149,7 @@ func AddSource(dir, team, name, url string, insecure bool) error {
 	if !strings.HasPrefix(url, "oci://") {
 		return fmt.Errorf("source URL %q: want oci://REGISTRY/PATH", url)
 	}
-	if err := writeFile(dir, "tenants/base/"+team+"/source-"+name+".yaml", mustMarshal(HelmRepositoryObject(name, url, insecure))); err != nil {
+	if err := writeFile(dir, "tenants/base/"+team+"/source-"+name+".yaml", mustMarshal(HelmRepositoryObject(name, url, platformCA))); err != nil {
 		return err
 	}
 	return writeKustomization(filepath.Join(dir, "tenants", "base", team), "")
@@ -264,7 +265,7 @@ func TenantObjects(t Tenant) []runtime.Object {
 		withNamespace(ns, sa, rb, ci)
 		out = append(out, NamespaceObject(t.Team, env), sa, rb, ci)
 		if t.ChartsURL != "" {
-			repo := HelmRepositoryObject("charts", t.ChartsURL, t.Insecure)
+			repo := HelmRepositoryObject("charts", t.ChartsURL, t.PlatformCA)
 			withNamespace(ns, repo)
 			out = append(out, repo)
 		}
@@ -274,10 +275,10 @@ func TenantObjects(t Tenant) []runtime.Object {
 
 // SourceObjects are a chart source as each of the team's overlays has it,
 // for --dry-run.
-func SourceObjects(team, name, url string, insecure bool) []runtime.Object {
+func SourceObjects(team, name, url string, platformCA bool) []runtime.Object {
 	var out []runtime.Object
 	for _, env := range Environments {
-		repo := HelmRepositoryObject(name, url, insecure)
+		repo := HelmRepositoryObject(name, url, platformCA)
 		withNamespace(TenantNamespace(team, env), repo)
 		out = append(out, repo)
 	}

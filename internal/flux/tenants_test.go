@@ -21,7 +21,7 @@ func TestTenantOverlaysBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, team := range []string{"dev1", "dev2"} {
-		if err := AddTenant(dir, Tenant{Team: team, ChartsURL: "oci://10.244.0.1:5000/" + team + "/charts", Insecure: true}); err != nil {
+		if err := AddTenant(dir, Tenant{Team: team, ChartsURL: "oci://10.244.0.1:5000/" + team + "/charts", PlatformCA: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -34,7 +34,7 @@ func TestTenantOverlaysBuild(t *testing.T) {
 	}
 	// Idempotent: adding again changes nothing.
 	before, _ := os.ReadFile(filepath.Join(dir, "tenants/staging/kustomization.yaml"))
-	if err := AddTenant(dir, Tenant{Team: "dev1", ChartsURL: "oci://10.244.0.1:5000/dev1/charts", Insecure: true}); err != nil {
+	if err := AddTenant(dir, Tenant{Team: "dev1", ChartsURL: "oci://10.244.0.1:5000/dev1/charts", PlatformCA: true}); err != nil {
 		t.Fatal(err)
 	}
 	if after, _ := os.ReadFile(filepath.Join(dir, "tenants/staging/kustomization.yaml")); string(after) != string(before) {
@@ -107,7 +107,7 @@ func TestFleetFilesGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, team := range []string{"dev1", "dev2"} {
-		if err := AddTenant(dir, Tenant{Team: team, ChartsURL: "oci://10.244.0.1:5000/" + team + "/charts", Insecure: true}); err != nil {
+		if err := AddTenant(dir, Tenant{Team: team, ChartsURL: "oci://10.244.0.1:5000/" + team + "/charts", PlatformCA: true}); err != nil {
 			t.Fatal(err)
 		}
 	}

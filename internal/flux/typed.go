@@ -134,22 +134,28 @@ func CIAccessObject(team, env string) *rbacv1.RoleBinding {
 }
 
 // RegistrySecretName is the Secret in each tenant namespace with Flux's
-// read-only registry account (applied by Slipway, never committed).
+// read-only registry account and the platform's CA (applied by Slipway,
+// never committed).
 const RegistrySecretName = "registry"
 
-// HelmRepositoryObject is an OCI chart source.
-func HelmRepositoryObject(name, url string, insecure bool) *sourcev1.HelmRepository {
-	return &sourcev1.HelmRepository{
+// HelmRepositoryObject is an OCI chart source. platformCA: the registry
+// presents a certificate of the platform's CA, which Flux finds as ca.crt
+// in the registry Secret.
+func HelmRepositoryObject(name, url string, platformCA bool) *sourcev1.HelmRepository {
+	repo := &sourcev1.HelmRepository{
 		TypeMeta:   metav1.TypeMeta{APIVersion: sourcev1.GroupVersion.String(), Kind: sourcev1.HelmRepositoryKind},
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: sourcev1.HelmRepositorySpec{
 			Type:      sourcev1.HelmRepositoryTypeOCI,
 			URL:       url,
-			Insecure:  insecure,
 			Interval:  duration(10 * time.Minute),
 			SecretRef: &meta.LocalObjectReference{Name: RegistrySecretName},
 		},
 	}
+	if platformCA {
+		repo.Spec.CertSecretRef = &meta.LocalObjectReference{Name: RegistrySecretName}
+	}
+	return repo
 }
 
 // HelmReleaseObject is one app's release in one environment, acting as
@@ -226,12 +232,17 @@ func kustomizationObject(name, path string) *kustomizev1.Kustomization {
 
 // ReaderSecret holds the read-only account Flux reads git and the
 // registry with. It is applied to the cluster, never committed.
-func ReaderSecret(name, namespace, user, password string) *corev1.Secret {
+func ReaderSecret(name, namespace, user, password string, ca []byte) *corev1.Secret {
+	data := map[string]string{"username": user, "password": password}
+	if len(ca) > 0 {
+		// Flux's sources read the CA of an HTTPS server from ca.crt.
+		data["ca.crt"] = string(ca)
+	}
 	return &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
 		Type:       corev1.SecretTypeOpaque,
-		StringData: map[string]string{"username": user, "password": password},
+		StringData: data,
 	}
 }
 

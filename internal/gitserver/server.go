@@ -271,7 +271,7 @@ type routeError struct {
 func parseRoute(r *http.Request) (route, *routeError) {
 	repo, rest, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), ".git/")
 	if !ok || !strings.HasPrefix(r.URL.Path, "/") || ValidateName(repo) != nil {
-		return route{}, &routeError{http.StatusNotFound, "not a repository path: clone http://HOST/TEAM/NAME.git"}
+		return route{}, &routeError{http.StatusNotFound, "not a repository path: clone https://HOST/TEAM/NAME.git"}
 	}
 	badRequest := &routeError{http.StatusBadRequest, "not a request of git's smart HTTP protocol"}
 	switch rest {

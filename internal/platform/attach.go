@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 
 	"k8s.io/client-go/rest"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/credentials"
 	"github.com/slipway-dev/slipway/internal/gitrepo"
+	"github.com/slipway-dev/slipway/internal/trust"
 )
 
 // Platform is a handle on a running `slipway up`: its addresses, the
@@ -40,8 +42,9 @@ func Attach(cfg config.Config) (*Platform, error) {
 	if url := os.Getenv(PlatformURLEnv); url != "" {
 		// A job's pod has no state directory: the platform says where it
 		// is, as the pod reaches it. Nothing of the admin's is there.
+		scheme, _, _ := strings.Cut(url, "://")
 		return &Platform{Config: cfg, State: State{Ready: true, Addresses: Addresses{
-			Registry: cfg.Registry.Addr, RegistryNode: cfg.Registry.Addr, Git: url, GitNode: url}}}, nil
+			Registry: cfg.Registry.Addr, RegistryURL: scheme + "://" + cfg.Registry.Addr, RegistryNode: cfg.Registry.Addr, Git: url, GitNode: url}}}, nil
 	}
 	st, err := ReadState(cfg.RunDir())
 	if err != nil {
@@ -62,6 +65,14 @@ const PlatformURLEnv = "SLIPWAY_PLATFORM_URL"
 
 // RegistryAddr is the registry's host:port as the host reaches it.
 func (p *Platform) RegistryAddr() string { return p.State.Addresses.Registry }
+
+// RegistryURL is the registry's base URL as the host reaches it.
+func (p *Platform) RegistryURL() string {
+	if u := p.State.Addresses.RegistryURL; u != "" {
+		return u
+	}
+	return "http://" + p.RegistryAddr()
+}
 
 // GitURL is the git server's base URL as the host reaches it.
 func (p *Platform) GitURL() string { return p.State.Addresses.Git }
@@ -125,14 +136,16 @@ func RegistryAddr(cfg config.Config) string {
 // started from it would serve: what --dry-run shows when none runs.
 func Planned(cfg config.Config) *Platform {
 	st := State{Addresses: Addresses{
-		Registry: cfg.Registry.Addr,
-		Git:      "http://" + cfg.Git.Addr,
+		Registry:    cfg.Registry.Addr,
+		RegistryURL: loopbackScheme(cfg) + "://" + cfg.Registry.Addr,
+		Git:         loopbackScheme(cfg) + "://" + cfg.Git.Addr,
+		CA:          trust.Files{Dir: cfg.TLSDir()}.CA(),
 	}}
 	if cfg.Cluster.Enabled == nil || *cfg.Cluster.Enabled {
 		opts := ClusterOptions(cfg)
 		st.Addresses.RegistryNode = opts.RegistryNodeAddr()
 		if _, port, err := net.SplitHostPort(cfg.Git.Addr); err == nil {
-			st.Addresses.GitNode = "http://" + net.JoinHostPort(opts.NodeIP, port)
+			st.Addresses.GitNode = "https://" + net.JoinHostPort(opts.NodeIP, port)
 		}
 		st.Addresses.AdminKubeconfig = opts.AdminKubeconfig()
 	}

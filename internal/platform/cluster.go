@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -22,6 +23,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/credentials"
 	"github.com/slipway-dev/slipway/internal/hostdeps"
 	"github.com/slipway-dev/slipway/internal/supervisor"
+	"github.com/slipway-dev/slipway/internal/trust"
 )
 
 // clusterPullUser is the registry user containerd pulls with: it may read,
@@ -75,6 +77,8 @@ func NewCluster(ctx context.Context, cfg config.Config, users *auth.Store, progr
 	}
 	opts := ClusterOptions(cfg)
 	opts.RegistryUser, opts.RegistryPassword = clusterPullUser, password
+	opts.RegistryCA = trust.Files{Dir: cfg.TLSDir()}.CA()
+	opts.RegistryPlainLoopback = cfg.TLS.PlainHTTPOnLoopback
 	opts.Binaries = kube
 	opts.PauseImage = images[0].repo + "@" + pause.Digest.String()
 	opts.CoreDNSImage = images[1].repo + "@" + coredns.Digest.String()
@@ -104,6 +108,8 @@ type imageToPush struct {
 type imagesService struct {
 	images   []imageToPush
 	keychain authn.Keychain
+	// transport trusts the platform's CA.
+	transport http.RoundTripper
 	// pushed, when set, is told once every image is in the registry.
 	pushed func()
 }
@@ -113,7 +119,7 @@ func (s *imagesService) Name() string { return "cluster-images" }
 func (s *imagesService) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
 	var names []string
 	for _, im := range s.images {
-		if _, err := build.Publish(ctx, im.img, build.PublishOptions{Repository: im.repo, Tags: []string{im.tag}, Keychain: s.keychain}); err != nil {
+		if _, err := build.Publish(ctx, im.img, build.PublishOptions{Repository: im.repo, Tags: []string{im.tag}, Keychain: s.keychain, Transport: s.transport}); err != nil {
 			return err
 		}
 		names = append(names, im.repo[strings.LastIndex(im.repo, "/")+1:])

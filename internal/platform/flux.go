@@ -30,6 +30,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/gitserver"
 	"github.com/slipway-dev/slipway/internal/registry"
 	"github.com/slipway-dev/slipway/internal/supervisor"
+	"github.com/slipway-dev/slipway/internal/trust"
 )
 
 // FleetRepo is the fleet repository's name on the git server. Only ops
@@ -50,7 +51,7 @@ func fleetRemote(cfg config.Config) (gitrepo.Remote, error) {
 	if err != nil {
 		return gitrepo.Remote{}, err
 	}
-	return gitrepo.Remote{URL: "http://" + cfg.Git.Addr + "/" + FleetRepo + ".git", Username: "admin", Password: password}, nil
+	return gitrepo.Remote{URL: loopbackScheme(cfg) + "://" + cfg.Git.Addr + "/" + FleetRepo + ".git", Username: "admin", Password: password}, nil
 }
 
 // prepareFlux builds Flux's controllers and images (or takes them from the
@@ -207,7 +208,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	}
 	components := s.components
 	_, gitPort, _ := net.SplitHostPort(s.cfg.Git.Addr)
-	fleet := flux.Fleet{Cluster: "slipway", URL: "http://" + s.cluster.NodeAddr(gitPort) + "/" + FleetRepo + ".git", SecretName: "flux-system"}
+	fleet := flux.Fleet{Cluster: "slipway", URL: "https://" + s.cluster.NodeAddr(gitPort) + "/" + FleetRepo + ".git", SecretName: "flux-system"}
 	remote, err := fleetRemote(s.cfg)
 	if err != nil {
 		return "", err
@@ -227,7 +228,11 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	secret, err := flux.Marshal(flux.ReaderSecret(fleet.SecretName, flux.Namespace, fluxReadUser, password))
+	ca, err := os.ReadFile(trust.Files{Dir: s.cfg.TLSDir()}.CA())
+	if err != nil {
+		return "", err
+	}
+	secret, err := flux.Marshal(flux.ReaderSecret(fleet.SecretName, flux.Namespace, fluxReadUser, password, ca))
 	if err != nil {
 		return "", err
 	}
@@ -345,5 +350,9 @@ func FluxReaderSecret(cfg config.Config, name, namespace string) ([]byte, error)
 	if err != nil {
 		return nil, fmt.Errorf("reading Flux's password (is the platform set up? slipway up): %w", err)
 	}
-	return flux.Marshal(flux.ReaderSecret(name, namespace, fluxReadUser, strings.TrimSpace(string(data))))
+	ca, err := os.ReadFile(trust.Files{Dir: cfg.TLSDir()}.CA())
+	if err != nil {
+		return nil, fmt.Errorf("reading the platform's CA (is the platform set up? slipway up): %w", err)
+	}
+	return flux.Marshal(flux.ReaderSecret(name, namespace, fluxReadUser, strings.TrimSpace(string(data)), ca))
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/gitserver"
 	"github.com/slipway-dev/slipway/internal/supervisor"
+	"github.com/slipway-dev/slipway/internal/trust"
 )
 
 // GitService runs the git server. Push events are appended, one JSON
@@ -34,11 +36,14 @@ type GitService struct {
 	// GoProxy, when set, answers under GoProxyPath: the Go module proxy
 	// of pipeline jobs.
 	GoProxy http.Handler
+	// TLS is the platform's TLS (see platformTLS).
+	TLS *platformTLS
 
 	url atomic.Pointer[string]
 }
 
-// URL is the server's base URL (http://HOST:PORT) once it listens, else "".
+// URL is the server's base URL (https://HOST:PORT, or http:// where it
+// serves plain HTTP) once it listens, else "".
 func (s *GitService) URL() string {
 	if u := s.url.Load(); u != nil {
 		return *u
@@ -77,6 +82,7 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 	}
 
 	var listeners []net.Listener
+	var schemes []string
 	for _, addr := range append([]string{s.Config.Git.Addr}, s.AlsoAddrs...) {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -85,7 +91,8 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 			}
 			return fmt.Errorf("git server cannot listen on %s: %w (pick another address with --git-addr)", addr, err)
 		}
-		listeners = append(listeners, ln)
+		ln, scheme := trust.Serve(ln, s.TLS.serverConfig(), s.Config.TLS.PlainHTTPOnLoopback)
+		listeners, schemes = append(listeners, ln), append(schemes, scheme)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
@@ -96,20 +103,27 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 		mux.Handle("GET "+GoProxyPath, http.StripPrefix(strings.TrimSuffix(GoProxyPath, "/"), s.GoProxy))
 	}
 	mux.Handle("/", srv)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+	errLog, err := os.OpenFile(filepath.Join(s.Config.LogDir(), "git.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer errLog.Close()
+	// Failed handshakes (a client that does not trust the CA, plain HTTP
+	// to the TLS port) go to the log, not the terminal of `slipway up`.
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, ErrorLog: log.New(errLog, "git: ", log.LstdFlags)}
 	errc := make(chan error, len(listeners))
 	for _, ln := range listeners {
 		go func() { errc <- hs.Serve(ln) }()
 	}
-	base := "http://" + listeners[0].Addr().String()
+	base := schemes[0] + "://" + listeners[0].Addr().String()
 	s.url.Store(&base)
-	if err := waitHTTP(ctx, base+"/healthz", errc); err != nil {
+	if err := waitHTTP(ctx, s.TLS.httpClient(), base+"/healthz", errc); err != nil {
 		hs.Close()
 		return err
 	}
 	var notes []string
-	for _, ln := range listeners[1:] {
-		notes = append(notes, "also at http://"+ln.Addr().String()+" (the name pods and Flux use)")
+	for i, ln := range listeners[1:] {
+		notes = append(notes, "also at "+schemes[i+1]+"://"+ln.Addr().String()+" (the name pods and Flux use)")
 	}
 	ready(supervisor.Endpoint{URL: base, Health: base + "/healthz", Notes: append([]string{"clone:   git clone " + base + "/TEAM/APP.git (after `slipway repo create TEAM/APP`)"}, notes...)})
 	select {

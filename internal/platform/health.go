@@ -11,8 +11,7 @@ import (
 
 // waitHTTP polls url until it answers 200, the service ends (errc), or ctx
 // ends. Readiness is always observed, never assumed after a fixed sleep.
-func waitHTTP(ctx context.Context, url string, errc <-chan error) error {
-	client := &http.Client{Timeout: 2 * time.Second}
+func waitHTTP(ctx context.Context, client *http.Client, url string, errc <-chan error) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {

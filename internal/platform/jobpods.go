@@ -99,7 +99,7 @@ func prepareCIImage(ctx context.Context, cfg config.Config, progress io.Writer) 
 
 // newJobPods is the executor that runs every job of a team's pipeline in
 // a pod of the team's CI namespace, as its CI account.
-func newJobPods(cfg config.Config, users *auth.Store, images *jobImages) (*podexec.Executor, error) {
+func newJobPods(cfg config.Config, users *auth.Store, images *jobImages, ca []byte) (*podexec.Executor, error) {
 	rc, err := cluster.RESTConfig(ClusterOptions(cfg).AdminKubeconfig())
 	if err != nil {
 		return nil, err
@@ -124,6 +124,7 @@ func newJobPods(cfg config.Config, users *auth.Store, images *jobImages) (*podex
 			return ensureGoCache(ctx, cfg, kube, ns, images.goSeed)
 		},
 		CacheClaim: goCacheClaim,
+		TrustedCA:  ca,
 		Idle:       2,
 	}, nil
 }
@@ -131,7 +132,7 @@ func newJobPods(cfg config.Config, users *auth.Store, images *jobImages) (*podex
 // checkTeamMayPull asks the registry, with the team's CI account, for the
 // image's manifest: a job may run only an image its team may pull.
 func checkTeamMayPull(ctx context.Context, cfg config.Config, users *auth.Store, team, image string) error {
-	ref, err := name.ParseReference(image, name.Insecure)
+	ref, err := name.ParseReference(image)
 	if err != nil {
 		return fmt.Errorf("not an image reference: %w", err)
 	}
@@ -239,7 +240,11 @@ func podPipelineInputs(cfg config.Config, users *auth.Store, gitNode string) fun
 			"LANG=C.UTF-8",
 			"SLIPWAY_TEAM=" + team,
 			"SLIPWAY_KUBECONFIG=" + podexec.Kubeconfig,
-			"SLIPWAY_REGISTRY_INSECURE=true",
+			// The platform's registry, git server and module proxy are
+			// the only servers a job reaches; they present the platform's
+			// CA.
+			"SSL_CERT_FILE=" + podexec.TrustedCA,
+			"GIT_SSL_CAINFO=" + podexec.TrustedCA,
 			PlatformURLEnv + "=" + gitNode,
 			"GOPROXY=" + gitNode + strings.TrimSuffix(GoProxyPath, "/"),
 			"GOSUMDB=off",

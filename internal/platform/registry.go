@@ -22,14 +22,24 @@ type RegistryService struct {
 	AlsoAddrs []string
 	// OnPush hears of every stored manifest; it must not block.
 	OnPush func(registry.Push)
+	// TLS is the platform's TLS (see platformTLS).
+	TLS *platformTLS
 
-	addr atomic.Pointer[string]
+	addr, url atomic.Pointer[string]
 }
 
 // Addr is the host:port the registry answers on once it listens, else "".
 func (s *RegistryService) Addr() string {
 	if a := s.addr.Load(); a != nil {
 		return *a
+	}
+	return ""
+}
+
+// URL is the registry's base URL once it listens, else "".
+func (s *RegistryService) URL() string {
+	if u := s.url.Load(); u != nil {
+		return *u
 	}
 	return ""
 }
@@ -54,31 +64,35 @@ func (s *RegistryService) Run(ctx context.Context, ready func(supervisor.Endpoin
 		AlsoAddrs:     s.AlsoAddrs,
 		Log:           logFile,
 		OnPush:        s.OnPush,
+
+		TLS:                 s.TLS.serverConfig(),
+		PlainHTTPOnLoopback: s.Config.TLS.PlainHTTPOnLoopback,
 	})
 	if err != nil {
 		return err
 	}
-	addr := srv.Addr()
+	addr, url := srv.Addr(), srv.URL()
 	s.addr.Store(&addr)
+	s.url.Store(&url)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx) }()
-	if err := waitHTTP(ctx, "http://"+srv.Addr()+"/healthz", errc); err != nil {
+	if err := waitHTTP(ctx, s.TLS.httpClient(), srv.URL()+"/healthz", errc); err != nil {
 		return err
 	}
 	ready(supervisor.Endpoint{
-		URL:    "http://" + srv.Addr(),
-		Health: "http://" + srv.Addr() + "/healthz",
+		URL:    srv.URL(),
+		Health: srv.URL() + "/healthz",
 		Notes: append([]string{
 			fmt.Sprintf("log in:  slipway login %s -u admin --password-stdin < %s", srv.Addr(), s.Config.AdminPasswordFile()),
-		}, alsoNotes(s.AlsoAddrs)...),
+		}, alsoNotes(s.TLS.nodeScheme(), s.AlsoAddrs)...),
 	})
 	return <-errc
 }
 
-func alsoNotes(addrs []string) []string {
+func alsoNotes(scheme string, addrs []string) []string {
 	var out []string
 	for _, a := range addrs {
-		out = append(out, "also at http://"+a+" (the name pods and in-cluster controllers use)")
+		out = append(out, "also at "+scheme+"://"+a+" (the name pods and in-cluster controllers use)")
 	}
 	return out
 }
@@ -98,5 +112,5 @@ func CollectGarbage(ctx context.Context, cfg config.Config, opts registry.GCOpti
 	if err != nil {
 		return registry.GCResult{}, err
 	}
-	return registry.RequestGC(ctx, "http://"+p.RegistryAddr(), "admin", password, opts)
+	return registry.RequestGC(ctx, p.RegistryURL(), "admin", password, opts)
 }

@@ -34,13 +34,20 @@ type State struct {
 type Addresses struct {
 	// Registry is the registry's host:port, as the host reaches it.
 	Registry string `json:"registry,omitempty"`
+	// RegistryURL is the registry's base URL as the host reaches it
+	// (https://HOST:PORT, or http:// when it serves plain HTTP there).
+	RegistryURL string `json:"registryURL,omitempty"`
 	// RegistryNode is the registry on the node address, the name pods,
 	// containerd and Flux use; empty without the cluster.
 	RegistryNode string `json:"registryNode,omitempty"`
-	// Git is the git server's base URL (http://HOST:PORT).
+	// Git is the git server's base URL (https://HOST:PORT).
 	Git string `json:"git,omitempty"`
 	// GitNode is the git server as the cluster reaches it.
 	GitNode string `json:"gitNode,omitempty"`
+	// CA is the platform's CA certificate, which the registry's and the
+	// git server's certificates are signed by; empty when they serve plain
+	// HTTP.
+	CA string `json:"ca,omitempty"`
 	// AdminKubeconfig is the cluster-admin kubeconfig; empty without the
 	// cluster.
 	AdminKubeconfig string `json:"adminKubeconfig,omitempty"`

@@ -38,6 +38,12 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		return err
 	}
 
+	// TLS first: it makes this process trust the platform's CA before
+	// anything in it opens a TLS connection (Go reads the trust store once).
+	tlsFiles, err := ensureTLS(cfg)
+	if err != nil {
+		return err
+	}
 	users := auth.Open(cfg.UsersFile())
 	if created, err := EnsureAdmin(cfg, users); err != nil {
 		return err
@@ -45,9 +51,9 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		fmt.Fprintf(progress, "created user admin; its password is in %s\n", cfg.AdminPasswordFile())
 	}
 
-	registry := &RegistryService{Config: cfg, Users: users}
+	registry := &RegistryService{Config: cfg, Users: users, TLS: tlsFiles}
 	pipelines := NewPipelineService(cfg, users)
-	git := &GitService{Config: cfg, Users: users, OnPush: pipelines.OnPush, API: &API{Config: cfg, Users: users}}
+	git := &GitService{Config: cfg, Users: users, OnPush: pipelines.OnPush, API: &API{Config: cfg, Users: users}, TLS: tlsFiles}
 	pipelines.GitURL = git.URL
 	services := []supervisor.Service{registry, git, pipelines}
 	var cl *cluster.Cluster
@@ -84,7 +90,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			registry.OnPush = svc.heardPush
 			fluxSvc, images = svc, append(images, fluxImages...)
 		}
-		imagesSvc := &imagesService{keychain: keychain}
+		imagesSvc := &imagesService{keychain: keychain, transport: tlsFiles.httpClient().Transport}
 		if cfg.JobsInPods() {
 			ci, err := prepareCIImage(ctx, cfg, progress)
 			if err != nil {
@@ -98,11 +104,15 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			if git.GoProxy, err = goproxy.Default(); err != nil {
 				return fmt.Errorf("pipeline jobs: %w", err)
 			}
-			if pipelines.Pods, err = newJobPods(cfg, users, ci); err != nil {
+			ca, err := os.ReadFile(tlsFiles.files.CA())
+			if err != nil {
+				return err
+			}
+			if pipelines.Pods, err = newJobPods(cfg, users, ci, ca); err != nil {
 				return fmt.Errorf("pipeline jobs: %w", err)
 			}
 			if _, port, err := net.SplitHostPort(cfg.Git.Addr); err == nil {
-				pipelines.GitNodeURL = "http://" + c.NodeAddr(port)
+				pipelines.GitNodeURL = tlsFiles.nodeScheme() + "://" + c.NodeAddr(port)
 			}
 		}
 		imagesSvc.images = images
@@ -117,12 +127,12 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	var publishErr error
 	err = sup.Run(ctx, services, func(endpoints []supervisor.Endpoint) {
 		st := State{PID: os.Getpid(), Ready: true, StartedAt: startedAt, Endpoints: endpoints,
-			Addresses: Addresses{Registry: registry.Addr(), Git: git.URL()}}
+			Addresses: Addresses{Registry: registry.Addr(), RegistryURL: registry.URL(), Git: git.URL(), CA: tlsFiles.files.CA()}}
 		if len(registry.AlsoAddrs) > 0 {
 			st.Addresses.RegistryNode = registry.AlsoAddrs[0]
 		}
 		if len(git.AlsoAddrs) > 0 {
-			st.Addresses.GitNode = "http://" + git.AlsoAddrs[0]
+			st.Addresses.GitNode = tlsFiles.nodeScheme() + "://" + git.AlsoAddrs[0]
 		}
 		if cl != nil {
 			st.Addresses.AdminKubeconfig = cl.Options().AdminKubeconfig()

@@ -3,10 +3,12 @@ package registry
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +23,7 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 
 	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/trust"
 )
 
 // Options configure a Server.
@@ -40,6 +43,10 @@ type Options struct {
 	MinFreeBytes int64
 	// Log receives the registry's own log lines; nil discards them.
 	Log io.Writer
+	// TLS, when set, serves HTTPS on every address, or on all but the
+	// loopback ones with PlainHTTPOnLoopback.
+	TLS                 *tls.Config
+	PlainHTTPOnLoopback bool
 	// OnPush, when set, hears of every manifest the registry stored, after
 	// it answered the client. It runs on the request's goroutine: it must
 	// not block (hand the push to a worker).
@@ -64,6 +71,8 @@ type Push struct {
 type Server struct {
 	opts     Options
 	listener net.Listener
+	// scheme is the main listener's: "https", or "http" without TLS.
+	scheme string
 	// more are the listeners of AlsoAddrs.
 	more []net.Listener
 	http *http.Server
@@ -119,10 +128,19 @@ func Listen(opts Options) (*Server, error) {
 		closeAll()
 		return nil, err
 	}
-	s := &Server{opts: opts, listener: ln, more: more, app: app}
+	s := &Server{opts: opts, app: app}
+	s.listener, s.scheme = trust.Serve(ln, opts.TLS, opts.PlainHTTPOnLoopback)
+	for _, l := range more {
+		l, _ = trust.Serve(l, opts.TLS, opts.PlainHTTPOnLoopback)
+		s.more = append(s.more, l)
+	}
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 30 * time.Second,
+		// Failed handshakes (a client that does not trust the CA, a
+		// plain-HTTP request) belong in the registry's log, not on the
+		// terminal of `slipway up`.
+		ErrorLog: log.New(logOut(opts.Log), "registry: ", log.LstdFlags),
 	}
 	return s, nil
 }
@@ -152,6 +170,17 @@ func newApp(storageDir string) (app *handlers.App, err error) {
 
 // Addr is the address the server listens on, with the real port.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// URL is the registry's base URL on its main address: https://HOST:PORT,
+// or http:// where it serves plain HTTP.
+func (s *Server) URL() string { return s.scheme + "://" + s.Addr() }
+
+func logOut(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
 
 // Serve answers requests until ctx ends, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context) error {

@@ -57,7 +57,7 @@ func TenantPreview(p *platform.Platform, team string) (flux.Tenant, error) {
 	if err != nil {
 		return flux.Tenant{}, err
 	}
-	return flux.Tenant{Team: team, ChartsURL: url, Insecure: true}, nil
+	return flux.Tenant{Team: team, ChartsURL: url, PlatformCA: true}, nil
 }
 
 // CreateTenant onboards a team: its user (pushes under TEAM/ in git and

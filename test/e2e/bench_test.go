@@ -22,7 +22,7 @@ func BenchmarkPushToFirstStepInPod(b *testing.B) {
 	e.mustRun("", "tenant", "create", "dev1", "--repo", "bench")
 	admin := strings.TrimSpace(readFile(b, filepath.Join(e.home, "admin-password")))
 	clone := filepath.Join(b.TempDir(), "bench")
-	gitCmd(b, "", "clone", "--quiet", fmt.Sprintf("http://admin:%s@%s/dev1/bench.git", admin, gitAddr), clone)
+	gitCmd(b, "", "clone", "--quiet", "-c", "http.sslCAInfo="+e.caFile(), fmt.Sprintf("https://admin:%s@%s/dev1/bench.git", admin, gitAddr), clone)
 	writeFile(b, filepath.Join(clone, "azure-pipelines.yml"), "trigger: [main]\nsteps:\n- script: echo first\n  displayName: First\n")
 	// The first run waits for Flux to apply dev1-ci; it is not counted.
 	e.waitRun(b, gitPush(b, clone, "warm up"), finished)

@@ -176,8 +176,9 @@ spec:
 
 	// Another pod reaches it by its Service DNS name, and reaches the
 	// registry and the git server at the node address, the names in-cluster
-	// controllers use.
+	// controllers use, over HTTPS with the platform's CA (`slipway ca`).
 	port := strings.Split(addr, ":")[1]
+	e.mustKubectl("-n", "dev2", "create", "configmap", "platform-ca", "--from-literal=ca.crt="+e.mustRun("", "ca").stdout)
 	apply(fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata: {name: client, namespace: dev2}
@@ -186,7 +187,10 @@ spec:
   containers:
   - name: check
     image: %s
-    args: ["http://hello.dev1.svc.cluster.local/", "http://10.244.0.1:%s/healthz", "http://10.244.0.1:%s/healthz"]
+    args: ["http://hello.dev1.svc.cluster.local/", "https://10.244.0.1:%s/healthz", "https://10.244.0.1:%s/healthz"]
+    env: [{name: SSL_CERT_FILE, value: /ca/ca.crt}]
+    volumeMounts: [{name: ca, mountPath: /ca}]
+  volumes: [{name: ca, configMap: {name: platform-ca}}]
 `, check, port, strings.Split(gitAddr, ":")[1]))
 	eventually(t, "client pod reaches hello by DNS", 2*time.Minute, func() error {
 		phase, _ := e.kubectl("-n", "dev2", "get", "pod", "client", "-o", "jsonpath={.status.phase}")

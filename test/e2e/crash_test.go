@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"io/fs"
@@ -38,14 +39,14 @@ func TestKillNineLosesNothing(t *testing.T) {
 	dev1 := strings.TrimSpace(e.mustRun("", "user", "set", "dev1", "--push", "dev1/").stdout)
 	e.mustRun("", "repo", "create", "dev1/app")
 	clone := filepath.Join(t.TempDir(), "app")
-	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://dev1:%s@%s/dev1/app.git", dev1, gitAddr), clone)
+	gitCmd(t, "", "clone", "--quiet", "-c", "http.sslCAInfo="+e.caFile(), fmt.Sprintf("https://dev1:%s@%s/dev1/app.git", dev1, gitAddr), clone)
 
 	// What the registry holds before the crash.
 	admin := strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password")))
-	auth := remote.WithAuth(&authn.Basic{Username: "admin", Password: admin})
+	auth := []remote.Option{remote.WithAuth(&authn.Basic{Username: "admin", Password: admin}), remote.WithTransport(e.transport())}
 	stored, _ := random.Image(4096, 2)
 	storedRef, _ := name.ParseReference(regAddr+"/dev1/app:stored", name.Insecure)
-	if err := remote.Write(storedRef, stored, auth); err != nil {
+	if err := remote.Write(storedRef, stored, auth...); err != nil {
 		t.Fatal(err)
 	}
 
@@ -75,12 +76,12 @@ func TestKillNineLosesNothing(t *testing.T) {
 	}
 
 	// A registry upload half done.
-	upload := startUpload(t, regAddr, admin)
+	upload := startUpload(t, e.client(), regAddr, admin)
 	upload.send(t, bytes.Repeat([]byte("x"), 1<<20))
 
 	// A push half sent: its journal record is written, the pack is not.
 	headBefore := strings.TrimSpace(gitCmd(t, clone, "ls-remote", "origin", "refs/heads/main"))
-	halfPush := stalledReceivePack(t, gitAddr, "dev1", dev1, "dev1/app")
+	halfPush := stalledReceivePack(t, e.transport().TLSClientConfig, gitAddr, "dev1", dev1, "dev1/app")
 	defer halfPush.Close()
 	waitFor(t, "the half push's journal record", func() bool {
 		recs, _ := filepath.Glob(filepath.Join(e.home, "git", ".pushes", "*.json"))
@@ -124,17 +125,17 @@ func TestKillNineLosesNothing(t *testing.T) {
 	e.waitRun(t, gitPush(t, clone, "after the restart"), func(r runRecord) bool { return r.Status == "succeeded" })
 
 	// The registry has what it had, takes new pushes, and collects.
-	if _, err := remote.Image(storedRef, auth); err != nil {
+	if _, err := remote.Image(storedRef, auth...); err != nil {
 		t.Fatalf("the image stored before the crash: %v", err)
 	}
 	again, _ := random.Image(4096, 2)
 	againRef, _ := name.ParseReference(regAddr+"/dev1/app:again", name.Insecure)
-	if err := remote.Write(againRef, again, auth); err != nil {
+	if err := remote.Write(againRef, again, auth...); err != nil {
 		t.Fatalf("a push after the restart: %v", err)
 	}
 	e.mustRun("", "registry", "gc", "--keep-recent", "0")
 	for _, ref := range []name.Reference{storedRef, againRef} {
-		img, err := remote.Image(ref, auth)
+		img, err := remote.Image(ref, auth...)
 		if err == nil {
 			_, err = img.RawConfigFile()
 		}
@@ -185,9 +186,9 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 }
 
 // stalledReceivePack opens a push to repo and sends no pack.
-func stalledReceivePack(t *testing.T, addr, user, password, repo string) net.Conn {
+func stalledReceivePack(t *testing.T, tlsConfig *tls.Config, addr, user, password, repo string) net.Conn {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
+	conn, err := tls.Dial("tcp", addr, tlsConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,14 +199,15 @@ func stalledReceivePack(t *testing.T, addr, user, password, repo string) net.Con
 
 // upload is a blob upload session of the registry's API.
 type upload struct {
+	client                   *http.Client
 	location, addr, password string
 }
 
-func startUpload(t *testing.T, addr, password string) *upload {
+func startUpload(t *testing.T, client *http.Client, addr, password string) *upload {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v2/dev1/app/blobs/uploads/", nil)
+	req, _ := http.NewRequest(http.MethodPost, "https://"+addr+"/v2/dev1/app/blobs/uploads/", nil)
 	req.SetBasicAuth("admin", password)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,9 +217,9 @@ func startUpload(t *testing.T, addr, password string) *upload {
 	}
 	loc := resp.Header.Get("Location")
 	if !strings.HasPrefix(loc, "http") {
-		loc = "http://" + addr + loc
+		loc = "https://" + addr + loc
 	}
-	return &upload{location: loc, addr: addr, password: password}
+	return &upload{client: client, location: loc, addr: addr, password: password}
 }
 
 func (u *upload) send(t *testing.T, chunk []byte) {
@@ -225,7 +227,7 @@ func (u *upload) send(t *testing.T, chunk []byte) {
 	req, _ := http.NewRequest(http.MethodPatch, u.location, bytes.NewReader(chunk))
 	req.SetBasicAuth("admin", u.password)
 	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := u.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

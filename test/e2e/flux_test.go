@@ -29,15 +29,28 @@ func fluxCLI(t *testing.T) string {
 // git runs the real git with the given environment.
 func gitCmd(t testing.TB, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("git", args...)
+	cmd := gitCommand(args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_AUTHOR_NAME=ops", "GIT_AUTHOR_EMAIL=ops@example.com",
-		"GIT_COMMITTER_NAME=ops", "GIT_COMMITTER_EMAIL=ops@example.com")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// gitCommand is git as a user runs it: trusting the CAs its repository's
+// http.sslCAInfo names (`git clone -c http.sslCAInfo=...`), so a
+// GIT_SSL_CAINFO of the machine's, which would win over it, is left out.
+func gitCommand(args ...string) *exec.Cmd {
+	cmd := exec.Command("git", args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GIT_SSL_CAINFO=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "GIT_TERMINAL_PROMPT=0", "GIT_AUTHOR_NAME=ops", "GIT_AUTHOR_EMAIL=ops@example.com",
+		"GIT_COMMITTER_NAME=ops", "GIT_COMMITTER_EMAIL=ops@example.com")
+	return cmd
 }
 
 // fluxObject is the part of a Flux object's status the tests read.
@@ -102,9 +115,9 @@ func TestFlux(t *testing.T) {
 
 	// The fleet repository holds Flux itself and the tenant overlays.
 	adminPassword := strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password")))
-	fleetURL := fmt.Sprintf("http://admin:%s@%s/ops/fleet.git", adminPassword, gitAddr)
+	fleetURL := fmt.Sprintf("https://admin:%s@%s/ops/fleet.git", adminPassword, gitAddr)
 	fleet := t.TempDir()
-	gitCmd(t, "", "clone", "--quiet", fleetURL, fleet)
+	gitCmd(t, "", "clone", "--quiet", "-c", "http.sslCAInfo="+e.caFile(), fleetURL, fleet)
 	for _, f := range []string{"clusters/slipway/flux-system/gotk-components.yaml", "clusters/slipway/flux-system/gotk-sync.yaml",
 		"clusters/slipway/flux-system/kustomization.yaml", "clusters/slipway/tenants.yaml",
 		"tenants/staging/kustomization.yaml", "tenants/prod/kustomization.yaml"} {
@@ -141,9 +154,11 @@ subjects: [{kind: ServiceAccount, name: %[2]s, namespace: %[1]s}]
 		"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: ["+strings.Join(resources, ", ")+"]\n")
 	gitCmd(t, fleet, "add", "--all")
 	gitCmd(t, fleet, "commit", "--quiet", "-m", "tenants: onboard dev1 and dev2 in staging")
-	dev1Fleet := fmt.Sprintf("http://dev1:%s@%s/ops/fleet.git", dev1Password, gitAddr)
-	if out, err := exec.Command("git", "-C", fleet, "push", dev1Fleet, "HEAD:main").CombinedOutput(); err == nil {
+	dev1Fleet := fmt.Sprintf("https://dev1:%s@%s/ops/fleet.git", dev1Password, gitAddr)
+	if out, err := gitCommand("-C", fleet, "push", dev1Fleet, "HEAD:main").CombinedOutput(); err == nil {
 		t.Fatalf("dev1 pushed to the fleet repository:\n%s", out)
+	} else if !strings.Contains(string(out), "403") {
+		t.Fatalf("dev1's push to the fleet repository failed, but not as refused (403):\n%s", out)
 	}
 	gitCmd(t, fleet, "push", "--quiet", "origin", "HEAD:main")
 	e.mustRun("", "reconcile", "kustomization", "tenants-staging", "--with-source", "--timeout", "3m")
@@ -153,7 +168,7 @@ subjects: [{kind: ServiceAccount, name: %[2]s, namespace: %[1]s}]
 	// the team's credentials, kept in a Secret of the team's namespace.
 	for team, password := range map[string]string{"dev1": dev1Password, "dev2": dev2Password} {
 		e.mustKubectl("-n", team+"-staging", "create", "secret", "generic", "registry",
-			"--from-literal=username="+team, "--from-literal=password="+password)
+			"--from-literal=username="+team, "--from-literal=password="+password, "--from-file=ca.crt="+e.caFile())
 	}
 	e.mustRun(dev1Password, "login", regAddr, "-u", "dev1", "--password-stdin")
 	image := strings.TrimSpace(e.mustRun("", "build", "testdata/greeter", "--image", "dev1/greeter", "--platform", "linux/amd64").stdout)
@@ -192,9 +207,9 @@ metadata: {name: charts, namespace: %s-staging}
 spec:
   type: oci
   url: oci://10.244.0.1:%s/%s/charts
-  insecure: true
   interval: 1m
   secretRef: {name: registry}
+  certSecretRef: {name: registry}
 `, team, regPort, team))
 	}
 	release := func(name, extra string) string {
@@ -343,7 +358,7 @@ spec:
 	if got := e.mustRun("", "tenant", "list").stdout; !strings.Contains(got, "dev3") {
 		t.Fatalf("tenant list: %q", got)
 	}
-	gitCmd(t, "", "ls-remote", fmt.Sprintf("http://dev3:%s@%s/dev3/greeter.git", dev3Password, gitAddr))
+	gitCmd(t, "", "-c", "http.sslCAInfo="+e.caFile(), "ls-remote", fmt.Sprintf("https://dev3:%s@%s/dev3/greeter.git", dev3Password, gitAddr))
 	e.mustRun("", "release", "create", "dev3/greeter", "--range", ">=1.0.0")
 	e.mustRun(dev3Password, "login", regAddr, "-u", "dev3", "--password-stdin")
 	pushChartTo("dev3/charts", "1.0.0", "from dev3", false)

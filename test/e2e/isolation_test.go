@@ -43,7 +43,7 @@ steps:
     NODE_IP: 10.244.0.1
 - script: |
     git -c user.email=ci@dev1 -c user.name=ci commit --quiet --allow-empty -m evil
-    url="http://ci-dev1:${PW}@${SLIPWAY_GIT_URL#http://}/dev2/quotes.git"
+    url="https://ci-dev1:${PW}@${SLIPWAY_GIT_URL#https://}/dev2/quotes.git"
     if git push --quiet "$url" HEAD:refs/heads/evil 2>&1; then echo "REACHED: push to dev2/quotes in git"; else echo "refused: push to dev2/quotes in git"; fi
     if slipway promote quotes --team dev2 --from staging --to prod 2>&1; then echo "REACHED: promote dev2's quotes"; else echo "refused: promote dev2's quotes"; fi
     echo "kubectl acts as: $(slipway kubectl auth whoami -o jsonpath='{.status.userInfo.username}')"
@@ -74,6 +74,11 @@ steps:
 		if !strings.Contains(logs, "refused: "+want) {
 			t.Errorf("the hostile job's attempt %q was not refused", want)
 		}
+	}
+	// Refused by the git server (403), not by a failed TLS handshake:
+	// the job trusts the platform's CA.
+	if !strings.Contains(logs, "The requested URL returned error: 403") {
+		t.Errorf("the hostile job's push to dev2/quotes was not refused by the git server:\n%s", logs)
 	}
 	if strings.Contains(logs, "REACHED") {
 		t.Errorf("the hostile job reached what it must not:\n%s", logs)
@@ -155,7 +160,7 @@ jobs:
 func probeClone(t *testing.T, e *env, gitAddr string) string {
 	clone := filepath.Join(t.TempDir(), "probe")
 	admin := strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password")))
-	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://admin:%s@%s/dev1/probe.git", admin, gitAddr), clone)
+	gitCmd(t, "", "clone", "--quiet", "-c", "http.sslCAInfo="+e.caFile(), fmt.Sprintf("https://admin:%s@%s/dev1/probe.git", admin, gitAddr), clone)
 	return clone
 }
 

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -57,7 +56,7 @@ func TestLine(t *testing.T) {
 	dev1 := "dev1-line-password"
 	e.mustRun(dev1+"\n", "user", "set", "dev1", "--push", "dev1/", "--password-stdin")
 	clone := filepath.Join(t.TempDir(), "hello")
-	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://dev1:%s@%s/dev1/hello.git", dev1, gitAddr), clone)
+	gitCmd(t, "", "clone", "--quiet", "-c", "http.sslCAInfo="+e.caFile(), fmt.Sprintf("https://dev1:%s@%s/dev1/hello.git", dev1, gitAddr), clone)
 	runOf := func(commit string) runRecord { return e.waitRun(t, commit, finished) }
 	stepStatus := func(r runRecord, name string) string {
 		for _, s := range r.Stages {
@@ -142,12 +141,14 @@ data:
 
 	// dev1 cannot push to dev2's repository, nor under dev2's prefix.
 	other := filepath.Join(t.TempDir(), "quotes")
-	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://dev1:%s@%s/dev2/quotes.git", dev1, gitAddr), other)
+	gitCmd(t, "", "clone", "--quiet", "-c", "http.sslCAInfo="+e.caFile(), fmt.Sprintf("https://dev1:%s@%s/dev2/quotes.git", dev1, gitAddr), other)
 	writeFile(t, filepath.Join(other, "intruder"), "x\n")
 	gitCmd(t, other, "add", "--all")
 	gitCmd(t, other, "commit", "--quiet", "-m", "intrude")
-	if out, err := exec.Command("git", "-C", other, "push", "origin", "HEAD:main").CombinedOutput(); err == nil {
+	if out, err := gitCommand("-C", other, "push", "origin", "HEAD:main").CombinedOutput(); err == nil {
 		t.Fatalf("dev1 pushed to dev2/quotes:\n%s", out)
+	} else if !strings.Contains(string(out), "403") {
+		t.Fatalf("dev1's push to dev2/quotes failed, but not as refused (403):\n%s", out)
 	}
 	e.mustRun(dev1, "login", regAddr, "-u", "dev1", "--password-stdin")
 	if r := e.run("", "build", "../../examples/quotes", "--image", "dev2/quotes", "--platform", "linux/amd64"); r.code == 0 || !strings.Contains(r.stderr, "dev1/") {

@@ -5,9 +5,12 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,6 +64,28 @@ func newEnv(t testing.TB) *env {
 		"SLIPWAY_CLUSTER=false",
 		"SLIPWAY_GIT_ADDR=127.0.0.1:0",
 	}}
+}
+
+// caFile is the platform's CA certificate, which its registry's and git
+// server's certificates are signed by: what a user gives git (`slipway ca
+// --path`).
+func (e *env) caFile() string { return filepath.Join(e.home, "tls", "ca.crt") }
+
+// transport trusts the platform's CA: the test process is no slipway
+// command, so nothing made it trust the platform.
+func (e *env) transport() *http.Transport {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(readFile(e.t, e.caFile()))) {
+		e.t.Fatalf("%s holds no certificate", e.caFile())
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool}
+	return t
+}
+
+// client is an HTTP client with that transport.
+func (e *env) client() *http.Client {
+	return &http.Client{Transport: e.transport(), Timeout: 30 * time.Second}
 }
 
 type result struct {

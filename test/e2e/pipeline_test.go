@@ -95,7 +95,7 @@ func TestPipelineOnPush(t *testing.T) {
 	dev1 := strings.TrimSpace(e.mustRun("", "user", "set", "dev1", "--push", "dev1/").stdout)
 	e.mustRun("", "repo", "create", "dev1/hello")
 	clone := filepath.Join(t.TempDir(), "hello")
-	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://dev1:%s@%s/dev1/hello.git", dev1, gitAddr), clone)
+	gitCmd(t, "", "clone", "--quiet", "-c", "http.sslCAInfo="+e.caFile(), fmt.Sprintf("https://dev1:%s@%s/dev1/hello.git", dev1, gitAddr), clone)
 	copyDir(t, "../../examples/hello", clone)
 	// The pipeline extends ops's line; without a cluster here, it keeps
 	// only its build stage (the release stages are TestLine's).
@@ -219,7 +219,7 @@ func pushLineTemplates(t *testing.T, e *env, gitAddr string) {
 	ops := strings.TrimSpace(e.mustRun("", "user", "set", "ops", "--push", "ops/").stdout)
 	e.mustRun("", "repo", "create", "ops/pipeline-templates")
 	dir := filepath.Join(t.TempDir(), "pipeline-templates")
-	gitCmd(t, "", "clone", "--quiet", fmt.Sprintf("http://ops:%s@%s/ops/pipeline-templates.git", ops, gitAddr), dir)
+	gitCmd(t, "", "clone", "--quiet", "-c", "http.sslCAInfo="+e.caFile(), fmt.Sprintf("https://ops:%s@%s/ops/pipeline-templates.git", ops, gitAddr), dir)
 	copyDir(t, "../../examples/pipeline-templates", dir)
 	gitPush(t, dir, "the line")
 }

@@ -26,7 +26,7 @@ func TestFirstSteps(t *testing.T) {
 	e := newEnv(t)
 	addr := freeAddr(t)
 	up := e.startUp("--registry-addr", addr)
-	if !strings.Contains(up.stdout.String(), "http://"+addr) || !strings.Contains(up.stdout.String(), "slipway login") || !strings.Contains(up.stdout.String(), "git clone") {
+	if !strings.Contains(up.stdout.String(), "https://"+addr) || !strings.Contains(up.stdout.String(), "slipway login") || !strings.Contains(up.stdout.String(), "git clone") {
 		t.Fatalf("up does not say where the registry is and how to log in:\n%s", up.stdout)
 	}
 

@@ -54,6 +54,9 @@ const (
 	// Kubeconfig is the job's kubeconfig: the pod's own service account
 	// token, which is the team's CI account.
 	Kubeconfig = Workspace + "/.slipway/kubeconfig"
+	// TrustedCA is where a job finds the CAs it trusts (Executor.TrustedCA):
+	// SSL_CERT_FILE and GIT_SSL_CAINFO point at it.
+	TrustedCA = Workspace + "/.slipway/ca.crt"
 	// UID is the non-root user jobs run as.
 	UID = 65532
 )
@@ -86,6 +89,10 @@ type Executor struct {
 	// DefaultGo is the Go version of the default image (go1.26.8), which
 	// GoTool@0 then checks without running go in the pod.
 	DefaultGo string
+	// TrustedCA, when set, is written to TrustedCA in every job's
+	// workspace: the platform's CA, which its registry and git server
+	// present (jobs in pods reach nothing else).
+	TrustedCA []byte
 	// Idle is how many idle pods of the default image wait in each CI
 	// namespace that has run a job: the next job there takes one instead
 	// of waiting for a pod to start. A pod still serves one job only and
@@ -381,6 +388,9 @@ func (j *job) setUp(ctx context.Context, namespace string) error {
 		{name: "s/", mode: 0o755}, {name: "a/", mode: 0o755}, {name: "b/", mode: 0o755}, {name: "tmp/", mode: 0o755},
 		{name: ".slipway/", mode: 0o700},
 		{name: ".slipway/kubeconfig", mode: 0o600, data: kubeconfig(namespace)},
+	}
+	if len(j.e.TrustedCA) > 0 {
+		files = append(files, file{name: strings.TrimPrefix(TrustedCA, Workspace+"/"), mode: 0o644, data: j.e.TrustedCA})
 	}
 	code, err := j.exec(ctx, []string{"tar", "-x", "-m", "-C", Workspace}, tarOf(files), nil, nil)
 	if err == nil && code != 0 {
