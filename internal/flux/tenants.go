@@ -8,7 +8,9 @@ import (
 	"sort"
 	"strings"
 
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
 )
 
 // The fleet repository's tenant layout, all Kustomize:
@@ -153,6 +155,34 @@ func AddSource(dir, team, name, url string, platformCA bool) error {
 		return err
 	}
 	return writeKustomization(filepath.Join(dir, "tenants", "base", team), "")
+}
+
+// TrustPlatformCA rewrites the tenants' chart sources written when the
+// platform's registry spoke plain HTTP (insecure: true) to verify its
+// certificate with the platform's CA instead. It returns the files it
+// changed.
+func TrustPlatformCA(dir string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "tenants", "base", "*", "source-*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var changed []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var repo sourcev1.HelmRepository
+		if err := yaml.Unmarshal(data, &repo); err != nil || repo.Kind != sourcev1.HelmRepositoryKind || !repo.Spec.Insecure {
+			continue // not a source of Slipway's writing: left as it is
+		}
+		rel, _ := filepath.Rel(dir, f)
+		if err := writeFile(dir, filepath.ToSlash(rel), mustMarshal(HelmRepositoryObject(repo.Name, repo.Spec.URL, true))); err != nil {
+			return nil, err
+		}
+		changed = append(changed, rel)
+	}
+	return changed, nil
 }
 
 // Release is one app's HelmRelease in one environment.

@@ -102,7 +102,7 @@ func keys(m map[string]string) []string {
 // promoted release, against testdata/fleet/ (go test -update rewrites it).
 func TestFleetFilesGolden(t *testing.T) {
 	dir := t.TempDir()
-	f := Fleet{Cluster: "slipway", URL: "http://10.244.0.1:3000/ops/fleet.git", SecretName: "flux-system"}
+	f := Fleet{Cluster: "slipway", URL: "https://10.244.0.1:3000/ops/fleet.git", SecretName: "flux-system"}
 	if err := f.WriteTree(dir, []byte("# components\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -157,5 +157,42 @@ func TestEnvOverlayKeepsOpsFiles(t *testing.T) {
 	data, _ := os.ReadFile(filepath.Join(dir, "tenants/staging/kustomization.yaml"))
 	if !strings.Contains(string(data), "- legacy.yaml") || strings.Contains(string(data), "dev3") {
 		t.Fatalf("staging overlay:\n%s", data)
+	}
+}
+
+// A fleet written when the registry spoke plain HTTP is moved to HTTPS
+// with the platform's CA; a source Slipway did not write is left alone.
+func TestTrustPlatformCAMovesOldSources(t *testing.T) {
+	dir := t.TempDir()
+	old := "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: charts\nspec:\n  insecure: true\n  interval: 10m0s\n  secretRef:\n    name: registry\n  type: oci\n  url: oci://10.244.0.1:5000/dev1/charts\n"
+	foreign := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"
+	writeTestFile(t, filepath.Join(dir, "tenants/base/dev1/source-charts.yaml"), old)
+	writeTestFile(t, filepath.Join(dir, "tenants/base/dev1/source-other.yaml"), foreign)
+	changed, err := TrustPlatformCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changed) != 1 || changed[0] != filepath.FromSlash("tenants/base/dev1/source-charts.yaml") {
+		t.Fatalf("changed %v", changed)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "tenants/base/dev1/source-charts.yaml"))
+	if want := mustMarshal(HelmRepositoryObject("charts", "oci://10.244.0.1:5000/dev1/charts", true)); string(got) != string(want) {
+		t.Fatalf("moved source:\n%s\nwant:\n%s", got, want)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "tenants/base/dev1/source-other.yaml")); string(got) != foreign {
+		t.Fatalf("a file Slipway did not write was changed:\n%s", got)
+	}
+	if changed, err := TrustPlatformCA(dir); err != nil || len(changed) != 0 {
+		t.Fatalf("a second pass changed %v (%v)", changed, err)
+	}
+}
+
+func writeTestFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	helmregistry "helm.sh/helm/v4/pkg/registry"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -219,6 +220,20 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	if err != nil && !errors.Is(err, gitrepo.ErrNoChange) {
 		return "", fmt.Errorf("bootstrapping the fleet repository: %w", err)
 	}
+	// A fleet from before the registry spoke HTTPS has chart sources that
+	// say insecure: true; they now verify it with the platform's CA.
+	var teams []string
+	_, err = remote.Change(ctx, gitrepo.Platform, "tenants: verify the registry's certificate with the platform's CA", func(dir string) error {
+		var err error
+		if teams, err = flux.Tenants(dir); err != nil {
+			return err
+		}
+		_, err = flux.TrustPlatformCA(dir)
+		return err
+	})
+	if err != nil && !errors.Is(err, gitrepo.ErrNoChange) {
+		return "", fmt.Errorf("updating the fleet's chart sources: %w", err)
+	}
 	head, err := remote.Head(ctx)
 	if err != nil {
 		return "", err
@@ -239,6 +254,20 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	manifests := string(components) + string(secret) + fleet.Sync()
 	if err := cluster.Apply(ctx, rest, []byte(manifests)); err != nil {
 		return "", fmt.Errorf("installing Flux: %w", err)
+	}
+	// Every tenant's registry Secret carries the CA of this start (made
+	// by tenant create; a state directory from before HTTPS lacks it).
+	for _, team := range teams {
+		for _, env := range flux.Environments {
+			ns := flux.TenantNamespace(team, env)
+			secret, err := FluxReaderSecret(s.cfg, flux.RegistrySecretName, ns)
+			if err != nil {
+				return "", err
+			}
+			if err := cluster.Apply(ctx, rest, secret); err != nil && !apierrors.IsNotFound(err) {
+				return "", fmt.Errorf("giving Flux the platform's CA in %s: %w", ns, err)
+			}
+		}
 	}
 	dyn, err := dynamic.NewForConfig(rest)
 	if err != nil {

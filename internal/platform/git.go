@@ -125,7 +125,11 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 	for i, ln := range listeners[1:] {
 		notes = append(notes, "also at "+schemes[i+1]+"://"+ln.Addr().String()+" (the name pods and Flux use)")
 	}
-	ready(supervisor.Endpoint{URL: base, Health: base + "/healthz", Notes: append([]string{"clone:   git clone " + base + "/TEAM/APP.git (after `slipway repo create TEAM/APP`)"}, notes...)})
+	clone := "git clone "
+	if schemes[0] == "https" {
+		clone += "-c http.sslCAInfo=" + s.TLS.files.CA() + " "
+	}
+	ready(supervisor.Endpoint{URL: base, Health: base + "/healthz", Notes: append([]string{"clone:   " + clone + base + "/TEAM/APP.git (after `slipway repo create TEAM/APP`)"}, notes...)})
 	select {
 	case err := <-errc:
 		hs.Close()

@@ -82,9 +82,9 @@ func (s *RegistryService) Run(ctx context.Context, ready func(supervisor.Endpoin
 	ready(supervisor.Endpoint{
 		URL:    srv.URL(),
 		Health: srv.URL() + "/healthz",
-		Notes: append([]string{
+		Notes: append(append([]string{
 			fmt.Sprintf("log in:  slipway login %s -u admin --password-stdin < %s", srv.Addr(), s.Config.AdminPasswordFile()),
-		}, alsoNotes(s.TLS.nodeScheme(), s.AlsoAddrs)...),
+		}, s.TLS.caNote()...), alsoNotes(s.TLS.nodeScheme(), s.AlsoAddrs)...),
 	})
 	return <-errc
 }

@@ -87,3 +87,11 @@ func loopbackScheme(cfg config.Config) string {
 	}
 	return "https"
 }
+
+// caNote tells where the CA is, for clients other than slipway's.
+func (t *platformTLS) caNote() []string {
+	if t == nil {
+		return nil
+	}
+	return []string{"CA:      " + t.files.CA() + " (for other clients; `slipway ca --help`)"}
+}

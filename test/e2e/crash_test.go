@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -235,4 +237,107 @@ func (u *upload) send(t *testing.T, chunk []byte) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("sending a chunk: %s", resp.Status)
 	}
+}
+
+// TestKillNineDuringGC kills `slipway up` in the middle of a garbage
+// collection's sweep: after the restart the images kept are whole, pushes
+// work, and a second collection finishes what the first began.
+func TestKillNineDuringGC(t *testing.T) {
+	e := newEnv(t)
+	regAddr := freeAddr(t)
+	e.vars = append(e.vars, "SLIPWAY_REGISTRY_ADDR="+regAddr)
+	up := e.startUp()
+	admin := strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password")))
+	opts := []remote.Option{remote.WithAuth(&authn.Basic{Username: "admin", Password: admin}), remote.WithTransport(e.transport())}
+	kept, _ := random.Image(4096, 2)
+	keptRef, _ := name.ParseReference(regAddr + "/dev1/app:kept")
+	if err := remote.Write(keptRef, kept, opts...); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun("", "down")
+	up.wait(t)
+
+	// Many blobs nothing refers to, as aborted pushes leave them, so the
+	// sweep lasts long enough to be cut.
+	blobs := filepath.Join(e.home, "registry", "docker", "registry", "v2", "blobs", "sha256")
+	base := countBlobs(t, blobs) // the kept image's manifest, config and layers
+	for i := 0; i < 20000; i++ {
+		sum := sha256.Sum256([]byte(fmt.Sprint("dangling ", i)))
+		hex := fmt.Sprintf("%x", sum)
+		dir := filepath.Join(blobs, hex[:2], hex)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "data"), []byte(fmt.Sprint("dangling ", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := countBlobs(t, blobs)
+
+	up = e.startUp()
+	gc := exec.Command(slipwayBin, "registry", "gc", "--keep-recent", "0")
+	gc.Env = append(os.Environ(), e.vars...)
+	if err := gc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	gcDone := make(chan error, 1)
+	go func() { gcDone <- gc.Wait() }()
+	waitFor(t, "the sweep to begin", func() bool { return countBlobs(t, blobs) < before })
+	if err := up.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	up.wait(t)
+	cut := countBlobs(t, blobs)
+	if err := <-gcDone; err == nil && cut > base {
+		t.Fatalf("slipway registry gc said it finished, %d blobs left", cut)
+	}
+	t.Logf("blobs: %d before, %d when the sweep was cut", before, cut)
+
+	up = e.startUp()
+	img, err := remote.Image(keptRef, opts...)
+	if err != nil {
+		t.Fatalf("the kept image after the cut collection: %v", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			t.Fatalf("a kept layer: %v", err)
+		}
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			t.Fatalf("reading a kept layer: %v", err)
+		}
+		rc.Close()
+	}
+	again, _ := random.Image(4096, 1)
+	againRef, _ := name.ParseReference(regAddr + "/dev1/app:again")
+	if err := remote.Write(againRef, again, opts...); err != nil {
+		t.Fatalf("a push after the cut collection: %v", err)
+	}
+	e.mustRun("", "registry", "gc", "--keep-recent", "0")
+	// The kept image and the new one (manifest, config and a layer) are
+	// all that is left.
+	if left := countBlobs(t, blobs); left != base+3 {
+		t.Fatalf("%d blobs after the second collection, want %d", left, base+3)
+	}
+	if _, err := remote.Image(againRef, opts...); err != nil {
+		t.Fatalf("the image pushed after the cut: %v", err)
+	}
+	e.mustRun("", "down")
+	up.wait(t)
+}
+
+// countBlobs counts the registry's blob directories.
+func countBlobs(t *testing.T, root string) int {
+	t.Helper()
+	n := 0
+	prefixes, _ := os.ReadDir(root)
+	for _, p := range prefixes {
+		entries, _ := os.ReadDir(filepath.Join(root, p.Name()))
+		n += len(entries)
+	}
+	return n
 }

@@ -87,7 +87,7 @@ func TestFlux(t *testing.T) {
 	regAddr := "127.0.0.1:" + regPort
 	gitAddr := freeAddr(t)
 	start := time.Now()
-	e.startUpWithin(45*time.Minute, "--registry-addr", regAddr, "--git-addr", gitAddr)
+	up := e.startUpWithin(45*time.Minute, "--registry-addr", regAddr, "--git-addr", gitAddr)
 	t.Logf("platform with cluster and Flux ready in %s (includes any first build)", time.Since(start).Round(time.Millisecond))
 
 	flux := func(args ...string) (string, error) {
@@ -402,6 +402,30 @@ subjects: [{kind: ServiceAccount, name: dev3, namespace: dev3-staging}]
 	if out, err := e.kubectl("get", "clusterrolebinding", "dev3-escalate"); err == nil {
 		t.Fatalf("the test hook's ClusterRoleBinding exists: %s", out)
 	}
+
+	// A fleet from before the registry spoke HTTPS: dev3's chart source
+	// says insecure: true and its Secret has no CA. The next start moves
+	// it to the platform's CA, and Flux reads dev3's charts again.
+	source := filepath.Join(fleet, "tenants", "base", "dev3", "source-charts.yaml")
+	gitCmd(t, fleet, "pull", "--quiet", "origin", "main")
+	writeFile(t, source, fmt.Sprintf("apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: charts\nspec:\n  insecure: true\n  interval: 10m0s\n  secretRef:\n    name: registry\n  type: oci\n  url: oci://10.244.0.1:%s/dev3/charts\n", regPort))
+	gitCmd(t, fleet, "commit", "--quiet", "-am", "dev3's source as an older slipway wrote it")
+	gitCmd(t, fleet, "push", "--quiet", "origin", "HEAD:main")
+	e.mustKubectl("-n", "dev3-staging", "patch", "secret", "registry", "--type=json", `-p=[{"op":"remove","path":"/data/ca.crt"}]`)
+	e.mustRun("", "down")
+	up.wait(t)
+	e.startUpWithin(10*time.Minute, "--registry-addr", regAddr, "--git-addr", gitAddr)
+	gitCmd(t, fleet, "pull", "--quiet", "origin", "main")
+	if got := readFile(t, source); strings.Contains(got, "insecure") || !strings.Contains(got, "certSecretRef") {
+		t.Fatalf("dev3's source after the restart:\n%s", got)
+	}
+	if got := e.mustKubectl("-n", "dev3-staging", "get", "secret", "registry", "-o", "jsonpath={.data.ca\\.crt}"); got == "" {
+		t.Fatal("dev3's registry Secret has no CA after the restart")
+	}
+	e.mustRun("", "reconcile", "kustomization", "tenants-staging", "--with-source", "--timeout", "3m")
+	pushChartTo("dev3/charts", "1.0.2", "from dev3, after the move to HTTPS", false)
+	e.mustRun("", "reconcile", "hr", "greeter", "-n", "dev3-staging", "--with-source", "--timeout", "3m")
+	e.mustRun("", "wait", "greeter", "--team", "dev3", "--env", "staging", "--version", "1.0.2", "--timeout", "3m")
 
 	out, _ = flux("get", "all", "-A")
 	t.Logf("flux get all -A:\n%s", out)
