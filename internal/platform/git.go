@@ -38,6 +38,8 @@ type GitService struct {
 	GoProxy http.Handler
 	// TLS is the platform's TLS (see platformTLS).
 	TLS *platformTLS
+	// Metrics, when set, answers GET /metrics, to admins only.
+	Metrics http.Handler
 
 	url atomic.Pointer[string]
 }
@@ -102,6 +104,9 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 	if s.GoProxy != nil {
 		mux.Handle("GET "+GoProxyPath, http.StripPrefix(strings.TrimSuffix(GoProxyPath, "/"), s.GoProxy))
 	}
+	if s.Metrics != nil {
+		mux.Handle("GET /metrics", adminOnly(s.Users, s.Metrics))
+	}
 	mux.Handle("/", srv)
 	errLog, err := os.OpenFile(filepath.Join(s.Config.LogDir(), "git.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -143,4 +148,32 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 	}
 	hs.Close()
 	return nil
+}
+
+// adminOnly serves h to the platform's admins, who authenticate with
+// Basic auth (what Prometheus's basic_auth sends); it names the pipelines
+// and repositories of every team, so no team may read it.
+func adminOnly(users *auth.Store, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, password, ok := r.BasicAuth()
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="slipway"`)
+			http.Error(w, "log in as an admin", http.StatusUnauthorized)
+			return
+		}
+		user, err := users.AuthenticateFrom(r.RemoteAddr, name, password)
+		switch {
+		case errors.Is(err, auth.ErrThrottled):
+			http.Error(w, err.Error(), http.StatusTooManyRequests)
+			return
+		case err != nil:
+			w.Header().Set("WWW-Authenticate", `Basic realm="slipway"`)
+			http.Error(w, "wrong user name or password", http.StatusUnauthorized)
+			return
+		case !user.Admin:
+			http.Error(w, fmt.Sprintf("user %q is not an admin: the platform's metrics are for ops", name), http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -109,6 +109,8 @@ type PipelineService struct {
 	// GitURL tells the git server's base URL once it listens, for the
 	// runs' slipway.git.url variable.
 	GitURL func() string
+	// Ended, when set, hears of every run of a push that ended.
+	Ended  func(*runner.Run)
 	runner *runner.Runner
 }
 
@@ -139,6 +141,7 @@ func (s *PipelineService) Run(ctx context.Context, ready func(supervisor.Endpoin
 	}
 	defer log.Close()
 	s.runner.Log = log
+	s.runner.Ended = s.Ended
 	gitURL := ""
 	if s.GitURL != nil {
 		gitURL = s.GitURL()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -24,6 +25,8 @@ type RegistryService struct {
 	OnPush func(registry.Push)
 	// TLS is the platform's TLS (see platformTLS).
 	TLS *platformTLS
+	// Instrument, when set, wraps the registry's handler (metrics).
+	Instrument func(http.Handler) http.Handler
 
 	addr, url atomic.Pointer[string]
 }
@@ -64,6 +67,7 @@ func (s *RegistryService) Run(ctx context.Context, ready func(supervisor.Endpoin
 		AlsoAddrs:     s.AlsoAddrs,
 		Log:           logFile,
 		OnPush:        s.OnPush,
+		Instrument:    s.Instrument,
 
 		TLS:                 s.TLS.serverConfig(),
 		PlainHTTPOnLoopback: s.Config.TLS.PlainHTTPOnLoopback,

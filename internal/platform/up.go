@@ -8,12 +8,19 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/dynamic"
+
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/build"
+	"github.com/slipway-dev/slipway/internal/ci/runner"
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/flux"
 	"github.com/slipway-dev/slipway/internal/fsutil"
+	"github.com/slipway-dev/slipway/internal/gitserver"
 	"github.com/slipway-dev/slipway/internal/goproxy"
+	"github.com/slipway-dev/slipway/internal/metrics"
 	"github.com/slipway-dev/slipway/internal/supervisor"
 )
 
@@ -51,9 +58,13 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		fmt.Fprintf(progress, "created user admin; its password is in %s\n", cfg.AdminPasswordFile())
 	}
 
-	registry := &RegistryService{Config: cfg, Users: users, TLS: tlsFiles}
+	m := metrics.New()
+	var fluxObjects []prometheus.Collector
+	registry := &RegistryService{Config: cfg, Users: users, TLS: tlsFiles, Instrument: m.InstrumentRegistry}
 	pipelines := NewPipelineService(cfg, users)
-	git := &GitService{Config: cfg, Users: users, OnPush: pipelines.OnPush, API: &API{Config: cfg, Users: users}, TLS: tlsFiles}
+	pipelines.Ended = func(run *runner.Run) { m.RunEnded(run.Pipeline, string(run.Status), run.FinishedAt.Sub(run.StartedAt)) }
+	onPush := func(ev gitserver.Event) { m.Pushed(ev.Repo); pipelines.OnPush(ev) }
+	git := &GitService{Config: cfg, Users: users, OnPush: onPush, API: &API{Config: cfg, Users: users}, TLS: tlsFiles}
 	pipelines.GitURL = git.URL
 	services := []supervisor.Service{registry, git, pipelines}
 	var cl *cluster.Cluster
@@ -79,6 +90,13 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		}
 		var fluxSvc *fluxService
 		if cfg.FluxEnabled() {
+			fluxObjects = append(fluxObjects, &flux.ResourceCollector{Connect: func() (dynamic.Interface, error) {
+				rc, err := cluster.RESTConfig(c.Options().AdminKubeconfig())
+				if err != nil {
+					return nil, err
+				}
+				return dynamic.NewForConfig(rc)
+			}})
 			svc, fluxImages, err := prepareFlux(ctx, cfg, progress)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -123,6 +141,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		}
 		fmt.Fprintf(progress, "prepared the cluster's programs, images and configuration in %s\n", time.Since(prepStart).Round(time.Millisecond))
 	}
+	git.Metrics = m.Handler(fluxObjects...)
 	sup := &supervisor.Supervisor{Progress: progress}
 	var publishErr error
 	err = sup.Run(ctx, services, func(endpoints []supervisor.Endpoint) {

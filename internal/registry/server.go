@@ -47,6 +47,8 @@ type Options struct {
 	// loopback ones with PlainHTTPOnLoopback.
 	TLS                 *tls.Config
 	PlainHTTPOnLoopback bool
+	// Instrument, when set, wraps the registry's handler (metrics).
+	Instrument func(http.Handler) http.Handler
 	// OnPush, when set, hears of every manifest the registry stored, after
 	// it answered the client. It runs on the request's goroutine: it must
 	// not block (hand the push to a worker).
@@ -134,8 +136,12 @@ func Listen(opts Options) (*Server, error) {
 		l, _ = trust.Serve(l, opts.TLS, opts.PlainHTTPOnLoopback)
 		s.more = append(s.more, l)
 	}
+	handler := s.routes()
+	if opts.Instrument != nil {
+		handler = opts.Instrument(handler)
+	}
 	s.http = &http.Server{
-		Handler:           s.routes(),
+		Handler:           handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		// Failed handshakes (a client that does not trust the CA, a
 		// plain-HTTP request) belong in the registry's log, not on the

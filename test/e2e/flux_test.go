@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -426,6 +427,22 @@ subjects: [{kind: ServiceAccount, name: dev3, namespace: dev3-staging}]
 	pushChartTo("dev3/charts", "1.0.2", "from dev3, after the move to HTTPS", false)
 	e.mustRun("", "reconcile", "hr", "greeter", "-n", "dev3-staging", "--with-source", "--timeout", "3m")
 	e.mustRun("", "wait", "greeter", "--team", "dev3", "--env", "staging", "--version", "1.0.2", "--timeout", "3m")
+
+	// Flux's objects as Prometheus reads them, labelled as Flux's own
+	// dashboards expect.
+	admin := strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password")))
+	series := ""
+	for _, line := range strings.Split(scrape(t, e, gitAddr, "admin", admin, http.StatusOK), "\n") {
+		if strings.HasPrefix(line, "gotk_resource_info{") && strings.Contains(line, `name="greeter"`) && strings.Contains(line, `exported_namespace="dev3-staging"`) {
+			series = line
+		}
+	}
+	for _, want := range []string{`customresource_kind="HelmRelease"`, `customresource_group="helm.toolkit.fluxcd.io"`, `ready="True"`,
+		`suspended="false"`, `chart_version="1.0.2"`, `chart_name="greeter"`, `chart_source_name="charts"`, `reason="UpgradeSucceeded"`} {
+		if !strings.Contains(series, want) {
+			t.Errorf("dev3's greeter in gotk_resource_info lacks %s: %q", want, series)
+		}
+	}
 
 	out, _ = flux("get", "all", "-A")
 	t.Logf("flux get all -A:\n%s", out)

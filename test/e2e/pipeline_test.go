@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -159,6 +161,25 @@ func TestPipelineOnPush(t *testing.T) {
 		t.Fatalf("broken pipeline: %+v", bad)
 	}
 
+	// The platform's metrics count the pushes, the runs by result and the
+	// registry's requests; only an admin may read them.
+	admin := strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password")))
+	metrics := scrape(t, e, gitAddr, "admin", admin, http.StatusOK)
+	for _, want := range []string{
+		`slipway_git_pushes_total{team="dev1"} 3`,
+		`slipway_pipeline_runs_total{pipeline="dev1/hello",result="succeeded",team="dev1"} 1`,
+		`slipway_pipeline_runs_total{pipeline="dev1/hello",result="failed",team="dev1"} 2`,
+		`slipway_pipeline_run_duration_seconds_count{pipeline="dev1/hello",result="succeeded",team="dev1"} 1`,
+		`slipway_registry_http_requests_total{code="201",method="put"}`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("the metrics lack %s", want)
+		}
+	}
+	scrape(t, e, gitAddr, "dev1", dev1, http.StatusForbidden)
+	scrape(t, e, gitAddr, "", "", http.StatusUnauthorized)
+	scrape(t, e, gitAddr, "admin", "not-the-password", http.StatusUnauthorized)
+
 	// A run cut off by a crash: kill slipway up mid-step; the restarted
 	// runner marks the run failed, and the history is still there.
 	writeFile(t, filepath.Join(clone, "azure-pipelines.yml"), "steps:\n- script: sleep 300\n  displayName: Long\n")
@@ -222,4 +243,24 @@ func pushLineTemplates(t *testing.T, e *env, gitAddr string) {
 	gitCmd(t, "", "clone", "--quiet", "-c", "http.sslCAInfo="+e.caFile(), fmt.Sprintf("https://ops:%s@%s/ops/pipeline-templates.git", ops, gitAddr), dir)
 	copyDir(t, "../../examples/pipeline-templates", dir)
 	gitPush(t, dir, "the line")
+}
+
+// scrape reads the platform's /metrics as user (none when empty) and
+// checks the answer's status.
+func scrape(t *testing.T, e *env, gitAddr, user, password string, want int) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "https://"+gitAddr+"/metrics", nil)
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	resp, err := e.client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("GET /metrics as %q: %s, want %d\n%s", user, resp.Status, want, body)
+	}
+	return string(body)
 }

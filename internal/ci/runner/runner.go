@@ -47,6 +47,9 @@ type Runner struct {
 	// Log receives the runner's own messages (a push that starts nothing,
 	// a pipeline file that does not load).
 	Log io.Writer
+	// Ended, when set, hears of every run of a push that ended (after it
+	// is stored): the platform's metrics.
+	Ended func(*Run)
 	// ParallelJobs is how many jobs of one team run at once, across its
 	// pipelines' runs (default 2): the jobs of a stage that do not depend
 	// on each other run side by side up to it, as Azure runs them up to
@@ -341,6 +344,7 @@ func (r *Runner) acceptFor(ctx context.Context, push Push, d Definition, tree st
 		if serr := r.record(run); serr != nil {
 			r.logf("pipeline runner: %v", serr)
 		}
+		r.ended(run)
 		r.logf("pipeline run %d (%s): %s", run.ID, run.Pipeline, run.Error)
 		return
 	}
@@ -478,6 +482,15 @@ func (r *Runner) work(name string, qu *queue) {
 		if err := r.execute(ctx, next.run, next.p, next.src, nil); err != nil {
 			r.logf("pipeline run %d (%s): %v", next.run.ID, name, err)
 		}
+		r.ended(next.run)
+	}
+}
+
+// ended tells Ended of a run that is over; a run still going (the runner
+// stopping under it) is not.
+func (r *Runner) ended(run *Run) {
+	if r.Ended != nil && !run.FinishedAt.IsZero() {
+		r.Ended(run)
 	}
 }
 
