@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -289,6 +290,45 @@ func (s *Store) AuthenticateFrom(addr, name, password string) (*User, error) {
 		s.throttle.failed(host)
 	}
 	return u, err
+}
+
+// ErrNoCredentials is returned for a request that sends no Basic
+// credentials.
+var ErrNoCredentials = errors.New("no user name and password")
+
+// RequestUser authenticates a request's Basic credentials as sent from
+// its remote address (AuthenticateFrom: throttled like every login). On
+// refusal it returns the status to answer with, 429 when throttled and
+// else 401, for which it has set the Basic challenge of realm on w; the
+// caller writes the body.
+func (s *Store) RequestUser(w http.ResponseWriter, r *http.Request, realm string) (*User, int, error) {
+	name, password, ok := r.BasicAuth()
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+realm+`"`)
+		return nil, http.StatusUnauthorized, ErrNoCredentials
+	}
+	user, err := s.AuthenticateFrom(r.RemoteAddr, name, password)
+	switch {
+	case errors.Is(err, ErrThrottled):
+		return nil, http.StatusTooManyRequests, err
+	case err != nil:
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+realm+`"`)
+		return nil, http.StatusUnauthorized, err
+	}
+	return user, http.StatusOK, nil
+}
+
+// Refusal is the text to answer a RequestUser refusal with: noCredentials
+// when none came, the throttle's own words, else a wrong name or password
+// (a failure to read the users tells the client no more).
+func Refusal(err error, noCredentials string) string {
+	switch {
+	case errors.Is(err, ErrNoCredentials):
+		return noCredentials
+	case errors.Is(err, ErrThrottled):
+		return err.Error()
+	}
+	return ErrBadCredentials.Error()
 }
 
 func (s *Store) check(name, password string) (*User, error) {

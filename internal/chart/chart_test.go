@@ -35,6 +35,20 @@ func dev1(reg *registrytest.Registry) chart.RegistryOptions {
 	return chart.RegistryOptions{Username: "dev1", Password: registrytest.Dev1Password}
 }
 
+// pushAndShow pushes a packaged chart to dev1/charts as dev1 and reads
+// its newest version back.
+func pushAndShow(t *testing.T, reg *registrytest.Registry, pkg *chart.Packaged) *chart.Shown {
+	t.Helper()
+	if _, err := chart.Push(pkg, "oci://"+reg.Addr+"/dev1/charts", false, dev1(reg)); err != nil {
+		t.Fatal(err)
+	}
+	shown, err := chart.Show("oci://"+reg.Addr+"/dev1/charts/"+pkg.Name, "", dev1(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return shown
+}
+
 // render renders a chart the way helm install would, with Helm's engine.
 func render(t *testing.T, ch *chartv2.Chart) map[string]string {
 	t.Helper()
@@ -195,13 +209,7 @@ func TestChartWithDependency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := chart.Push(pkg, "oci://"+reg.Addr+"/dev1/charts", false, dev1(reg)); err != nil {
-		t.Fatal(err)
-	}
-	shown, err := chart.Show("oci://"+reg.Addr+"/dev1/charts/shop", "", dev1(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
+	shown := pushAndShow(t, reg, pkg)
 	out := render(t, shown.Loaded)
 	if !strings.Contains(out["shop/charts/common/templates/configmap.yaml"], "from: dependency") {
 		t.Fatalf("dependency not packaged: %v", keys(out))
@@ -386,13 +394,7 @@ func TestChartWithOCIDependency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := chart.Push(pkg, "oci://"+reg.Addr+"/dev1/charts", false, dev1(reg)); err != nil {
-		t.Fatal(err)
-	}
-	shown, err := chart.Show("oci://"+reg.Addr+"/dev1/charts/shop", "", dev1(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
+	shown := pushAndShow(t, reg, pkg)
 	if out := render(t, shown.Loaded); !strings.Contains(out["shop/charts/common/templates/configmap.yaml"], "from: oci-dependency") {
 		t.Fatalf("the OCI dependency is not in the pushed chart: %v", keys(out))
 	}

@@ -329,20 +329,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, bad.msg, bad.status)
 		return
 	}
-	name, password, hasAuth := r.BasicAuth()
-	if !hasAuth {
-		w.Header().Set("WWW-Authenticate", `Basic realm="slipway git"`)
-		http.Error(w, "authentication required", http.StatusUnauthorized)
-		return
-	}
-	user, err := s.Users.AuthenticateFrom(r.RemoteAddr, name, password)
-	if errors.Is(err, auth.ErrThrottled) {
-		http.Error(w, err.Error(), http.StatusTooManyRequests)
-		return
-	}
+	user, status, err := s.Users.RequestUser(w, r, "slipway git")
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Basic realm="slipway git"`)
-		http.Error(w, "wrong user name or password", http.StatusUnauthorized)
+		http.Error(w, auth.Refusal(err, "authentication required"), status)
 		return
 	}
 	if _, err := os.Stat(s.dir(rt.repo)); err != nil {

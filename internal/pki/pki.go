@@ -6,7 +6,6 @@
 package pki
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -180,37 +179,6 @@ func WriteKey(path string, key crypto.Signer) error {
 		return err
 	}
 	return fsutil.WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
-}
-
-// Bundle is the system's trusted certificates followed by extra ones: the
-// file to hand a program (SSL_CERT_FILE, GIT_SSL_CAINFO) that must trust
-// both the world and this machine's CA.
-func Bundle(extra ...[]byte) []byte {
-	var b bytes.Buffer
-	for _, f := range SystemBundles {
-		if data, err := os.ReadFile(f); err == nil {
-			b.Write(data)
-			if !bytes.HasSuffix(data, []byte("\n")) {
-				b.WriteByte('\n')
-			}
-			break
-		}
-	}
-	for _, e := range extra {
-		b.Write(e)
-	}
-	return b.Bytes()
-}
-
-// SystemBundles are where Linux distributions keep their CA bundle, in
-// the order Go's crypto/x509 looks for them.
-var SystemBundles = []string{
-	"/etc/ssl/certs/ca-certificates.crt",
-	"/etc/pki/tls/certs/ca-bundle.crt",
-	"/etc/ssl/ca-bundle.pem",
-	"/etc/pki/tls/cacert.pem",
-	"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
-	"/etc/ssl/cert.pem",
 }
 
 func serial() *big.Int {

@@ -84,20 +84,13 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the user may act for the team (filled in from a team user's own push
 // prefix when the request leaves it out). It answers the refusal itself.
 func (a *API) caller(w http.ResponseWriter, r *http.Request, req any, team *string) (*auth.User, bool) {
-	name, password, ok := r.BasicAuth()
-	if !ok {
-		w.Header().Set("WWW-Authenticate", `Basic realm="slipway"`)
-		writeJSON(w, http.StatusUnauthorized, apiError{"log in: the platform's API needs a user and password"})
-		return nil, false
-	}
-	user, err := a.Users.AuthenticateFrom(r.RemoteAddr, name, password)
-	if errors.Is(err, auth.ErrThrottled) {
-		writeJSON(w, http.StatusTooManyRequests, apiError{err.Error()})
-		return nil, false
-	}
+	user, status, err := a.Users.RequestUser(w, r, "slipway")
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Basic realm="slipway"`)
-		writeJSON(w, http.StatusUnauthorized, apiError{err.Error()})
+		msg := err.Error()
+		if errors.Is(err, auth.ErrNoCredentials) {
+			msg = "log in: the platform's API needs a user and password"
+		}
+		writeJSON(w, status, apiError{msg})
 		return nil, false
 	}
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBytes))

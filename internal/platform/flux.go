@@ -196,8 +196,7 @@ func (s *fluxService) chartPushClients() (dynamic.Interface, *os.File, error) {
 // they are there already) and applies them, so Flux runs at once and then
 // keeps itself as the repository says.
 func (s *fluxService) install(ctx context.Context) (string, error) {
-	password, err := servicePassword(s.cfg, s.users, fluxReadUser, fluxPasswordFile)
-	if err != nil {
+	if _, err := servicePassword(s.cfg, s.users, fluxReadUser, fluxPasswordFile); err != nil {
 		return "", err
 	}
 	git, err := gitserver.New(s.cfg.GitDir(), s.users)
@@ -243,11 +242,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ca, err := os.ReadFile(trust.Files{Dir: s.cfg.TLSDir()}.CA())
-	if err != nil {
-		return "", err
-	}
-	secret, err := flux.Marshal(flux.ReaderSecret(fleet.SecretName, flux.Namespace, fluxReadUser, password, ca))
+	secret, err := FluxReaderSecret(s.cfg, fleet.SecretName, flux.Namespace)
 	if err != nil {
 		return "", err
 	}

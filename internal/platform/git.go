@@ -155,25 +155,14 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 // and repositories of every team, so no team may read it.
 func adminOnly(users *auth.Store, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name, password, ok := r.BasicAuth()
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Basic realm="slipway"`)
-			http.Error(w, "log in as an admin", http.StatusUnauthorized)
-			return
-		}
-		user, err := users.AuthenticateFrom(r.RemoteAddr, name, password)
+		user, status, err := users.RequestUser(w, r, "slipway")
 		switch {
-		case errors.Is(err, auth.ErrThrottled):
-			http.Error(w, err.Error(), http.StatusTooManyRequests)
-			return
 		case err != nil:
-			w.Header().Set("WWW-Authenticate", `Basic realm="slipway"`)
-			http.Error(w, "wrong user name or password", http.StatusUnauthorized)
-			return
+			http.Error(w, auth.Refusal(err, "log in as an admin"), status)
 		case !user.Admin:
-			http.Error(w, fmt.Sprintf("user %q is not an admin: the platform's metrics are for ops", name), http.StatusForbidden)
-			return
+			http.Error(w, fmt.Sprintf("user %q is not an admin: the platform's metrics are for ops", user.Name), http.StatusForbidden)
+		default:
+			h.ServeHTTP(w, r)
 		}
-		h.ServeHTTP(w, r)
 	})
 }

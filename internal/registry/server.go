@@ -99,11 +99,7 @@ func Listen(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("creating registry storage: %w", err)
 	}
 	logrusOnce.Do(func() {
-		out := opts.Log
-		if out == nil {
-			out = io.Discard
-		}
-		logrus.SetOutput(out)
+		logrus.SetOutput(logOut(opts.Log))
 		logrus.SetLevel(logrus.WarnLevel)
 	})
 	ln, err := net.Listen("tcp", opts.Addr)

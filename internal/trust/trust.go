@@ -14,6 +14,7 @@
 package trust
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -70,7 +71,7 @@ func Ensure(dir string, hosts []string) (Files, error) {
 			return f, fmt.Errorf("issuing the platform's serving certificate: %w", err)
 		}
 	}
-	if err := fsutil.WriteFileAtomic(f.Bundle(), pki.Bundle(ca.PEM), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(f.Bundle(), bundle(ca.PEM), 0o644); err != nil {
 		return f, err
 	}
 	return f, nil
@@ -130,7 +131,7 @@ func Adopt(f Files) error {
 		return nil
 	}
 	for _, env := range []string{"SSL_CERT_FILE", "GIT_SSL_CAINFO"} {
-		if v := os.Getenv(env); v == "" || slices.Contains(pki.SystemBundles, v) {
+		if v := os.Getenv(env); v == "" || slices.Contains(systemBundles, v) {
 			if err := os.Setenv(env, f.Bundle()); err != nil {
 				return err
 			}
@@ -165,4 +166,35 @@ func Serve(ln net.Listener, cfg *tls.Config, plainOnLoopback bool) (net.Listener
 		}
 	}
 	return tls.NewListener(ln, cfg), "https"
+}
+
+// bundle is the system's trusted certificates followed by extra ones: the
+// file to hand a program (SSL_CERT_FILE, GIT_SSL_CAINFO) that must trust
+// both the world and this machine's CA.
+func bundle(extra ...[]byte) []byte {
+	var b bytes.Buffer
+	for _, f := range systemBundles {
+		if data, err := os.ReadFile(f); err == nil {
+			b.Write(data)
+			if !bytes.HasSuffix(data, []byte("\n")) {
+				b.WriteByte('\n')
+			}
+			break
+		}
+	}
+	for _, e := range extra {
+		b.Write(e)
+	}
+	return b.Bytes()
+}
+
+// systemBundles are where Linux distributions keep their CA bundle, in
+// the order Go's crypto/x509 looks for them.
+var systemBundles = []string{
+	"/etc/ssl/certs/ca-certificates.crt",
+	"/etc/pki/tls/certs/ca-bundle.crt",
+	"/etc/ssl/ca-bundle.pem",
+	"/etc/pki/tls/cacert.pem",
+	"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+	"/etc/ssl/cert.pem",
 }

@@ -68,7 +68,7 @@ func TestAdoptLeavesABundleOfThePersonsOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("SSL_CERT_FILE", "")
-	t.Setenv("GIT_SSL_CAINFO", pki.SystemBundles[0])
+	t.Setenv("GIT_SSL_CAINFO", systemBundles[0])
 	if err := Adopt(f); err != nil {
 		t.Fatal(err)
 	}

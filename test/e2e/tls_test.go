@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -151,7 +150,7 @@ func TestRegistryAndGitSpeakTLS(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("plain HTTP when asked for: %s", resp.Status)
 	}
-	if status := e.mustRun("", "status").stdout; !strings.Contains(status, "http://"+regAddr) || !bytes.Contains([]byte(status), []byte("http://"+gitAddr)) {
+	if status := e.mustRun("", "status").stdout; !strings.Contains(status, "http://"+regAddr) || !strings.Contains(status, "http://"+gitAddr) {
 		t.Fatalf("status does not show the plain addresses:\n%s", status)
 	}
 	e.mustRun(dev1, "login", regAddr, "-u", "dev1", "--password-stdin")
