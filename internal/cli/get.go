@@ -12,7 +12,7 @@ import (
 
 func kindsHelp() string {
 	var names []string
-	for _, k := range flux.Kinds {
+	for _, k := range append(flux.Kinds[:len(flux.Kinds):len(flux.Kinds)], flux.NotificationKinds...) {
 		names = append(names, k.Names[len(k.Names)-1])
 	}
 	return strings.Join(names, ", ")

@@ -114,6 +114,7 @@ pipelines against ACR and AKS.`,
 		newTestCmd(g),
 		newPromoteCmd(g),
 		newHistoryCmd(g),
+		newEventsCmd(g),
 		newDemoCmd(g),
 		newCACmd(g),
 	)

@@ -18,6 +18,9 @@ type Fleet struct {
 	// SecretName holds source-controller's read-only git credentials in
 	// flux-system; it is created by Slipway, never committed.
 	SecretName string
+	// EventsURL, when set, is the platform's endpoint for the events of
+	// the fleet's own objects (see FleetNotificationObjects).
+	EventsURL string
 }
 
 // Dir is the cluster's directory in the fleet repository.
@@ -41,12 +44,18 @@ var Overlays = append(append([]string{}, Environments...), CIOverlay)
 // what ops and the teams add later (the tenant overlays) are only written
 // when missing, see Seed.
 func (f Fleet) Files(components []byte) map[string][]byte {
-	return map[string][]byte{
+	resources := []string{"gotk-components.yaml", "gotk-sync.yaml"}
+	files := map[string][]byte{
 		f.SystemDir() + "/gotk-components.yaml": components,
 		f.SystemDir() + "/gotk-sync.yaml":       []byte(f.Sync()),
-		f.SystemDir() + "/kustomization.yaml":   []byte("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- gotk-components.yaml\n- gotk-sync.yaml\n"),
 		f.Dir() + "/tenants.yaml":               []byte(f.tenantsSync()),
 	}
+	if f.EventsURL != "" {
+		files[f.SystemDir()+"/notifications.yaml"] = mustMarshal(FleetNotificationObjects(f.EventsURL)...)
+		resources = append(resources, "notifications.yaml")
+	}
+	files[f.SystemDir()+"/kustomization.yaml"] = []byte("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- " + strings.Join(resources, "\n- ") + "\n")
+	return files
 }
 
 // Seed is the starting content of the files ops and teams own.

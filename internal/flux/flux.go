@@ -50,6 +50,10 @@ type Port struct {
 	Service string
 }
 
+// eventsAddr is where a controller sends its events: notification-controller,
+// which passes them to the Alerts and Providers that select them.
+const eventsAddr = "--events-addr=http://notification-controller.$(RUNTIME_NAMESPACE).svc.cluster.local./"
+
 // Controllers are the four controllers, in the order they are started.
 // The lockdown flags follow Flux's multi-tenancy guidance: no references
 // across namespaces, no remote Kustomize bases, and objects without a
@@ -59,6 +63,7 @@ var Controllers = []Controller{
 	{
 		Name: "source-controller", Version: "v1.9.5", Family: components.FluxSourceController,
 		Args: []string{
+			eventsAddr,
 			"--storage-path=/data",
 			"--storage-adv-addr=source-controller.$(RUNTIME_NAMESPACE).svc.cluster.local.",
 		},
@@ -68,12 +73,12 @@ var Controllers = []Controller{
 	},
 	{
 		Name: "kustomize-controller", Version: "v1.9.5", Family: components.FluxKustomizeController,
-		Args:      []string{"--no-cross-namespace-refs=true", "--no-remote-bases=true", "--default-service-account=default"},
+		Args:      []string{eventsAddr, "--no-cross-namespace-refs=true", "--no-remote-bases=true", "--default-service-account=default"},
 		ReadyPath: "/readyz", ReadyPort: "healthz",
 	},
 	{
 		Name: "helm-controller", Version: "v1.6.4", Family: components.FluxHelmController,
-		Args:      []string{"--no-cross-namespace-refs=true", "--default-service-account=default"},
+		Args:      []string{eventsAddr, "--no-cross-namespace-refs=true", "--default-service-account=default"},
 		ReadyPath: "/readyz", ReadyPort: "healthz",
 	},
 	{

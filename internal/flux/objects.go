@@ -40,11 +40,22 @@ var (
 
 	// Kinds are in the order `slipway get all` shows them.
 	Kinds = []Kind{GitRepository, OCIRepository, HelmRepository, HelmChart, Kustomization, HelmRelease}
+
+	Receiver = Kind{"Receiver", []string{"receiver", "receivers", "rcv"},
+		schema.GroupVersionResource{Group: "notification.toolkit.fluxcd.io", Version: "v1", Resource: "receivers"}, false}
+	Provider = Kind{"Provider", []string{"provider", "providers", "alert-provider", "alert-providers"},
+		schema.GroupVersionResource{Group: "notification.toolkit.fluxcd.io", Version: "v1beta3", Resource: "providers"}, false}
+	Alert = Kind{"Alert", []string{"alert", "alerts"},
+		schema.GroupVersionResource{Group: "notification.toolkit.fluxcd.io", Version: "v1beta3", Resource: "alerts"}, false}
+
+	// NotificationKinds are notification-controller's: `slipway get`
+	// shows them when named, as `flux get alerts` does, not in "all".
+	NotificationKinds = []Kind{Receiver, Provider, Alert}
 )
 
 // KindByName finds a kind by any of its names, case-insensitively.
 func KindByName(name string) (Kind, bool) {
-	for _, k := range Kinds {
+	for _, k := range append(Kinds[:len(Kinds):len(Kinds)], NotificationKinds...) {
 		for _, n := range append([]string{strings.ToLower(k.Kind)}, k.Names...) {
 			if strings.EqualFold(n, name) {
 				return k, true

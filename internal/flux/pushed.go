@@ -2,12 +2,17 @@ package flux
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net"
 	"net/url"
 	"path"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 )
 
@@ -67,4 +72,55 @@ func hostIn(host string, hosts []string) bool {
 		}
 	}
 	return false
+}
+
+// ReceiverHook is the webhook path of a Receiver (status.webhookPath),
+// once notification-controller has made it Ready.
+func ReceiverHook(ctx context.Context, client dynamic.Interface, namespace, name string) (string, error) {
+	o, u, err := Get(ctx, client, Receiver, namespace, name)
+	if err != nil {
+		return "", err
+	}
+	path, _, _ := unstructured.NestedString(u.Object, "status", "webhookPath")
+	if o.Ready != "True" || path == "" {
+		return "", fmt.Errorf("Receiver %s/%s is not ready: %s", namespace, name, o.Message)
+	}
+	return path, nil
+}
+
+// WebhookReceiverURL is the base URL of notification-controller's webhook
+// receiver: its Service's cluster IP, which the node reaches.
+func WebhookReceiverURL(ctx context.Context, client dynamic.Interface) (string, error) {
+	svc, err := client.Resource(schema.GroupVersionResource{Version: "v1", Resource: "services"}).Namespace(Namespace).Get(ctx, "webhook-receiver", metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	ip, _, _ := unstructured.NestedString(svc.Object, "spec", "clusterIP")
+	if ip == "" || ip == "None" {
+		return "", fmt.Errorf("the webhook-receiver Service has no cluster IP")
+	}
+	return "http://" + net.JoinHostPort(ip, "80"), nil
+}
+
+// ACRPush is the body Azure Container Registry's webhook sends for a push,
+// the form a Receiver of type acr reads (action, target.repository,
+// target.tag).
+func ACRPush(registryHost, repository, tag, digest, mediaType string, at time.Time) []byte {
+	type target struct {
+		MediaType  string `json:"mediaType,omitempty"`
+		Digest     string `json:"digest,omitempty"`
+		Repository string `json:"repository"`
+		Tag        string `json:"tag,omitempty"`
+	}
+	type request struct {
+		Host   string `json:"host"`
+		Method string `json:"method"`
+	}
+	body, _ := json.Marshal(struct {
+		Timestamp time.Time `json:"timestamp"`
+		Action    string    `json:"action"`
+		Target    target    `json:"target"`
+		Request   request   `json:"request"`
+	}{at.UTC(), "push", target{mediaType, digest, repository, tag}, request{registryHost, "PUT"}})
+	return body
 }

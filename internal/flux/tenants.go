@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 )
@@ -49,6 +50,10 @@ type Tenant struct {
 	// PlatformCA: the registry presents a certificate of the platform's
 	// CA (see HelmRepositoryObject).
 	PlatformCA bool
+	// EventsURL, when set, is the platform's Flux event endpoint for the
+	// team: the tenant gets its notification objects (see
+	// TenantNotificationObjects).
+	EventsURL string
 }
 
 // AddTenant writes a team's base and overlays. It is idempotent.
@@ -76,6 +81,11 @@ func AddTenant(dir string, t Tenant) error {
 		}
 		if err := writeFile(dir, overlay+"/ci-access.yaml", mustMarshal(CIAccessObject(t.Team, env))); err != nil {
 			return err
+		}
+		if t.EventsURL != "" {
+			if err := writeFile(dir, NotificationsPath(t.Team, env), mustMarshal(TenantNotificationObjects(t.Team, env, t.EventsURL)...)); err != nil {
+				return err
+			}
 		}
 		if err := writeKustomization(filepath.Join(dir, filepath.FromSlash(overlay)), TenantNamespace(t.Team, env)); err != nil {
 			return err
@@ -298,6 +308,12 @@ func TenantObjects(t Tenant) []runtime.Object {
 			repo := HelmRepositoryObject("charts", t.ChartsURL, t.PlatformCA)
 			withNamespace(ns, repo)
 			out = append(out, repo)
+		}
+		if t.EventsURL != "" {
+			for _, o := range TenantNotificationObjects(t.Team, env, t.EventsURL) {
+				o.(metav1.Object).SetNamespace(ns)
+				out = append(out, o)
+			}
 		}
 	}
 	return append(out, NamespaceObject(t.Team, CIOverlay), CIAccountObject(t.Team))

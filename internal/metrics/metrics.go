@@ -23,6 +23,7 @@ type Platform struct {
 	pushes           *prometheus.CounterVec
 	runs             *prometheus.CounterVec
 	runSeconds       *prometheus.HistogramVec
+	lastRun          *prometheus.GaugeVec
 	registryRequests *prometheus.CounterVec
 	registrySeconds  *prometheus.HistogramVec
 }
@@ -42,6 +43,9 @@ func New() *Platform {
 			Name: "slipway_pipeline_run_duration_seconds", Help: "How long pipeline runs took from start to end, by team, pipeline and result.",
 			Buckets: []float64{5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600},
 		}, []string{"team", "pipeline", "result"}),
+		lastRun: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "slipway_pipeline_last_run_succeeded", Help: "1 when the last run of a pipeline on a branch succeeded, 0 when it did not (known once a run ended since the platform started).",
+		}, []string{"team", "pipeline", "branch"}),
 		registryRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slipway_registry_http_requests_total", Help: "Requests the registry answered, by method and status code.",
 		}, []string{"method", "code"}),
@@ -50,7 +54,7 @@ func New() *Platform {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"method"}),
 	}
-	p.Registry.MustRegister(p.pushes, p.runs, p.runSeconds, p.registryRequests, p.registrySeconds,
+	p.Registry.MustRegister(p.pushes, p.runs, p.runSeconds, p.lastRun, p.registryRequests, p.registrySeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return p
 }
@@ -61,12 +65,20 @@ func (p *Platform) Pushed(repo string) {
 	p.pushes.WithLabelValues(team).Inc()
 }
 
-// RunEnded counts a finished run of a pipeline (TEAM/NAME) and its time.
-func (p *Platform) RunEnded(pipeline, result string, took time.Duration) {
+// RunEnded counts a finished run of a pipeline (TEAM/NAME) of a ref
+// (refs/heads/main; "" for a manual run of a working tree) and its time.
+func (p *Platform) RunEnded(pipeline, ref, result string, took time.Duration) {
 	team, _, _ := strings.Cut(pipeline, "/")
 	p.runs.WithLabelValues(team, pipeline, result).Inc()
 	if took > 0 {
 		p.runSeconds.WithLabelValues(team, pipeline, result).Observe(took.Seconds())
+	}
+	if branch, ok := strings.CutPrefix(ref, "refs/heads/"); ok && result != "canceled" {
+		succeeded := 0.0
+		if result == "succeeded" {
+			succeeded = 1
+		}
+		p.lastRun.WithLabelValues(team, pipeline, branch).Set(succeeded)
 	}
 }
 

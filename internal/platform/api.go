@@ -64,6 +64,10 @@ type API struct {
 }
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.URL.Path == APIPath+"events" {
+		a.readEvents(w, r)
+		return
+	}
 	if r.Method == http.MethodPost {
 		switch r.URL.Path {
 		case APIPath + "promotions":
@@ -77,7 +81,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusNotFound, apiError{"no such API: POST " + APIPath + "promotions, readiness or tests"})
+	writeJSON(w, http.StatusNotFound, apiError{"no such API: POST " + APIPath + "promotions, readiness or tests; GET " + APIPath + "events"})
 }
 
 // caller authenticates the request, reads its body into req, and checks
@@ -345,16 +349,32 @@ func (p *Platform) call(ctx context.Context, user, password, what string, req, o
 	if err != nil {
 		return err
 	}
+	hr.Header.Set("Content-Type", "application/json")
+	return p.do(hr, user, password, what, out)
+}
+
+// get reads one answer of the platform's API.
+func (p *Platform) get(ctx context.Context, user, password, what string, out any) error {
+	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, p.GitURL()+APIPath+what, nil)
+	if err != nil {
+		return err
+	}
+	what, _, _ = strings.Cut(what, "?")
+	return p.do(hr, user, password, what, out)
+}
+
+// do sends a request to the platform's API, as the user given, and reads
+// its answer into out.
+func (p *Platform) do(hr *http.Request, user, password, what string, out any) error {
 	if user != "" {
 		hr.SetBasicAuth(user, password)
 	}
-	hr.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(hr)
 	if err != nil {
 		return fmt.Errorf("asking the platform (%s): %w", what, err)
 	}
 	defer res.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(res.Body, 4*maxRequestBytes))
+	data, err := io.ReadAll(io.LimitReader(res.Body, 64*maxRequestBytes))
 	if err != nil {
 		return err
 	}

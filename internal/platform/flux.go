@@ -1,11 +1,13 @@
 package platform
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -25,6 +27,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/events"
 	"github.com/slipway-dev/slipway/internal/flux"
 	"github.com/slipway-dev/slipway/internal/fsutil"
 	"github.com/slipway-dev/slipway/internal/gitrepo"
@@ -92,6 +95,8 @@ type fluxService struct {
 	// chartPushes are the registry's pushes, for Flux to look at the
 	// charts they concern at once (see heardPush).
 	chartPushes chan registry.Push
+	// timeline hears of chart pushes.
+	timeline *events.Log
 }
 
 func (s *fluxService) Name() string { return "flux" }
@@ -139,11 +144,15 @@ func (s *fluxService) heardPush(p registry.Push) {
 	}
 }
 
-// followChartPushes asks source-controller to look at once at every
-// HelmChart that reads a pushed chart, so that a new version starts to
-// roll out while the pipeline is still between jobs, rather than when a
-// `slipway wait` asks or the chart's interval comes. It runs until ctx
-// ends and writes what it did to the log directory.
+// followChartPushes tells Flux of every chart pushed to the registry, so
+// that a new version starts to roll out while the pipeline is still
+// between jobs, rather than when a `slipway wait` asks or the chart's
+// interval comes. It calls the Receiver of each namespace whose HelmCharts
+// read the chart, with the body ACR's webhook would send on AKS, and
+// notification-controller does the rest; where the Receiver is not ready
+// yet (a tenant just made) it asks for the reconcile itself. It runs until
+// ctx ends, puts each push on the timeline and writes what it did to the
+// log directory.
 func (s *fluxService) followChartPushes(ctx context.Context) {
 	dyn, logFile, err := s.chartPushClients()
 	if err != nil {
@@ -162,19 +171,68 @@ func (s *fluxService) followChartPushes(ctx context.Context) {
 		say := func(what string) {
 			fmt.Fprintf(logFile, "%s %s:%s pushed by %s: %s\n", time.Now().UTC().Format(time.RFC3339), p.Repository, p.Reference, p.User, what)
 		}
+		if s.timeline != nil {
+			team, _, _ := strings.Cut(p.Repository, "/")
+			_ = s.timeline.Append(events.Event{Source: events.SourceRegistry, Team: teamOf(team), Kind: "Chart", Name: p.Repository,
+				Severity: "info", Reason: "ChartPushed", Message: fmt.Sprintf("%s pushed %s:%s", p.User, p.Repository, p.Reference),
+				Revision: p.Reference, By: p.User})
+		}
 		charts, err := flux.ChartsReading(ctx, dyn, hosts, p.Repository)
 		if err != nil {
 			say("finding the HelmCharts that read it: " + err.Error())
 			continue
 		}
+		byNamespace := map[string][]flux.ChartRef{}
 		for _, c := range charts {
-			result := "asked Flux to reconcile"
-			if _, err := flux.RequestReconcile(ctx, dyn, flux.HelmChart, c.Namespace, c.Name); err != nil {
-				result = err.Error()
+			byNamespace[c.Namespace] = append(byNamespace[c.Namespace], c)
+		}
+		for ns, charts := range byNamespace {
+			err := s.callReceiver(ctx, dyn, ns, p)
+			if err == nil {
+				say(fmt.Sprintf("Receiver %s/%s called", ns, flux.ChartReceiverName))
+				continue
 			}
-			say(fmt.Sprintf("HelmChart %s/%s: %s", c.Namespace, c.Name, result))
+			for _, c := range charts {
+				result := "asked Flux to reconcile"
+				if _, err := flux.RequestReconcile(ctx, dyn, flux.HelmChart, c.Namespace, c.Name); err != nil {
+					result = err.Error()
+				}
+				say(fmt.Sprintf("%v; HelmChart %s/%s: %s", err, c.Namespace, c.Name, result))
+			}
 		}
 	}
+}
+
+// receiverTimeout bounds one call of a Receiver's webhook.
+const receiverTimeout = 10 * time.Second
+
+// callReceiver posts an ACR push event to the namespace's chart Receiver.
+func (s *fluxService) callReceiver(ctx context.Context, dyn dynamic.Interface, ns string, p registry.Push) error {
+	ctx, cancel := context.WithTimeout(ctx, receiverTimeout)
+	defer cancel()
+	hook, err := flux.ReceiverHook(ctx, dyn, ns, flux.ChartReceiverName)
+	if err != nil {
+		return err
+	}
+	base, err := flux.WebhookReceiverURL(ctx, dyn)
+	if err != nil {
+		return err
+	}
+	body := flux.ACRPush(s.cluster.Options().RegistryNodeAddr(), p.Repository, p.Reference, p.Digest, "application/vnd.oci.image.manifest.v1+json", time.Now())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+hook, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("calling Receiver %s/%s: %w", ns, flux.ChartReceiverName, err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("Receiver %s/%s answered %s", ns, flux.ChartReceiverName, res.Status)
+	}
+	return nil
 }
 
 // chartPushClients are the admin's client and the log followChartPushes
@@ -208,7 +266,8 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	}
 	components := s.components
 	_, gitPort, _ := net.SplitHostPort(s.cfg.Git.Addr)
-	fleet := flux.Fleet{Cluster: "slipway", URL: "https://" + s.cluster.NodeAddr(gitPort) + "/" + FleetRepo + ".git", SecretName: "flux-system"}
+	gitNode := "https://" + s.cluster.NodeAddr(gitPort)
+	fleet := flux.Fleet{Cluster: "slipway", URL: gitNode + "/" + FleetRepo + ".git", SecretName: "flux-system", EventsURL: FluxEventsURL(gitNode, "")}
 	remote, err := fleetRemote(s.cfg)
 	if err != nil {
 		return "", err
@@ -233,6 +292,15 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	if err != nil && !errors.Is(err, gitrepo.ErrNoChange) {
 		return "", fmt.Errorf("updating the fleet's chart sources: %w", err)
 	}
+	// A fleet from before Flux's notifications gets each tenant's Alert,
+	// Provider and Receiver.
+	_, err = remote.Change(ctx, gitrepo.Platform, "tenants: send Flux's events to the platform, take chart pushes by Receiver", func(dir string) error {
+		_, err := flux.EnsureNotifications(dir, func(team string) string { return FluxEventsURL(gitNode, team) })
+		return err
+	})
+	if err != nil && !errors.Is(err, gitrepo.ErrNoChange) {
+		return "", fmt.Errorf("adding Flux's notifications to the fleet: %w", err)
+	}
 	head, err := remote.Head(ctx)
 	if err != nil {
 		return "", err
@@ -246,21 +314,26 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	manifests := string(components) + string(secret) + fleet.Sync()
+	eventsSecret, err := fleetEventsSecret(s.cfg)
+	if err != nil {
+		return "", err
+	}
+	manifests := string(components) + string(secret) + string(eventsSecret) + fleet.Sync()
 	if err := cluster.Apply(ctx, rest, []byte(manifests)); err != nil {
 		return "", fmt.Errorf("installing Flux: %w", err)
 	}
-	// Every tenant's registry Secret carries the CA of this start (made
-	// by tenant create; a state directory from before HTTPS lacks it).
+	// Every tenant's Secrets carry the CA of this start and its
+	// notification keys (made by tenant create; a state directory from
+	// before HTTPS or notifications lacks them).
 	for _, team := range teams {
 		for _, env := range flux.Environments {
 			ns := flux.TenantNamespace(team, env)
-			secret, err := FluxReaderSecret(s.cfg, flux.RegistrySecretName, ns)
+			secrets, err := TenantFluxSecrets(s.cfg, team, ns)
 			if err != nil {
 				return "", err
 			}
-			if err := cluster.Apply(ctx, rest, secret); err != nil && !apierrors.IsNotFound(err) {
-				return "", fmt.Errorf("giving Flux the platform's CA in %s: %w", ns, err)
+			if err := cluster.Apply(ctx, rest, secrets); err != nil && !apierrors.IsNotFound(err) {
+				return "", fmt.Errorf("giving Flux its Secrets in %s: %w", ns, err)
 			}
 		}
 	}

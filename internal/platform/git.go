@@ -40,6 +40,8 @@ type GitService struct {
 	TLS *platformTLS
 	// Metrics, when set, answers GET /metrics, to admins only.
 	Metrics http.Handler
+	// FluxEvents, when set, takes Flux's signed events at FluxEventsPath.
+	FluxEvents http.Handler
 
 	url atomic.Pointer[string]
 }
@@ -106,6 +108,9 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 	}
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", adminOnly(s.Users, s.Metrics))
+	}
+	if s.FluxEvents != nil {
+		mux.Handle("POST "+FluxEventsPath, s.FluxEvents)
 	}
 	mux.Handle("/", srv)
 	errLog, err := os.OpenFile(filepath.Join(s.Config.LogDir(), "git.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

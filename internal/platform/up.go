@@ -16,6 +16,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/ci/runner"
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/events"
 	"github.com/slipway-dev/slipway/internal/flux"
 	"github.com/slipway-dev/slipway/internal/fsutil"
 	"github.com/slipway-dev/slipway/internal/gitserver"
@@ -62,9 +63,18 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	var fluxObjects []prometheus.Collector
 	registry := &RegistryService{Config: cfg, Users: users, TLS: tlsFiles, Instrument: m.InstrumentRegistry}
 	pipelines := NewPipelineService(cfg, users)
-	pipelines.Ended = func(run *runner.Run) { m.RunEnded(run.Pipeline, string(run.Status), run.FinishedAt.Sub(run.StartedAt)) }
-	onPush := func(ev gitserver.Event) { m.Pushed(ev.Repo); pipelines.OnPush(ev) }
-	git := &GitService{Config: cfg, Users: users, OnPush: onPush, API: &API{Config: cfg, Users: users}, TLS: tlsFiles}
+	timeline := events.Open(TimelinePath(cfg), 0)
+	pipelines.Ended = func(run *runner.Run) {
+		m.RunEnded(run.Pipeline, run.Ref, run.Status, run.FinishedAt.Sub(run.StartedAt))
+		_ = timeline.Append(runEvent(run))
+	}
+	onPush := func(ev gitserver.Event) {
+		m.Pushed(ev.Repo)
+		_ = timeline.Append(pushEvent(ev))
+		pipelines.OnPush(ev)
+	}
+	git := &GitService{Config: cfg, Users: users, OnPush: onPush, API: &API{Config: cfg, Users: users}, TLS: tlsFiles,
+		FluxEvents: &FluxEvents{Config: cfg, Timeline: timeline}}
 	pipelines.GitURL = git.URL
 	services := []supervisor.Service{registry, git, pipelines}
 	var cl *cluster.Cluster
@@ -104,7 +114,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 				}
 				return fmt.Errorf("flux: %w", err)
 			}
-			svc.users, svc.cluster = users, c
+			svc.users, svc.cluster, svc.timeline = users, c, timeline
 			registry.OnPush = svc.heardPush
 			fluxSvc, images = svc, append(images, fluxImages...)
 		}

@@ -57,7 +57,11 @@ func TenantPreview(p *platform.Platform, team string) (flux.Tenant, error) {
 	if err != nil {
 		return flux.Tenant{}, err
 	}
-	return flux.Tenant{Team: team, ChartsURL: url, PlatformCA: true}, nil
+	events, err := p.FluxEventsURL(team)
+	if err != nil {
+		return flux.Tenant{}, err
+	}
+	return flux.Tenant{Team: team, ChartsURL: url, PlatformCA: true, EventsURL: events}, nil
 }
 
 // CreateTenant onboards a team: its user (pushes under TEAM/ in git and
@@ -106,15 +110,16 @@ func CreateTenant(ctx context.Context, p *platform.Platform, team string, repos 
 	if err := apply(ctx, p, progress); err != nil {
 		return nil, err
 	}
-	// Flux reads the team's charts with its read-only account; the Secret
-	// is made here, never committed.
+	// Flux reads the team's charts with its read-only account and signs
+	// its events with the team's key; the Secrets are made here, never
+	// committed.
 	for _, ns := range Namespaces(team) {
-		secret, err := platform.FluxReaderSecret(p.Config, flux.RegistrySecretName, ns)
+		secrets, err := platform.TenantFluxSecrets(p.Config, team, ns)
 		if err != nil {
 			return nil, err
 		}
-		if err := cluster.Apply(ctx, rc, secret); err != nil {
-			return nil, fmt.Errorf("giving Flux its registry credentials in %s: %w", ns, err)
+		if err := cluster.Apply(ctx, rc, secrets); err != nil {
+			return nil, fmt.Errorf("giving Flux its Secrets in %s: %w", ns, err)
 		}
 	}
 	return out, nil

@@ -273,7 +273,10 @@ spec:
 	waitVersion("0.2.0", 3*time.Minute)
 	noticed := time.Since(pushed)
 	serves("second")
-	if log := readFile(t, filepath.Join(e.home, "logs", "chart-pushes.log")); !strings.Contains(log, "dev1/charts/greeter:0.2.0 pushed by dev1: HelmChart dev1-staging/dev1-staging-greeter: asked Flux to reconcile") {
+	// dev1's namespace was made by hand, with no Receiver: the platform
+	// asked for the reconcile itself.
+	if log := readFile(t, filepath.Join(e.home, "logs", "chart-pushes.log")); !strings.Contains(log, "dev1/charts/greeter:0.2.0 pushed by dev1: ") ||
+		!strings.Contains(log, "HelmChart dev1-staging/dev1-staging-greeter: asked Flux to reconcile") {
 		t.Errorf("the platform did not ask Flux to look at the pushed chart; chart-pushes.log:\n%s", log)
 	}
 	pushed = pushChart("0.3.0", "third", false)
@@ -410,6 +413,13 @@ subjects: [{kind: ServiceAccount, name: dev3, namespace: dev3-staging}]
 	source := filepath.Join(fleet, "tenants", "base", "dev3", "source-charts.yaml")
 	gitCmd(t, fleet, "pull", "--quiet", "origin", "main")
 	writeFile(t, source, fmt.Sprintf("apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: charts\nspec:\n  insecure: true\n  interval: 10m0s\n  secretRef:\n    name: registry\n  type: oci\n  url: oci://10.244.0.1:%s/dev3/charts\n", regPort))
+	// Nor had it Flux's notifications.
+	for _, env := range []string{"staging", "prod"} {
+		overlay := filepath.Join(fleet, "tenants", env, "dev3")
+		gitCmd(t, overlay, "rm", "--quiet", "notifications.yaml")
+		k := filepath.Join(overlay, "kustomization.yaml")
+		writeFile(t, k, strings.Replace(readFile(t, k), "- notifications.yaml\n", "", 1))
+	}
 	gitCmd(t, fleet, "commit", "--quiet", "-am", "dev3's source as an older slipway wrote it")
 	gitCmd(t, fleet, "push", "--quiet", "origin", "HEAD:main")
 	e.mustKubectl("-n", "dev3-staging", "patch", "secret", "registry", "--type=json", `-p=[{"op":"remove","path":"/data/ca.crt"}]`)
@@ -428,6 +438,72 @@ subjects: [{kind: ServiceAccount, name: dev3, namespace: dev3-staging}]
 	e.mustRun("", "reconcile", "hr", "greeter", "-n", "dev3-staging", "--with-source", "--timeout", "3m")
 	e.mustRun("", "wait", "greeter", "--team", "dev3", "--env", "staging", "--version", "1.0.2", "--timeout", "3m")
 
+	// The restart gave dev3 its notifications back. A chart push now
+	// reaches Ready through dev3's Receiver alone: the platform calls it as
+	// ACR's webhook would, and no one asks Flux to reconcile.
+	gitCmd(t, fleet, "pull", "--quiet", "origin", "main")
+	if _, err := os.Stat(filepath.Join(fleet, "tenants", "staging", "dev3", "notifications.yaml")); err != nil {
+		t.Fatalf("the restart did not give dev3 its notifications back: %v", err)
+	}
+	eventually(t, "dev3's Receiver Ready", 2*time.Minute, func() error {
+		out, err := e.kubectl("-n", "dev3-staging", "get", "receiver", "chart-pushes", "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status} {.status.webhookPath}")
+		if err != nil || !strings.HasPrefix(out, "True /hook/") {
+			return fmt.Errorf("%v %s", err, out)
+		}
+		return nil
+	})
+	pushed = pushChartTo("dev3/charts", "1.0.3", "from dev3, by Receiver", false)
+	eventually(t, "dev3's greeter 1.0.3 Ready with no reconcile asked", 3*time.Minute, func() error {
+		o := hr("dev3-staging", "greeter")
+		if status, _, msg := o.condition("Ready"); o.Status.LastAttemptedRevision != "1.0.3" || status != "True" {
+			return fmt.Errorf("revision %q ready %q: %s", o.Status.LastAttemptedRevision, status, msg)
+		}
+		return nil
+	})
+	t.Logf("push-to-Ready through dev3's Receiver alone: %s", time.Since(pushed).Round(time.Millisecond))
+	if log := readFile(t, filepath.Join(e.home, "logs", "chart-pushes.log")); !strings.Contains(log, "dev3/charts/greeter:1.0.3 pushed by dev3: Receiver dev3-staging/chart-pushes called") ||
+		strings.Contains(log, "dev3/charts/greeter:1.0.3 pushed by dev3: Receiver dev3-staging/chart-pushes is not ready") {
+		t.Errorf("the platform did not go through dev3's Receiver; chart-pushes.log:\n%s", log)
+	}
+
+	// Flux's events reach the timeline, signed with each owner's key.
+	// The person logged in is dev3: it sees dev3's events and no other's.
+	type timelineEvent struct{ Source, Team, Namespace, Kind, Name, Reason, Message, Revision string }
+	readEvents := func(args ...string) []timelineEvent {
+		var list []timelineEvent
+		if err := json.Unmarshal([]byte(e.mustRun("", append([]string{"events", "-o", "json"}, args...)...).stdout), &list); err != nil {
+			t.Fatal(err)
+		}
+		return list
+	}
+	eventually(t, "Flux's event of dev3's upgrade to 1.0.3 on the timeline", time.Minute, func() error {
+		list := readEvents()
+		var upgraded, pushedChart bool
+		for _, ev := range list {
+			if ev.Team != "dev3" {
+				return fmt.Errorf("dev3 sees another's event: %+v", ev)
+			}
+			upgraded = upgraded || (ev.Source == "flux" && ev.Kind == "HelmRelease" && ev.Namespace == "dev3-staging" && strings.Contains(ev.Message, "1.0.3"))
+			pushedChart = pushedChart || (ev.Source == "registry" && ev.Revision == "1.0.3")
+		}
+		if !upgraded || !pushedChart {
+			return fmt.Errorf("upgrade event %v, chart push %v among %d events", upgraded, pushedChart, len(list))
+		}
+		return nil
+	})
+	if r := e.run("", "events", "--team", "dev1"); r.code == 0 || !strings.Contains(r.stderr, "only its own team") {
+		t.Fatalf("dev3 reading dev1's events: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	e.vars = append(e.vars, "SLIPWAY_REGISTRY_USERNAME=admin", "SLIPWAY_REGISTRY_PASSWORD="+strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password"))))
+	eventually(t, "the fleet's Kustomization events on ops's timeline", time.Minute, func() error {
+		for _, ev := range readEvents("--since", "30m") {
+			if ev.Source == "flux" && ev.Team == "" && ev.Namespace == "flux-system" && ev.Kind == "Kustomization" {
+				return nil
+			}
+		}
+		return fmt.Errorf("none yet")
+	})
+
 	// Flux's objects as Prometheus reads them, labelled as Flux's own
 	// dashboards expect.
 	admin := strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password")))
@@ -438,7 +514,7 @@ subjects: [{kind: ServiceAccount, name: dev3, namespace: dev3-staging}]
 		}
 	}
 	for _, want := range []string{`customresource_kind="HelmRelease"`, `customresource_group="helm.toolkit.fluxcd.io"`, `ready="True"`,
-		`suspended="false"`, `chart_version="1.0.2"`, `chart_name="greeter"`, `chart_source_name="charts"`, `reason="UpgradeSucceeded"`} {
+		`suspended="false"`, `chart_version="1.0.3"`, `chart_name="greeter"`, `chart_source_name="charts"`, `reason="UpgradeSucceeded"`} {
 		if !strings.Contains(series, want) {
 			t.Errorf("dev3's greeter in gotk_resource_info lacks %s: %q", want, series)
 		}
