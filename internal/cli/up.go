@@ -15,7 +15,7 @@ import (
 
 func newUpCmd(g *globals) *cobra.Command {
 	var registryAddr, gitAddr string
-	var anonymousPull, withCluster bool
+	var anonymousPull, withCluster, noMonitoring bool
 	var kubeconfig string
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -50,6 +50,10 @@ the rest are stopped and the failing one is named.`,
 			if cmd.Flags().Changed("cluster") {
 				cfg.Cluster.Enabled = &withCluster
 			}
+			if noMonitoring {
+				off := false
+				cfg.Monitoring.Enabled = &off
+			}
 			if kubeconfig != "" {
 				cfg.Cluster.Kubeconfig = kubeconfig
 			}
@@ -65,6 +69,7 @@ the rest are stopped and the failing one is named.`,
 	cmd.Flags().StringVar(&gitAddr, "git-addr", config.Default().Git.Addr, "address the git server listens on")
 	cmd.Flags().BoolVar(&anonymousPull, "anonymous-pull", false, "let clients without credentials pull")
 	cmd.Flags().BoolVar(&withCluster, "cluster", true, "start the local Kubernetes cluster too (needs root; default: on as root)")
+	cmd.Flags().BoolVar(&noMonitoring, "no-monitoring", false, "leave out Prometheus and Alertmanager")
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "merge the cluster's \"slipway\" context into this file (default: $KUBECONFIG or ~/.kube/config)")
 	return cmd
 }

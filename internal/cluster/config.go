@@ -56,7 +56,7 @@ func (c *Cluster) Prepare() error {
 	}
 	for _, k := range []struct{ name, cert string }{
 		{"admin", "admin"}, {"controller-manager", "controller-manager"}, {"scheduler", "scheduler"},
-		{"kube-proxy", "kube-proxy"}, {"kubelet", "kubelet"},
+		{"kube-proxy", "kube-proxy"}, {"kubelet", "kubelet"}, {"prometheus", "prometheus"},
 	} {
 		if err := c.writeKubeconfig(c.kubeconfig(k.name), k.cert); err != nil {
 			return err

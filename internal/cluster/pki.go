@@ -42,6 +42,9 @@ func (c *Cluster) ensurePKI() error {
 		{Name: "scheduler", CN: "system:kube-scheduler", Client: true},
 		{Name: "kube-proxy", CN: "system:kube-proxy", Client: true},
 		{Name: "kubelet", CN: "system:node:" + node, Orgs: []string{"system:nodes"}, Client: true},
+		// Prometheus reads the API server, the kubelet and cAdvisor as
+		// this user, bound to a role that may only read (MonitoringRBAC).
+		{Name: "prometheus", CN: PrometheusUser, Client: true},
 		{Name: "kubelet-serving", CN: node, Server: true, DNS: []string{node, "localhost"}, IPs: []net.IP{net.ParseIP(c.opts.NodeIP), net.ParseIP("127.0.0.1")}},
 	}
 	for _, s := range specs {

@@ -13,6 +13,8 @@
 package components
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"embed"
@@ -37,6 +39,8 @@ type Family struct {
 	Programs map[string]string
 	// LDFlags are passed to go build (version stamps).
 	LDFlags string
+	// Tags, when set, are passed to go build -tags.
+	Tags string
 	// Why is told to the user while a first build runs.
 	Why string
 	// Files are copied from the sources of the modules the family pins
@@ -190,7 +194,11 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 		}
 		goflags = "-mod=vendor"
 	}
-	args := append([]string{"build", "-trimpath", "-ldflags", fam.LDFlags, "-o", tmp + "/"}, pkgs...)
+	args := []string{"build", "-trimpath", "-ldflags", fam.LDFlags}
+	if fam.Tags != "" {
+		args = append(args, "-tags", fam.Tags)
+	}
+	args = append(append(args, "-o", tmp+"/"), pkgs...)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = buildDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS="+goflags)
@@ -292,6 +300,17 @@ func pinKey(files map[string][]byte, fam Family) (string, error) {
 		return "", errors.New("the Go toolchain (`go`) is needed to build the cluster's programs: install Go")
 	}
 	fmt.Fprintf(h, "%s\x00%s", fam.LDFlags, goVersion)
+	if fam.Tags != "" {
+		fmt.Fprintf(h, "\x00tags=%s", fam.Tags)
+	}
+	placeholders := make([]string, 0, len(fam.Placeholders))
+	for rel := range fam.Placeholders {
+		placeholders = append(placeholders, rel)
+	}
+	sort.Strings(placeholders)
+	for _, rel := range placeholders {
+		fmt.Fprintf(h, "\x00placeholder=%s\x00%d\x00%s", rel, len(fam.Placeholders[rel]), fam.Placeholders[rel])
+	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
@@ -304,6 +323,57 @@ var CoreDNS = Family{
 	Programs: map[string]string{"coredns": "github.com/coredns/coredns"},
 	LDFlags:  "-s -w",
 	Why:      "CoreDNS " + CoreDNSVersion + " is compiled from source once, then cached",
+}
+
+// PrometheusVersion and AlertmanagerVersion are the versions the pins in
+// components/prometheus and components/alertmanager name (Prometheus
+// 3.16.0 is published as module v0.316.0).
+const (
+	PrometheusVersion   = "v3.16.0"
+	AlertmanagerVersion = "v0.35.0"
+)
+
+// Prometheus is the platform's metrics store and rule evaluator. Of its
+// service discoveries only Kubernetes's is compiled in, which halves the
+// build; its web UI's assets are not in the module, and its HTTP API,
+// which Slipway reads, does not need them.
+var Prometheus = Family{
+	Dir:      "prometheus",
+	Programs: map[string]string{"prometheus": "github.com/prometheus/prometheus/cmd/prometheus"},
+	Tags:     "remove_all_sd,enable_kubernetes_sd",
+	LDFlags:  "-s -w -X github.com/prometheus/common/version.Version=" + strings.TrimPrefix(PrometheusVersion, "v"),
+	Why:      "Prometheus " + PrometheusVersion + " is compiled from source once, then cached",
+}
+
+// Alertmanager routes, groups, inhibits and silences the alerts. Its UI
+// package embeds files built with Elm and npm that the published module
+// lacks; no Elm compiler can be fetched here, so a page in their place
+// points at slipway alerts and Alertmanager's API, which is whole.
+var Alertmanager = Family{
+	Dir:      "alertmanager",
+	Programs: map[string]string{"alertmanager": "github.com/prometheus/alertmanager/cmd/alertmanager"},
+	LDFlags:  "-s -w -X github.com/prometheus/common/version.Version=" + strings.TrimPrefix(AlertmanagerVersion, "v"),
+	Why:      "Alertmanager " + AlertmanagerVersion + " is compiled from source once, then cached",
+	Placeholders: map[string]string{
+		// It serves HTML only compressed (index.html.gz).
+		"github.com/prometheus/alertmanager/ui/app/dist/elm/index.html.gz":     gzipped(alertmanagerUIPage),
+		"github.com/prometheus/alertmanager/ui/app/dist/mantine/index.html.gz": gzipped(alertmanagerUIPage),
+	},
+}
+
+const alertmanagerUIPage = `<!doctype html><title>Alertmanager</title>
+<p>This Alertmanager is built without its web UI. Use <code>slipway alerts</code> and
+<code>slipway silence</code>, or its API under <a href="api/v2/alerts">api/v2</a>.
+`
+
+// gzipped compresses a placeholder the same way every time (no name, no
+// time in the header), so it keys the cache the same way every time.
+func gzipped(s string) string {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	_, _ = w.Write([]byte(s))
+	_ = w.Close()
+	return b.String()
 }
 
 // FluxVersion is the Flux distribution the controllers below belong to.

@@ -37,6 +37,19 @@ type Config struct {
 	Pipelines Pipelines `json:"pipelines"`
 
 	TLS TLS `json:"tls"`
+
+	Monitoring Monitoring `json:"monitoring"`
+}
+
+// Monitoring configures Prometheus and Alertmanager, which `up` runs with
+// the cluster.
+type Monitoring struct {
+	// Enabled runs them. Unset means: whenever Flux runs.
+	Enabled *bool `json:"enabled,omitempty"`
+	// PrometheusAddr and AlertmanagerAddr are the loopback host:port
+	// each serves its API on.
+	PrometheusAddr   string `json:"prometheusAddr,omitempty"`
+	AlertmanagerAddr string `json:"alertmanagerAddr,omitempty"`
 }
 
 // TLS configures how the registry and the git server are served. Both
@@ -100,7 +113,8 @@ func Default() Config {
 			Addr:         "127.0.0.1:5000",
 			MinFreeBytes: 256 << 20,
 		},
-		Git: Git{Addr: "127.0.0.1:3000"},
+		Git:        Git{Addr: "127.0.0.1:3000"},
+		Monitoring: Monitoring{PrometheusAddr: "127.0.0.1:9090", AlertmanagerAddr: "127.0.0.1:9093"},
 	}
 }
 
@@ -187,6 +201,19 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		}
 		c.Cluster.Flux = &b
 	}
+	if v := getenv("SLIPWAY_MONITORING"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("SLIPWAY_MONITORING=%q: want true or false", v)
+		}
+		c.Monitoring.Enabled = &b
+	}
+	if v := getenv("SLIPWAY_PROMETHEUS_ADDR"); v != "" {
+		c.Monitoring.PrometheusAddr = v
+	}
+	if v := getenv("SLIPWAY_ALERTMANAGER_ADDR"); v != "" {
+		c.Monitoring.AlertmanagerAddr = v
+	}
 	if v := getenv("SLIPWAY_PLAIN_HTTP_ON_LOOPBACK"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -218,6 +245,12 @@ func (c Config) ClusterEnabled() bool {
 // FluxEnabled says whether `up` installs Flux (it needs the cluster).
 func (c Config) FluxEnabled() bool {
 	return c.ClusterEnabled() && (c.Cluster.Flux == nil || *c.Cluster.Flux)
+}
+
+// MonitoringEnabled says whether `up` runs Prometheus and Alertmanager
+// (they watch the cluster and Flux).
+func (c Config) MonitoringEnabled() bool {
+	return c.FluxEnabled() && (c.Monitoring.Enabled == nil || *c.Monitoring.Enabled)
 }
 
 // JobsInPods says whether pushed pipelines' jobs run in pods.

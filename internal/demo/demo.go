@@ -330,7 +330,87 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 			return finish(err)
 		}
 	}
+	if err := d.watchTheLine(ctx); err != nil {
+		return finish(err)
+	}
 	return finish(nil)
+}
+
+// watchTheLine has a team read its own timeline (Flux's events of its
+// releases among its pushes and runs) and ops read the line's alerts.
+func (d *Demo) watchTheLine(ctx context.Context) error {
+	a := apps[0]
+	if err := d.step(a.team, "reads its timeline: slipway events --since 30m", func() error {
+		out, err := d.slipwayAs(ctx, a.team, "events", "--since", "30m", "-o", "json")
+		if err != nil {
+			return err
+		}
+		var list []struct{ Source, Team, Namespace, Kind, Name, Reason, Message string }
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			return err
+		}
+		var lines []string
+		fluxSaw := false
+		for _, e := range list {
+			if e.Team != a.team {
+				return fmt.Errorf("%s's timeline shows another team's event: %+v", a.team, e)
+			}
+			fluxSaw = fluxSaw || (e.Source == "flux" && e.Kind == "HelmRelease" && e.Name == a.name)
+			lines = append(lines, fmt.Sprintf("%-8s %-14s %s", e.Source, e.Reason, e.Message))
+		}
+		if len(lines) > 8 {
+			lines = lines[len(lines)-8:]
+		}
+		fmt.Fprintln(d.Out, indent(strings.Join(lines, "\n")))
+		if !fluxSaw {
+			return fmt.Errorf("no event of Flux about %s on %s's timeline (%d events)", a.name, a.team, len(list))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return d.step("ops", "watches the line's alerts: slipway alerts", func() error {
+		out, err := d.slipway(ctx, "alerts", "-o", "json", "--recent", "0")
+		if err != nil {
+			if strings.Contains(err.Error(), "without monitoring") {
+				fmt.Fprintln(d.Out, indent("the platform runs without monitoring"))
+				return nil
+			}
+			return err
+		}
+		var res struct {
+			Alerts []struct {
+				Labels      map[string]string
+				Annotations map[string]string
+				Status      struct{ State string }
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			return err
+		}
+		var critical []string
+		for _, al := range res.Alerts {
+			fmt.Fprintln(d.Out, indent(fmt.Sprintf("%s %s %s: %s", al.Status.State, al.Labels["severity"], al.Labels["alertname"], al.Annotations["summary"])))
+			if al.Status.State == "active" && al.Labels["severity"] == "critical" && al.Labels["team"] != "" {
+				critical = append(critical, al.Labels["alertname"]+" "+al.Labels["namespace"])
+			}
+		}
+		if len(res.Alerts) == 0 {
+			fmt.Fprintln(d.Out, indent("no alerts fire"))
+		}
+		if len(critical) > 0 {
+			return fmt.Errorf("critical alerts fire for the teams' apps: %s", strings.Join(critical, ", "))
+		}
+		return nil
+	})
+}
+
+// slipwayAs runs the slipway command as a team's user.
+func (d *Demo) slipwayAs(ctx context.Context, team string, args ...string) (string, error) {
+	saved := d.Env
+	d.Env = append(append([]string{}, d.Env...), "SLIPWAY_REGISTRY_USERNAME="+team, "SLIPWAY_REGISTRY_PASSWORD="+d.password[team])
+	defer func() { d.Env = saved }()
+	return d.slipway(ctx, args...)
 }
 
 // ship pushes a new version of an app and follows its pipeline, noting

@@ -238,12 +238,7 @@ func ReaderSecret(name, namespace, user, password string, ca []byte) *corev1.Sec
 		// Flux's sources read the CA of an HTTPS server from ca.crt.
 		data["ca.crt"] = string(ca)
 	}
-	return &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
-		Type:       corev1.SecretTypeOpaque,
-		StringData: data,
-	}
+	return secret(name, namespace, data)
 }
 
 // withNamespace sets the namespace of objects a Kustomize overlay would

@@ -64,8 +64,18 @@ type API struct {
 }
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodGet && r.URL.Path == APIPath+"events" {
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == APIPath+"events":
 		a.readEvents(w, r)
+		return
+	case r.Method == http.MethodGet && r.URL.Path == APIPath+"alerts":
+		a.readAlerts(w, r)
+		return
+	case r.Method == http.MethodGet && r.URL.Path == APIPath+"metrics":
+		a.readAppMetrics(w, r)
+		return
+	case r.URL.Path == APIPath+"silences" || strings.HasPrefix(r.URL.Path, APIPath+"silences/"):
+		a.silences(w, r)
 		return
 	}
 	if r.Method == http.MethodPost {
@@ -81,7 +91,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusNotFound, apiError{"no such API: POST " + APIPath + "promotions, readiness or tests; GET " + APIPath + "events"})
+	writeJSON(w, http.StatusNotFound, apiError{"no such API: POST " + APIPath + "promotions, readiness, tests or silences; GET " + APIPath + "events, alerts, silences or metrics"})
 }
 
 // caller authenticates the request, reads its body into req, and checks
@@ -168,6 +178,18 @@ func (a *API) promote(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), promoteTimeout)
 	defer cancel()
+	// A critical alert of the app in the environment it leaves holds the
+	// promotion back: what is on fire is not promoted.
+	held, err := a.heldBy(ctx, req.Team, req.App, req.From)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{"checking the app's alerts before promoting: " + err.Error()})
+		return
+	}
+	if len(held) > 0 {
+		writeJSON(w, http.StatusConflict, apiError{fmt.Sprintf("%s is not promoted while a critical alert fires for it in %s: %s: %s (since %s; slipway alerts shows it, slipway silence can mute it)",
+			req.App, req.From, held[0].Labels["alertname"], alertText(held[0].Labels, held[0].Annotations), held[0].StartsAt.UTC().Format(time.RFC3339))})
+		return
+	}
 	res, err := promote(ctx, release.Promotion{Team: req.Team, App: req.App, From: req.From, To: req.To, Version: req.Version, By: on(user, req.For)})
 	if err != nil {
 		writeJSON(w, http.StatusConflict, apiError{err.Error()})

@@ -42,6 +42,9 @@ type GitService struct {
 	Metrics http.Handler
 	// FluxEvents, when set, takes Flux's signed events at FluxEventsPath.
 	FluxEvents http.Handler
+	// Alerts, when set, takes Alertmanager's notifications at
+	// AlertsWebhookPath.
+	Alerts http.Handler
 
 	url atomic.Pointer[string]
 }
@@ -107,10 +110,13 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 		mux.Handle("GET "+GoProxyPath, http.StripPrefix(strings.TrimSuffix(GoProxyPath, "/"), s.GoProxy))
 	}
 	if s.Metrics != nil {
-		mux.Handle("GET /metrics", adminOnly(s.Users, s.Metrics))
+		mux.Handle("GET /metrics", metricsReaders(s.Users, s.Metrics))
 	}
 	if s.FluxEvents != nil {
 		mux.Handle("POST "+FluxEventsPath, s.FluxEvents)
+	}
+	if s.Alerts != nil {
+		mux.Handle("POST "+AlertsWebhookPath, s.Alerts)
 	}
 	mux.Handle("/", srv)
 	errLog, err := os.OpenFile(filepath.Join(s.Config.LogDir(), "git.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -155,16 +161,17 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 	return nil
 }
 
-// adminOnly serves h to the platform's admins, who authenticate with
-// Basic auth (what Prometheus's basic_auth sends); it names the pipelines
-// and repositories of every team, so no team may read it.
-func adminOnly(users *auth.Store, h http.Handler) http.Handler {
+// metricsReaders serves h to the platform's admins and its Prometheus,
+// who authenticate with Basic auth (what Prometheus's basic_auth sends);
+// it names the pipelines and repositories of every team, so no team may
+// read it.
+func metricsReaders(users *auth.Store, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, status, err := users.RequestUser(w, r, "slipway")
 		switch {
 		case err != nil:
 			http.Error(w, auth.Refusal(err, "log in as an admin"), status)
-		case !user.Admin:
+		case !user.Admin && user.Name != prometheusUser:
 			http.Error(w, fmt.Sprintf("user %q is not an admin: the platform's metrics are for ops", user.Name), http.StatusForbidden)
 		default:
 			h.ServeHTTP(w, r)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/build"
@@ -68,13 +69,17 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		m.RunEnded(run.Pipeline, run.Ref, run.Status, run.FinishedAt.Sub(run.StartedAt))
 		_ = timeline.Append(runEvent(run))
 	}
+	var monitor *monitoringService
 	onPush := func(ev gitserver.Event) {
 		m.Pushed(ev.Repo)
 		_ = timeline.Append(pushEvent(ev))
+		if ev.Repo == FleetRepo && monitor != nil {
+			monitor.FleetPushed() // the alert rules may have changed
+		}
 		pipelines.OnPush(ev)
 	}
 	git := &GitService{Config: cfg, Users: users, OnPush: onPush, API: &API{Config: cfg, Users: users}, TLS: tlsFiles,
-		FluxEvents: &FluxEvents{Config: cfg, Timeline: timeline}}
+		FluxEvents: &FluxEvents{Config: cfg, Timeline: timeline}, Alerts: &AlertsWebhook{Config: cfg, Timeline: timeline}}
 	pipelines.GitURL = git.URL
 	services := []supervisor.Service{registry, git, pipelines}
 	var cl *cluster.Cluster
@@ -148,6 +153,26 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		services = append(services, c.Services()...)
 		if fluxSvc != nil {
 			services = append(services, fluxSvc)
+		}
+		// Kubernetes's pods and the certificates, under the names alert
+		// rules expect.
+		fluxObjects = append(fluxObjects, &metrics.Pods{Connect: func() (kubernetes.Interface, error) {
+			rc, err := cluster.RESTConfig(c.Options().AdminKubeconfig())
+			if err != nil {
+				return nil, err
+			}
+			return kubernetes.NewForConfig(rc)
+		}}, &metrics.Certificates{Files: certificateFiles(cfg, c)})
+		if cfg.MonitoringEnabled() && len(git.AlsoAddrs) > 0 {
+			svc, monServices, err := prepareMonitoring(ctx, cfg, users, c, git.AlsoAddrs[0], timeline, progress)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("monitoring: %w", err)
+			}
+			monitor = svc
+			services = append(services, monServices...)
 		}
 		fmt.Fprintf(progress, "prepared the cluster's programs, images and configuration in %s\n", time.Since(prepStart).Round(time.Millisecond))
 	}

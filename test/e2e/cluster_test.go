@@ -27,6 +27,9 @@ func clusterEnv(t testing.TB) *env {
 	e.vars = append(e.vars,
 		"SLIPWAY_CLUSTER=true",
 		"KUBECONFIG="+filepath.Join(e.home, "kubeconfig"),
+		// Monitoring runs whenever Flux does; on addresses of the test's own.
+		"SLIPWAY_PROMETHEUS_ADDR="+freeAddr(t),
+		"SLIPWAY_ALERTMANAGER_ADDR="+freeAddr(t),
 	)
 	return e
 }

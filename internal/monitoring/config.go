@@ -1,0 +1,184 @@
+// Package monitoring is the platform's metrics and alerting: the
+// configuration of the real Prometheus and Alertmanager that `slipway up`
+// runs beside the cluster, the alert rules the fleet repository ships, and
+// reading the two servers' APIs (alerts, silences, queries).
+//
+// Prometheus finds what to scrape with its Kubernetes service discovery:
+// the API server, the kubelet and cAdvisor, Flux's controllers, and every
+// tenant pod with a container port named "metrics"; and scrapes the
+// platform's own /metrics (pushes, runs, registry requests, Flux's objects
+// and pods as gotk_resource_info and kube_pod_* series). Its rules come
+// from the fleet (monitoring/rules/*.yaml), so ops changes them by commit.
+// Alertmanager sends every alert to the platform, which files it by its
+// team label: a team sees its own namespaces' alerts, ops sees all.
+package monitoring
+
+import (
+	"fmt"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// ClusterAccess is how Prometheus reads the cluster (see
+// cluster.PrometheusAccess).
+type ClusterAccess struct {
+	Kubeconfig, CA, Cert, Key string
+}
+
+// PrometheusOptions say what Prometheus scrapes and where it sends alerts.
+type PrometheusOptions struct {
+	// Self and Alertmanager are host:port of the two servers.
+	Self, Alertmanager string
+	// Platform is host:port of the platform's /metrics (HTTPS), trusted
+	// with PlatformCA and read as PlatformUser with the password in
+	// PlatformPasswordFile.
+	Platform, PlatformCA, PlatformUser, PlatformPasswordFile string
+	// Cluster, when set, adds the cluster's targets.
+	Cluster *ClusterAccess
+	// RulesDir holds the rule files (*.yaml).
+	RulesDir string
+	// ScrapeInterval is how often each target is read (and rules
+	// evaluated).
+	ScrapeInterval time.Duration
+	// Retention is how long samples are kept.
+	Retention time.Duration
+}
+
+type m = map[string]any
+
+// PrometheusConfig renders prometheus.yml.
+func PrometheusConfig(o PrometheusOptions) []byte {
+	interval := promDuration(o.ScrapeInterval)
+	scrapes := []any{
+		m{"job_name": "prometheus", "static_configs": []any{m{"targets": []string{o.Self}}}},
+		m{"job_name": "alertmanager", "static_configs": []any{m{"targets": []string{o.Alertmanager}}}},
+		m{"job_name": "slipway", "scheme": "https",
+			"tls_config": m{"ca_file": o.PlatformCA},
+			"basic_auth": m{"username": o.PlatformUser, "password_file": o.PlatformPasswordFile},
+			// gotk_resource_info names the object's namespace
+			// exported_namespace, as Flux's dashboards expect; keep the
+			// labels the platform sets.
+			"honor_labels":   true,
+			"static_configs": []any{m{"targets": []string{o.Platform}}}},
+	}
+	if c := o.Cluster; c != nil {
+		clusterTLS := m{"ca_file": c.CA, "cert_file": c.Cert, "key_file": c.Key}
+		sd := func(role string, namespaces ...string) []any {
+			cfg := m{"role": role, "kubeconfig_file": c.Kubeconfig}
+			if len(namespaces) > 0 {
+				cfg["namespaces"] = m{"names": namespaces}
+			}
+			return []any{cfg}
+		}
+		nodeLabels := []any{
+			m{"source_labels": []string{"__meta_kubernetes_node_name"}, "target_label": "node"},
+		}
+		scrapes = append(scrapes,
+			m{"job_name": "apiserver", "scheme": "https", "tls_config": clusterTLS,
+				"kubernetes_sd_configs": sd("endpoints", "default"),
+				"relabel_configs": []any{m{"action": "keep",
+					"source_labels": []string{"__meta_kubernetes_service_name", "__meta_kubernetes_endpoint_port_name"},
+					"regex":         "kubernetes;https"}}},
+			m{"job_name": "kubelet", "scheme": "https", "tls_config": clusterTLS,
+				"kubernetes_sd_configs": sd("node"), "relabel_configs": nodeLabels},
+			m{"job_name": "cadvisor", "scheme": "https", "tls_config": clusterTLS, "metrics_path": "/metrics/cadvisor",
+				"kubernetes_sd_configs": sd("node"), "relabel_configs": nodeLabels},
+			m{"job_name": "flux-system", "kubernetes_sd_configs": sd("pod", "flux-system"),
+				"relabel_configs": append([]any{
+					m{"action": "keep", "source_labels": []string{"__meta_kubernetes_pod_container_port_name"}, "regex": "http-prom"},
+				}, podLabels...)},
+			// A tenant's pod is scraped when a container declares a port
+			// named "metrics"; its team and environment come from the
+			// namespace (TEAM-ENV).
+			m{"job_name": "tenant-pods", "kubernetes_sd_configs": sd("pod"),
+				"relabel_configs": append([]any{
+					m{"action": "keep", "source_labels": []string{"__meta_kubernetes_pod_container_port_name"}, "regex": "metrics"},
+					m{"action": "drop", "source_labels": []string{"__meta_kubernetes_pod_phase"}, "regex": "Succeeded|Failed"},
+					m{"source_labels": []string{"__meta_kubernetes_namespace"}, "regex": "(.+)-(staging|prod)", "target_label": "team", "replacement": "$1"},
+					m{"source_labels": []string{"__meta_kubernetes_namespace"}, "regex": "(.+)-(staging|prod)", "target_label": "env", "replacement": "$2"},
+					m{"source_labels": []string{"__meta_kubernetes_pod_label_app_kubernetes_io_name"}, "target_label": "app"},
+				}, podLabels...)},
+		)
+	}
+	cfg := m{
+		"global": m{
+			"scrape_interval": interval, "evaluation_interval": interval,
+			"external_labels": m{"platform": "slipway"},
+		},
+		"rule_files":     []string{o.RulesDir + "/*.yaml"},
+		"alerting":       m{"alertmanagers": []any{m{"static_configs": []any{m{"targets": []string{o.Alertmanager}}}}}},
+		"scrape_configs": scrapes,
+		"storage":        m{"tsdb": m{"retention": m{"time": promDuration(o.Retention)}}},
+	}
+	return mustYAML(cfg)
+}
+
+// podLabels name a pod's target by namespace, pod and container.
+var podLabels = []any{
+	m{"source_labels": []string{"__meta_kubernetes_namespace"}, "target_label": "namespace"},
+	m{"source_labels": []string{"__meta_kubernetes_pod_name"}, "target_label": "pod"},
+	m{"source_labels": []string{"__meta_kubernetes_pod_container_name"}, "target_label": "container"},
+}
+
+// AlertmanagerOptions say where alerts go.
+type AlertmanagerOptions struct {
+	// WebhookURL is the platform's receiver, trusted with CA and called
+	// with the bearer token in TokenFile.
+	WebhookURL, CA, TokenFile string
+	// GroupWait is how long the first alert of a group waits for others.
+	GroupWait time.Duration
+}
+
+// AlertmanagerConfig renders alertmanager.yml: every alert goes to the
+// platform, grouped by team, alert and namespace; a release that is not
+// Ready silences the warnings of its namespace (the symptoms: crash
+// loops, targets down), so the person on call sees the cause first.
+func AlertmanagerConfig(o AlertmanagerOptions) []byte {
+	cfg := m{
+		"route": m{
+			"receiver":        "platform",
+			"group_by":        []string{"team", "alertname", "namespace"},
+			"group_wait":      promDuration(o.GroupWait),
+			"group_interval":  "1m",
+			"repeat_interval": "4h",
+		},
+		"receivers": []any{m{"name": "platform", "webhook_configs": []any{m{
+			"url":           o.WebhookURL,
+			"send_resolved": true,
+			"http_config": m{
+				"authorization": m{"credentials_file": o.TokenFile},
+				"tls_config":    m{"ca_file": o.CA},
+			},
+		}}}},
+		"inhibit_rules": []any{m{
+			"source_matchers": []string{`alertname="SlipwayReleaseNotReady"`},
+			"target_matchers": []string{`severity="warning"`},
+			"equal":           []string{"namespace"},
+		}},
+	}
+	return mustYAML(cfg)
+}
+
+// promDuration writes a duration the way Prometheus reads one.
+func promDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "15s"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	case d%time.Second == 0:
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return fmt.Sprintf("%dms", d/time.Millisecond)
+}
+
+func mustYAML(v any) []byte {
+	data, err := yaml.Marshal(v)
+	if err != nil {
+		panic(err) // maps of strings, lists and maps always marshal
+	}
+	return data
+}

@@ -1,0 +1,325 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/cluster"
+	"github.com/slipway-dev/slipway/internal/components"
+	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/events"
+	"github.com/slipway-dev/slipway/internal/fsutil"
+	"github.com/slipway-dev/slipway/internal/gitrepo"
+	"github.com/slipway-dev/slipway/internal/monitoring"
+	"github.com/slipway-dev/slipway/internal/supervisor"
+	"github.com/slipway-dev/slipway/internal/trust"
+)
+
+// prometheusUser is the platform account Prometheus reads /metrics with.
+const prometheusUser = "prometheus"
+
+// AlertsWebhookPath is where Alertmanager sends alerts to the platform.
+const AlertsWebhookPath = APIPath + "alerts/webhook"
+
+// monitoringDir holds Prometheus's and Alertmanager's configuration,
+// data and the platform's copy of the fleet's rules.
+func monitoringDir(cfg config.Config) string { return filepath.Join(cfg.Home, "monitoring") }
+
+// alertsTokenFile is the bearer token Alertmanager calls the platform with.
+func alertsTokenFile(cfg config.Config) string {
+	return filepath.Join(monitoringDir(cfg), "secrets", "alerts-token")
+}
+
+// monitoringService syncs the fleet's alert rules into Prometheus: once
+// at start, then after every push to the fleet. Prometheus and
+// Alertmanager themselves are supervised processes beside it.
+type monitoringService struct {
+	cfg        config.Config
+	prometheus string // host:port
+	// adminKubeconfig applies the cluster role Prometheus reads with.
+	adminKubeconfig string
+	timeline        *events.Log
+	// fleetPushed hears of pushes to the fleet repository.
+	fleetPushed chan struct{}
+}
+
+func (s *monitoringService) Name() string { return "alert-rules" }
+
+// FleetPushed tells the service the fleet changed; it never blocks.
+func (s *monitoringService) FleetPushed() {
+	select {
+	case s.fleetPushed <- struct{}{}:
+	default: // a sync is due already
+	}
+}
+
+// It starts before Prometheus, so that Prometheus's first look at the
+// cluster is allowed, and syncs the rules once Prometheus is ready.
+func (s *monitoringService) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
+	rc, err := cluster.RESTConfig(s.adminKubeconfig)
+	if err != nil {
+		return err
+	}
+	if err := cluster.Apply(ctx, rc, []byte(cluster.MonitoringRBAC)); err != nil {
+		return fmt.Errorf("letting Prometheus read the cluster: %w", err)
+	}
+	ready(supervisor.Endpoint{URL: "http://" + s.prometheus + "/api/v1/rules"})
+	for {
+		err := supervisor.CheckHTTP(ctx, http.DefaultClient, "http://"+s.prometheus+"/-/ready")
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	if remote, err := fleetRemote(s.cfg); err == nil {
+		if err := seedRules(ctx, remote); err != nil && ctx.Err() == nil {
+			s.say("error", "RulesRefused", "adding the default alert rules to the fleet: "+err.Error())
+		}
+	}
+	if err := s.sync(ctx); err != nil && ctx.Err() == nil {
+		s.say("error", "RulesRefused", err.Error())
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.fleetPushed:
+		}
+		if err := s.sync(ctx); err != nil && ctx.Err() == nil {
+			s.say("error", "RulesRefused", err.Error())
+		}
+	}
+}
+
+func (s *monitoringService) say(severity, reason, msg string) {
+	if s.timeline != nil {
+		_ = s.timeline.Append(events.Event{Source: events.SourceAlert, Kind: "Rules", Name: monitoring.RulesDir, Severity: severity, Reason: reason, Message: msg})
+	}
+}
+
+// sync copies the fleet's rule files to Prometheus's rule directory and
+// reloads it. Prometheus checks them: when it refuses them, the rules it
+// had are put back (and loaded again), so a broken commit loses nothing.
+func (s *monitoringService) sync(ctx context.Context) error {
+	remote, err := fleetRemote(s.cfg)
+	if err != nil {
+		return err
+	}
+	var files map[string][]byte
+	if err := remote.Read(ctx, func(dir string) error {
+		files, err = monitoring.RuleFiles(dir)
+		return err
+	}); err != nil {
+		return fmt.Errorf("reading the fleet's alert rules: %w", err)
+	}
+	head, _ := remote.Head(ctx)
+	dir := filepath.Join(monitoringDir(s.cfg), "rules")
+	before, err := monitoring.ReadRuleDir(dir)
+	if err != nil {
+		return err
+	}
+	changed, err := monitoring.WriteRules(dir, files)
+	if err != nil || !changed {
+		return err
+	}
+	if err := reloadPrometheus(ctx, s.prometheus); err != nil {
+		// Prometheus answers a reload with its configuration file's name;
+		// the rule's own error is in its log.
+		if why := ruleLoadError(filepath.Join(s.cfg.LogDir(), "monitoring", "prometheus.log"), dir); why != "" {
+			err = errors.New(why)
+		}
+		if _, rerr := monitoring.WriteRules(dir, before); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		_ = reloadPrometheus(ctx, s.prometheus)
+		return fmt.Errorf("Prometheus refused the alert rules of fleet commit %.12s, and keeps the ones it had: %w", head, err)
+	}
+	s.say("info", "RulesLoaded", fmt.Sprintf("Prometheus loaded the alert rules of fleet commit %.12s (%d files)", head, len(files)))
+	return nil
+}
+
+// reloadPrometheus asks Prometheus to read its configuration and rules
+// again; it answers with the reason when it cannot.
+func reloadPrometheus(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/-/reload", nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	if res.StatusCode != http.StatusOK {
+		return errors.New(strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+// prepareMonitoring builds (or takes from the cache) Prometheus and
+// Alertmanager, writes their configuration, and returns the services that
+// run them and keep their rules.
+func prepareMonitoring(ctx context.Context, cfg config.Config, users *auth.Store, cl *cluster.Cluster, gitAddr string, timeline *events.Log, progress io.Writer) (*monitoringService, []supervisor.Service, error) {
+	copts := components.Options{CacheDir: cfg.CacheDir(), Progress: progress}
+	prom, err := components.Ensure(ctx, components.Prometheus, copts)
+	if err != nil {
+		return nil, nil, err
+	}
+	am, err := components.Ensure(ctx, components.Alertmanager, copts)
+	if err != nil {
+		return nil, nil, err
+	}
+	dir := monitoringDir(cfg)
+	for _, d := range []string{"prometheus", "alertmanager", "rules", "secrets"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return nil, nil, err
+		}
+	}
+	password, err := accountPassword(users, prometheusUser, filepath.Join(cfg.ClusterDir(), "prometheus-password"), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	passwordFile := filepath.Join(dir, "secrets", "scrape-password")
+	if err := fsutil.WriteFileAtomic(passwordFile, []byte(password), 0o600); err != nil {
+		return nil, nil, err
+	}
+	token, err := notifyKey(cfg, "alerts", "")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := fsutil.WriteFileAtomic(alertsTokenFile(cfg), []byte(token), 0o600); err != nil {
+		return nil, nil, err
+	}
+	ca := trust.Files{Dir: cfg.TLSDir()}.CA()
+	access := cl.PrometheusAccess()
+	promAddr, amAddr := cfg.Monitoring.PrometheusAddr, cfg.Monitoring.AlertmanagerAddr
+	promConfig := monitoring.PrometheusConfig(monitoring.PrometheusOptions{
+		Self: promAddr, Alertmanager: amAddr,
+		Platform: gitAddr, PlatformCA: ca, PlatformUser: prometheusUser, PlatformPasswordFile: passwordFile,
+		Cluster:  &monitoring.ClusterAccess{Kubeconfig: access.Kubeconfig, CA: access.CA, Cert: access.Cert, Key: access.Key},
+		RulesDir: filepath.Join(dir, "rules"), ScrapeInterval: 10 * time.Second, Retention: 48 * time.Hour,
+	})
+	amConfig := monitoring.AlertmanagerConfig(monitoring.AlertmanagerOptions{
+		WebhookURL: "https://" + gitAddr + AlertsWebhookPath, CA: ca, TokenFile: alertsTokenFile(cfg), GroupWait: 5 * time.Second,
+	})
+	for name, data := range map[string][]byte{"prometheus.yml": promConfig, "alertmanager.yml": amConfig} {
+		if err := fsutil.WriteFileAtomic(filepath.Join(dir, name), data, 0o644); err != nil {
+			return nil, nil, err
+		}
+	}
+	logs := filepath.Join(cfg.LogDir(), "monitoring")
+	ready := func(addr string) func(context.Context) error {
+		return func(ctx context.Context) error {
+			return supervisor.CheckHTTP(ctx, http.DefaultClient, "http://"+addr+"/-/ready")
+		}
+	}
+	svc := &monitoringService{cfg: cfg, prometheus: promAddr, adminKubeconfig: cl.Options().AdminKubeconfig(), timeline: timeline, fleetPushed: make(chan struct{}, 1)}
+	return svc, []supervisor.Service{
+		svc,
+		&supervisor.Process{
+			ServiceName: "alertmanager", Path: am["alertmanager"],
+			Args: []string{
+				"--config.file=" + filepath.Join(dir, "alertmanager.yml"),
+				"--storage.path=" + filepath.Join(dir, "alertmanager"),
+				"--web.listen-address=" + amAddr,
+				"--cluster.listen-address=", // one instance: no gossip port
+			},
+			LogFile: filepath.Join(logs, "alertmanager.log"), Ready: ready(amAddr),
+			Endpoint: supervisor.Endpoint{URL: "http://" + amAddr, Health: "http://" + amAddr + "/-/healthy"},
+		},
+		&supervisor.Process{
+			ServiceName: "prometheus", Path: prom["prometheus"],
+			Args: []string{
+				"--config.file=" + filepath.Join(dir, "prometheus.yml"),
+				"--storage.tsdb.path=" + filepath.Join(dir, "prometheus"),
+				"--web.listen-address=" + promAddr,
+				"--web.enable-lifecycle",
+			},
+			LogFile: filepath.Join(logs, "prometheus.log"), Ready: ready(promAddr),
+			Endpoint: supervisor.Endpoint{URL: "http://" + promAddr, Health: "http://" + promAddr + "/-/healthy",
+				Notes: []string{"slipway alerts; slipway silence; Prometheus's API at http://" + promAddr + "/api/v1/"}},
+		},
+	}, nil
+}
+
+// seedRules puts the default alert rules into a fleet that has none.
+func seedRules(ctx context.Context, remote gitrepo.Remote) error {
+	_, err := remote.Change(ctx, gitrepo.Platform, "monitoring: the line's default alert rules", func(dir string) error {
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(monitoring.RulesDir))); err == nil {
+			return nil // ops keeps its own
+		}
+		return writeFile(dir, monitoring.DefaultRulesFile, monitoring.DefaultRules())
+	})
+	if errors.Is(err, gitrepo.ErrNoChange) {
+		return nil
+	}
+	return err
+}
+
+func writeFile(dir, rel string, data []byte) error {
+	p := filepath.Join(dir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, data, 0o644)
+}
+
+// certificateFiles are the certificates whose expiry the platform
+// exports: its own CA and serving certificate, and the cluster's CA, API
+// server and kubelet serving certificates.
+func certificateFiles(cfg config.Config, c *cluster.Cluster) map[string]string {
+	files := trust.Files{Dir: cfg.TLSDir()}
+	out := map[string]string{"platform-ca": files.CA(), "platform-serving": files.Cert()}
+	for name, path := range c.CertificateFiles() {
+		out["cluster-"+name] = path
+	}
+	return out
+}
+
+// ruleLoadError is the reason Prometheus last gave, in its log, for not
+// loading a rule file, with the file named as the fleet names it.
+func ruleLoadError(logFile, rulesDir string) string {
+	f, err := os.Open(logFile)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const tail = 64 << 10
+	if fi, err := f.Stat(); err == nil && fi.Size() > tail {
+		_, _ = f.Seek(fi.Size()-tail, io.SeekStart)
+	}
+	data, _ := io.ReadAll(f)
+	lines := strings.Split(string(data), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		line := lines[i]
+		if !strings.Contains(line, `msg="loading groups failed"`) {
+			continue
+		}
+		_, quoted, ok := strings.Cut(line, " err=")
+		if !ok {
+			return ""
+		}
+		why, err := strconv.Unquote(quoted)
+		if err != nil {
+			why = quoted
+		}
+		return strings.ReplaceAll(why, rulesDir+"/", monitoring.RulesDir+"/")
+	}
+	return ""
+}
