@@ -87,6 +87,19 @@ func TestMonitoring(t *testing.T) {
 		return nil
 	})
 
+	// Prometheus's cluster user reads and scrapes, and may change nothing.
+	asProm := "--as=slipway:prometheus"
+	for _, read := range [][]string{{"list", "pods", "-A"}, {"watch", "endpoints", "-A"}, {"get", "nodes/metrics"}, {"get", "/metrics"}} {
+		if got := e.canI(append(read, asProm)...); got != "yes" {
+			t.Errorf("Prometheus may not %v: %s", read, got)
+		}
+	}
+	for _, write := range [][]string{{"create", "pods", "-n", "dev1-staging"}, {"get", "secrets", "-A"}, {"delete", "nodes"}, {"create", "nodes/proxy"}, {"patch", "helmreleases.helm.toolkit.fluxcd.io", "-A"}} {
+		if got := e.canI(append(write, asProm)...); got != "no" {
+			t.Errorf("Prometheus may %v: %s", write, got)
+		}
+	}
+
 	// The fleet's default rules are loaded.
 	type rules struct {
 		Data struct {
@@ -379,7 +392,7 @@ spec:
 	e.mustKubectl("-n", "dev2-prod", "delete", "helmrelease", "ghost")
 	e.mustKubectl("-n", "dev1-staging", "delete", "helmrelease", "ghost")
 	e.mustKubectl("-n", "dev1-staging", "delete", "pod", "silent-0", "--wait=false")
-	eventually(t, "the release and target alerts resolved", 3*time.Minute, func() error {
+	eventually(t, "the release and target alerts resolved", 5*time.Minute, func() error {
 		list := alerts(ops)
 		for _, a := range list {
 			switch {
