@@ -212,7 +212,7 @@ func prepareMonitoring(ctx context.Context, cfg config.Config, users *auth.Store
 	promConfig := monitoring.PrometheusConfig(monitoring.PrometheusOptions{
 		Self: promAddr, Alertmanager: amAddr,
 		Platform: gitAddr, PlatformCA: ca, PlatformUser: prometheusUser, PlatformPasswordFile: passwordFile,
-		Cluster:  &monitoring.ClusterAccess{Kubeconfig: access.Kubeconfig, CA: access.CA, Cert: access.Cert, Key: access.Key},
+		Cluster: &monitoring.ClusterAccess{Kubeconfig: access.Kubeconfig, CA: access.CA, Cert: access.Cert, Key: access.Key},
 		// Every 30 s: enough for alerts counted in minutes, and light on
 		// a two-core machine that also builds and runs the line.
 		RulesDir: filepath.Join(dir, "rules"), ScrapeInterval: 30 * time.Second, Retention: 48 * time.Hour,
