@@ -86,10 +86,19 @@ func alertText(labels, annotations map[string]string) string {
 	return labels["alertname"]
 }
 
-// alertmanager is the platform's Alertmanager, when it runs one.
+// alertmanager is the platform's Alertmanager, when it runs one; else it
+// answers that it does not.
 func (a *API) alertmanager(w http.ResponseWriter) (monitoring.Alertmanager, bool) {
-	if !a.Config.MonitoringEnabled() || a.Config.Monitoring.AlertmanagerAddr == "" {
+	am, ok := a.runningAlertmanager()
+	if !ok {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{"the platform runs without monitoring (slipway up --no-monitoring)"})
+	}
+	return am, ok
+}
+
+// runningAlertmanager is the platform's Alertmanager and whether it runs.
+func (a *API) runningAlertmanager() (monitoring.Alertmanager, bool) {
+	if !a.Config.MonitoringEnabled() || a.Config.Monitoring.AlertmanagerAddr == "" {
 		return monitoring.Alertmanager{}, false
 	}
 	return monitoring.Alertmanager{URL: "http://" + a.Config.Monitoring.AlertmanagerAddr}, true
@@ -116,11 +125,8 @@ func (a *API) readUser(w http.ResponseWriter, r *http.Request, team string) (*au
 		}
 		return user, nil, true
 	}
-	own := ""
-	if len(user.Push) == 1 {
-		own = strings.TrimSuffix(user.Push[0], "/")
-	}
-	if flux.ValidTeam(own) != nil || (team != "" && team != own) {
+	own := ownTeam(user)
+	if own == "" || (team != "" && team != own) {
 		writeJSON(w, http.StatusForbidden, apiError{fmt.Sprintf("user %s sees only its own team's", user.Name)})
 		return nil, nil, false
 	}
@@ -282,10 +288,10 @@ func silencesOnly(matchers []monitoring.Matcher, team string) bool {
 // from an environment: firing (not silenced or inhibited) for the app in
 // that team's namespace. No Alertmanager means nothing holds it.
 func (a *API) heldBy(ctx context.Context, team, app, env string) ([]monitoring.Alert, error) {
-	if !a.Config.MonitoringEnabled() || a.Config.Monitoring.AlertmanagerAddr == "" {
+	am, ok := a.runningAlertmanager()
+	if !ok {
 		return nil, nil
 	}
-	am := monitoring.Alertmanager{URL: "http://" + a.Config.Monitoring.AlertmanagerAddr}
 	namespace := fmt.Sprintf("namespace=%q", flux.TenantNamespace(team, env))
 	if team == "" { // ops named no team: the app's release in any team's env
 		namespace = fmt.Sprintf("namespace=~%q", ".+-"+env)

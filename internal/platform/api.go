@@ -115,11 +115,10 @@ func (a *API) caller(w http.ResponseWriter, r *http.Request, req any, team *stri
 	}
 	if *team == "" && !user.Admin {
 		// A team's user means its own team.
-		if len(user.Push) != 1 || flux.ValidTeam(strings.TrimSuffix(user.Push[0], "/")) != nil {
+		if *team = ownTeam(user); *team == "" {
 			writeJSON(w, http.StatusBadRequest, apiError{"say which team's app with --team"})
 			return nil, false
 		}
-		*team = strings.TrimSuffix(user.Push[0], "/")
 	}
 	if *team != "" {
 		if err := flux.ValidTeam(*team); err != nil {
@@ -132,6 +131,19 @@ func (a *API) caller(w http.ResponseWriter, r *http.Request, req any, team *stri
 		return nil, false
 	}
 	return user, true
+}
+
+// ownTeam is the team a team's user belongs to (its one push prefix),
+// "" for any other user.
+func ownTeam(user *auth.User) string {
+	if len(user.Push) != 1 {
+		return ""
+	}
+	team := strings.TrimSuffix(user.Push[0], "/")
+	if flux.ValidTeam(team) != nil {
+		return ""
+	}
+	return team
 }
 
 // releaseCaller is caller for a request about one release in one

@@ -266,20 +266,16 @@ func seedRules(ctx context.Context, remote gitrepo.Remote) error {
 		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(monitoring.RulesDir))); err == nil {
 			return nil // ops keeps its own
 		}
-		return writeFile(dir, monitoring.DefaultRulesFile, monitoring.DefaultRules())
+		path := filepath.Join(dir, filepath.FromSlash(monitoring.DefaultRulesFile))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(path, monitoring.DefaultRules(), 0o644)
 	})
 	if errors.Is(err, gitrepo.ErrNoChange) {
 		return nil
 	}
 	return err
-}
-
-func writeFile(dir, rel string, data []byte) error {
-	p := filepath.Join(dir, filepath.FromSlash(rel))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(p, data, 0o644)
 }
 
 // certificateFiles are the certificates whose expiry the platform

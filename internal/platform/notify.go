@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/ci/runner"
 	"github.com/slipway-dev/slipway/internal/config"
@@ -87,7 +89,7 @@ func TenantFluxSecrets(cfg config.Config, team, namespace string) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	eventsKey, err := notifyKey(cfg, "events", team)
+	events, err := eventsSecret(cfg, team, namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -95,11 +97,7 @@ func TenantFluxSecrets(cfg config.Config, team, namespace string) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	ca, err := os.ReadFile(trust.Files{Dir: cfg.TLSDir()}.CA())
-	if err != nil {
-		return nil, err
-	}
-	rest, err := flux.Marshal(flux.EventsSecret(namespace, eventsKey, ca), flux.ReceiverSecret(namespace, receiverToken))
+	rest, err := flux.Marshal(events, flux.ReceiverSecret(namespace, receiverToken))
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +106,17 @@ func TenantFluxSecrets(cfg config.Config, team, namespace string) ([]byte, error
 
 // fleetEventsSecret is the events Secret of flux-system.
 func fleetEventsSecret(cfg config.Config) ([]byte, error) {
-	key, err := notifyKey(cfg, "events", "")
+	secret, err := eventsSecret(cfg, "", flux.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	return flux.Marshal(secret)
+}
+
+// eventsSecret holds the key a team's (or, for team "", the fleet's)
+// events are signed with, and the platform's CA, in one namespace.
+func eventsSecret(cfg config.Config, team, namespace string) (*corev1.Secret, error) {
+	key, err := notifyKey(cfg, "events", team)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +124,7 @@ func fleetEventsSecret(cfg config.Config) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return flux.Marshal(flux.EventsSecret(flux.Namespace, key, ca))
+	return flux.EventsSecret(namespace, key, ca), nil
 }
 
 // maxFluxEventBytes bounds one event's body; Flux's are a few hundred bytes.
@@ -240,31 +248,12 @@ const maxEventsRead = 5000
 // a team's user its own team's events. Query: team, since (a duration such
 // as 15m, or a time), source, limit (default 200).
 func (a *API) readEvents(w http.ResponseWriter, r *http.Request) {
-	user, status, err := a.Users.RequestUser(w, r, "slipway")
-	if err != nil {
-		writeJSON(w, status, apiError{auth.Refusal(err, "log in: the platform's API needs a user and password")})
+	q := r.URL.Query()
+	_, teams, ok := a.readUser(w, r, q.Get("team"))
+	if !ok {
 		return
 	}
-	q := r.URL.Query()
-	f := events.Filter{Source: q.Get("source"), Limit: 200}
-	if team := q.Get("team"); team != "" {
-		if err := flux.ValidTeam(team); err != nil {
-			writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
-			return
-		}
-		f.Teams = []string{team}
-	}
-	if !user.Admin {
-		own := ""
-		if len(user.Push) == 1 {
-			own = strings.TrimSuffix(user.Push[0], "/")
-		}
-		if flux.ValidTeam(own) != nil || (f.Teams != nil && f.Teams[0] != own) {
-			writeJSON(w, http.StatusForbidden, apiError{fmt.Sprintf("user %s sees only its own team's events", user.Name)})
-			return
-		}
-		f.Teams = []string{own}
-	}
+	f := events.Filter{Teams: teams, Source: q.Get("source"), Limit: 200}
 	if since := q.Get("since"); since != "" {
 		if d, err := time.ParseDuration(since); err == nil {
 			f.Since = time.Now().Add(-d)
