@@ -55,10 +55,13 @@ func DefaultRules() []byte {
 					"description": "Flux cannot bring the release to its wanted version; slipway get hr {{ $labels.name }} -n {{ $labels.namespace }} says why.",
 				}},
 			{Alert: "SlipwayPodCrashLooping", For: "1m", Labels: warning,
-				// Over 5 minutes: between its restarts a crash-looping
-				// container is Running for a moment, which must not end
-				// the alert.
-				Expr: teamOf(`max by (namespace, pod, container) (max_over_time(kube_pod_container_status_waiting_reason{reason="CrashLoopBackOff"}[5m])) >= 1`, "namespace"),
+				// Either sign: the waiting reason over 5 minutes (between
+				// its restarts a crash-looping container is Running for a
+				// moment, which must not end the alert), or three restarts
+				// in 10 minutes, which a scrape cannot miss: one every 30 s
+				// may land only while the container runs.
+				Expr: teamOf(`max by (namespace, pod, container) (max_over_time(kube_pod_container_status_waiting_reason{reason="CrashLoopBackOff"}[5m])) >= 1`+
+					` or max by (namespace, pod, container) (increase(kube_pod_container_status_restarts_total[10m])) >= 3`, "namespace"),
 				Annotations: map[string]string{
 					"summary":     "Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} is crash-looping",
 					"description": "The container keeps exiting and Kubernetes waits longer before each restart; its logs say why.",

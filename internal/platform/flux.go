@@ -301,6 +301,13 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	if err != nil && !errors.Is(err, gitrepo.ErrNoChange) {
 		return "", fmt.Errorf("adding Flux's notifications to the fleet: %w", err)
 	}
+	// The default alert rules go in now, before the platform says it is
+	// ready: a later commit would race a user's first push to the fleet.
+	if s.cfg.MonitoringEnabled() {
+		if err := seedRules(ctx, remote); err != nil {
+			return "", fmt.Errorf("adding the default alert rules to the fleet: %w", err)
+		}
+	}
 	head, err := remote.Head(ctx)
 	if err != nil {
 		return "", err

@@ -63,7 +63,8 @@ func (s *monitoringService) FleetPushed() {
 }
 
 // It starts before Prometheus, so that Prometheus's first look at the
-// cluster is allowed, and syncs the rules once Prometheus is ready.
+// cluster is allowed, and syncs the rules once Prometheus is ready. The
+// Flux service, which starts before it, has seeded the default rules.
 func (s *monitoringService) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
 	rc, err := cluster.RESTConfig(s.adminKubeconfig)
 	if err != nil {
@@ -82,11 +83,6 @@ func (s *monitoringService) Run(ctx context.Context, ready func(supervisor.Endpo
 		case <-ctx.Done():
 			return nil
 		case <-time.After(500 * time.Millisecond):
-		}
-	}
-	if remote, err := fleetRemote(s.cfg); err == nil {
-		if err := seedRules(ctx, remote); err != nil && ctx.Err() == nil {
-			s.say("error", "RulesRefused", "adding the default alert rules to the fleet: "+err.Error())
 		}
 	}
 	if err := s.sync(ctx); err != nil && ctx.Err() == nil {
