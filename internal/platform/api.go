@@ -158,6 +158,12 @@ func (a *API) releaseCaller(w http.ResponseWriter, r *http.Request, req any, tea
 		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
 		return nil, nil, false
 	}
+	if v, ok := req.(interface{ check() error }); ok {
+		if err := v.check(); err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+			return nil, nil, false
+		}
+	}
 	c, err := a.clients()
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{err.Error()})
@@ -245,6 +251,18 @@ type TestRequest struct {
 	Env   string               `json:"env"`
 	Smoke []release.SmokeCheck `json:"smoke,omitempty"`
 	For   string               `json:"for,omitempty"`
+}
+
+// check refuses smoke paths that leave the app's Service: the platform
+// asks them with its own rights, and the caller's checking of its file
+// proves nothing here.
+func (req *TestRequest) check() error {
+	for i, sc := range req.Smoke {
+		if err := release.CheckPath(sc.Path); err != nil {
+			return fmt.Errorf("smoke check %d: %w", i+1, err)
+		}
+	}
+	return nil
 }
 
 // TestResult is the platform's answer to a TestRequest.

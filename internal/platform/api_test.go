@@ -134,6 +134,12 @@ func TestRecordsAPIChecksWhoAsks(t *testing.T) {
 	if _, err := p.ConfirmReady(ctx, "admin", "admin-password", ReadinessRequest{App: "hello", Env: "staging", Version: "1.0.0"}); err == nil || !strings.Contains(err.Error(), "--team") {
 		t.Errorf("ops without a team: %v", err)
 	}
+	// A smoke path that climbs out of the app's Service proxy would make
+	// the platform read another team's Secrets with its own rights.
+	climb := TestRequest{App: "hello", Env: "staging", Smoke: []release.SmokeCheck{{Path: "/../../../../namespaces/dev2-staging/secrets", Contains: "x"}}}
+	if _, err := p.RunTests(ctx, "dev1", "dev1-password", climb); err == nil || !strings.Contains(err.Error(), "no . or .. segments") {
+		t.Errorf("a smoke path out of the Service: %v", err)
+	}
 	if reachedCluster != 0 {
 		t.Fatalf("refused requests reached the cluster %d times", reachedCluster)
 	}

@@ -13,6 +13,7 @@ import (
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/cli"
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -53,11 +54,34 @@ func ReadAppFile(path string) (AppFile, error) {
 		return f, fmt.Errorf("%s: %w", path, err)
 	}
 	for i, c := range f.Smoke {
-		if !strings.HasPrefix(c.Path, "/") {
-			return f, fmt.Errorf("%s: smoke check %d: path must start with /", path, i+1)
+		if err := CheckPath(c.Path); err != nil {
+			return f, fmt.Errorf("%s: smoke check %d: %w", path, i+1, err)
 		}
 	}
 	return f, nil
+}
+
+// CheckPath checks a path a smoke check or a bake asks of the app. It is
+// appended to the API server's service proxy URL of the app's Service,
+// and a "." or ".." segment would be resolved there, above the proxy: a
+// team could make the platform read any object of the cluster (another
+// team's Secrets) with the platform's rights.
+func CheckPath(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("path %q must start with /", p)
+	}
+	if len(p) > 1024 {
+		return fmt.Errorf("path of %d bytes: at most 1024", len(p))
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Errorf("path %q: no . or .. segments (it is asked of the app's Service, nothing above it)", p)
+		}
+	}
+	if strings.ContainsAny(p, "\\?#%") {
+		return fmt.Errorf("path %q: no \\, ?, # or %%", p)
+	}
+	return nil
 }
 
 // RunTests runs the release's helm test hooks and the smoke checks
@@ -160,21 +184,20 @@ func smokeCheck(ctx context.Context, c *Clients, ns, app string, sc SmokeCheck) 
 		name = "GET " + sc.Path
 	}
 	ch := Check{Name: name}
-	svcs, err := c.Kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + app})
-	if err != nil || len(svcs.Items) == 0 || len(svcs.Items[0].Spec.Ports) == 0 {
-		ch.Message = fmt.Sprintf("the release has no Service to check (%v)", err)
+	svc, err := appService(ctx, c, ns, app)
+	if err != nil {
+		ch.Message = err.Error()
 		return ch
 	}
-	svc := svcs.Items[0]
 	want := sc.Status
 	if want == 0 {
 		want = 200
 	}
-	var status int
-	res := c.Kube.CoreV1().RESTClient().Get().
-		AbsPath("/api/v1/namespaces", ns, "services", fmt.Sprintf("%s:%d", svc.Name, svc.Spec.Ports[0].Port), "proxy", strings.TrimPrefix(sc.Path, "/")).
-		Do(ctx).StatusCode(&status)
-	body, _ := res.Raw()
+	status, body, err := proxyGet(ctx, c, ns, svc, sc.Path)
+	if err != nil {
+		ch.Message = err.Error()
+		return ch
+	}
 	switch {
 	case status != want:
 		ch.Message = fmt.Sprintf("status %d, want %d: %.200s", status, want, strings.TrimSpace(string(body)))
@@ -184,4 +207,29 @@ func smokeCheck(ctx context.Context, c *Clients, ns, app string, sc SmokeCheck) 
 		ch.Passed, ch.Message = true, fmt.Sprintf("status %d", status)
 	}
 	return ch
+}
+
+// appService is the release's Service: the one its chart labels with the
+// release's name.
+func appService(ctx context.Context, c *Clients, ns, app string) (*corev1.Service, error) {
+	svcs, err := c.Kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + app})
+	if err != nil || len(svcs.Items) == 0 || len(svcs.Items[0].Spec.Ports) == 0 {
+		return nil, fmt.Errorf("the release has no Service to check (%v)", err)
+	}
+	return &svcs.Items[0], nil
+}
+
+// proxyGet asks the Service's first port for path through the API
+// server's service proxy, which works from anywhere the cluster's API is
+// reachable. A status of 0 means no answer.
+func proxyGet(ctx context.Context, c *Clients, ns string, svc *corev1.Service, path string) (int, []byte, error) {
+	if err := CheckPath(path); err != nil {
+		return 0, nil, err
+	}
+	var status int
+	res := c.Kube.CoreV1().RESTClient().Get().
+		AbsPath("/api/v1/namespaces", ns, "services", fmt.Sprintf("%s:%d", svc.Name, svc.Spec.Ports[0].Port), "proxy", strings.TrimPrefix(path, "/")).
+		Do(ctx).StatusCode(&status)
+	body, _ := res.Raw()
+	return status, body, nil
 }
