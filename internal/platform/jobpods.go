@@ -2,6 +2,8 @@ package platform
 
 import (
 	"context"
+	"crypto/sha256"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -249,7 +252,10 @@ func podPipelineInputs(cfg config.Config, users *auth.Store, gitNode string) fun
 			"GOPROXY=" + gitNode + strings.TrimSuffix(GoProxyPath, "/"),
 			"GOSUMDB=off",
 			"GOTOOLCHAIN=local",
-			"GOFLAGS=-modcacherw",
+			// -trimpath for go test too: then it compiles the
+			// dependencies as slipway build does, once, and the cache
+			// seed's entries match (see goCacheSeed).
+			"GOFLAGS=-modcacherw -trimpath",
 			// Slipway's own cache (compressed image layers) lives with the
 			// team's Go caches, so a warm rebuild compresses nothing again.
 			"SLIPWAY_CACHE_DIR=" + podexec.CacheDir + "/slipway",
@@ -260,39 +266,72 @@ func podPipelineInputs(cfg config.Config, users *auth.Store, gitNode string) fun
 	}
 }
 
-// goCacheSeed is a Go build cache holding the standard library as jobs
-// build it (CGO off; for linux/amd64 and linux/arm64 with -trimpath, as
-// slipway build does, and for this machine as go test does), made once
-// per machine and Go release. A team's new cache volume starts as a copy,
-// so its first build does not compile the standard library three times.
-// Its entries match only when the job's GOROOT is this machine's (the CI
-// image keeps the same path); otherwise it costs a copy and nothing else.
+// goCacheSeed is a Go build cache holding what a team's first job would
+// otherwise compile: the standard library and the Prometheus client of
+// the example apps (goseed/, at the versions their go.mod requires),
+// built as jobs build them: CGO off, -trimpath (jobs' GOFLAGS has it, so
+// go test builds the same way as slipway build), for linux/amd64 and
+// linux/arm64, and vet's findings on them as go test leaves them. It is
+// made once per machine, Go release and seed module.
+// With -trimpath a package's cache key does not hold its directory, so
+// the entries match although jobs keep their modules elsewhere; a job
+// whose GOROOT differs (another CI image) only pays a copy.
 func goCacheSeed(ctx context.Context, cfg config.Config, goroot string, progress io.Writer) (string, error) {
 	version, err := os.ReadFile(filepath.Join(goroot, "VERSION"))
 	if err != nil {
 		return "", err
 	}
 	first, _, _ := strings.Cut(string(version), "\n")
-	dir := filepath.Join(cfg.CacheDir(), "ci-image", "go-build-seed-"+first+"-"+runtime.GOARCH)
+	sum := sha256.Sum256(slices.Concat(goSeedSum, goSeedMain, goSeedTest))
+	dir := filepath.Join(cfg.CacheDir(), "ci-image", fmt.Sprintf("go-build-seed-%s-%s-%x", first, runtime.GOARCH, sum[:4]))
 	if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
 		return dir, nil
 	}
-	fmt.Fprintf(progress, "building the Go standard library for pipeline jobs' caches (once per machine and Go release)\n")
+	fmt.Fprintf(progress, "building the Go standard library and the Prometheus client for pipeline jobs' caches (once per machine and Go release)\n")
 	_ = os.RemoveAll(dir)
-	for _, b := range []struct{ goarch, trim string }{{"amd64", "-trimpath"}, {"arm64", "-trimpath"}, {runtime.GOARCH, ""}} {
-		args := []string{"build"}
-		if b.trim != "" {
-			args = append(args, b.trim)
+	module, err := os.MkdirTemp("", "slipway-go-seed-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(module)
+	for name, data := range map[string][]byte{"go.mod": goSeedMod, "go.sum": goSeedSum, "main.go": goSeedMain, "main_test.go": goSeedTest} {
+		if err := os.WriteFile(filepath.Join(module, name), data, 0o644); err != nil {
+			return "", err
 		}
-		cmd := exec.CommandContext(ctx, filepath.Join(goroot, "bin", "go"), append(args, "std")...)
-		cmd.Dir = os.TempDir()
-		cmd.Env = append(os.Environ(), "GOCACHE="+dir, "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+b.goarch, "GOFLAGS=", "GOROOT="+goroot)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build std for linux/%s: %v: %s", b.goarch, err, out)
+	}
+	for _, goarch := range []string{"amd64", "arm64"} {
+		for _, args := range [][]string{{"build", "-trimpath", "std"}, {"build", "-trimpath", "-o", os.DevNull, "."}} {
+			cmd := exec.CommandContext(ctx, filepath.Join(goroot, "bin", "go"), args...)
+			cmd.Dir = module
+			cmd.Env = append(os.Environ(), "GOCACHE="+dir, "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOFLAGS=-mod=readonly", "GOROOT="+goroot, "GOWORK=off")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return "", fmt.Errorf("go %s for linux/%s (the jobs' cache seed): %v: %s", strings.Join(args, " "), goarch, err, out)
+			}
 		}
+	}
+	// go test also vets every package the test imports; without vet's
+	// findings in the seed a team's first go test runs vet some 250 times.
+	cmd := exec.CommandContext(ctx, filepath.Join(goroot, "bin", "go"), "test", "-trimpath", "-count=1", "-run=^$", ".")
+	cmd.Dir = module
+	cmd.Env = append(os.Environ(), "GOCACHE="+dir, "CGO_ENABLED=0", "GOFLAGS=-mod=readonly", "GOROOT="+goroot, "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go test (the jobs' cache seed): %v: %s", err, out)
 	}
 	return dir, os.WriteFile(filepath.Join(dir, "complete"), nil, 0o644)
 }
+
+// The seed module: the example apps' dependencies, which a test keeps
+// equal to examples/*/go.mod and go.sum.
+var (
+	//go:embed goseed/go.mod.txt
+	goSeedMod []byte
+	//go:embed goseed/go.sum.txt
+	goSeedSum []byte
+	//go:embed goseed/main.go.txt
+	goSeedMain []byte
+	//go:embed goseed/main_test.go.txt
+	goSeedTest []byte
+)
 
 // seedGoCache fills a team's new cache directory from the seed.
 func seedGoCache(seed, dir string) error {

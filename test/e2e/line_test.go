@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -46,6 +47,32 @@ func TestLine(t *testing.T) {
 		out, _ := e.kubectl("-n", ns, "get", "helmrelease", app, "-o", "jsonpath={.status.history[0].chartVersion}")
 		return strings.TrimSpace(out)
 	}
+	// The example apps count their requests, and Prometheus scrapes them:
+	// hello's request rate in prod is there for dev1 (its probes alone
+	// make a rate).
+	eventually(t, "hello's request rate in prod", 3*time.Minute, func() error {
+		r := e.run("", "metrics", "hello", "--team", "dev1", "--env", "prod", "-o", "json")
+		var m struct {
+			Series []struct {
+				Name   string
+				Points []struct{ Value *float64 }
+			}
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &m); r.code != 0 || err != nil {
+			return fmt.Errorf("slipway metrics hello: exit %d %v %s", r.code, err, r.stderr)
+		}
+		for _, s := range m.Series {
+			if s.Name != "requests/s" {
+				continue
+			}
+			for _, p := range s.Points {
+				if p.Value != nil && *p.Value > 0 {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("no request rate yet:\n%s", r.stdout)
+	})
 	helloProd := prodVersion("hello", "dev1-prod")
 	helloStaging := prodVersion("hello", "dev1-staging")
 	if helloProd == "" || helloProd != helloStaging {

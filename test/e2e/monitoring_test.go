@@ -1,15 +1,20 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/demo"
 )
 
 // TestMonitoring is the ops track's monitoring: Prometheus scrapes the
@@ -138,7 +143,13 @@ func TestMonitoring(t *testing.T) {
 	fleet := t.TempDir()
 	gitCmd(t, "", "clone", "--quiet", "-c", "http.sslCAInfo="+e.caFile(), fmt.Sprintf("https://admin:%s@%s/ops/fleet.git", admin, gitAddr), fleet)
 	rulesFile := filepath.Join(fleet, "monitoring", "rules", "slipway.yaml")
-	stricter := strings.NewReplacer("for: 2m", "for: 5s", "for: 1m", "for: 5s").Replace(readFile(t, rulesFile))
+	// The error ratio over 1 minute, not 5, so that it also resolves soon
+	// after the load stops.
+	stricter := strings.NewReplacer("for: 5m", "for: 5s", "for: 2m", "for: 5s", "for: 1m", "for: 5s",
+		`{code=~"5.."}[5m]`, `{code=~"5.."}[1m]`, `(http_requests_total[5m])`, `(http_requests_total[1m])`).Replace(readFile(t, rulesFile))
+	if !strings.Contains(stricter, `(http_requests_total[1m])`) {
+		t.Fatalf("the default error-ratio rule changed; the test shortens its window:\n%s", stricter)
+	}
 	writeFile(t, rulesFile, stricter)
 	writeFile(t, filepath.Join(fleet, "monitoring", "rules", "staging.yaml"), `groups:
 - name: staging
@@ -243,6 +254,63 @@ spec:
 	apply(ghost("dev2-prod", "dev2"))
 	apply(ghost("dev1-staging", "dev1"))
 
+	// dev2's quotes, the example app, in the broken version that fails
+	// every other request, under a small load: its own metrics give the
+	// 5xx ratio.
+	quotesDir := t.TempDir()
+	copyDir(t, "../../examples/quotes", quotesDir)
+	broken, err := demo.FailEveryOther([]byte(readFile(t, filepath.Join(quotesDir, "main.go"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(quotesDir, "main.go"), string(broken))
+	quotesImage := strings.TrimSpace(e.mustRun("", "build", quotesDir, "--image", "dev1/quotes-broken", "--platform", "linux/amd64").stdout)
+	apply(fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: quotes-0
+  namespace: dev2-staging
+  labels: {app.kubernetes.io/name: quotes}
+spec:
+  securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+  containers:
+  - name: quotes
+    image: %s
+    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+    ports: [{name: http, containerPort: 8080}, {name: metrics, containerPort: 9100}]
+    readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 2}
+`, quotesImage))
+	e.mustKubectl("-n", "dev2-staging", "wait", "--for=condition=Ready", "pod/quotes-0", "--timeout=3m")
+	quotesIP := strings.TrimSpace(e.mustKubectl("-n", "dev2-staging", "get", "pod", "quotes-0", "-o", "jsonpath={.status.podIP}"))
+	load, stopLoad := context.WithCancel(context.Background())
+	loadDone := make(chan [2]int)
+	go func() { // the node reaches pod addresses directly
+		var ok, failed int
+		defer func() { loadDone <- [2]int{ok, failed} }()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-load.Done():
+				return
+			case <-tick.C:
+			}
+			req, _ := http.NewRequestWithContext(load, http.MethodGet, "http://"+net.JoinHostPort(quotesIP, "8080")+"/", nil)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				continue
+			}
+			res.Body.Close()
+			if res.StatusCode == http.StatusInternalServerError {
+				failed++
+			} else {
+				ok++
+			}
+		}
+	}()
+	stopLoadOnce := sync.OnceValue(func() [2]int { stopLoad(); return <-loadDone })
+	defer stopLoadOnce()
+
 	type alert struct {
 		Labels      map[string]string `json:"labels"`
 		Annotations map[string]string `json:"annotations"`
@@ -283,6 +351,7 @@ spec:
 		for _, want := range [][2]string{
 			{"SlipwayPodCrashLooping", "dev1-staging"}, {"SlipwayTargetDown", "dev1-staging"},
 			{"SlipwayReleaseNotReady", "dev2-prod"}, {"SlipwayTargetDown", "dev2-prod"}, {"StagingReleaseNotReady", "dev1-staging"},
+			{"SlipwayHighErrorRatio", "dev2-staging"},
 		} {
 			if find(list, want[0], want[1]) == nil {
 				missing = fmt.Sprintf("%s in %s not firing yet (%d alerts)", want[0], want[1], len(list))
@@ -357,10 +426,25 @@ spec:
 		t.Errorf("dev2 read dev1's metrics: exit %d %s", r.code, r.stderr)
 	}
 
-	// A critical alert in staging holds dev1's promotion of ghost back.
+	// A critical alert in staging holds dev1's promotion of ghost back,
+	// and dev2's of quotes, whose error ratio is too high.
 	r = runAs(dev1, "promote", "ghost", "--team", "dev1", "--from", "staging", "--to", "prod")
 	if r.code == 0 || !strings.Contains(r.stderr, "not promoted while a critical alert fires") {
 		t.Fatalf("promotion with a critical alert firing: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runAs(dev2, "promote", "quotes", "--team", "dev2", "--from", "staging", "--to", "prod")
+	if r.code == 0 || !strings.Contains(r.stderr, "SlipwayHighErrorRatio") {
+		t.Fatalf("promotion of quotes answering 5xx: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	ratio := runAs(dev2, "metrics", "quotes", "--env", "staging")
+	t.Logf("slipway metrics quotes --env staging (dev2):\n%s", ratio.stdout)
+	if !strings.Contains(ratio.stdout, "5xx ratio") {
+		t.Errorf("slipway metrics quotes shows no 5xx ratio:\n%s%s", ratio.stdout, ratio.stderr)
+	}
+	counts := stopLoadOnce()
+	t.Logf("the load on quotes: %d answered, %d with 500", counts[0], counts[1])
+	if counts[1] == 0 || counts[0] == 0 {
+		t.Errorf("the broken quotes answered %d requests well and %d with 500; want both", counts[0], counts[1])
 	}
 
 	// Silences: dev2 mutes its release's alert; dev1 can neither mute nor
@@ -401,7 +485,8 @@ spec:
 			switch {
 			case a.Labels["alertname"] == "SlipwayReleaseNotReady" && a.Labels["namespace"] == "dev2-prod",
 				a.Labels["alertname"] == "StagingReleaseNotReady",
-				a.Labels["alertname"] == "SlipwayTargetDown" && a.Labels["pod"] == "silent-0":
+				a.Labels["alertname"] == "SlipwayTargetDown" && a.Labels["pod"] == "silent-0",
+				a.Labels["alertname"] == "SlipwayHighErrorRatio":
 				return fmt.Errorf("%s %s still fires", a.Labels["alertname"], a.Labels["namespace"])
 			}
 		}
@@ -411,7 +496,7 @@ spec:
 				resolved[ev.Name] = true
 			}
 		}
-		if !resolved["StagingReleaseNotReady"] || !resolved["SlipwayTargetDown"] {
+		if !resolved["StagingReleaseNotReady"] || !resolved["SlipwayTargetDown"] || !resolved["SlipwayHighErrorRatio"] {
 			return fmt.Errorf("resolutions on the timeline: %v", resolved)
 		}
 		return nil
