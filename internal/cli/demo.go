@@ -33,6 +33,10 @@ staging; each developer pushes a small Go app (examples/hello, examples/quotes)
 with its azure-pipelines.yml; each pipeline builds and publishes the image and
 the chart, waits for the new version in staging, tests it and promotes it to
 prod; then dev2 pushes a second version, which flows through the same way.
+With monitoring (the default), ops then makes the 5xx alert stricter and has
+every version bake 60 s in staging under traffic; dev2 pushes a version that
+fails every other request: it passes its tests, fails its bake, is refused
+promotion by hand while its alert fires, and its fix reaches prod.
 Prints the timeline and exits non-zero if any step failed. Needs root (the
 cluster) and the source checkout (the example apps and the pinned programs).`,
 		Example: "  slipway demo\n  slipway demo --keep   # leave the platform running afterwards",

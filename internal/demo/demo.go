@@ -2,9 +2,13 @@
 // way the people would: ops onboards two teams through the fleet
 // repository; each developer pushes an app with its azure-pipelines.yml;
 // the pipelines build, publish, wait for staging, test and promote to
-// prod; then dev2 ships a second version. Every action goes through the
-// slipway command and git, as a person would type them. It prints the
-// timeline of who did what, when and how long it took.
+// prod; then dev2 ships a second version. With monitoring, ops then makes
+// the 5xx alert stricter and has every version bake in staging under
+// traffic, and dev2 ships a version that fails under traffic: its bake
+// fails, the platform will not promote it, and its fix goes through.
+// Every action goes through the slipway command and git, as a person
+// would type them. It prints the timeline of who did what, when and how
+// long it took.
 package demo
 
 import (
@@ -330,6 +334,9 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 			return finish(err)
 		}
 	}
+	if err := d.bakeCatchesAFault(ctx, res); err != nil {
+		return finish(err)
+	}
 	if err := d.watchTheLine(ctx); err != nil {
 		return finish(err)
 	}
@@ -435,23 +442,23 @@ func (d *Demo) ship(ctx context.Context, a app, version string, res *Result) err
 }
 
 // pushApp clones the team's repository, puts the example app in it (with
-// its version constant set), commits and pushes as the team's user.
-func (d *Demo) pushApp(ctx context.Context, a app, version, message string) (string, error) {
-	dir := filepath.Join(d.work, a.team+"-"+a.name)
-	url := d.cloneURL(a)
-	if _, err := os.Stat(dir); err != nil {
-		if _, err := d.git(ctx, "", "clone", "--quiet", url, dir); err != nil {
-			return "", err
+// its version constant set, and any edits of main.go made), commits and
+// pushes as the team's user.
+func (d *Demo) pushApp(ctx context.Context, a app, version, message string, edits ...func([]byte) ([]byte, error)) (string, error) {
+	example := filepath.Join(d.Examples, a.example)
+	return d.commitTo(ctx, a, message, func(dir string, cloned bool) error {
+		if cloned {
+			if err := fsutil.CopyTree(example, dir); err != nil {
+				return err
+			}
 		}
-		if err := fsutil.CopyTree(filepath.Join(d.Examples, a.example), dir); err != nil {
-			return "", err
+		if version == "" {
+			return nil
 		}
-	}
-	if version != "" {
-		main := filepath.Join(dir, "main.go")
-		data, err := os.ReadFile(main)
+		// Each version starts from the example's main.go.
+		data, err := os.ReadFile(filepath.Join(example, "main.go"))
 		if err != nil {
-			return "", err
+			return err
 		}
 		lines := strings.Split(string(data), "\n")
 		for i, l := range lines {
@@ -459,9 +466,30 @@ func (d *Demo) pushApp(ctx context.Context, a app, version, message string) (str
 				lines[i] = fmt.Sprintf("const version = %q", version)
 			}
 		}
-		if err := os.WriteFile(main, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		data = []byte(strings.Join(lines, "\n"))
+		for _, edit := range edits {
+			if data, err = edit(data); err != nil {
+				return err
+			}
+		}
+		return os.WriteFile(filepath.Join(dir, "main.go"), data, 0o644)
+	})
+}
+
+// commitTo changes a team's repository as its user: it clones it once
+// (cloned says so to edit), lets edit change the working tree, commits
+// and pushes, and returns the commit.
+func (d *Demo) commitTo(ctx context.Context, a app, message string, edit func(dir string, cloned bool) error) (string, error) {
+	dir := filepath.Join(d.work, a.team+"-"+a.name)
+	cloned := false
+	if _, err := os.Stat(dir); err != nil {
+		if _, err := d.git(ctx, "", "clone", "--quiet", d.cloneURL(a), dir); err != nil {
 			return "", err
 		}
+		cloned = true
+	}
+	if err := edit(dir, cloned); err != nil {
+		return "", err
 	}
 	if _, err := d.git(ctx, dir, "add", "--all"); err != nil {
 		return "", err
@@ -476,43 +504,78 @@ func (d *Demo) pushApp(ctx context.Context, a app, version, message string) (str
 }
 
 // followRun waits for the pipeline run of a commit and puts its stages
-// on the timeline.
+// on the timeline; a run that does not succeed is an error.
 func (d *Demo) followRun(ctx context.Context, a app, commit string) (*runner.Run, error) {
+	run, err := d.awaitRun(ctx, a, commit)
+	if err != nil {
+		return run, err
+	}
+	d.noteStages(a, run, false)
+	if run.Status != runner.Succeeded && run.Status != runner.SucceededWithIssues {
+		logs, _ := d.slipway(ctx, "pipeline", "logs", fmt.Sprint(run.ID))
+		return run, fmt.Errorf("pipeline %s/%s run %d %s %s\n%s", a.team, a.name, run.ID, run.Status, run.Error, indent(tail(logs, 40)))
+	}
+	return run, nil
+}
+
+// followFailingRun is followRun for a run that must fail, with its log
+// saying why (want).
+func (d *Demo) followFailingRun(ctx context.Context, a app, commit, want string) (*runner.Run, string, error) {
+	run, err := d.awaitRun(ctx, a, commit)
+	if err != nil {
+		return run, "", err
+	}
+	d.noteStages(a, run, true)
+	logs, err := d.slipway(ctx, "pipeline", "logs", fmt.Sprint(run.ID))
+	if err != nil {
+		return run, "", err
+	}
+	if run.Status != runner.Failed || !strings.Contains(logs, want) {
+		return run, logs, fmt.Errorf("pipeline %s/%s run %d %s; want it failed, its log saying %q\n%s", a.team, a.name, run.ID, run.Status, want, indent(tail(logs, 40)))
+	}
+	return run, logs, nil
+}
+
+// awaitRun waits for the run of a commit to finish.
+func (d *Demo) awaitRun(ctx context.Context, a app, commit string) (*runner.Run, error) {
 	pipeline := a.team + "/" + a.name
-	var run *runner.Run
-	for run == nil || !runner.Finished(run.Status) {
+	for {
 		runs, err := d.Store.List(pipeline)
 		if err != nil {
 			return nil, err
 		}
 		for _, r := range runs {
-			if r.Commit == commit {
-				run = r
+			if r.Commit == commit && runner.Finished(r.Status) {
+				return r, nil
 			}
-		}
-		if run != nil && runner.Finished(run.Status) {
-			break
 		}
 		select {
 		case <-ctx.Done():
-			return run, fmt.Errorf("pipeline %s: no finished run for %.12s: %w", pipeline, commit, ctx.Err())
+			return nil, fmt.Errorf("pipeline %s: no finished run for %.12s: %w", pipeline, commit, ctx.Err())
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
+}
+
+// noteStages puts a run's stages on the timeline; a failed stage is a
+// failed step unless the failure was the point.
+func (d *Demo) noteStages(a app, run *runner.Run, failureWanted bool) {
 	for _, s := range run.Stages {
 		start, end := stageTimes(s)
-		ev := Event{Actor: "pipeline", What: fmt.Sprintf("%s run %d: stage %s (%s)", pipeline, run.ID, cmp.Or(s.DisplayName, s.Name), s.Status), Start: start, End: end}
+		if start.IsZero() { // skipped: placed where the run ended
+			start, end = run.FinishedAt, run.FinishedAt
+		}
+		ev := Event{Actor: "pipeline", What: fmt.Sprintf("%s/%s run %d: stage %s (%s)", a.team, a.name, run.ID, cmp.Or(s.DisplayName, s.Name), s.Status), Start: start, End: end}
 		if s.Status == runner.Failed || s.Status == runner.Canceled {
-			ev.Err = fmt.Errorf("stage %s %s", s.Name, s.Status)
+			if failureWanted {
+				ev.What += ", as it should"
+			} else {
+				ev.Err = fmt.Errorf("stage %s %s", s.Name, s.Status)
+			}
 		}
 		d.events = append(d.events, ev)
 		d.logf("%-8s %s in %s", "pipeline", ev.What, end.Sub(start).Round(100*time.Millisecond))
 	}
-	if run.Status != runner.Succeeded && run.Status != runner.SucceededWithIssues {
-		logs, _ := d.slipway(ctx, "pipeline", "logs", fmt.Sprint(run.ID))
-		return run, fmt.Errorf("pipeline %s run %d %s %s\n%s", pipeline, run.ID, run.Status, run.Error, indent(tail(logs, 40)))
-	}
-	return run, nil
 }
 
 func tail(s string, n int) string {

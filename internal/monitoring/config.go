@@ -38,9 +38,13 @@ type PrometheusOptions struct {
 	Cluster *ClusterAccess
 	// RulesDir holds the rule files (*.yaml).
 	RulesDir string
-	// ScrapeInterval is how often each target is read (and rules
-	// evaluated).
+	// ScrapeInterval is how often each target is read.
 	ScrapeInterval time.Duration
+	// AppScrapeInterval is how often tenants' pods are read, and
+	// EvaluationInterval how often rules are evaluated (both default to
+	// ScrapeInterval): an app's error ratio is what a bake in staging
+	// waits for, so it is read more often than the platform's own series.
+	AppScrapeInterval, EvaluationInterval time.Duration
 	// Retention is how long samples are kept.
 	Retention time.Duration
 }
@@ -50,6 +54,13 @@ type m = map[string]any
 // PrometheusConfig renders prometheus.yml.
 func PrometheusConfig(o PrometheusOptions) []byte {
 	interval := promDuration(o.ScrapeInterval)
+	appInterval, evalInterval := interval, interval
+	if o.AppScrapeInterval > 0 {
+		appInterval = promDuration(o.AppScrapeInterval)
+	}
+	if o.EvaluationInterval > 0 {
+		evalInterval = promDuration(o.EvaluationInterval)
+	}
 	scrapes := []any{
 		m{"job_name": "prometheus", "static_configs": []any{m{"targets": []string{o.Self}}}},
 		m{"job_name": "alertmanager", "static_configs": []any{m{"targets": []string{o.Alertmanager}}}},
@@ -91,7 +102,7 @@ func PrometheusConfig(o PrometheusOptions) []byte {
 			// A tenant's pod is scraped when a container declares a port
 			// named "metrics"; its team and environment come from the
 			// namespace (TEAM-ENV).
-			m{"job_name": "tenant-pods", "kubernetes_sd_configs": sd("pod"),
+			m{"job_name": "tenant-pods", "scrape_interval": appInterval, "kubernetes_sd_configs": sd("pod"),
 				"relabel_configs": append([]any{
 					m{"action": "keep", "source_labels": []string{"__meta_kubernetes_pod_container_port_name"}, "regex": "metrics"},
 					m{"action": "drop", "source_labels": []string{"__meta_kubernetes_pod_phase"}, "regex": "Succeeded|Failed"},
@@ -103,7 +114,7 @@ func PrometheusConfig(o PrometheusOptions) []byte {
 	}
 	cfg := m{
 		"global": m{
-			"scrape_interval": interval, "evaluation_interval": interval,
+			"scrape_interval": interval, "evaluation_interval": evalInterval,
 			"external_labels": m{"platform": "slipway"},
 		},
 		"rule_files":     []string{o.RulesDir + "/*.yaml"},

@@ -16,7 +16,8 @@ func TestConfigurationFiles(t *testing.T) {
 		Self: "127.0.0.1:9090", Alertmanager: "127.0.0.1:9093",
 		Platform: "10.244.0.1:3000", PlatformCA: "/state/tls/ca.crt", PlatformUser: "prometheus", PlatformPasswordFile: "/state/monitoring/secrets/scrape-password",
 		Cluster:  &ClusterAccess{Kubeconfig: "/state/cluster/kubeconfig/prometheus.kubeconfig", CA: "/state/cluster/pki/ca.crt", Cert: "/state/cluster/pki/prometheus.crt", Key: "/state/cluster/pki/prometheus.key"},
-		RulesDir: "/state/monitoring/rules", ScrapeInterval: 10 * time.Second, Retention: 48 * time.Hour,
+		RulesDir: "/state/monitoring/rules", ScrapeInterval: 30 * time.Second, Retention: 48 * time.Hour,
+		AppScrapeInterval: 10 * time.Second, EvaluationInterval: 15 * time.Second,
 	}))
 	golden.Check(t, filepath.Join("testdata", "alertmanager.yml"), AlertmanagerConfig(AlertmanagerOptions{
 		WebhookURL: "https://10.244.0.1:3000/-/api/v1/alerts/webhook", CA: "/state/tls/ca.crt", TokenFile: "/state/monitoring/secrets/alerts-token", GroupWait: 5 * time.Second,

@@ -60,37 +60,17 @@ func (p Prometheus) QueryRange(ctx context.Context, query string, start, end tim
 		"end":   {strconv.FormatInt(end.Unix(), 10)},
 		"step":  {strconv.FormatFloat(step.Seconds(), 'f', -1, 64)},
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/api/v1/query_range?"+q.Encode(), nil)
-	if err != nil {
+	var data struct {
+		Result []struct {
+			Values [][2]any `json:"values"`
+		} `json:"result"`
+	}
+	if err := p.get(ctx, "/api/v1/query_range?"+q.Encode(), &data); err != nil {
 		return nil, err
 	}
-	client := p.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	res, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("asking Prometheus: %w", err)
-	}
-	defer res.Body.Close()
-	var body struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			Result []struct {
-				Values [][2]any `json:"values"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(io.LimitReader(res.Body, 16<<20)).Decode(&body); err != nil {
-		return nil, fmt.Errorf("reading Prometheus's answer: %w", err)
-	}
-	if body.Status != "success" {
-		return nil, fmt.Errorf("Prometheus: %s", body.Error)
-	}
 	values := map[int64]float64{}
-	if len(body.Data.Result) > 0 {
-		for _, v := range body.Data.Result[0].Values {
+	if len(data.Result) > 0 {
+		for _, v := range data.Result[0].Values {
 			ts, _ := v[0].(float64)
 			s, _ := v[1].(string)
 			f, err := strconv.ParseFloat(s, 64)
@@ -124,7 +104,10 @@ func AppSeries(namespace, app string) [][2]string {
 		{"p50 latency s", fmt.Sprintf(`histogram_quantile(0.5, sum by (le) (rate(http_request_duration_seconds_bucket{%s}[1m])))`, sel)},
 		{"p95 latency s", fmt.Sprintf(`histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{%s}[1m])))`, sel)},
 		{"restarts", fmt.Sprintf(`sum(kube_pod_container_status_restarts_total{%s})`, pods)},
-		{"memory bytes", fmt.Sprintf(`sum(container_memory_working_set_bytes{%s, container!="", container!="POD"})`, pods)},
+		// The pods' own cgroups (no container label): the kubelet's
+		// cAdvisor reports them on every runtime, while containerd's
+		// containers come without pod labels on a machine like this one.
+		{"memory bytes", fmt.Sprintf(`sum(container_memory_working_set_bytes{%s, container=""})`, pods)},
 	}
 }
 
@@ -151,4 +134,52 @@ func Sparkline(points []Point) string {
 		}
 	}
 	return b.String()
+}
+
+// get reads one answer of Prometheus's HTTP API into data (its "data"
+// field).
+func (p Prometheus) get(ctx context.Context, path string, data any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+path, nil)
+	if err != nil {
+		return err
+	}
+	client := p.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("asking Prometheus: %w", err)
+	}
+	defer res.Body.Close()
+	var body struct {
+		Status string          `json:"status"`
+		Error  string          `json:"error"`
+		Data   json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(res.Body, 16<<20)).Decode(&body); err != nil {
+		return fmt.Errorf("reading Prometheus's answer: %w", err)
+	}
+	if body.Status != "success" {
+		return fmt.Errorf("Prometheus: %s", body.Error)
+	}
+	return json.Unmarshal(body.Data, data)
+}
+
+// RuleAlert is an alert of Prometheus's rules as it holds it now:
+// pending (its condition is true, not yet for the rule's "for") or
+// firing.
+type RuleAlert struct {
+	Labels   map[string]string `json:"labels"`
+	State    string            `json:"state"`
+	ActiveAt time.Time         `json:"activeAt"`
+}
+
+// Alerts lists the alerts of Prometheus's rules, pending and firing.
+func (p Prometheus) Alerts(ctx context.Context) ([]RuleAlert, error) {
+	var data struct {
+		Alerts []RuleAlert `json:"alerts"`
+	}
+	err := p.get(ctx, "/api/v1/alerts", &data)
+	return data.Alerts, err
 }

@@ -89,9 +89,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case APIPath + "tests":
 			a.tests(w, r)
 			return
+		case APIPath + "bakes":
+			a.bake(w, r)
+			return
 		}
 	}
-	writeJSON(w, http.StatusNotFound, apiError{"no such API: POST " + APIPath + "promotions, readiness, tests or silences; GET " + APIPath + "events, alerts, silences or metrics"})
+	writeJSON(w, http.StatusNotFound, apiError{"no such API: POST " + APIPath + "promotions, readiness, tests, bakes or silences; GET " + APIPath + "events, alerts, silences or metrics"})
 }
 
 // caller authenticates the request, reads its body into req, and checks

@@ -101,23 +101,7 @@ func TestPromotionAPIChecksWhoAsks(t *testing.T) {
 // Readiness and tests are recorded by the platform: the same rule of who
 // may ask holds, and an allowed caller gets as far as the cluster.
 func TestRecordsAPIChecksWhoAsks(t *testing.T) {
-	users := auth.Open(filepath.Join(t.TempDir(), "users.yaml"))
-	for _, u := range []string{"dev1", "dev2"} {
-		if err := users.Set(u, u+"-password", false, []string{u + "/"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := users.Set("admin", "admin-password", true, nil); err != nil {
-		t.Fatal(err)
-	}
-	reachedCluster := 0
-	api := &API{Users: users, Clients: func() (*release.Clients, error) {
-		reachedCluster++
-		return nil, errors.New("no cluster in this test")
-	}}
-	srv := httptest.NewServer(api)
-	defer srv.Close()
-	p := &Platform{State: State{Addresses: Addresses{Git: srv.URL}}}
+	p, reachedCluster := apiWithoutCluster(t)
 	ctx := context.Background()
 
 	ready := ReadinessRequest{Team: "dev1", App: "hello", Env: "staging", Version: "1.0.0"}
@@ -140,13 +124,73 @@ func TestRecordsAPIChecksWhoAsks(t *testing.T) {
 	if _, err := p.RunTests(ctx, "dev1", "dev1-password", climb); err == nil || !strings.Contains(err.Error(), "no . or .. segments") {
 		t.Errorf("a smoke path out of the Service: %v", err)
 	}
-	if reachedCluster != 0 {
-		t.Fatalf("refused requests reached the cluster %d times", reachedCluster)
+	if *reachedCluster != 0 {
+		t.Fatalf("refused requests reached the cluster %d times", *reachedCluster)
 	}
-	if _, err := p.ConfirmReady(ctx, "dev1", "dev1-password", ready); err == nil || !strings.Contains(err.Error(), "no cluster in this test") || reachedCluster != 1 {
-		t.Errorf("dev1 confirming its own release: %v (cluster reached %d times)", err, reachedCluster)
+	if _, err := p.ConfirmReady(ctx, "dev1", "dev1-password", ready); err == nil || !strings.Contains(err.Error(), "no cluster in this test") || *reachedCluster != 1 {
+		t.Errorf("dev1 confirming its own release: %v (cluster reached %d times)", err, *reachedCluster)
 	}
-	if _, err := p.RunTests(ctx, "dev1", "dev1-password", TestRequest{App: "hello", Env: "staging"}); err == nil || reachedCluster != 2 {
-		t.Errorf("dev1 testing its own release, team left out: %v (cluster reached %d times)", err, reachedCluster)
+	if _, err := p.RunTests(ctx, "dev1", "dev1-password", TestRequest{App: "hello", Env: "staging"}); err == nil || *reachedCluster != 2 {
+		t.Errorf("dev1 testing its own release, team left out: %v (cluster reached %d times)", err, *reachedCluster)
 	}
+}
+
+// A bake sends traffic with the platform's rights for as long as it is
+// asked: only the app's team asks, and its duration, rate and path are
+// bounded before anything reaches the cluster.
+func TestBakeAPIBoundsItsInput(t *testing.T) {
+	p, reachedCluster := apiWithoutCluster(t)
+	ctx := context.Background()
+	bake := func(user string, req BakeRequest) error {
+		_, err := p.Bake(ctx, user, user+"-password", req)
+		return err
+	}
+	for _, c := range []struct {
+		user string
+		req  BakeRequest
+		want string
+	}{
+		{"dev2", BakeRequest{Team: "dev1", App: "hello", Env: "staging", Duration: "1m"}, "does not belong to team dev1"},
+		{"dev1", BakeRequest{App: "hello", Env: "staging", Duration: "2h"}, "want between 1s and 15m"},
+		{"dev1", BakeRequest{App: "hello", Env: "staging", Duration: "soon"}, "bake duration"},
+		{"dev1", BakeRequest{App: "hello", Env: "staging", Duration: "1m", Rate: 5000}, "requests/s"},
+		{"dev1", BakeRequest{App: "hello", Env: "staging", Duration: "1m", Rate: -1}, "requests/s"},
+		{"dev1", BakeRequest{App: "hello", Env: "staging", Duration: "1m", Path: "/../../../../namespaces/dev2-staging/secrets"}, "no . or .. segments"},
+		{"dev1", BakeRequest{App: "hello", Env: "qa", Duration: "1m"}, "environment"},
+	} {
+		if err := bake(c.user, c.req); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s bakes %+v: %v, want %q", c.user, c.req, err, c.want)
+		}
+	}
+	if *reachedCluster != 0 {
+		t.Fatalf("refused bakes reached the cluster %d times", *reachedCluster)
+	}
+	if err := bake("dev1", BakeRequest{App: "hello", Env: "staging", Duration: "1m"}); err == nil || *reachedCluster != 1 {
+		t.Errorf("dev1 baking its own app: %v (cluster reached %d times)", err, *reachedCluster)
+	}
+}
+
+// apiWithoutCluster serves the platform's API to users dev1 and dev2 (a
+// team each, password USER-password) and admin (admin-password); the
+// count says how often a request got as far as the cluster, which there
+// is none of.
+func apiWithoutCluster(t *testing.T) (*Platform, *int) {
+	t.Helper()
+	users := auth.Open(filepath.Join(t.TempDir(), "users.yaml"))
+	for _, u := range []string{"dev1", "dev2"} {
+		if err := users.Set(u, u+"-password", false, []string{u + "/"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := users.Set("admin", "admin-password", true, nil); err != nil {
+		t.Fatal(err)
+	}
+	reachedCluster := new(int)
+	api := &API{Users: users, Clients: func() (*release.Clients, error) {
+		*reachedCluster++
+		return nil, errors.New("no cluster in this test")
+	}}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	return &Platform{State: State{Addresses: Addresses{Git: srv.URL}}}, reachedCluster
 }

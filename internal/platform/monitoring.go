@@ -212,6 +212,7 @@ func prepareMonitoring(ctx context.Context, cfg config.Config, users *auth.Store
 		// Every 30 s: enough for alerts counted in minutes, and light on
 		// a two-core machine that also builds and runs the line.
 		RulesDir: filepath.Join(dir, "rules"), ScrapeInterval: 30 * time.Second, Retention: 48 * time.Hour,
+		AppScrapeInterval: 10 * time.Second, EvaluationInterval: 10 * time.Second,
 	})
 	amConfig := monitoring.AlertmanagerConfig(monitoring.AlertmanagerOptions{
 		WebhookURL: "https://" + gitAddr + AlertsWebhookPath, CA: ca, TokenFile: alertsTokenFile(cfg), GroupWait: 5 * time.Second,

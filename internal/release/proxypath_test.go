@@ -26,6 +26,10 @@ func TestProxyPathStaysUnderTheService(t *testing.T) {
 		mu.Lock()
 		seen = append(seen, r.URL.Path)
 		mu.Unlock()
+		if strings.HasSuffix(r.URL.Path, "/fails") {
+			http.Error(w, "no quote today", http.StatusInternalServerError)
+			return
+		}
 		w.Write([]byte("secret data"))
 	}))
 	defer srv.Close()
@@ -57,6 +61,10 @@ func TestProxyPathStaysUnderTheService(t *testing.T) {
 		if err != nil || status != 200 {
 			t.Errorf("path %q: %d %v", good, status, err)
 		}
+	}
+	// The app's own status comes through, a 500 too.
+	if status, body, err := proxyGet(ctx, c, "dev1-staging", svc, "/fails"); err != nil || status != 500 || !strings.Contains(string(body), "no quote today") {
+		t.Errorf("a 500 of the app reads as %d %q %v", status, body, err)
 	}
 	for _, p := range seen {
 		if !strings.HasPrefix(p, "/api/v1/namespaces/dev1-staging/services/hello:80/proxy") {

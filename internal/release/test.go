@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/slipway-dev/slipway/internal/flux"
@@ -226,10 +228,25 @@ func proxyGet(ctx context.Context, c *Clients, ns string, svc *corev1.Service, p
 	if err := CheckPath(path); err != nil {
 		return 0, nil, err
 	}
-	var status int
-	res := c.Kube.CoreV1().RESTClient().Get().
-		AbsPath("/api/v1/namespaces", ns, "services", fmt.Sprintf("%s:%d", svc.Name, svc.Spec.Ports[0].Port), "proxy", strings.TrimPrefix(path, "/")).
-		Do(ctx).StatusCode(&status)
-	body, _ := res.Raw()
-	return status, body, nil
+	req := c.Kube.CoreV1().RESTClient().Get().
+		AbsPath("/api/v1/namespaces", ns, "services", fmt.Sprintf("%s:%d", svc.Name, svc.Spec.Ports[0].Port), "proxy", strings.TrimPrefix(path, "/"))
+	rc, ok := c.Kube.CoreV1().RESTClient().(*rest.RESTClient)
+	if !ok { // a fake client
+		var status int
+		body, _ := req.Do(ctx).StatusCode(&status).Raw()
+		return status, body, nil
+	}
+	// The HTTP client itself: client-go's Result hides the status of an
+	// answer it takes for an error (a 500 of the app's reads as 0).
+	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, req.URL().String(), nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	res, err := rc.Client.Do(hr)
+	if err != nil {
+		return 0, nil, nil // no answer
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	return res.StatusCode, body, nil
 }
