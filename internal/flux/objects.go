@@ -176,10 +176,10 @@ func WaitHandled(ctx context.Context, client dynamic.Interface, kind Kind, names
 	defer tick.Stop()
 	var last Object
 	for {
-		o, _, err := Get(ctx, client, kind, namespace, name)
+		o, u, err := Get(ctx, client, kind, namespace, name)
 		if err == nil {
 			last = o
-			if o.LastHandledReconcileAt == stamp && o.Current && o.Ready != "Unknown" {
+			if handledSince(o, u, stamp) && o.Current && o.Ready != "Unknown" {
 				if o.Ready != "True" {
 					return o, fmt.Errorf("%s %s/%s is not ready: %s", kind.Kind, namespace, name, o.Message)
 				}
@@ -195,6 +195,19 @@ func WaitHandled(ctx context.Context, client dynamic.Interface, kind Kind, names
 		case <-tick.C:
 		}
 	}
+}
+
+// handledSince says the controller has handled the request stamped, or
+// a later one: another writer (a Receiver, on a chart push) may replace
+// the annotation after us, and the controller then echoes its value, not
+// ours; once it echoes the value that replaced ours, it has reconciled
+// since our request.
+func handledSince(o Object, u *unstructured.Unstructured, stamp string) bool {
+	if o.LastHandledReconcileAt == stamp {
+		return true
+	}
+	now := u.GetAnnotations()[RequestedAtAnnotation]
+	return now != stamp && now != "" && o.LastHandledReconcileAt == now
 }
 
 // SourceOf returns the source object a Kustomization or HelmRelease reads
