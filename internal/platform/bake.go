@@ -81,6 +81,8 @@ func (a *API) bake(w http.ResponseWriter, r *http.Request) {
 	ns := flux.TenantNamespace(req.Team, req.Env)
 
 	traffic, stopTraffic := context.WithCancel(ctx)
+	watch, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
 	type sent struct {
 		answers map[int]int
 		err     error
@@ -88,10 +90,13 @@ func (a *API) bake(w http.ResponseWriter, r *http.Request) {
 	done := make(chan sent, 1)
 	go func() {
 		answers, err := release.Load(traffic, c, ns, req.App, req.Path, req.Rate)
+		if err != nil {
+			stopWatching() // no traffic (no Service): no bake
+		}
 		done <- sent{answers, err}
 	}()
 	start := time.Now()
-	passed, msg := a.bakeVerdict(ctx, req.Team, req.App, req.Env, start, d)
+	passed, msg := a.bakeVerdict(watch, req.Team, req.App, req.Env, start, d)
 	stopTraffic()
 	s := <-done
 	if s.err != nil {
