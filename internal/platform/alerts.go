@@ -104,6 +104,11 @@ func (a *API) runningAlertmanager() (monitoring.Alertmanager, bool) {
 	return monitoring.Alertmanager{URL: "http://" + a.Config.Monitoring.AlertmanagerAddr}, true
 }
 
+// prometheus is the platform's Prometheus, as its API asks it.
+func (a *API) prometheus() monitoring.Prometheus {
+	return monitoring.Prometheus{URL: "http://" + a.Config.Monitoring.PrometheusAddr}
+}
+
 // readUser authenticates a read and returns the teams the user may see:
 // nil for ops (everything), else the user's own team. team, when set,
 // narrows ops's view and must be a team user's own.
@@ -394,7 +399,7 @@ func (a *API) readAppMetrics(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{"the platform runs without monitoring (slipway up --no-monitoring)"})
 		return
 	}
-	prom := monitoring.Prometheus{URL: "http://" + a.Config.Monitoring.PrometheusAddr}
+	prom := a.prometheus()
 	ns := flux.TenantNamespace(team, env)
 	end := time.Now().Truncate(appMetricsStep)
 	out := AppMetrics{Team: team, App: app, Env: env, Namespace: ns}

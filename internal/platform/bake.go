@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/flux"
-	"github.com/slipway-dev/slipway/internal/monitoring"
 	"github.com/slipway-dev/slipway/internal/release"
 )
 
@@ -117,7 +116,7 @@ func (a *API) bake(w http.ResponseWriter, r *http.Request) {
 // bake passes when none is left.
 func (a *API) bakeVerdict(ctx context.Context, team, app, env string, start time.Time, d time.Duration) (bool, string) {
 	ns := flux.TenantNamespace(team, env)
-	prom := monitoring.Prometheus{URL: "http://" + a.Config.Monitoring.PrometheusAddr}
+	prom := a.prometheus()
 	end := start.Add(d)
 	for {
 		firing, err := a.heldBy(ctx, team, app, env)
