@@ -65,23 +65,64 @@ type ModuleFiles struct {
 	Into string
 }
 
-// KubernetesVersion is the version the pins in components/kubernetes name.
-const KubernetesVersion = "v1.36.3"
+// KubernetesVersions are the Kubernetes releases Slipway can run, oldest
+// first, one pinning module each under pins/kubernetes/vMAJOR.MINOR.
+// A new cluster starts on the newest; an existing one keeps its version
+// until ops upgrades it (`slipway cluster upgrade`).
+var KubernetesVersions = []string{"v1.36.3", "v1.37.2"}
 
-// Kubernetes is etcd and the Kubernetes programs.
-var Kubernetes = Family{
-	Dir: "kubernetes",
-	Programs: map[string]string{
-		"etcd":                    "./cmd/etcd",
-		"kube-apiserver":          "k8s.io/kubernetes/cmd/kube-apiserver",
-		"kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
-		"kube-scheduler":          "k8s.io/kubernetes/cmd/kube-scheduler",
-		"kubelet":                 "k8s.io/kubernetes/cmd/kubelet",
-		"kube-proxy":              "k8s.io/kubernetes/cmd/kube-proxy",
-		"kubectl":                 "k8s.io/kubernetes/cmd/kubectl",
-	},
-	LDFlags: kubeVersionFlags(KubernetesVersion),
-	Why:     "etcd and Kubernetes " + KubernetesVersion + " are compiled from source once, then cached",
+// KubernetesVersion is the newest pinned release, the one new clusters run.
+var KubernetesVersion = KubernetesVersions[len(KubernetesVersions)-1]
+
+// etcdVersions are the etcd releases each Kubernetes release pins (the
+// version kubeadm installs with it), as its pinning module requires.
+var etcdVersions = map[string]string{"v1.36.3": "v3.6.8", "v1.37.2": "v3.7.0"}
+
+// EtcdVersion is the etcd release that goes with a Kubernetes release.
+func EtcdVersion(kubernetes string) string { return etcdVersions[kubernetes] }
+
+// Kubernetes is etcd and the Kubernetes programs of the newest release.
+var Kubernetes = mustKubernetesFamily(KubernetesVersion)
+
+// KubernetesFamily is etcd, its tools and the Kubernetes programs of one
+// pinned release.
+func KubernetesFamily(version string) (Family, error) {
+	if EtcdVersion(version) == "" {
+		return Family{}, fmt.Errorf("Kubernetes %s is not one this slipway can run (it has %s)", version, strings.Join(KubernetesVersions, ", "))
+	}
+	return Family{
+		Dir: "kubernetes/" + MinorOf(version),
+		Programs: map[string]string{
+			"etcd":                    "./cmd/etcd",
+			"etcdctl":                 "go.etcd.io/etcd/etcdctl/v3",
+			"etcdutl":                 "go.etcd.io/etcd/etcdutl/v3",
+			"api-lifecycle":           "./cmd/api-lifecycle",
+			"kube-apiserver":          "k8s.io/kubernetes/cmd/kube-apiserver",
+			"kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+			"kube-scheduler":          "k8s.io/kubernetes/cmd/kube-scheduler",
+			"kubelet":                 "k8s.io/kubernetes/cmd/kubelet",
+			"kube-proxy":              "k8s.io/kubernetes/cmd/kube-proxy",
+			"kubectl":                 "k8s.io/kubernetes/cmd/kubectl",
+		},
+		LDFlags: kubeVersionFlags(version),
+		Why:     "etcd and Kubernetes " + version + " are compiled from source once, then cached",
+	}, nil
+}
+
+func mustKubernetesFamily(version string) Family {
+	f, err := KubernetesFamily(version)
+	if err != nil {
+		panic(err) // the pinned versions are compiled in
+	}
+	return f
+}
+
+// MinorOf is "v1.37" for "v1.37.2".
+func MinorOf(version string) string {
+	if i := strings.LastIndex(version, "."); strings.Count(version, ".") == 2 {
+		return version[:i]
+	}
+	return version
 }
 
 // kubeVersionFlags stamps the version kubectl and the components report;

@@ -82,8 +82,31 @@ func TestEmbeddedPins(t *testing.T) {
 			t.Errorf("%s: no go.sum", fam.Dir)
 		}
 	}
-	if files, _ := pinFiles(Pins(), Kubernetes.Dir); len(files["cmd/etcd/main.go"]) == 0 {
-		t.Error("kubernetes: no cmd/etcd/main.go")
+	// One pinning module per Kubernetes release, each pinning that
+	// release and the etcd it goes with, with the programs' sources.
+	for _, v := range KubernetesVersions {
+		fam, err := KubernetesFamily(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := pinFiles(Pins(), fam.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, src := range []string{"cmd/etcd/main.go", "cmd/api-lifecycle/main.go"} {
+			if len(files[src]) == 0 {
+				t.Errorf("%s: no %s", fam.Dir, src)
+			}
+		}
+		mod := string(files["go.mod"])
+		for _, want := range []string{"k8s.io/kubernetes " + v, "go.etcd.io/etcd/server/v3 " + EtcdVersion(v), "k8s.io/api => k8s.io/api v0." + strings.TrimPrefix(MinorOf(v), "v1.") + "." + v[strings.LastIndex(v, ".")+1:]} {
+			if !strings.Contains(mod, want) {
+				t.Errorf("%s/go.mod does not pin %s", fam.Dir, want)
+			}
+		}
+	}
+	if _, err := KubernetesFamily("v1.99.0"); err == nil {
+		t.Error("a release without pins was accepted")
 	}
 }
 

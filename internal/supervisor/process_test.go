@@ -74,3 +74,72 @@ func TestProcessThatExitsIsReportedWithItsLog(t *testing.T) {
 		t.Fatalf("want the service, exit status and log tail, got %v", err)
 	}
 }
+
+// TestRestartReplacesTheProgram restarts a running process with another
+// program, then with one that fails: the failure is the caller's to
+// handle (the supervisor keeps running), and a restart with the first
+// program brings it back.
+func TestRestartReplacesTheProgram(t *testing.T) {
+	dir := t.TempDir()
+	marker := func(name string) []string {
+		return []string{"-c", "echo $$ > " + filepath.Join(dir, "running") + "; echo " + name + " > " + filepath.Join(dir, "who") + "; exec sleep 300"}
+	}
+	who := func() string {
+		data, _ := os.ReadFile(filepath.Join(dir, "who"))
+		return strings.TrimSpace(string(data))
+	}
+	p := &supervisor.Process{
+		ServiceName: "node-program",
+		Path:        "/bin/sh",
+		Args:        marker("old"),
+		LogFile:     filepath.Join(dir, "log"),
+		Ready: func(context.Context) error {
+			_, err := os.Stat(filepath.Join(dir, "running"))
+			return err
+		},
+		StopGrace: time.Second,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	readyc := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- (&supervisor.Supervisor{}).Run(ctx, []supervisor.Service{p}, func([]supervisor.Endpoint) { close(readyc) })
+	}()
+	<-readyc
+	restart := func(r supervisor.Replacement) error {
+		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer rcancel()
+		_ = os.Remove(filepath.Join(dir, "running"))
+		return p.Restart(rctx, r)
+	}
+	if err := restart(supervisor.Replacement{Args: marker("new")}); err != nil {
+		t.Fatal(err)
+	}
+	if who() != "new" {
+		t.Fatalf("after the restart %q runs, want new", who())
+	}
+	prepared := false
+	err := restart(supervisor.Replacement{Args: []string{"-c", "echo bad flag; exit 3"}, Prepare: func() error { prepared = true; return nil }})
+	if err == nil || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "bad flag") {
+		t.Fatalf("a program that exits at once: %v", err)
+	}
+	if !prepared {
+		t.Error("Prepare did not run")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the supervisor stopped after a failed restart: %v", err)
+	default:
+	}
+	if err := restart(supervisor.Replacement{Args: marker("old")}); err != nil {
+		t.Fatal(err)
+	}
+	if who() != "old" {
+		t.Fatalf("after rolling back %q runs, want old", who())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
