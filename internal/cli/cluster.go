@@ -17,7 +17,7 @@ import (
 func newClusterCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",
-		Short: "The local Kubernetes cluster: up, status, down, reset",
+		Short: "The local Kubernetes cluster: up, status, down, reset, upgrade, snapshot, restore",
 		Long: `The local single-node cluster, assembled from the upstream Kubernetes
 programs (built once from pinned sources), Debian's containerd and runc, the
 CNI bridge, kube-proxy and CoreDNS. It runs with the registry, whose images
@@ -30,7 +30,7 @@ its pods pull.`,
 	_ = up.Flags().Set("cluster", "true")
 	down := newDownCmd(g)
 	down.Short = "Stop the platform and the cluster (the same as `slipway down`)"
-	cmd.AddCommand(up, newClusterStatusCmd(g), down, newClusterResetCmd(g))
+	cmd.AddCommand(up, newClusterStatusCmd(g), down, newClusterResetCmd(g), newClusterUpgradeCmd(g), newClusterSnapshotCmd(g), newClusterRestoreCmd(g))
 	return cmd
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/demo"
 	"github.com/slipway-dev/slipway/internal/platform"
 )
@@ -22,6 +23,7 @@ func newDemoCmd(g *globals) *cobra.Command {
 		keep        bool
 		extraPushes int
 		timeout     time.Duration
+		upgrade     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -50,6 +52,15 @@ cluster) and the source checkout (the example apps and the pinned programs).`,
 			if err != nil {
 				return err
 			}
+			target := ""
+			if upgrade {
+				// A new cluster starts one release back, so there is
+				// an upgrade to show; one that runs keeps its own.
+				target = components.KubernetesVersion
+				if cfg.Cluster.KubernetesVersion == "" && len(components.KubernetesVersions) > 1 {
+					cfg.Cluster.KubernetesVersion = components.KubernetesVersions[len(components.KubernetesVersions)-2]
+				}
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			start := time.Now()
@@ -73,7 +84,7 @@ cluster) and the source checkout (the example apps and the pinned programs).`,
 			}
 			fmt.Fprintf(g.streams.Out, "the platform is up (%s); playing the scenario\n\n", upTook.Round(100*time.Millisecond))
 			d := &demo.Demo{Bin: exe, Env: []string{"SLIPWAY_HOME=" + cfg.Home}, Examples: examples, Store: platform.PipelineStore(cfg),
-				GitURL: plat.GitURL(), ExtraPushes: extraPushes, Out: g.streams.Out}
+				GitURL: plat.GitURL(), ExtraPushes: extraPushes, Upgrade: target, Out: g.streams.Out}
 			res, runErr := d.Run(ctx)
 			demo.PrintTimeline(g.streams.Out, d.Start(), res.Events)
 			fmt.Fprintf(g.streams.Out, "\nplatform up: %s; scenario: %s; total: %s\n", upTook.Round(100*time.Millisecond),
@@ -84,6 +95,9 @@ cluster) and the source checkout (the example apps and the pinned programs).`,
 					parts = append(parts, s.Round(100*time.Millisecond).String())
 				}
 				fmt.Fprintf(g.streams.Out, "push to ready in staging: median %s over %d pushes (%s)\n", demo.Median(res.StagingReady).Round(100*time.Millisecond), len(res.StagingReady), strings.Join(parts, ", "))
+			}
+			for _, o := range res.Outages {
+				fmt.Fprintf(g.streams.Out, "unavailable during the upgrade: %s/%s %s (%d of %d probes failed)\n", o.Namespace, o.App, o.Longest.Round(100*time.Millisecond), o.Failed, o.Probes)
 			}
 			if stop != nil && keep {
 				stopped = true
@@ -101,6 +115,7 @@ cluster) and the source checkout (the example apps and the pinned programs).`,
 		},
 	}
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the platform running after the scenario (until Ctrl-C)")
+	cmd.Flags().BoolVar(&upgrade, "upgrade", false, "then ops upgrades the cluster to "+components.KubernetesVersion+" while the apps are probed (a new cluster starts one release back), and dev1 ships through the upgraded line")
 	cmd.Flags().IntVar(&extraPushes, "extra-pushes", 0, "then push hello this many more times, to measure push to ready in staging")
 	cmd.Flags().DurationVar(&timeout, "timeout", 90*time.Minute, "give up after this long (the first run builds Kubernetes, CoreDNS and Flux)")
 	return cmd

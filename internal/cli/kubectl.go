@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/platform"
 )
@@ -25,7 +24,7 @@ func kubectlProgram(ctx context.Context, cfg config.Config, g *globals) (string,
 		}
 		return path, nil
 	}
-	bins, err := components.Ensure(ctx, components.Kubernetes, components.Options{CacheDir: cfg.CacheDir(), Progress: g.streams.Err})
+	bins, _, err := platform.ClusterTools(ctx, cfg, g.streams.Err)
 	if err != nil {
 		return "", err
 	}

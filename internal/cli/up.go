@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipway-dev/slipway/internal/cluster"
+	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/platform"
 )
@@ -16,7 +17,7 @@ import (
 func newUpCmd(g *globals) *cobra.Command {
 	var registryAddr, gitAddr string
 	var anonymousPull, withCluster, noMonitoring bool
-	var kubeconfig string
+	var kubeconfig, kubeVersion string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the platform and keep it running until Ctrl-C",
@@ -57,6 +58,9 @@ the rest are stopped and the failing one is named.`,
 			if kubeconfig != "" {
 				cfg.Cluster.Kubeconfig = kubeconfig
 			}
+			if kubeVersion != "" {
+				cfg.Cluster.KubernetesVersion = kubeVersion
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -70,6 +74,7 @@ the rest are stopped and the failing one is named.`,
 	cmd.Flags().BoolVar(&anonymousPull, "anonymous-pull", false, "let clients without credentials pull")
 	cmd.Flags().BoolVar(&withCluster, "cluster", true, "start the local Kubernetes cluster too (needs root; default: on as root)")
 	cmd.Flags().BoolVar(&noMonitoring, "no-monitoring", false, "leave out Prometheus and Alertmanager")
+	cmd.Flags().StringVar(&kubeVersion, "kubernetes-version", "", "the Kubernetes release a new cluster starts on (default: the newest, "+components.KubernetesVersion+"; one of "+strings.Join(components.KubernetesVersions, ", ")+"); an existing cluster keeps its own")
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "merge the cluster's \"slipway\" context into this file (default: $KUBECONFIG or ~/.kube/config)")
 	return cmd
 }
@@ -144,6 +149,13 @@ func newDownCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// kubernetesStatus is the cluster's release in `slipway status`.
+type kubernetesStatus struct {
+	Running          string `json:"running"`
+	Newest           string `json:"newest"`
+	UpgradeAvailable bool   `json:"upgradeAvailable"`
+}
+
 func newStatusCmd(g *globals) *cobra.Command {
 	var output outputFormat
 	cmd := &cobra.Command{
@@ -165,10 +177,19 @@ Exits 0 when all are healthy, 1 when one is not, and 3 when slipway is not runni
 				return err
 			}
 			report := struct {
-				PID       int                      `json:"pid"`
-				StartedAt time.Time                `json:"startedAt"`
-				Services  []platform.ServiceStatus `json:"services"`
-			}{st.PID, st.StartedAt, services}
+				PID        int                      `json:"pid"`
+				StartedAt  time.Time                `json:"startedAt"`
+				Services   []platform.ServiceStatus `json:"services"`
+				Kubernetes *kubernetesStatus        `json:"kubernetes,omitempty"`
+			}{st.PID, st.StartedAt, services, nil}
+			if st.Addresses.AdminKubeconfig != "" {
+				if v, err := platform.ClusterVersions(cfg); err == nil {
+					report.Kubernetes = &kubernetesStatus{Running: v.Summary(), Newest: components.KubernetesVersion}
+					if low := v.Releases()[0]; cluster.CompareVersions(low, components.KubernetesVersion) < 0 {
+						report.Kubernetes.UpgradeAvailable = true
+					}
+				}
+			}
 			if !st.Ready {
 				return fmt.Errorf("slipway is starting (pid %d, since %s); its progress is on the terminal of `slipway up`", st.PID, st.StartedAt.Local().Format(time.DateTime))
 			}
@@ -184,6 +205,13 @@ Exits 0 when all are healthy, 1 when one is not, and 3 when slipway is not runni
 					if s.Error != "" {
 						fmt.Fprintf(g.streams.Out, "%-24s %-8s %s\n", "", "", s.Error)
 					}
+				}
+				if k := report.Kubernetes; k != nil {
+					fmt.Fprintf(g.streams.Out, "\nKubernetes %s", k.Running)
+					if k.UpgradeAvailable {
+						fmt.Fprintf(g.streams.Out, "; %s is available: slipway cluster upgrade --plan", k.Newest)
+					}
+					fmt.Fprintln(g.streams.Out)
 				}
 			} else if err != nil {
 				return err

@@ -2,17 +2,22 @@ package cluster
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 
 	"github.com/slipway-dev/slipway/internal/fsutil"
+	"github.com/slipway-dev/slipway/internal/supervisor"
 )
 
 // Cluster prepares and describes the node's programs.
 type Cluster struct {
 	opts Options
+	// procs are the node's programs as the supervisor runs them, by name,
+	// once Services has made them: an upgrade restarts them.
+	procs map[string]*supervisor.Process
 }
 
 // New checks options and returns the cluster they describe.
@@ -53,6 +58,11 @@ func (c *Cluster) Prepare() error {
 	}
 	if err := c.ensurePKI(); err != nil {
 		return err
+	}
+	if _, err := os.Stat(versionsFile(c.opts.Dir)); errors.Is(err, os.ErrNotExist) && c.opts.Versions.Programs != nil {
+		if err := WriteVersions(c.opts.Dir, c.opts.Versions); err != nil {
+			return err
+		}
 	}
 	for _, k := range []struct{ name, cert string }{
 		{"admin", "admin"}, {"controller-manager", "controller-manager"}, {"scheduler", "scheduler"},

@@ -36,8 +36,11 @@ type Options struct {
 	// keeps HTTPS.
 	RegistryCA            string
 	RegistryPlainLoopback bool
-	// Binaries maps program names to paths (from package components).
+	// Binaries maps program names to paths (from package components), for
+	// the release each runs (Versions).
 	Binaries map[string]string
+	// Versions is the release each node program runs, as recorded in Dir.
+	Versions Versions
 	// PauseImage is the pod sandbox image; CoreDNSImage the DNS image.
 	PauseImage, CoreDNSImage string
 }

@@ -35,7 +35,7 @@ func (c *Cluster) Services() []supervisor.Service {
 	o := c.opts
 	bin := o.Binaries
 	api := fmt.Sprintf("%s:%d", o.NodeIP, o.APIPort)
-	return []supervisor.Service{
+	services := []supervisor.Service{
 		&supervisor.Process{
 			ServiceName: "etcd",
 			Path:        bin["etcd"],
@@ -65,54 +65,17 @@ func (c *Cluster) Services() []supervisor.Service {
 		&supervisor.Process{
 			ServiceName: "kube-apiserver",
 			Path:        bin["kube-apiserver"],
-			Args: joinArgs(map[string]string{
-				"advertise-address":                o.NodeIP,
-				"bind-address":                     o.NodeIP,
-				"secure-port":                      strconv.Itoa(o.APIPort),
-				"etcd-servers":                     "https://127.0.0.1:2379",
-				"etcd-cafile":                      c.pki("ca.crt"),
-				"etcd-certfile":                    c.pki("apiserver-etcd-client.crt"),
-				"etcd-keyfile":                     c.pki("apiserver-etcd-client.key"),
-				"client-ca-file":                   c.pki("ca.crt"),
-				"tls-cert-file":                    c.pki("apiserver.crt"),
-				"tls-private-key-file":             c.pki("apiserver.key"),
-				"kubelet-client-certificate":       c.pki("apiserver-kubelet-client.crt"),
-				"kubelet-client-key":               c.pki("apiserver-kubelet-client.key"),
-				"kubelet-certificate-authority":    c.pki("ca.crt"),
-				"kubelet-preferred-address-types":  "InternalIP",
-				"service-account-issuer":           "https://kubernetes.default.svc.cluster.local",
-				"service-account-key-file":         c.pki("sa.pub"),
-				"service-account-signing-key-file": c.pki("sa.key"),
-				"service-cluster-ip-range":         o.ServiceCIDR,
-				"authorization-mode":               "Node,RBAC",
-				"enable-admission-plugins":         "NodeRestriction",
-				"admission-control-config-file":    c.path("config", "admission.yaml"),
-				"allow-privileged":                 "true",
-				"profiling":                        "false",
-			}),
-			LogFile:  c.logFile("kube-apiserver"),
-			Ready:    c.httpsReady("https://"+api+"/readyz", "admin"),
-			Endpoint: supervisor.Endpoint{URL: o.APIServer(), Notes: []string{"slipway kubectl get nodes   (or kubectl --context slipway …, or --kubeconfig " + o.AdminKubeconfig() + ")"}},
+			Args:        c.apiServerArgs(c.opts.Versions.APIServerArgs),
+			LogFile:     c.logFile("kube-apiserver"),
+			Ready:       c.httpsReady("https://"+api+"/readyz", "admin"),
+			Endpoint:    supervisor.Endpoint{URL: o.APIServer(), Notes: []string{"slipway kubectl get nodes   (or kubectl --context slipway …, or --kubeconfig " + o.AdminKubeconfig() + ")"}},
 		},
 		&supervisor.Process{
 			ServiceName: "kube-controller-manager",
 			Path:        bin["kube-controller-manager"],
-			Args: joinArgs(map[string]string{
-				"kubeconfig":                       c.kubeconfig("controller-manager"),
-				"authentication-kubeconfig":        c.kubeconfig("controller-manager"),
-				"authorization-kubeconfig":         c.kubeconfig("controller-manager"),
-				"bind-address":                     "127.0.0.1",
-				"cluster-signing-cert-file":        c.pki("ca.crt"),
-				"cluster-signing-key-file":         c.pki("ca.key"),
-				"root-ca-file":                     c.pki("ca.crt"),
-				"service-account-private-key-file": c.pki("sa.key"),
-				"use-service-account-credentials":  "true",
-				"service-cluster-ip-range":         o.ServiceCIDR,
-				"leader-elect":                     "false",
-				"controllers":                      "*,-nodeipam,-cloud-node-lifecycle",
-			}),
-			LogFile: c.logFile("kube-controller-manager"),
-			Ready:   insecureHTTPSReady("https://127.0.0.1:10257/healthz"),
+			Args:        c.controllerManagerArgs(o.Versions.Programs["kube-controller-manager"]),
+			LogFile:     c.logFile("kube-controller-manager"),
+			Ready:       insecureHTTPSReady("https://127.0.0.1:10257/healthz"),
 		},
 		&supervisor.Process{
 			ServiceName: "kube-scheduler",
@@ -176,6 +139,72 @@ func (c *Cluster) Services() []supervisor.Service {
 		},
 		&dnsService{c: c},
 	}
+	c.procs = map[string]*supervisor.Process{}
+	for _, svc := range services {
+		if p, ok := svc.(*supervisor.Process); ok {
+			c.procs[p.ServiceName] = p
+		}
+	}
+	return services
+}
+
+// controllerManagerArgs are the controller manager's flags for a release.
+func (c *Cluster) controllerManagerArgs(release string) []string {
+	// Node IPAM is the bridge's (host-local) job. Before v1.37 the cloud
+	// node lifecycle controller was built in too, and not wanted here.
+	controllers := "*,-node-ipam-controller"
+	if release != "" && CompareVersions(release, "v1.37.0") < 0 {
+		controllers += ",-cloud-node-lifecycle-controller"
+	}
+	o := c.opts
+	return joinArgs(map[string]string{
+		"kubeconfig":                       c.kubeconfig("controller-manager"),
+		"authentication-kubeconfig":        c.kubeconfig("controller-manager"),
+		"authorization-kubeconfig":         c.kubeconfig("controller-manager"),
+		"bind-address":                     "127.0.0.1",
+		"cluster-signing-cert-file":        c.pki("ca.crt"),
+		"cluster-signing-key-file":         c.pki("ca.key"),
+		"root-ca-file":                     c.pki("ca.crt"),
+		"service-account-private-key-file": c.pki("sa.key"),
+		"use-service-account-credentials":  "true",
+		"service-cluster-ip-range":         o.ServiceCIDR,
+		"leader-elect":                     "false",
+		"controllers":                      controllers,
+	})
+}
+
+// apiServerArgs are the API server's flags, with ops' extra ones.
+func (c *Cluster) apiServerArgs(extra map[string]string) []string {
+	o := c.opts
+	args := map[string]string{
+		"advertise-address":                o.NodeIP,
+		"bind-address":                     o.NodeIP,
+		"secure-port":                      strconv.Itoa(o.APIPort),
+		"etcd-servers":                     "https://127.0.0.1:2379",
+		"etcd-cafile":                      c.pki("ca.crt"),
+		"etcd-certfile":                    c.pki("apiserver-etcd-client.crt"),
+		"etcd-keyfile":                     c.pki("apiserver-etcd-client.key"),
+		"client-ca-file":                   c.pki("ca.crt"),
+		"tls-cert-file":                    c.pki("apiserver.crt"),
+		"tls-private-key-file":             c.pki("apiserver.key"),
+		"kubelet-client-certificate":       c.pki("apiserver-kubelet-client.crt"),
+		"kubelet-client-key":               c.pki("apiserver-kubelet-client.key"),
+		"kubelet-certificate-authority":    c.pki("ca.crt"),
+		"kubelet-preferred-address-types":  "InternalIP",
+		"service-account-issuer":           "https://kubernetes.default.svc.cluster.local",
+		"service-account-key-file":         c.pki("sa.pub"),
+		"service-account-signing-key-file": c.pki("sa.key"),
+		"service-cluster-ip-range":         o.ServiceCIDR,
+		"authorization-mode":               "Node,RBAC",
+		"enable-admission-plugins":         "NodeRestriction",
+		"admission-control-config-file":    c.path("config", "admission.yaml"),
+		"allow-privileged":                 "true",
+		"profiling":                        "false",
+	}
+	for k, v := range extra {
+		args[k] = v
+	}
+	return joinArgs(args)
 }
 
 // networkService sets up the bridge first and removes it last.

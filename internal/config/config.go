@@ -90,6 +90,10 @@ type Cluster struct {
 	// Kubeconfig is where the "slipway" context is merged; empty means
 	// $KUBECONFIG's first file, or ~/.kube/config.
 	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// KubernetesVersion is the release a new cluster starts on; empty
+	// means the newest pinned one. A cluster that exists keeps its own
+	// version until ops upgrades it.
+	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
 }
 
 // Registry configures the embedded OCI registry.
@@ -193,6 +197,9 @@ func applyEnv(c *Config, getenv func(string) string) error {
 			return fmt.Errorf("SLIPWAY_CLUSTER=%q: want true or false", v)
 		}
 		c.Cluster.Enabled = &b
+	}
+	if v := getenv("SLIPWAY_KUBERNETES_VERSION"); v != "" {
+		c.Cluster.KubernetesVersion = v
 	}
 	if v := getenv("SLIPWAY_FLUX"); v != "" {
 		b, err := strconv.ParseBool(v)

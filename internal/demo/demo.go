@@ -46,7 +46,10 @@ type Demo struct {
 	// ExtraPushes: after the scenario, dev1 pushes this many more versions,
 	// to measure push-to-ready in staging.
 	ExtraPushes int
-	Out         io.Writer
+	// Upgrade, when set, is the Kubernetes release ops upgrades the
+	// cluster to, near the end, while the apps are probed.
+	Upgrade string
+	Out     io.Writer
 
 	start    time.Time
 	events   []Event
@@ -66,6 +69,8 @@ type Result struct {
 	Events []Event
 	// StagingReady are push-to-ready-in-staging times, one per push.
 	StagingReady []time.Duration
+	// Outages are the apps' longest unavailable times during an upgrade.
+	Outages []Outage
 }
 
 func (d *Demo) logf(format string, args ...any) {
@@ -336,6 +341,11 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 	}
 	if err := d.bakeCatchesAFault(ctx, res); err != nil {
 		return finish(err)
+	}
+	if d.Upgrade != "" {
+		if err := d.upgradeTheCluster(ctx, res); err != nil {
+			return finish(err)
+		}
 	}
 	if err := d.watchTheLine(ctx); err != nil {
 		return finish(err)

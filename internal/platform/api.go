@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/flux"
 	"github.com/slipway-dev/slipway/internal/release"
@@ -61,6 +62,9 @@ type API struct {
 	// Clients reach the cluster for readiness and tests; nil means the
 	// local cluster's admin kubeconfig.
 	Clients func() (*release.Clients, error)
+	// Node is the cluster this platform runs, which ops may upgrade; nil
+	// when it runs none.
+	Node *cluster.Cluster
 }
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -92,22 +96,20 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case APIPath + "bakes":
 			a.bake(w, r)
 			return
+		case APIPath + "cluster/upgrade":
+			a.upgrade(w, r)
+			return
 		}
 	}
-	writeJSON(w, http.StatusNotFound, apiError{"no such API: POST " + APIPath + "promotions, readiness, tests, bakes or silences; GET " + APIPath + "events, alerts, silences or metrics"})
+	writeJSON(w, http.StatusNotFound, apiError{"no such API: POST " + APIPath + "promotions, readiness, tests, bakes, cluster/upgrade or silences; GET " + APIPath + "events, alerts, silences or metrics"})
 }
 
 // caller authenticates the request, reads its body into req, and checks
 // the user may act for the team (filled in from a team user's own push
 // prefix when the request leaves it out). It answers the refusal itself.
 func (a *API) caller(w http.ResponseWriter, r *http.Request, req any, team *string) (*auth.User, bool) {
-	user, status, err := a.Users.RequestUser(w, r, "slipway")
-	if err != nil {
-		msg := err.Error()
-		if errors.Is(err, auth.ErrNoCredentials) {
-			msg = "log in: the platform's API needs a user and password"
-		}
-		writeJSON(w, status, apiError{msg})
+	user, ok := a.authenticate(w, r)
+	if !ok {
 		return nil, false
 	}
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBytes))
@@ -131,6 +133,21 @@ func (a *API) caller(w http.ResponseWriter, r *http.Request, req any, team *stri
 	}
 	if !user.Admin && !user.CanPush(*team+"/") {
 		writeJSON(w, http.StatusForbidden, apiError{fmt.Sprintf("user %s does not belong to team %s: only the team (or ops) may act on its apps", user.Name, *team)})
+		return nil, false
+	}
+	return user, true
+}
+
+// authenticate finds the platform's user who asks; it answers the
+// refusal itself.
+func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (*auth.User, bool) {
+	user, status, err := a.Users.RequestUser(w, r, "slipway")
+	if err != nil {
+		msg := err.Error()
+		if errors.Is(err, auth.ErrNoCredentials) {
+			msg = "log in: the platform's API needs a user and password"
+		}
+		writeJSON(w, status, apiError{msg})
 		return nil, false
 	}
 	return user, true

@@ -3,6 +3,7 @@ package platform
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/release"
 )
 
@@ -193,4 +195,35 @@ func apiWithoutCluster(t *testing.T) (*Platform, *int) {
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return &Platform{State: State{Addresses: Addresses{Git: srv.URL}}}, reachedCluster
+}
+
+// TestUpgradeAPIIsOpsOnly: a team's user, a wrong password and no
+// password are refused before anything is read; ops' malformed requests
+// are refused before anything is built; and a platform without a
+// cluster says so.
+func TestUpgradeAPIIsOpsOnly(t *testing.T) {
+	p, _ := apiWithoutCluster(t)
+	ctx := context.Background()
+	upgrade := func(user, password string, req UpgradeRequest) error {
+		_, _, err := p.UpgradeCluster(ctx, user, password, req, io.Discard)
+		return err
+	}
+	for _, c := range []struct {
+		user, password string
+		req            UpgradeRequest
+		want           string
+	}{
+		{"dev1", "dev1-password", UpgradeRequest{Plan: true}, "only ops"},
+		{"dev1", "dev1-password", UpgradeRequest{To: components.KubernetesVersion}, "only ops"},
+		{"admin", "wrong", UpgradeRequest{Plan: true}, "refused"},
+		{"", "", UpgradeRequest{Plan: true}, "log in"},
+		{"admin", "admin-password", UpgradeRequest{To: "v1.99.0"}, "not one this slipway can run"},
+		{"admin", "admin-password", UpgradeRequest{APIServerArgs: map[string]string{"--x": "1"}}, "want a flag name"},
+		{"admin", "admin-password", UpgradeRequest{APIServerArgs: map[string]string{"v": "1\n--authorization-mode=AlwaysAllow"}}, "one line"},
+		{"admin", "admin-password", UpgradeRequest{Plan: true}, "runs no cluster"},
+	} {
+		if err := upgrade(c.user, c.password, c.req); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %+v: %v, want %q", c.user, c.req, err, c.want)
+		}
+	}
 }

@@ -43,7 +43,11 @@ func NewCluster(ctx context.Context, cfg config.Config, users *auth.Store, progr
 		return nil, nil, err
 	}
 	copts := components.Options{CacheDir: cfg.CacheDir(), Progress: progress}
-	kube, err := components.Ensure(ctx, components.Kubernetes, copts)
+	versions, err := ClusterVersions(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	kube, err := NodePrograms(ctx, versions, copts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -80,6 +84,7 @@ func NewCluster(ctx context.Context, cfg config.Config, users *auth.Store, progr
 	opts.RegistryCA = trust.Files{Dir: cfg.TLSDir()}.CA()
 	opts.RegistryPlainLoopback = cfg.TLS.PlainHTTPOnLoopback
 	opts.Binaries = kube
+	opts.Versions = versions
 	opts.PauseImage = images[0].repo + "@" + pause.Digest.String()
 	opts.CoreDNSImage = images[1].repo + "@" + coredns.Digest.String()
 	c, err := cluster.New(opts)
@@ -90,6 +95,60 @@ func NewCluster(ctx context.Context, cfg config.Config, users *auth.Store, progr
 		return nil, nil, fmt.Errorf("preparing the cluster: %w", err)
 	}
 	return c, images, nil
+}
+
+// NodePrograms builds (or takes from the cache) the programs of every
+// release the node runs, and maps each program to the path of the one its
+// recorded release has. The tools (etcdctl, etcdutl, kubectl) are etcd's
+// and the API server's.
+func NodePrograms(ctx context.Context, versions cluster.Versions, copts components.Options) (map[string]string, error) {
+	byRelease := map[string]map[string]string{}
+	for _, r := range versions.Releases() {
+		fam, err := components.KubernetesFamily(r)
+		if err != nil {
+			return nil, err
+		}
+		if byRelease[r], err = components.Ensure(ctx, fam, copts); err != nil {
+			return nil, err
+		}
+	}
+	bins := map[string]string{}
+	for _, p := range cluster.NodePrograms {
+		bins[p] = byRelease[versions.Programs[p]][p]
+	}
+	for _, tool := range []string{"etcdctl", "etcdutl"} {
+		bins[tool] = byRelease[versions.Programs["etcd"]][tool]
+	}
+	for _, tool := range []string{"kubectl", "api-lifecycle"} {
+		bins[tool] = byRelease[versions.Programs["kube-apiserver"]][tool]
+	}
+	return bins, nil
+}
+
+// ClusterVersions is the release each node program of the cluster in cfg
+// runs, or would run when new (the configured release, else the newest).
+func ClusterVersions(cfg config.Config) (cluster.Versions, error) {
+	fresh := cfg.Cluster.KubernetesVersion
+	if fresh == "" {
+		fresh = components.KubernetesVersion
+	}
+	return cluster.ReadVersions(cfg.ClusterDir(), fresh)
+}
+
+// ClusterTools are etcdctl, etcdutl, kubectl and api-lifecycle of the
+// release the cluster in cfg runs (or a new one would), built first when
+// the cache lacks them.
+func ClusterTools(ctx context.Context, cfg config.Config, progress io.Writer) (map[string]string, cluster.Versions, error) {
+	versions, err := ClusterVersions(cfg)
+	if err != nil {
+		return nil, versions, err
+	}
+	fam, err := components.KubernetesFamily(versions.Programs["kube-apiserver"])
+	if err != nil {
+		return nil, versions, err
+	}
+	bins, err := components.Ensure(ctx, fam, components.Options{CacheDir: cfg.CacheDir(), Progress: progress})
+	return bins, versions, err
 }
 
 // clusterPullPassword is the password of the user containerd pulls as.

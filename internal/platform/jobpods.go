@@ -29,7 +29,6 @@ import (
 	"github.com/slipway-dev/slipway/internal/ci/podexec"
 	"github.com/slipway-dev/slipway/internal/ci/runner"
 	"github.com/slipway-dev/slipway/internal/cluster"
-	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/credentials"
 	"github.com/slipway-dev/slipway/internal/flux"
@@ -82,7 +81,7 @@ func prepareCIImage(ctx context.Context, cfg config.Config, progress io.Writer) 
 	if err != nil {
 		return nil, err
 	}
-	kube, err := components.Ensure(ctx, components.Kubernetes, components.Options{CacheDir: cfg.CacheDir(), Progress: progress})
+	kube, _, err := ClusterTools(ctx, cfg, progress)
 	if err != nil {
 		return nil, err
 	}

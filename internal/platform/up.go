@@ -78,7 +78,8 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		}
 		pipelines.OnPush(ev)
 	}
-	git := &GitService{Config: cfg, Users: users, OnPush: onPush, API: &API{Config: cfg, Users: users}, TLS: tlsFiles,
+	api := &API{Config: cfg, Users: users}
+	git := &GitService{Config: cfg, Users: users, OnPush: onPush, API: api, TLS: tlsFiles,
 		FluxEvents: &FluxEvents{Config: cfg, Timeline: timeline}, Alerts: &AlertsWebhook{Config: cfg, Timeline: timeline}}
 	pipelines.GitURL = git.URL
 	services := []supervisor.Service{registry, git, pipelines}
@@ -97,6 +98,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			return err
 		}
 		cl = c
+		api.Node = c
 		// The node network first, so the registry can also answer on the
 		// node address, where pods reach it.
 		registry.AlsoAddrs = []string{c.Options().RegistryNodeAddr()}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,11 +40,13 @@ func clusterEnv(t testing.TB) *env {
 func (e *env) kubectl(args ...string) (string, error) {
 	e.t.Helper()
 	cache, _ := os.UserCacheDir()
-	matches, _ := filepath.Glob(filepath.Join(cache, "slipway", "components", "kubernetes-*", "kubectl"))
+	// One per pinned release, v1.36 before v1.37: the newest speaks to both.
+	matches, _ := filepath.Glob(filepath.Join(cache, "slipway", "components", "kubernetes", "v*", "kubectl"))
 	if len(matches) == 0 {
 		e.t.Fatal("no kubectl built")
 	}
-	cmd := exec.Command(matches[0], append([]string{"--context", "slipway"}, args...)...)
+	sort.Strings(matches)
+	cmd := exec.Command(matches[len(matches)-1], append([]string{"--context", "slipway"}, args...)...)
 	cmd.Env = append(os.Environ(), e.vars...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -9,10 +9,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slipway-dev/slipway/internal/components"
 )
 
-// TestLine plays the three tracks with `slipway demo` on a running
-// platform, then checks what must not happen: a version that fails its
+// TestLine plays the three tracks with `slipway demo --upgrade` on a
+// running platform whose cluster starts one Kubernetes release back (ops
+// upgrades it near the end, with both teams' apps, Flux's releases and a
+// PersistentVolume's data on it, and dev1 ships through the upgraded
+// line), then checks what must not happen: a version that fails its
 // smoke test is not promoted, a broken build never reaches staging, one
 // team cannot push to another's repository or registry prefix, and one
 // team's account can do nothing in another team's namespaces.
@@ -30,19 +35,32 @@ func TestLine(t *testing.T) {
 	}
 	e.vars = append(e.vars, "SLIPWAY_GIT_ADDR="+gitAddr, "SLIPWAY_REGISTRY_ADDR="+regAddr)
 	start := time.Now()
-	up := e.startUpWithin(60*time.Minute, "--registry-addr", regAddr)
+	older, newest := components.KubernetesVersions[len(components.KubernetesVersions)-2], components.KubernetesVersion
+	up := e.startUpWithin(60*time.Minute, "--registry-addr", regAddr, "--kubernetes-version", older)
 	t.Logf("platform ready in %s", time.Since(start).Round(time.Millisecond))
+	if v := e.mustKubectl("get", "nodes", "-o", "jsonpath={.items[0].status.nodeInfo.kubeletVersion}"); v != older {
+		t.Fatalf("the new cluster runs %s, want %s as asked", v, older)
+	}
+	if st := e.mustRun("", "status").stdout; !strings.Contains(st, newest+" is available") {
+		t.Errorf("slipway status does not offer the upgrade:\n%s", st)
+	}
+	upgradeFixtures(t, e, gitAddr, regAddr)
 
-	demo := e.run("", "demo")
+	demo := e.run("", "demo", "--upgrade")
 	t.Logf("slipway demo:\n%s", demo.stdout)
 	if demo.code != 0 || !strings.Contains(demo.stdout, "every step passed") {
 		t.Fatalf("slipway demo: exit %d\n%s\n%s", demo.code, demo.stdout, demo.stderr)
 	}
-	for _, want := range []string{"ops      ", "dev1     ", "dev2     ", "stage Promote to prod (succeeded)", "push to ready in staging: median"} {
+	for _, want := range []string{"ops      ", "dev1     ", "dev2     ", "stage Promote to prod (succeeded)", "push to ready in staging: median",
+		// The plan names the deprecated object ops left in the fleet.
+		"ops/fleet:clusters/slipway/legacy-endpoints.yaml  v1 Endpoints", "deprecated in 1.33", "discovery.k8s.io/v1 EndpointSlice",
+		"upgraded the cluster from " + older + " to " + newest, "unavailable during the upgrade: dev2-prod/quotes",
+		"API server, kubelet and kube-proxy: " + newest, "pushes hello 2.0"} {
 		if !strings.Contains(demo.stdout, want) {
 			t.Errorf("the timeline lacks %q", want)
 		}
 	}
+	upgradeKeptEverything(t, e, newest)
 	prodVersion := func(app, ns string) string {
 		out, _ := e.kubectl("-n", ns, "get", "helmrelease", app, "-o", "jsonpath={.status.history[0].chartVersion}")
 		return strings.TrimSpace(out)
