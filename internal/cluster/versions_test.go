@@ -69,3 +69,20 @@ func TestReadVersions(t *testing.T) {
 		t.Fatalf("an incomplete record: %v", err)
 	}
 }
+
+// A rollback restores from the bottom up (etcd's data before the API
+// server on it, before its clients) and opens the node last.
+func TestRollbackOrder(t *testing.T) {
+	var done []upgradeStep
+	for _, n := range []string{"etcd snapshot", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "cordon and drain", "kube-proxy", "kubelet"} {
+		done = append(done, upgradeStep{name: n})
+	}
+	var got []string
+	for _, s := range rollbackOrder(done) {
+		got = append(got, s.name)
+	}
+	want := "etcd snapshot,etcd,kube-apiserver,kube-controller-manager,kube-scheduler,kube-proxy,kubelet,cordon and drain"
+	if strings.Join(got, ",") != want {
+		t.Fatalf("rollback order %v, want %s", got, want)
+	}
+}

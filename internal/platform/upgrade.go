@@ -528,6 +528,11 @@ func (s *messageStream) send(m upgradeMessage) {
 	}
 }
 
+// answerEnded is what a caller is told when the platform's answer stops
+// before its end: the upgrade goes on if the platform does, and what is
+// done is recorded if it stopped.
+const answerEnded = "the platform's answer ended early (an upgrade goes on in the platform; if the platform stopped, start it and run the command again to finish)"
+
 // UpgradeCluster asks the running platform to plan or perform an upgrade
 // of its cluster, as the user given; progress lines go to progress as
 // they come.
@@ -574,7 +579,7 @@ func (p *Platform) UpgradeCluster(ctx context.Context, user, password string, re
 		return m.Plan, m.Report, nil
 	}
 	if err := sc.Err(); err != nil {
-		return nil, nil, fmt.Errorf("the platform's answer ended early (the upgrade goes on; run the command again to see where it stands): %w", err)
+		return nil, nil, fmt.Errorf("%s: %w", answerEnded, err)
 	}
-	return nil, nil, errors.New("the platform's answer ended early (the upgrade goes on; run the command again to see where it stands)")
+	return nil, nil, errors.New(answerEnded)
 }

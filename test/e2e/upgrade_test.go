@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +21,10 @@ import (
 func upgradeFixtures(t *testing.T, e *env, gitAddr, regAddr string) {
 	t.Helper()
 	pvDir := t.TempDir()
+	// The CI image runs as a user of its own, not root.
+	if err := os.Chmod(pvDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	manifest := filepath.Join(t.TempDir(), "keeper.yaml")
 	writeFile(t, manifest, fmt.Sprintf(`apiVersion: v1
 kind: PersistentVolume
@@ -184,6 +191,14 @@ func TestClusterUpgradeRollsBack(t *testing.T) {
 	})
 	e.mustKubectl("create", "configmap", "after-the-rollback")
 
+	// The platform is killed (SIGKILL) in the middle of an upgrade, with
+	// etcd moved and the API server restarting: `up` starts the node as
+	// recorded, and the upgrade, run again, finishes where it stopped.
+	up = interruptedUpgrade(t, e, up, regAddr, newest)
+	if got := strings.TrimSpace(e.mustKubectl("get", "configmap", "after-the-rollback", "-o", "name")); got != "configmap/after-the-rollback" {
+		t.Fatalf("after the interrupted upgrade: %q", got)
+	}
+
 	// A snapshot by hand, restored with the platform stopped.
 	snapshot := strings.TrimSpace(e.mustRun("", "cluster", "snapshot").stdout)
 	e.mustKubectl("create", "configmap", "after-the-snapshot")
@@ -200,4 +215,57 @@ func TestClusterUpgradeRollsBack(t *testing.T) {
 			t.Errorf("after the restore, ConfigMap %s there: %v, want %v", name, err == nil, want)
 		}
 	}
+}
+
+// interruptedUpgrade kills `slipway up` once the upgrade has moved etcd
+// and is restarting the API server, starts the platform again and runs
+// the upgrade again to its end. It returns the new `up`.
+func interruptedUpgrade(t *testing.T, e *env, up *upProcess, regAddr, newest string) *upProcess {
+	t.Helper()
+	cmd := exec.Command(slipwayBin, "cluster", "upgrade", "--to", newest)
+	cmd.Env = append(os.Environ(), e.vars...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var seen strings.Builder
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		seen.WriteString(sc.Text() + "\n")
+		if strings.HasPrefix(strings.TrimSpace(sc.Text()), "kube-apiserver ") && strings.HasSuffix(sc.Text(), "...") {
+			_ = up.cmd.Process.Kill()
+			break
+		}
+	}
+	_, _ = io.Copy(&seen, stderr)
+	_ = cmd.Wait()
+	select {
+	case <-up.exited:
+	case <-time.After(time.Minute):
+		t.Fatal("slipway up did not die")
+	}
+	t.Logf("the upgrade, until its platform was killed:\n%s", seen.String())
+	var versions struct{ Programs map[string]string }
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(e.home, "cluster", "versions.json"))), &versions); err != nil {
+		t.Fatal(err)
+	}
+	if versions.Programs["etcd"] != newest || versions.Programs["kubelet"] == newest {
+		t.Fatalf("killed mid-upgrade, the cluster records %v", versions.Programs)
+	}
+	up = e.startUpWithin(5*time.Minute, "--registry-addr", regAddr)
+	if st := e.mustRun("", "status").stdout; !strings.Contains(st, "Kubernetes mixed: etcd "+newest) {
+		t.Errorf("status of a half-upgraded cluster:\n%s", st)
+	}
+	r := e.run("", "cluster", "upgrade", "--to", newest)
+	t.Logf("the upgrade, run again:\n%s\n%s", r.stdout, r.stderr)
+	if r.code != 0 || !strings.Contains(r.stdout, "upgraded the cluster from mixed: etcd "+newest) || strings.Contains(r.stdout, "etcd snapshot") {
+		t.Fatalf("finishing an interrupted upgrade: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := e.mustKubectl("get", "nodes", "-o", "jsonpath={.items[0].status.nodeInfo.kubeletVersion}"); got != newest {
+		t.Fatalf("after the upgrade was finished the kubelet reports %s", got)
+	}
+	return up
 }
