@@ -120,7 +120,7 @@ func (c *Cluster) Upgrade(ctx context.Context, u Upgrade) (*UpgradeReport, error
 		rep.Nothing = true
 		return rep, nil
 	}
-	for r := range map[string]bool{u.To: true, cur.Releases()[0]: true} {
+	for _, r := range append(cur.Releases(), u.To) {
 		if u.Programs[r] == nil {
 			return nil, fmt.Errorf("no programs for %s", r)
 		}

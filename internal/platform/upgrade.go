@@ -198,14 +198,24 @@ func (a *API) runUpgrade(ctx context.Context, req UpgradeRequest, progress io.Wr
 	if !plan.Ready && !req.Force {
 		return plan, nil, fmt.Errorf("preflight: %s; fix them, or upgrade anyway with --force", strings.Join(plan.problems(), "; "))
 	}
+	// What was available before is what must come back: a Deployment
+	// that was failing already is not the upgrade's to wait for.
+	c, err := release.Connect(ClusterOptions(cfg).AdminKubeconfig())
+	if err != nil {
+		return plan, nil, err
+	}
+	_, before, err := deploymentsAvailable(ctx, c.Kube, nil)
+	if err != nil {
+		return plan, nil, err
+	}
 	snapshot := filepath.Join(ClusterOptions(cfg).SnapshotDir(), fmt.Sprintf("before-%s-%s.db", req.To, time.Now().UTC().Format("20060102T150405Z")))
 	rep, err := a.Node.Upgrade(ctx, cluster.Upgrade{To: req.To, Programs: programs, APIServerArgs: req.APIServerArgs, Snapshot: snapshot, Progress: progress})
 	if err != nil || rep.Nothing {
 		return plan, rep, err
 	}
 	start := time.Now()
-	fmt.Fprintln(progress, "waiting for the node's pods, CoreDNS and every Flux object to be Ready again")
-	if err := awaitRecovery(ctx, cfg, 5*time.Minute); err != nil {
+	fmt.Fprintf(progress, "waiting for the %d Deployments that were available (CoreDNS, Flux, the apps) and every Flux object to be Ready again\n", len(before))
+	if err := awaitRecovery(ctx, cfg, c, before, 5*time.Minute); err != nil {
 		rep.Phases = append(rep.Phases, cluster.Phase{Name: "recovery", Took: time.Since(start), Failed: true})
 		return plan, rep, fmt.Errorf("upgraded to %s, but the workloads have not recovered: %w", req.To, err)
 	}
@@ -438,17 +448,17 @@ func helmReleaseObjects(ctx context.Context, kube kubernetes.Interface) ([]apili
 	return out, nil
 }
 
-// awaitRecovery waits for the node's workloads after an upgrade: every
-// pod that should run Ready, then every Flux object Ready.
-func awaitRecovery(ctx context.Context, cfg config.Config, within time.Duration) error {
-	c, err := release.Connect(ClusterOptions(cfg).AdminKubeconfig())
-	if err != nil {
-		return err
-	}
+// awaitRecovery waits for the node's workloads after an upgrade: the
+// Deployments that were available before, then every Flux object Ready.
+func awaitRecovery(ctx context.Context, cfg config.Config, c *release.Clients, before map[string]bool, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	var last error
 	for time.Now().Before(deadline) {
-		if last = podsReady(ctx, c.Kube); last == nil {
+		var waiting []string
+		if waiting, _, last = deploymentsAvailable(ctx, c.Kube, before); last == nil && len(waiting) > 0 {
+			last = fmt.Errorf("deployments not available yet: %s", strings.Join(waiting, ", "))
+		}
+		if last == nil {
 			if _, last = fluxReady(ctx, cfg, c.Dyn); last == nil {
 				return nil
 			}
@@ -462,26 +472,31 @@ func awaitRecovery(ctx context.Context, cfg config.Config, within time.Duration)
 	return last
 }
 
-// podsReady says every Deployment's pods are available.
-func podsReady(ctx context.Context, kube kubernetes.Interface) error {
+// deploymentsAvailable lists the Deployments (namespace/name) of among
+// (all when nil) that are not available, and those that are.
+func deploymentsAvailable(ctx context.Context, kube kubernetes.Interface, among map[string]bool) ([]string, map[string]bool, error) {
 	deps, err := kube.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	var waiting []string
+	available := map[string]bool{}
 	for _, d := range deps.Items {
+		name := d.Namespace + "/" + d.Name
+		if among != nil && !among[name] {
+			continue
+		}
 		want := int32(1)
 		if d.Spec.Replicas != nil {
 			want = *d.Spec.Replicas
 		}
 		if d.Status.AvailableReplicas < want || d.Status.UpdatedReplicas < want {
-			waiting = append(waiting, d.Namespace+"/"+d.Name)
+			waiting = append(waiting, name)
+			continue
 		}
+		available[name] = true
 	}
-	if len(waiting) > 0 {
-		return fmt.Errorf("deployments not available yet: %s", strings.Join(waiting, ", "))
-	}
-	return nil
+	return waiting, available, nil
 }
 
 // messageStream writes the API's streamed answer, one JSON object per
