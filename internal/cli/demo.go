@@ -39,9 +39,13 @@ With monitoring (the default), ops then makes the 5xx alert stricter and has
 every version bake 60 s in staging under traffic; dev2 pushes a version that
 fails every other request: it passes its tests, fails its bake, is refused
 promotion by hand while its alert fires, and its fix reaches prod.
+With --upgrade, ops then plans and performs the cluster's upgrade to the
+newest pinned Kubernetes while both apps are probed in staging and prod
+(a new cluster starts one release back), and dev1 ships through the
+upgraded line.
 Prints the timeline and exits non-zero if any step failed. Needs root (the
 cluster) and the source checkout (the example apps and the pinned programs).`,
-		Example: "  slipway demo\n  slipway demo --keep   # leave the platform running afterwards",
+		Example: "  slipway demo\n  slipway demo --keep      # leave the platform running afterwards\n  slipway demo --upgrade   # and upgrade the cluster near the end",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.config()
