@@ -136,10 +136,19 @@ func (c *Cluster) Upgrade(ctx context.Context, u Upgrade) (*UpgradeReport, error
 		defer cancel()
 		return c.procs[name].Restart(ctx, r)
 	}
-	// move is the step of one program that restarts in place.
-	move := func(name string, args func(Versions) []string, check func(ctx context.Context) error) upgradeStep {
+	// move is the step of one program that restarts in place; restore,
+	// when set, runs on the way back while the program is stopped.
+	move := func(name string, check func(ctx context.Context) error, restore func() error) upgradeStep {
 		old, oldAPIArgs := cur.Programs[name], cur.APIServerArgs
-		oldArgs := args(cur)
+		oldArgs := c.programArgs(name, cur)
+		replacement := func(args []string) supervisor.Replacement {
+			r := supervisor.Replacement{Args: args}
+			if name == "kubelet" {
+				// Ready only once the node heartbeats from this run.
+				r.Ready = c.nodeReadySince()
+			}
+			return r
+		}
 		return upgradeStep{
 			name: name,
 			do: func(ctx context.Context) error {
@@ -149,11 +158,7 @@ func (c *Cluster) Upgrade(ctx context.Context, u Upgrade) (*UpgradeReport, error
 				if name == "kube-apiserver" {
 					next.APIServerArgs = newArgs
 				}
-				r := supervisor.Replacement{Args: args(next)}
-				if name == "kubelet" {
-					r.Ready = c.nodeReadySince()
-				}
-				if err := restart(ctx, name, u.To, r); err != nil {
+				if err := restart(ctx, name, u.To, replacement(c.programArgs(name, next))); err != nil {
 					return err
 				}
 				if check != nil {
@@ -165,10 +170,8 @@ func (c *Cluster) Upgrade(ctx context.Context, u Upgrade) (*UpgradeReport, error
 				return record(cur)
 			},
 			undo: func(ctx context.Context) error {
-				r := supervisor.Replacement{Args: oldArgs}
-				if name == "kubelet" {
-					r.Ready = c.nodeReadySince()
-				}
+				r := replacement(oldArgs)
+				r.Prepare = restore
 				if err := restart(ctx, name, old, r); err != nil {
 					return err
 				}
@@ -179,10 +182,6 @@ func (c *Cluster) Upgrade(ctx context.Context, u Upgrade) (*UpgradeReport, error
 				return record(cur)
 			},
 		}
-	}
-	fixedArgs := func(name string) func(Versions) []string {
-		args := c.procs[name].Args
-		return func(Versions) []string { return args }
 	}
 
 	var steps []upgradeStep
@@ -199,38 +198,24 @@ func (c *Cluster) Upgrade(ctx context.Context, u Upgrade) (*UpgradeReport, error
 			},
 			undo: func(context.Context) error { return nil },
 		})
-		etcd := move("etcd", fixedArgs("etcd"), nil)
 		// The new etcd may have written its own storage version, which the
 		// old one refuses: the way back restores the snapshot.
-		etcd.undo = func(ctx context.Context) error {
+		steps = append(steps, move("etcd", nil, func() error {
 			fmt.Fprintf(progress, "  restoring etcd's data from %s\n", u.Snapshot)
-			r := supervisor.Replacement{Prepare: func() error {
-				kept, err := RestoreSnapshot(ctx, c.opts, u.Programs[old]["etcdutl"], u.Snapshot)
-				if kept != "" {
-					fmt.Fprintf(progress, "  the data etcd %s had is kept in %s\n", components.EtcdVersion(u.To), kept)
-				}
-				return err
-			}}
-			if err := restart(ctx, "etcd", old, r); err != nil {
-				return err
+			kept, err := RestoreSnapshot(context.Background(), c.opts, u.Programs[old]["etcdutl"], u.Snapshot)
+			if kept != "" {
+				fmt.Fprintf(progress, "  the data etcd %s had is kept in %s\n", components.EtcdVersion(u.To), kept)
 			}
-			cur.Programs["etcd"] = old
-			return record(cur)
-		}
-		steps = append(steps, etcd)
-	}
-	if cur.Programs["kube-apiserver"] != u.To || !maps.Equal(newArgs, cur.APIServerArgs) {
-		steps = append(steps, move("kube-apiserver", func(v Versions) []string { return c.apiServerArgs(v.APIServerArgs) }, func(ctx context.Context) error {
-			return c.serverVersionIs(ctx, u.To)
+			return err
 		}))
 	}
-	if cur.Programs["kube-controller-manager"] != u.To {
-		steps = append(steps, move("kube-controller-manager", func(v Versions) []string {
-			return c.controllerManagerArgs(v.Programs["kube-controller-manager"])
-		}, nil))
+	if cur.Programs["kube-apiserver"] != u.To || !maps.Equal(newArgs, cur.APIServerArgs) {
+		steps = append(steps, move("kube-apiserver", func(ctx context.Context) error { return c.serverVersionIs(ctx, u.To) }, nil))
 	}
-	if cur.Programs["kube-scheduler"] != u.To {
-		steps = append(steps, move("kube-scheduler", fixedArgs("kube-scheduler"), nil))
+	for _, name := range []string{"kube-controller-manager", "kube-scheduler"} {
+		if cur.Programs[name] != u.To {
+			steps = append(steps, move(name, nil, nil))
+		}
 	}
 	if cur.Programs["kube-proxy"] != u.To || cur.Programs["kubelet"] != u.To {
 		steps = append(steps, upgradeStep{
@@ -244,16 +229,16 @@ func (c *Cluster) Upgrade(ctx context.Context, u Upgrade) (*UpgradeReport, error
 			undo: func(ctx context.Context) error { return Cordon(ctx, client, c.opts.NodeName, false) },
 		})
 		if cur.Programs["kube-proxy"] != u.To {
-			steps = append(steps, move("kube-proxy", fixedArgs("kube-proxy"), func(ctx context.Context) error {
+			steps = append(steps, move("kube-proxy", func(ctx context.Context) error {
 				return poll(ctx, stepTimeout, httpReady("http://127.0.0.1:10256/healthz"))
-			}))
+			}, nil))
 		}
 		if cur.Programs["kubelet"] != u.To {
-			steps = append(steps, move("kubelet", fixedArgs("kubelet"), func(ctx context.Context) error {
+			steps = append(steps, move("kubelet", func(ctx context.Context) error {
 				// The node object shows the new kubelet once it has
 				// registered again, a moment after it reports healthy.
 				return poll(ctx, stepTimeout, func(ctx context.Context) error { return c.kubeletVersionIs(ctx, client, u.To) })
-			}))
+			}, nil))
 		}
 	}
 	// A node cordoned by an earlier, interrupted run is opened here too.
@@ -297,6 +282,19 @@ func (c *Cluster) Upgrade(ctx context.Context, u Upgrade) (*UpgradeReport, error
 		return rep, fmt.Errorf("the upgrade to %s failed at %s, and the node is back on %s: %w", u.To, s.name, cur.Summary(), err)
 	}
 	return rep, nil
+}
+
+// programArgs are a node program's flags for the releases v records. Only
+// the API server's (ops' extra flags) and the controller manager's (its
+// controllers differ by release) depend on them.
+func (c *Cluster) programArgs(name string, v Versions) []string {
+	switch name {
+	case "kube-apiserver":
+		return c.apiServerArgs(v.APIServerArgs)
+	case "kube-controller-manager":
+		return c.controllerManagerArgs(v.Programs[name])
+	}
+	return c.procs[name].Args
 }
 
 // rollbackOrder undoes steps from the bottom up: etcd's data first, then

@@ -451,14 +451,20 @@ func (p *Platform) do(hr *http.Request, user, password, what string, out any) er
 		return err
 	}
 	if res.StatusCode != http.StatusOK {
-		var e apiError
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("the platform refused (%s): %s", what, e.Error)
-		}
-		return fmt.Errorf("the platform refused (%s): %s", what, res.Status)
+		return refusal(res, data, what)
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("reading the platform's answer: %w", err)
 	}
 	return nil
+}
+
+// refusal is the error for an answer other than 200, in the API's words
+// when its body has them.
+func refusal(res *http.Response, body []byte, what string) error {
+	var e apiError
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return fmt.Errorf("the platform refused (%s): %s", what, e.Error)
+	}
+	return fmt.Errorf("the platform refused (%s): %s", what, res.Status)
 }

@@ -102,15 +102,9 @@ func NewCluster(ctx context.Context, cfg config.Config, users *auth.Store, progr
 // recorded release has. The tools (etcdctl, etcdutl, kubectl) are etcd's
 // and the API server's.
 func NodePrograms(ctx context.Context, versions cluster.Versions, copts components.Options) (map[string]string, error) {
-	byRelease := map[string]map[string]string{}
-	for _, r := range versions.Releases() {
-		fam, err := components.KubernetesFamily(r)
-		if err != nil {
-			return nil, err
-		}
-		if byRelease[r], err = components.Ensure(ctx, fam, copts); err != nil {
-			return nil, err
-		}
+	byRelease, err := releasePrograms(ctx, versions.Releases(), copts)
+	if err != nil {
+		return nil, err
 	}
 	bins := map[string]string{}
 	for _, p := range cluster.NodePrograms {
@@ -123,6 +117,25 @@ func NodePrograms(ctx context.Context, versions cluster.Versions, copts componen
 		bins[tool] = byRelease[versions.Programs["kube-apiserver"]][tool]
 	}
 	return bins, nil
+}
+
+// releasePrograms builds (or takes from the cache) the programs of each
+// release, by release.
+func releasePrograms(ctx context.Context, releases []string, copts components.Options) (map[string]map[string]string, error) {
+	out := map[string]map[string]string{}
+	for _, r := range releases {
+		if out[r] != nil {
+			continue
+		}
+		fam, err := components.KubernetesFamily(r)
+		if err != nil {
+			return nil, err
+		}
+		if out[r], err = components.Ensure(ctx, fam, copts); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // ClusterVersions is the release each node program of the cluster in cfg

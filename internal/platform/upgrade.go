@@ -174,19 +174,9 @@ func (a *API) runUpgrade(ctx context.Context, req UpgradeRequest, progress io.Wr
 			return nil, nil, err
 		}
 	}
-	programs := map[string]map[string]string{}
-	copts := components.Options{CacheDir: cfg.CacheDir(), Progress: progress}
-	for _, r := range append(cur.Releases(), req.To) {
-		if programs[r] != nil {
-			continue
-		}
-		fam, err := components.KubernetesFamily(r)
-		if err != nil {
-			return nil, nil, err
-		}
-		if programs[r], err = components.Ensure(ctx, fam, copts); err != nil {
-			return nil, nil, err
-		}
+	programs, err := releasePrograms(ctx, append(cur.Releases(), req.To), components.Options{CacheDir: cfg.CacheDir(), Progress: progress})
+	if err != nil {
+		return nil, nil, err
 	}
 	plan, err := PlanUpgrade(ctx, cfg, cur, req.To, programs[req.To]["api-lifecycle"])
 	if err != nil {
@@ -571,11 +561,7 @@ func (p *Platform) UpgradeCluster(ctx context.Context, user, password string, re
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		data, _ := io.ReadAll(io.LimitReader(res.Body, maxRequestBytes))
-		var e apiError
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return nil, nil, fmt.Errorf("the platform refused (cluster upgrade): %s", e.Error)
-		}
-		return nil, nil, fmt.Errorf("the platform refused (cluster upgrade): %s", res.Status)
+		return nil, nil, refusal(res, data, "cluster upgrade")
 	}
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)

@@ -88,20 +88,13 @@ subsets:
 // Ready.
 func upgradeKeptEverything(t *testing.T, e *env, newest string) {
 	t.Helper()
-	var v struct {
-		ServerVersion struct{ GitVersion string } `json:"serverVersion"`
-	}
-	if err := json.Unmarshal([]byte(e.mustKubectl("version", "-o", "json")), &v); err != nil || v.ServerVersion.GitVersion != newest {
-		t.Errorf("the API server reports %q after the upgrade (%v), want %s", v.ServerVersion.GitVersion, err, newest)
+	if got := serverVersion(t, e); got != newest {
+		t.Errorf("the API server reports %q after the upgrade, want %s", got, newest)
 	}
 	if got := e.mustKubectl("get", "nodes", "-o", "jsonpath={.items[0].status.nodeInfo.kubeletVersion}"); got != newest {
 		t.Errorf("the kubelet reports %s after the upgrade, want %s", got, newest)
 	}
-	var versions struct{ Programs map[string]string }
-	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(e.home, "cluster", "versions.json"))), &versions); err != nil {
-		t.Fatal(err)
-	}
-	for p, r := range versions.Programs {
+	for p, r := range recordedVersions(t, e) {
 		if r != newest {
 			t.Errorf("the cluster records %s on %s", p, r)
 		}
@@ -170,11 +163,8 @@ func TestClusterUpgradeRollsBack(t *testing.T) {
 		!strings.Contains(r.stderr, "restoring etcd's data") || !strings.Contains(r.stderr, "is back on "+older) {
 		t.Fatalf("an upgrade whose API server cannot start: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	var v struct {
-		ServerVersion struct{ GitVersion string } `json:"serverVersion"`
-	}
-	if err := json.Unmarshal([]byte(e.mustKubectl("version", "-o", "json")), &v); err != nil || v.ServerVersion.GitVersion != older {
-		t.Fatalf("after the rollback the API server reports %q (%v), want %s", v.ServerVersion.GitVersion, err, older)
+	if got := serverVersion(t, e); got != older {
+		t.Fatalf("after the rollback the API server reports %q, want %s", got, older)
 	}
 	if got := e.mustKubectl("get", "configmap", "before-the-upgrade", "-o", "jsonpath={.data.kept}"); got != "yes" {
 		t.Fatalf("the ConfigMap made before the upgrade holds %q after the rollback", got)
@@ -248,12 +238,8 @@ func interruptedUpgrade(t *testing.T, e *env, up *upProcess, regAddr, newest str
 		t.Fatal("slipway up did not die")
 	}
 	t.Logf("the upgrade, until its platform was killed:\n%s", seen.String())
-	var versions struct{ Programs map[string]string }
-	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(e.home, "cluster", "versions.json"))), &versions); err != nil {
-		t.Fatal(err)
-	}
-	if versions.Programs["etcd"] != newest || versions.Programs["kubelet"] == newest {
-		t.Fatalf("killed mid-upgrade, the cluster records %v", versions.Programs)
+	if recorded := recordedVersions(t, e); recorded["etcd"] != newest || recorded["kubelet"] == newest {
+		t.Fatalf("killed mid-upgrade, the cluster records %v", recorded)
 	}
 	up = e.startUpWithin(5*time.Minute, "--registry-addr", regAddr)
 	if st := e.mustRun("", "status").stdout; !strings.Contains(st, "Kubernetes mixed: etcd "+newest) {
@@ -268,4 +254,26 @@ func interruptedUpgrade(t *testing.T, e *env, up *upProcess, regAddr, newest str
 		t.Fatalf("after the upgrade was finished the kubelet reports %s", got)
 	}
 	return up
+}
+
+// serverVersion is the release the API server reports.
+func serverVersion(t *testing.T, e *env) string {
+	t.Helper()
+	var v struct {
+		ServerVersion struct{ GitVersion string } `json:"serverVersion"`
+	}
+	if err := json.Unmarshal([]byte(e.mustKubectl("version", "-o", "json")), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v.ServerVersion.GitVersion
+}
+
+// recordedVersions is the release the cluster records for each program.
+func recordedVersions(t *testing.T, e *env) map[string]string {
+	t.Helper()
+	var v struct{ Programs map[string]string }
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(e.home, "cluster", "versions.json"))), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v.Programs
 }
