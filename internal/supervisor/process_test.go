@@ -82,7 +82,8 @@ func TestProcessThatExitsIsReportedWithItsLog(t *testing.T) {
 func TestRestartReplacesTheProgram(t *testing.T) {
 	dir := t.TempDir()
 	marker := func(name string) []string {
-		return []string{"-c", "echo $$ > " + filepath.Join(dir, "running") + "; echo " + name + " > " + filepath.Join(dir, "who") + "; exec sleep 300"}
+		// "who" first: the program is ready once "running" exists.
+		return []string{"-c", "echo " + name + " > " + filepath.Join(dir, "who") + "; echo $$ > " + filepath.Join(dir, "running") + "; exec sleep 300"}
 	}
 	who := func() string {
 		data, _ := os.ReadFile(filepath.Join(dir, "who"))
