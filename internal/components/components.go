@@ -358,10 +358,11 @@ func pinKey(files map[string][]byte, fam Family) (string, error) {
 // CoreDNSVersion is the version the pins in components/coredns name.
 const CoreDNSVersion = "v1.13.1"
 
-// CoreDNS is the cluster's DNS server.
+// CoreDNS is the cluster's DNS server, with the plugins its Corefile uses
+// (pins/coredns/cmd/coredns).
 var CoreDNS = Family{
 	Dir:      "coredns",
-	Programs: map[string]string{"coredns": "github.com/coredns/coredns"},
+	Programs: map[string]string{"coredns": "./cmd/coredns"},
 	LDFlags:  "-s -w",
 	Why:      "CoreDNS " + CoreDNSVersion + " is compiled from source once, then cached",
 }
@@ -420,23 +421,25 @@ func gzipped(s string) string {
 // FluxVersion is the Flux distribution the controllers below belong to.
 const FluxVersion = "v2.9.5"
 
-// Flux's controllers, one pinning module each (their replace directives
-// differ). Each family also keeps the controller's CRDs, under "crds".
-var (
-	FluxSourceController       = fluxFamily("source-controller", "github.com/fluxcd/source-controller", "v1.9.5")
-	FluxHelmController         = fluxFamily("helm-controller", "github.com/fluxcd/helm-controller", "v1.6.4")
-	FluxKustomizeController    = fluxFamily("kustomize-controller", "github.com/fluxcd/kustomize-controller", "v1.9.5")
-	FluxNotificationController = fluxFamily("notification-controller", "github.com/fluxcd/notification-controller", "v1.9.3")
-)
-
-func fluxFamily(name, pkg, version string) Family {
-	return Family{
-		Dir:      "flux/" + name,
-		Programs: map[string]string{name: pkg},
-		LDFlags:  "-s -w",
-		Why:      "Flux's " + name + " " + version + " is compiled from source once, then cached",
-		Files:    []ModuleFiles{{Module: pkg, Glob: "config/crd/bases/*.yaml", Into: "crds"}},
-	}
+// Flux's controllers, from one pinning module, so what they share is
+// compiled once. The family also keeps each controller's CRDs, under
+// "crds".
+var FluxControllers = Family{
+	Dir: "flux/controllers",
+	Programs: map[string]string{
+		"source-controller":       "github.com/fluxcd/source-controller",
+		"kustomize-controller":    "github.com/fluxcd/kustomize-controller",
+		"helm-controller":         "github.com/fluxcd/helm-controller",
+		"notification-controller": "github.com/fluxcd/notification-controller",
+	},
+	LDFlags: "-s -w",
+	Why:     "Flux " + FluxVersion + "'s controllers are compiled from source once, then cached",
+	Files: []ModuleFiles{
+		{Module: "github.com/fluxcd/source-controller", Glob: "config/crd/bases/*.yaml", Into: "crds"},
+		{Module: "github.com/fluxcd/kustomize-controller", Glob: "config/crd/bases/*.yaml", Into: "crds"},
+		{Module: "github.com/fluxcd/helm-controller", Glob: "config/crd/bases/*.yaml", Into: "crds"},
+		{Module: "github.com/fluxcd/notification-controller", Glob: "config/crd/bases/*.yaml", Into: "crds"},
+	},
 }
 
 // FluxCLI is the flux command line, used by the tests to check the

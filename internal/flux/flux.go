@@ -31,7 +31,6 @@ const Version = components.FluxVersion
 type Controller struct {
 	Name    string
 	Version string
-	Family  components.Family
 	// Args are added to the flags every controller gets.
 	Args []string
 	// Ports are the named container ports besides healthz and metrics.
@@ -61,7 +60,7 @@ const eventsAddr = "--events-addr=http://notification-controller.$(RUNTIME_NAMES
 // no rights unless a tenant's RoleBinding gives them.
 var Controllers = []Controller{
 	{
-		Name: "source-controller", Version: "v1.9.5", Family: components.FluxSourceController,
+		Name: "source-controller", Version: "v1.9.5",
 		Args: []string{
 			eventsAddr,
 			"--storage-path=/data",
@@ -72,17 +71,17 @@ var Controllers = []Controller{
 		Storage: true,
 	},
 	{
-		Name: "kustomize-controller", Version: "v1.9.5", Family: components.FluxKustomizeController,
+		Name: "kustomize-controller", Version: "v1.9.5",
 		Args:      []string{eventsAddr, "--no-cross-namespace-refs=true", "--no-remote-bases=true", "--default-service-account=default"},
 		ReadyPath: "/readyz", ReadyPort: "healthz",
 	},
 	{
-		Name: "helm-controller", Version: "v1.6.4", Family: components.FluxHelmController,
+		Name: "helm-controller", Version: "v1.6.4",
 		Args:      []string{eventsAddr, "--no-cross-namespace-refs=true", "--default-service-account=default"},
 		ReadyPath: "/readyz", ReadyPort: "healthz",
 	},
 	{
-		Name: "notification-controller", Version: "v1.9.3", Family: components.FluxNotificationController,
+		Name: "notification-controller", Version: "v1.9.3",
 		Args: []string{"--no-cross-namespace-refs=true"},
 		Ports: []Port{
 			{Name: "http", Number: 9090, Service: "notification-controller"},
@@ -103,18 +102,16 @@ type Programs struct {
 // Build compiles the controllers (or takes them from the cache) and
 // collects their CRDs.
 func Build(ctx context.Context, opts components.Options) (*Programs, error) {
+	paths, err := components.Ensure(ctx, components.FluxControllers, opts)
+	if err != nil {
+		return nil, err
+	}
 	p := &Programs{Binaries: map[string]string{}}
 	for _, c := range Controllers {
-		paths, err := components.Ensure(ctx, c.Family, opts)
-		if err != nil {
-			return nil, err
-		}
 		p.Binaries[c.Name] = paths[c.Name]
-		files, err := filepath.Glob(filepath.Join(paths["crds"], "*.yaml"))
-		if err != nil {
-			return nil, err
-		}
-		p.CRDFiles = append(p.CRDFiles, files...)
+	}
+	if p.CRDFiles, err = filepath.Glob(filepath.Join(paths["crds"], "*.yaml")); err != nil {
+		return nil, err
 	}
 	sort.Strings(p.CRDFiles)
 	return p, nil
