@@ -6,13 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
 	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/registry"
+	"oras.land/oras-go/v2/registry/remote/errcode"
 	"sigs.k8s.io/yaml"
 
 	"github.com/slipway-dev/slipway/internal/credentials"
@@ -135,17 +139,36 @@ func Push(p *Packaged, parent string, force bool, opts RegistryOptions) (*PushRe
 }
 
 func isNotFound(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "not found") || strings.Contains(msg, "404")
+	return httpStatus(err) == http.StatusNotFound || strings.Contains(err.Error(), "not found")
+}
+
+// statusCodeText finds the status in the registry client's message when the
+// error chain does not carry it typed.
+var statusCodeText = regexp.MustCompile(`status code (\d{3})\b`)
+
+// httpStatus is the HTTP status a registry answered with, or 0. It is read
+// from the status itself, never from digits anywhere in the message: the
+// registry's address has a port, and port 40183 is not a 401.
+func httpStatus(err error) int {
+	var resp *errcode.ErrorResponse
+	if errors.As(err, &resp) {
+		return resp.StatusCode
+	}
+	if m := statusCodeText.FindStringSubmatch(err.Error()); m != nil {
+		code, _ := strconv.Atoi(m[1])
+		return code
+	}
+	return 0
 }
 
 // registryError adds what to do to a registry failure.
 func registryError(host string, err error) error {
 	msg := err.Error()
+	status := httpStatus(err)
 	switch {
-	case strings.Contains(msg, "401") || strings.Contains(strings.ToLower(msg), "unauthorized"):
+	case status == http.StatusUnauthorized || status == 0 && strings.Contains(strings.ToLower(msg), "unauthorized"):
 		return fmt.Errorf("%w\nregistry %s did not accept the credentials: log in with `slipway login %s -u <user>`", err, host, host)
-	case strings.Contains(msg, "403") || strings.Contains(msg, "DENIED") || strings.Contains(strings.ToLower(msg), "denied"):
+	case status == http.StatusForbidden || status == 0 && strings.Contains(strings.ToLower(msg), "denied"):
 		return fmt.Errorf("%w\npush charts under your team's prefix (for example oci://%s/dev1/charts), or ask an admin for push rights", err, host)
 	case strings.Contains(msg, "connection refused") || strings.Contains(msg, "no such host"):
 		return fmt.Errorf("%w\ncannot reach registry %s: start it with `slipway up`, or check the address", err, host)

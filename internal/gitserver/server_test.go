@@ -113,7 +113,7 @@ func TestCloneAndPushWithRealGit(t *testing.T) {
 	if out, err := git(t, repo, "push", url("", "dev1/hello"), "HEAD:refs/heads/y"); err == nil {
 		t.Fatalf("anonymous push accepted:\n%s", out)
 	}
-	if out, err := git(t, repo, "push", url("dev1", "dev2/shop"), "HEAD:main"); err == nil || !strings.Contains(out, "403") {
+	if out, err := git(t, repo, "push", url("dev1", "dev2/shop"), "HEAD:main"); err == nil || !strings.Contains(out, "error: 403") {
 		t.Fatalf("dev1 pushing to dev2/shop: %v\n%s", err, out)
 	}
 	if out, err := git(t, work, "clone", url("", "dev1/hello"), "anon"); err == nil {
