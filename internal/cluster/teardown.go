@@ -101,6 +101,7 @@ func (l Leftovers) String() string {
 func ClearLeftovers(opts Options) Leftovers {
 	c := &Cluster{opts: opts}
 	var left Leftovers
+	c.awaitKilledPrograms()
 	shims := procfs.WithArgs("-address", opts.ContainerdSocket())
 	left.Shims = len(shims)
 	if len(shims) > 0 {
@@ -128,6 +129,41 @@ func ClearLeftovers(opts Options) Leftovers {
 	_ = os.RemoveAll(c.path("containerd", "state"))
 	_ = os.RemoveAll(c.path("cni", "ipam"))
 	return left
+}
+
+// killedProgramsGrace bounds the wait for a killed run's programs to end.
+const killedProgramsGrace = 15 * time.Second
+
+// awaitKilledPrograms waits until the programs of a killed run of this
+// cluster (etcd, the Kubernetes programs, containerd) have ended. The kernel
+// sends them SIGKILL when their slipway dies, but a large process takes a
+// moment to go, and until it has, its port is busy: the checks below would
+// take the dying cluster for another one running here and leave its pods'
+// network namespaces behind. Only those programs are waited for, known by
+// the program they run and the directory in their arguments; a user's
+// `tail -f` of a log under the directory is none of them.
+func (c *Cluster) awaitKilledPrograms() {
+	programs := []string{"containerd"}
+	for _, path := range c.opts.Binaries {
+		programs = append(programs, path)
+	}
+	var dying []int
+	for _, pid := range procfs.PIDs() {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		argv0, rest, _ := strings.Cut(string(data), "\x00")
+		if slices.Contains(programs, argv0) && strings.Contains(rest, c.opts.Dir+"/") {
+			dying = append(dying, pid)
+		}
+	}
+	deadline := time.Now().Add(killedProgramsGrace)
+	for _, pid := range dying {
+		for !procfs.Gone(pid) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 // StopLeftovers clears the leftovers of a killed cluster and its network
