@@ -24,6 +24,10 @@ type dnsService struct{ c *Cluster }
 
 func (d *dnsService) Name() string { return "coredns" }
 
+// StartsAlongside: what comes next (Flux) installs its controllers while
+// CoreDNS's pod starts; Flux's own readiness needs DNS and waits for it.
+func (d *dnsService) StartsAlongside() bool { return true }
+
 func (d *dnsService) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
 	cfg, err := RESTConfig(d.c.opts.AdminKubeconfig())
 	if err != nil {

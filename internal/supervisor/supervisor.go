@@ -53,8 +53,16 @@ type Supervisor struct {
 	Progress io.Writer
 }
 
+// Alongside is implemented by a service the ones after it need not wait
+// for: they start while it becomes ready, and the whole is ready once it
+// is too. A failure to start still stops everything.
+type Alongside interface {
+	StartsAlongside() bool
+}
+
 type running struct {
 	name   string
+	ctx    context.Context
 	cancel context.CancelFunc
 	// done is closed when Run has returned; err is then its result.
 	done chan struct{}
@@ -99,12 +107,61 @@ func (s *Supervisor) Run(ctx context.Context, services []Service, onReady func([
 		return errors.Join(errs...)
 	}
 
-	var endpoints []Endpoint
-	for _, svc := range services {
+	// interrupted is the outcome of a start the caller gave up on.
+	interrupted := errors.New("interrupted")
+	awaitReady := func(svc Service, r *running, readyc <-chan Endpoint, startedAt time.Time) startOutcome {
+		select {
+		case e := <-readyc:
+			return startOutcome{endpoint: e, took: time.Since(startedAt)}
+		case <-r.done:
+			return startOutcome{err: &ServiceError{svc.Name(), fmt.Errorf("failed to start: %w", r.err)}}
+		case <-time.After(startTimeout):
+			return startOutcome{err: &ServiceError{svc.Name(), fmt.Errorf("not ready within %s", startTimeout)}}
+		case <-ctx.Done():
+			return startOutcome{err: interrupted}
+		}
+	}
+	// settle records a service's start; on failure it stops everything
+	// and returns what Run returns.
+	settle := func(r *running, o startOutcome) error {
+		if o.err == nil {
+			where := ""
+			if o.endpoint.URL != "" {
+				where = " at " + o.endpoint.URL
+			}
+			fmt.Fprintf(progress, "%s ready in %s%s\n", r.name, o.took.Round(time.Millisecond), where)
+			go watch(r.ctx, r, failed)
+			return nil
+		}
+		if o.err == interrupted {
+			return stopAll()
+		}
+		select {
+		case <-r.done: // it has ended already: nothing to stop
+			for i := range started {
+				if started[i] == r {
+					started = append(started[:i], started[i+1:]...)
+					break
+				}
+			}
+			r.cancel()
+		default:
+		}
+		return errors.Join(o.err, stopAll())
+	}
+
+	endpoints := make([]Endpoint, len(services))
+	type alongside struct {
+		index   int
+		r       *running
+		outcome chan startOutcome
+	}
+	var pending []alongside
+	for i, svc := range services {
 		fmt.Fprintf(progress, "starting %s\n", svc.Name())
 		startedAt := time.Now()
 		svcCtx, cancel := context.WithCancel(context.Background())
-		r := &running{name: svc.Name(), cancel: cancel, done: make(chan struct{})}
+		r := &running{name: svc.Name(), ctx: svcCtx, cancel: cancel, done: make(chan struct{})}
 		readyc := make(chan Endpoint, 1)
 		go func() {
 			err := svc.Run(svcCtx, func(e Endpoint) {
@@ -122,24 +179,24 @@ func (s *Supervisor) Run(ctx context.Context, services []Service, onReady func([
 		}()
 		started = append(started, r)
 
-		select {
-		case e := <-readyc:
-			endpoints = append(endpoints, e)
-			where := ""
-			if e.URL != "" {
-				where = " at " + e.URL
-			}
-			fmt.Fprintf(progress, "%s ready in %s%s\n", svc.Name(), time.Since(startedAt).Round(time.Millisecond), where)
-			go watch(svcCtx, r, failed)
-		case <-r.done:
-			started = started[:len(started)-1]
-			cancel()
-			return errors.Join(&ServiceError{svc.Name(), fmt.Errorf("failed to start: %w", r.err)}, stopAll())
-		case <-time.After(startTimeout):
-			return errors.Join(&ServiceError{svc.Name(), fmt.Errorf("not ready within %s", startTimeout)}, stopAll())
-		case <-ctx.Done():
-			return stopAll()
+		if a, ok := svc.(Alongside); ok && a.StartsAlongside() {
+			out := make(chan startOutcome, 1)
+			go func() { out <- awaitReady(svc, r, readyc, startedAt) }()
+			pending = append(pending, alongside{index: i, r: r, outcome: out})
+			continue
 		}
+		o := awaitReady(svc, r, readyc, startedAt)
+		if err := settle(r, o); err != nil || o.err != nil {
+			return err
+		}
+		endpoints[i] = o.endpoint
+	}
+	for _, p := range pending {
+		o := <-p.outcome
+		if err := settle(p.r, o); err != nil || o.err != nil {
+			return err
+		}
+		endpoints[p.index] = o.endpoint
 	}
 	if onReady != nil {
 		onReady(endpoints)
@@ -159,6 +216,13 @@ func (s *Supervisor) Run(ctx context.Context, services []Service, onReady func([
 		}
 		return errors.Join(sf, stopAll())
 	}
+}
+
+// startOutcome is how one service's start ended.
+type startOutcome struct {
+	endpoint Endpoint
+	took     time.Duration
+	err      error
 }
 
 // watch reports a service that ends while it was not asked to stop.

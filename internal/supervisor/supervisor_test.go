@@ -156,3 +156,84 @@ func TestStopTimeoutIsReported(t *testing.T) {
 		t.Fatalf("want a stop timeout naming the service, got %v", err)
 	}
 }
+
+// slowStarter starts alongside the services after it and is ready (or
+// fails) only once gate is closed.
+type slowStarter struct {
+	rec  *recorder
+	gate chan struct{}
+	fail error
+}
+
+func (s *slowStarter) Name() string          { return "slow" }
+func (s *slowStarter) StartsAlongside() bool { return true }
+func (s *slowStarter) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
+	// No start is recorded: it runs on its own goroutine, and whether
+	// it or the next service gets there first is the scheduler's choice.
+	select {
+	case <-s.gate:
+	case <-ctx.Done():
+		return nil
+	}
+	if s.fail != nil {
+		s.rec.add("failed:slow")
+		return s.fail
+	}
+	ready(supervisor.Endpoint{URL: "fake://slow"})
+	<-ctx.Done()
+	s.rec.add("stop:slow")
+	return nil
+}
+
+// opener opens the gate of a slowStarter when it starts: the run can only
+// get past it if it started before the slow one was ready.
+type opener struct {
+	fakeService
+	gate chan struct{}
+}
+
+func (o *opener) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
+	close(o.gate)
+	return o.fakeService.Run(ctx, ready)
+}
+
+func TestAlongsideStartsTheNextBeforeItIsReady(t *testing.T) {
+	rec := &recorder{}
+	gate := make(chan struct{})
+	fs := services(rec, "a", "c")
+	slow := &slowStarter{rec: rec, gate: gate}
+	c := &opener{fakeService: *fs[1], gate: gate}
+	ctx, cancel := context.WithCancel(context.Background())
+	var got []supervisor.Endpoint
+	err := (&supervisor.Supervisor{}).Run(ctx, []supervisor.Service{fs[0], slow, c}, func(eps []supervisor.Endpoint) {
+		got = eps
+		cancel()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[1].Service != "slow" || got[1].URL != "fake://slow" || got[2].Service != "c" {
+		t.Fatalf("endpoints in service order, want a slow c: %+v", got)
+	}
+	if want := "start:a start:c stop:c stop:slow stop:a"; rec.String() != want {
+		t.Fatalf("events %q, want %q", rec, want)
+	}
+}
+
+func TestAlongsideFailingToStartStopsEverything(t *testing.T) {
+	rec := &recorder{}
+	gate := make(chan struct{})
+	fs := services(rec, "a", "c")
+	slow := &slowStarter{rec: rec, gate: gate, fail: errors.New("no replica available")}
+	c := &opener{fakeService: *fs[1], gate: gate}
+	err := (&supervisor.Supervisor{}).Run(context.Background(), []supervisor.Service{fs[0], slow, c}, func([]supervisor.Endpoint) {
+		t.Error("reported ready")
+	})
+	var se *supervisor.ServiceError
+	if !errors.As(err, &se) || se.Service != "slow" || !strings.Contains(err.Error(), "no replica available") {
+		t.Fatalf("want an error naming slow and why, got %v", err)
+	}
+	if want := "start:a start:c failed:slow stop:c stop:a"; rec.String() != want {
+		t.Fatalf("events %q, want %q", rec, want)
+	}
+}
