@@ -35,26 +35,47 @@ var Platform = Author{Name: "slipway", Email: "slipway@localhost"}
 // ErrNoChange is returned by Change when edit left the tree as it was.
 var ErrNoChange = errors.New("nothing to commit")
 
+// Edit is one change to a work tree, committed with its own message.
+type Edit struct {
+	Message string
+	Apply   func(dir string) error
+}
+
 // Change clones the branch, calls edit on the work tree, and commits and
 // pushes what edit changed. It returns the new commit. When another push
 // lands in between, it starts over from a fresh clone (up to three times).
 // edit must be idempotent for that reason.
 func (r Remote) Change(ctx context.Context, author Author, message string, edit func(dir string) error) (string, error) {
+	head, changed, err := r.ChangeEach(ctx, author, Edit{Message: message, Apply: edit})
+	if err == nil && !changed {
+		return "", ErrNoChange
+	}
+	return head, err
+}
+
+// ChangeEach is Change for several edits with one clone and one push:
+// each edit that changes the tree is committed on its own, with its own
+// message, and the commits are pushed together (or, when the push fails,
+// none is). It returns the branch's head afterwards — the clone's when no
+// edit changed anything, "" for a repository still empty — and whether
+// anything was pushed. A platform start checks a handful of things in the
+// fleet; one clone for all of them is what keeps that quick.
+func (r Remote) ChangeEach(ctx context.Context, author Author, edits ...Edit) (head string, changed bool, err error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		commit, retry, err := r.change(ctx, author, message, edit)
+		head, changed, retry, err := r.change(ctx, author, edits)
 		if err == nil || !retry {
-			return commit, err
+			return head, changed, err
 		}
 		lastErr = err
 	}
-	return "", lastErr
+	return "", false, lastErr
 }
 
-func (r Remote) change(ctx context.Context, author Author, message string, edit func(dir string) error) (commit string, retry bool, err error) {
+func (r Remote) change(ctx context.Context, author Author, edits []Edit) (head string, changed, retry bool, err error) {
 	dir, err := os.MkdirTemp("", "slipway-git-")
 	if err != nil {
-		return "", false, err
+		return "", false, false, err
 	}
 	defer os.RemoveAll(dir)
 	branch := r.branch()
@@ -62,42 +83,53 @@ func (r Remote) change(ctx context.Context, author Author, message string, edit 
 		// An empty repository has no branch to clone yet: start one.
 		empty, lsErr := r.isEmpty(ctx)
 		if lsErr != nil || !empty {
-			return "", false, err
+			return "", false, false, err
 		}
 		if _, err := r.git(ctx, "", "init", "--quiet", "--initial-branch="+branch, dir); err != nil {
-			return "", false, err
+			return "", false, false, err
 		}
 		if _, err := r.git(ctx, dir, "remote", "add", "origin", r.URL); err != nil {
-			return "", false, err
+			return "", false, false, err
 		}
 	}
-	if err := edit(dir); err != nil {
-		return "", false, err
+	commits := 0
+	for _, edit := range edits {
+		if err := edit.Apply(dir); err != nil {
+			return "", false, false, err
+		}
+		if _, err := r.git(ctx, dir, "add", "--all"); err != nil {
+			return "", false, false, err
+		}
+		status, err := r.git(ctx, dir, "status", "--porcelain")
+		if err != nil {
+			return "", false, false, err
+		}
+		if strings.TrimSpace(status) == "" {
+			continue
+		}
+		if _, err := r.git(ctx, dir, "-c", "user.name="+author.Name, "-c", "user.email="+author.Email,
+			"commit", "--quiet", "--no-verify", "-m", edit.Message); err != nil {
+			return "", false, false, err
+		}
+		commits++
 	}
-	if _, err := r.git(ctx, dir, "add", "--all"); err != nil {
-		return "", false, err
+	out, err := r.git(ctx, dir, "rev-parse", "HEAD")
+	if commits == 0 {
+		// Unchanged: the clone's head, or none in an empty repository.
+		if err != nil {
+			return "", false, false, nil
+		}
+		return strings.TrimSpace(out), false, false, nil
 	}
-	status, err := r.git(ctx, dir, "status", "--porcelain")
 	if err != nil {
-		return "", false, err
-	}
-	if strings.TrimSpace(status) == "" {
-		return "", false, ErrNoChange
-	}
-	if _, err := r.git(ctx, dir, "-c", "user.name="+author.Name, "-c", "user.email="+author.Email,
-		"commit", "--quiet", "--no-verify", "-m", message); err != nil {
-		return "", false, err
-	}
-	head, err := r.git(ctx, dir, "rev-parse", "HEAD")
-	if err != nil {
-		return "", false, err
+		return "", false, false, err
 	}
 	if _, err := r.git(ctx, dir, "push", "--quiet", "origin", "HEAD:refs/heads/"+branch); err != nil {
 		// Rejected because the branch moved on: try again on top of it.
 		retry = strings.Contains(err.Error(), "rejected") || strings.Contains(err.Error(), "fetch first")
-		return "", retry, err
+		return "", false, retry, err
 	}
-	return strings.TrimSpace(head), false, nil
+	return strings.TrimSpace(out), true, false, nil
 }
 
 // Head returns the commit the branch points at, or "" for an empty

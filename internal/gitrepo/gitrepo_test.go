@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -77,6 +78,41 @@ func TestChangeCommitsAndPushes(t *testing.T) {
 	}
 	if got, err := r.ReadFile(ctx, "a/b.yaml"); err != nil || string(got) != "two\n" {
 		t.Fatalf("read %q, %v", got, err)
+	}
+}
+
+// Several edits from one clone: each edit that changes the tree is a
+// commit of its own, an edit that changes nothing is none, and all of them
+// reach the server in one push. Run again, nothing is pushed and the head
+// is the same.
+func TestChangeEachCommitsEachEditThatChangesSomething(t *testing.T) {
+	testutil.Slow(t)
+	ctx := context.Background()
+	r := gitrepo.Remote{URL: serve(t), Username: "ops", Password: "ops-pw"}
+	edits := []gitrepo.Edit{
+		{Message: "one", Apply: write("a", "1\n")},
+		{Message: "one again", Apply: write("a", "1\n")},
+		{Message: "two", Apply: write("b", "2\n")},
+	}
+	head, changed, err := r.ChangeEach(ctx, author, edits...)
+	if err != nil || !changed {
+		t.Fatalf("changed %v, %v", changed, err)
+	}
+	if remote, _ := r.Head(ctx); remote != head {
+		t.Fatalf("head %q, server has %q", head, remote)
+	}
+	clone := t.TempDir()
+	url := strings.Replace(r.URL, "http://", "http://ops:ops-pw@", 1)
+	if out, err := exec.Command("git", "clone", "--quiet", url, clone).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	log, err := exec.Command("git", "-C", clone, "log", "--format=%s").Output()
+	if err != nil || string(log) != "two\none\n" {
+		t.Fatalf("commits %q, %v; want two, then one", log, err)
+	}
+	again, changed, err := r.ChangeEach(ctx, author, edits...)
+	if err != nil || changed || again != head {
+		t.Fatalf("again: head %q (was %q), changed %v, %v", again, head, changed, err)
 	}
 }
 

@@ -272,45 +272,38 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	_, err = remote.Change(ctx, gitrepo.Platform, "flux: install Flux "+flux.Version+" in "+fleet.SystemDir(), func(dir string) error {
-		return fleet.WriteTree(dir, components)
-	})
-	if err != nil && !errors.Is(err, gitrepo.ErrNoChange) {
-		return "", fmt.Errorf("bootstrapping the fleet repository: %w", err)
-	}
-	// A fleet from before the registry spoke HTTPS has chart sources that
-	// say insecure: true; they now verify it with the platform's CA.
+	// One clone of the fleet for everything a start checks there; each
+	// edit that changes something is its own commit.
 	var teams []string
-	_, err = remote.Change(ctx, gitrepo.Platform, "tenants: verify the registry's certificate with the platform's CA", func(dir string) error {
-		var err error
-		if teams, err = flux.Tenants(dir); err != nil {
+	edits := []gitrepo.Edit{
+		{Message: "flux: install Flux " + flux.Version + " in " + fleet.SystemDir(), Apply: func(dir string) error {
+			return fleet.WriteTree(dir, components)
+		}},
+		// A fleet from before the registry spoke HTTPS has chart sources
+		// that say insecure: true; they now verify it with the platform's CA.
+		{Message: "tenants: verify the registry's certificate with the platform's CA", Apply: func(dir string) error {
+			var err error
+			if teams, err = flux.Tenants(dir); err != nil {
+				return err
+			}
+			_, err = flux.TrustPlatformCA(dir)
 			return err
-		}
-		_, err = flux.TrustPlatformCA(dir)
-		return err
-	})
-	if err != nil && !errors.Is(err, gitrepo.ErrNoChange) {
-		return "", fmt.Errorf("updating the fleet's chart sources: %w", err)
-	}
-	// A fleet from before Flux's notifications gets each tenant's Alert,
-	// Provider and Receiver.
-	_, err = remote.Change(ctx, gitrepo.Platform, "tenants: send Flux's events to the platform, take chart pushes by Receiver", func(dir string) error {
-		_, err := flux.EnsureNotifications(dir, func(team string) string { return FluxEventsURL(gitNode, team) })
-		return err
-	})
-	if err != nil && !errors.Is(err, gitrepo.ErrNoChange) {
-		return "", fmt.Errorf("adding Flux's notifications to the fleet: %w", err)
+		}},
+		// A fleet from before Flux's notifications gets each tenant's
+		// Alert, Provider and Receiver.
+		{Message: "tenants: send Flux's events to the platform, take chart pushes by Receiver", Apply: func(dir string) error {
+			_, err := flux.EnsureNotifications(dir, func(team string) string { return FluxEventsURL(gitNode, team) })
+			return err
+		}},
 	}
 	// The default alert rules go in now, before the platform says it is
 	// ready: a later commit would race a user's first push to the fleet.
 	if s.cfg.MonitoringEnabled() {
-		if err := seedRules(ctx, remote); err != nil {
-			return "", fmt.Errorf("adding the default alert rules to the fleet: %w", err)
-		}
+		edits = append(edits, defaultRulesEdit())
 	}
-	head, err := remote.Head(ctx)
+	head, _, err := remote.ChangeEach(ctx, gitrepo.Platform, edits...)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("bringing the fleet repository up to date: %w", err)
 	}
 
 	rest, err := cluster.RESTConfig(s.cluster.Options().AdminKubeconfig())

@@ -257,9 +257,9 @@ func prepareMonitoring(ctx context.Context, cfg config.Config, users *auth.Store
 	}, nil
 }
 
-// seedRules puts the default alert rules into a fleet that has none.
-func seedRules(ctx context.Context, remote gitrepo.Remote) error {
-	_, err := remote.Change(ctx, gitrepo.Platform, "monitoring: the line's default alert rules", func(dir string) error {
+// defaultRulesEdit puts the default alert rules into a fleet that has none.
+func defaultRulesEdit() gitrepo.Edit {
+	return gitrepo.Edit{Message: "monitoring: the line's default alert rules", Apply: func(dir string) error {
 		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(monitoring.RulesDir))); err == nil {
 			return nil // ops keeps its own
 		}
@@ -268,11 +268,7 @@ func seedRules(ctx context.Context, remote gitrepo.Remote) error {
 			return err
 		}
 		return os.WriteFile(path, monitoring.DefaultRules(), 0o644)
-	})
-	if errors.Is(err, gitrepo.ErrNoChange) {
-		return nil
-	}
-	return err
+	}}
 }
 
 // certificateFiles are the certificates whose expiry the platform
