@@ -58,6 +58,7 @@ func (c *Cluster) Services() []supervisor.Service {
 				"listen-metrics-urls":         "http://127.0.0.1:2381",
 				"log-level":                   "warn",
 			}),
+			Env:      []string{heapHalfGrowth},
 			LogFile:  c.logFile("etcd"),
 			Ready:    c.httpsReady("https://127.0.0.1:2379/health", "etcd"),
 			Endpoint: supervisor.Endpoint{URL: "https://127.0.0.1:2379", Health: "http://127.0.0.1:2381/health"},
@@ -66,6 +67,7 @@ func (c *Cluster) Services() []supervisor.Service {
 			ServiceName: "kube-apiserver",
 			Path:        bin["kube-apiserver"],
 			Args:        c.apiServerArgs(c.opts.Versions.APIServerArgs),
+			Env:         []string{heapHalfGrowth},
 			LogFile:     c.logFile("kube-apiserver"),
 			Ready:       c.httpsReady("https://"+api+"/readyz", "admin"),
 			Endpoint:    supervisor.Endpoint{URL: o.APIServer(), Notes: []string{"slipway kubectl get nodes   (or kubectl --context slipway …, or --kubeconfig " + o.AdminKubeconfig() + ")"}},
@@ -131,7 +133,7 @@ func (c *Cluster) Services() []supervisor.Service {
 			// user's own `docker login` would make every pull fail with
 			// 401. It gets a home of its own, with none: the node pulls
 			// with the platform's credentials alone.
-			Env:      []string{"HOME=" + c.path("kubelet-home")},
+			Env:      []string{"HOME=" + c.path("kubelet-home"), heapHalfGrowth},
 			Dir:      c.path("kubelet-home"),
 			LogFile:  c.logFile("kubelet"),
 			Ready:    c.nodeReadySince(),
@@ -147,6 +149,14 @@ func (c *Cluster) Services() []supervisor.Service {
 	}
 	return services
 }
+
+// heapHalfGrowth has Go's garbage collector run once the heap has grown
+// by half since the last collection, not doubled (GOGC=100, the default):
+// a little more collector work for a smaller idle footprint. Measured idle
+// after `up`: kube-apiserver 354 -> 286 MiB, etcd 71 -> 64, kubelet 91 ->
+// 85. The other programs' memory is mostly their code and runtime; it did
+// not move, so they keep the default.
+const heapHalfGrowth = "GOGC=50"
 
 // controllerManagerArgs are the controller manager's flags for a release.
 func (c *Cluster) controllerManagerArgs(release string) []string {
