@@ -268,7 +268,7 @@ spec:
         - {name: healthz, containerPort: 9440, protocol: TCP}
         readinessProbe:
           httpGet: {path: "{{.ReadyPath}}", port: {{.ReadyPort}}}
-          periodSeconds: 2
+          periodSeconds: 1
         livenessProbe:
           httpGet: {path: /healthz, port: healthz}
         resources:
