@@ -37,6 +37,10 @@ type Family struct {
 	Dir string
 	// Programs maps a program name to its package path.
 	Programs map[string]string
+	// Links are more names for a program that answers to several (a link
+	// name maps to the program it is a link of): the program runs the
+	// part it is called as.
+	Links map[string]string
 	// LDFlags are passed to go build (version stamps).
 	LDFlags string
 	// Tags, when set, are passed to go build -tags.
@@ -93,16 +97,22 @@ func KubernetesFamily(version string) (Family, error) {
 	return Family{
 		Dir: "kubernetes/" + MinorOf(version),
 		Programs: map[string]string{
-			"etcd":                    "./cmd/etcd",
-			"etcdctl":                 "go.etcd.io/etcd/etcdctl/v3",
-			"etcdutl":                 "go.etcd.io/etcd/etcdutl/v3",
-			"api-lifecycle":           "./cmd/api-lifecycle",
-			"kube-apiserver":          "k8s.io/kubernetes/cmd/kube-apiserver",
-			"kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
-			"kube-scheduler":          "k8s.io/kubernetes/cmd/kube-scheduler",
-			"kubelet":                 "k8s.io/kubernetes/cmd/kubelet",
-			"kube-proxy":              "k8s.io/kubernetes/cmd/kube-proxy",
-			"kubectl":                 "k8s.io/kubernetes/cmd/kubectl",
+			"etcd":          "./cmd/etcd",
+			"etcdctl":       "go.etcd.io/etcd/etcdctl/v3",
+			"etcdutl":       "go.etcd.io/etcd/etcdutl/v3",
+			"api-lifecycle": "./cmd/api-lifecycle",
+			"kube-node":     "./cmd/kube-node",
+			"kubectl":       "k8s.io/kubernetes/cmd/kubectl",
+		},
+		// The node's five programs are one executable (see
+		// cmd/kube-node in the pins): one link step in the first build,
+		// and one copy of their common code in memory.
+		Links: map[string]string{
+			"kube-apiserver":          "kube-node",
+			"kube-controller-manager": "kube-node",
+			"kube-scheduler":          "kube-node",
+			"kubelet":                 "kube-node",
+			"kube-proxy":              "kube-node",
 		},
 		LDFlags: kubeVersionFlags(version),
 		Why:     "etcd and Kubernetes " + version + " are compiled from source once, then cached",
@@ -195,6 +205,12 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 			missing = true
 		}
 	}
+	for link := range fam.Links {
+		paths[link] = filepath.Join(binDir, link)
+		if _, err := os.Stat(paths[link]); err != nil {
+			missing = true
+		}
+	}
 	for _, f := range fam.Files {
 		paths[f.Into] = filepath.Join(binDir, f.Into)
 		if _, err := os.Stat(paths[f.Into]); err != nil {
@@ -266,6 +282,13 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("building %s failed:\n%s", fam.Dir, strings.TrimSpace(output.String()))
+	}
+	for link, program := range fam.Links {
+		// Relative, so that the link survives the rename below.
+		if err := os.Symlink(program, filepath.Join(tmp, link)); err != nil {
+			_ = os.RemoveAll(tmp)
+			return nil, err
+		}
 	}
 	for _, f := range fam.Files {
 		if err := copyModuleFiles(ctx, src, f, filepath.Join(tmp, f.Into)); err != nil {
@@ -343,6 +366,14 @@ func pinKey(files map[string][]byte, fam Family) (string, error) {
 	fmt.Fprintf(h, "%s\x00%s", fam.LDFlags, goVersion)
 	if fam.Tags != "" {
 		fmt.Fprintf(h, "\x00tags=%s", fam.Tags)
+	}
+	if len(fam.Links) > 0 {
+		links := make([]string, 0, len(fam.Links))
+		for link, program := range fam.Links {
+			links = append(links, link+"="+program)
+		}
+		sort.Strings(links)
+		fmt.Fprintf(h, "\x00links=%s", strings.Join(links, ","))
 	}
 	placeholders := make([]string, 0, len(fam.Placeholders))
 	for rel := range fam.Placeholders {

@@ -3,6 +3,7 @@ package components
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,8 +28,9 @@ func TestEnsureBuildsOnceAndAgainWhenThePinChanges(t *testing.T) {
 		}
 	}
 	write("go.mod", "module example.com/hello\n\ngo 1.22\n")
-	write("cmd/hello/main.go", "package main\n\nvar version = \"dev\"\n\nfunc main() { println(version) }\n")
-	fam := Family{Dir: "hello", Programs: map[string]string{"hello": "./cmd/hello"}, LDFlags: "-X main.version=v1", Why: "test"}
+	write("cmd/hello/main.go", "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n\t\"path/filepath\"\n)\n\nvar version = \"dev\"\n\nfunc main() { fmt.Println(filepath.Base(os.Args[0]), version) }\n")
+	// "hi" is a second name of hello, which answers as what it is called.
+	fam := Family{Dir: "hello", Programs: map[string]string{"hello": "./cmd/hello"}, Links: map[string]string{"hi": "hello"}, LDFlags: "-X main.version=v1", Why: "test"}
 	var progress strings.Builder
 	opts := Options{Source: os.DirFS(src), CacheDir: t.TempDir(), Progress: &progress}
 
@@ -39,6 +41,12 @@ func TestEnsureBuildsOnceAndAgainWhenThePinChanges(t *testing.T) {
 	st, err := os.Stat(first["hello"])
 	if err != nil {
 		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"hello": "hello v1\n", "hi": "hi v1\n"} {
+		out, err := exec.Command(first[name]).Output()
+		if err != nil || string(out) != want {
+			t.Errorf("%s says %q, %v; want %q", name, out, err, want)
+		}
 	}
 	if !strings.Contains(progress.String(), "building hello") {
 		t.Fatalf("no progress shown: %q", progress.String())
@@ -93,7 +101,7 @@ func TestEmbeddedPins(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, src := range []string{"cmd/etcd/main.go", "cmd/api-lifecycle/main.go"} {
+		for _, src := range []string{"cmd/etcd/main.go", "cmd/api-lifecycle/main.go", "cmd/kube-node/main.go"} {
 			if len(files[src]) == 0 {
 				t.Errorf("%s: no %s", fam.Dir, src)
 			}
