@@ -111,12 +111,7 @@ func ClearLeftovers(opts Options) Leftovers {
 		for _, pid := range victims {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for _, pid := range victims {
-			for !procfs.Gone(pid) && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
-		}
+		procfs.WaitGone(victims, time.Now().Add(10*time.Second))
 	}
 	// The pod network and the bridge's name are the same for every
 	// state directory: while another cluster runs here, they are its.
@@ -147,23 +142,15 @@ func (c *Cluster) awaitKilledPrograms() {
 	for _, path := range c.opts.Binaries {
 		programs = append(programs, path)
 	}
+	inDir := func(arg string) bool { return strings.Contains(arg, c.opts.Dir+"/") }
 	var dying []int
 	for _, pid := range procfs.PIDs() {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		argv0, rest, _ := strings.Cut(string(data), "\x00")
-		if slices.Contains(programs, argv0) && strings.Contains(rest, c.opts.Dir+"/") {
+		args := procfs.Args(pid)
+		if pid != os.Getpid() && len(args) > 1 && slices.Contains(programs, args[0]) && slices.ContainsFunc(args[1:], inDir) {
 			dying = append(dying, pid)
 		}
 	}
-	deadline := time.Now().Add(killedProgramsGrace)
-	for _, pid := range dying {
-		for !procfs.Gone(pid) && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	procfs.WaitGone(dying, time.Now().Add(killedProgramsGrace))
 }
 
 // StopLeftovers clears the leftovers of a killed cluster and its network

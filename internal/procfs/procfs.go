@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Stat is the part of /proc/PID/stat after the command name, from field
@@ -73,10 +74,32 @@ func WithArgs(args ...string) []int {
 	want := []byte("\x00" + strings.Join(args, "\x00") + "\x00")
 	var pids []int
 	for _, pid := range PIDs() {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		data, err := cmdline(pid)
 		if err == nil && pid != os.Getpid() && bytes.Contains(append([]byte{0}, data...), want) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// Args is a process's command line, program first; nil once it has ended.
+func Args(pid int) []string {
+	data, err := cmdline(pid)
+	if err != nil || len(data) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00")
+}
+
+func cmdline(pid int) ([]byte, error) {
+	return os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+}
+
+// WaitGone waits until each of pids has ended, or until deadline.
+func WaitGone(pids []int, deadline time.Time) {
+	for _, pid := range pids {
+		for !Gone(pid) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
