@@ -14,6 +14,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/ci/pipeline"
 	"github.com/slipway-dev/slipway/internal/gitcmd"
+	"github.com/slipway-dev/slipway/internal/syncio"
 )
 
 // Push is a push the git server reports.
@@ -569,7 +570,7 @@ func (r *Runner) execute(ctx context.Context, run *Run, p *pipeline.Pipeline, sr
 		}
 	}()
 	if live != nil {
-		live = &lockedWriter{w: live} // jobs running side by side write to it
+		live = &syncio.Writer{W: live} // jobs running side by side write to it
 	}
 	x := &execution{store: r.Store, run: run, p: p, src: src, in: in, secrets: sec, executor: executor, live: live,
 		lock: &sync.Mutex{}, slots: r.teamSlots(run.Pipeline), parent: ctx, counters: map[string]int{}}
@@ -585,16 +586,4 @@ func (r *Runner) execute(ctx context.Context, run *Run, p *pipeline.Pipeline, sr
 		return errors.New(run.Error)
 	}
 	return nil
-}
-
-// lockedWriter lets several goroutines write whole calls to w in turn.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
