@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -197,6 +198,11 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 		return nil, err
 	}
 	binDir := filepath.Join(opts.CacheDir, "components", fam.Dir+"-"+key)
+	// Preparations running at once may need the same family (the node's
+	// programs and the CI image's kubectl): the first builds it, the
+	// others wait and find it built.
+	unlock := lockBuild(binDir)
+	defer unlock()
 	paths := map[string]string{}
 	missing := false
 	for name := range fam.Programs {
@@ -230,7 +236,8 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 	for _, name := range names {
 		pkgs = append(pkgs, fam.Programs[name])
 	}
-	fmt.Fprintf(progress, "building %s (%s; this takes minutes the first time)\n", strings.Join(names, ", "), fam.Why)
+	last := lastBuildTime(opts.CacheDir, fam.Dir)
+	fmt.Fprintf(progress, "building %s (%s; %s)\n", strings.Join(names, ", "), fam.Why, aboutLastTime(last))
 	tmp := binDir + ".tmp"
 	_ = os.RemoveAll(tmp)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
@@ -270,7 +277,7 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 			case <-done:
 				return
 			case <-tick.C:
-				fmt.Fprintf(progress, "  still building %s (%s so far)\n", fam.Dir, time.Since(start).Round(time.Second))
+				fmt.Fprintf(progress, "  still building %s (%s)\n", fam.Dir, soFar(time.Since(start), last))
 			}
 		}
 	}()
@@ -302,8 +309,24 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 	if err := os.Rename(tmp, binDir); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(progress, "built %s in %s\n", fam.Dir, time.Since(start).Round(time.Second))
+	took := time.Since(start)
+	if err := rememberBuildTime(opts.CacheDir, fam.Dir, took); err != nil {
+		fmt.Fprintf(progress, "  (could not record the build time: %v)\n", err)
+	}
+	fmt.Fprintf(progress, "built %s in %s\n", fam.Dir, took.Round(time.Second))
 	return paths, nil
+}
+
+// buildLocks holds a mutex per build directory (binDir).
+var buildLocks sync.Map
+
+// lockBuild serialises Ensure calls for one build directory in this
+// process.
+func lockBuild(binDir string) (unlock func()) {
+	m, _ := buildLocks.LoadOrStore(binDir, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
 
 // pinFiles reads a family's pinning module: contents by path relative

@@ -6,8 +6,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/slipway-dev/slipway/internal/syncio"
 	"github.com/slipway-dev/slipway/internal/testutil"
 )
 
@@ -48,7 +50,7 @@ func TestEnsureBuildsOnceAndAgainWhenThePinChanges(t *testing.T) {
 			t.Errorf("%s says %q, %v; want %q", name, out, err, want)
 		}
 	}
-	if !strings.Contains(progress.String(), "building hello") {
+	if !strings.Contains(progress.String(), "building hello") || !strings.Contains(progress.String(), "minutes the first time") {
 		t.Fatalf("no progress shown: %q", progress.String())
 	}
 
@@ -62,6 +64,8 @@ func TestEnsureBuildsOnceAndAgainWhenThePinChanges(t *testing.T) {
 		t.Fatal("an unchanged pin was built again")
 	}
 
+	// A new pin of the family is built again, and says how long the
+	// family's last build took on this machine.
 	write("go.mod", "module example.com/hello\n\ngo 1.23\n")
 	changed, err := Ensure(context.Background(), fam, opts)
 	if err != nil {
@@ -69,6 +73,22 @@ func TestEnsureBuildsOnceAndAgainWhenThePinChanges(t *testing.T) {
 	}
 	if changed["hello"] == first["hello"] {
 		t.Fatal("a changed pin did not get its own build")
+	}
+	if !strings.Contains(progress.String(), "the last time here") {
+		t.Errorf("the second build gave no estimate from the first: %q", progress.String())
+	}
+
+	// A damaged record costs the estimate, not the build.
+	if err := os.WriteFile(buildTimesPath(opts.CacheDir), []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	progress.Reset()
+	write("go.mod", "module example.com/hello\n\ngo 1.24\n")
+	if _, err := Ensure(context.Background(), fam, opts); err != nil {
+		t.Fatalf("a damaged build-time record stopped the build: %v", err)
+	}
+	if !strings.Contains(progress.String(), "minutes the first time") {
+		t.Errorf("a damaged record should give no estimate: %q", progress.String())
 	}
 
 	fam.Programs["broken"] = "./cmd/broken"
@@ -124,5 +144,44 @@ func TestKubeVersionFlags(t *testing.T) {
 		if !strings.Contains(f, want) {
 			t.Errorf("flags lack %s: %s", want, f)
 		}
+	}
+}
+
+// Two preparations that need the same family at the same moment get one
+// build between them.
+func TestEnsureBuildsAFamilyOnceForCallersAtOnce(t *testing.T) {
+	testutil.Slow(t)
+	src := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(src, "once", "cmd", "once"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{
+		"go.mod":           "module example.com/once\n\ngo 1.22\n",
+		"cmd/once/main.go": "package main\n\nfunc main() {}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(src, "once", name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fam := Family{Dir: "once", Programs: map[string]string{"once": "./cmd/once"}, Why: "test"}
+	var progress strings.Builder
+	opts := Options{Source: os.DirFS(src), CacheDir: t.TempDir(), Progress: &syncio.Writer{W: &progress}}
+	var wg sync.WaitGroup
+	paths := make([]map[string]string, 3)
+	errs := make([]error, 3)
+	for i := range paths {
+		wg.Go(func() { paths[i], errs[i] = Ensure(context.Background(), fam, opts) })
+	}
+	wg.Wait()
+	for i := range paths {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if paths[i]["once"] != paths[0]["once"] {
+			t.Errorf("callers got different programs: %v", paths)
+		}
+	}
+	if n := strings.Count(progress.String(), "building once"); n != 1 {
+		t.Errorf("built %d times for three callers at once:\n%s", n, progress.String())
 	}
 }
