@@ -30,16 +30,22 @@ import (
 // never write.
 const clusterPullUser = "cluster-puller"
 
+// checkClusterHost makes sure this machine can run the cluster, and
+// installs the Debian packages it and the CI image need when missing.
+func checkClusterHost(cfg config.Config, progress io.Writer) error {
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		return errors.New("the local cluster needs root on Linux: run as root, or start without it (--cluster=false)")
+	}
+	if _, port, _ := net.SplitHostPort(cfg.Registry.Addr); port == "0" {
+		return errors.New("the cluster pulls from the registry by a fixed address: give the registry a port (--registry-addr host:port)")
+	}
+	return hostdeps.Ensure(hostdeps.Cluster, progress)
+}
+
 // NewCluster builds (or takes from the cache) the cluster's programs and
 // images and prepares its state directory. It does not start anything.
 func NewCluster(ctx context.Context, cfg config.Config, users *auth.Store, progress io.Writer) (*cluster.Cluster, []imageToPush, error) {
-	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
-		return nil, nil, errors.New("the local cluster needs root on Linux: run as root, or start without it (--cluster=false)")
-	}
-	if _, port, _ := net.SplitHostPort(cfg.Registry.Addr); port == "0" {
-		return nil, nil, errors.New("the cluster pulls from the registry by a fixed address: give the registry a port (--registry-addr host:port)")
-	}
-	if err := hostdeps.Ensure(hostdeps.Cluster, progress); err != nil {
+	if err := checkClusterHost(cfg, progress); err != nil {
 		return nil, nil, err
 	}
 	copts := components.Options{CacheDir: cfg.CacheDir(), Progress: progress}

@@ -168,6 +168,18 @@ func reloadPrometheus(ctx context.Context, addr string) error {
 	return nil
 }
 
+// buildMonitoringPrograms builds Prometheus and Alertmanager (or finds
+// them in the cache), ahead of prepareMonitoring, which takes them from
+// there.
+func buildMonitoringPrograms(ctx context.Context, cfg config.Config, progress io.Writer) error {
+	copts := components.Options{CacheDir: cfg.CacheDir(), Progress: progress}
+	if _, err := components.Ensure(ctx, components.Prometheus, copts); err != nil {
+		return err
+	}
+	_, err := components.Ensure(ctx, components.Alertmanager, copts)
+	return err
+}
+
 // prepareMonitoring builds (or takes from the cache) Prometheus and
 // Alertmanager, writes their configuration, and returns the services that
 // run them and keep their rules.

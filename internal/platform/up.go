@@ -24,6 +24,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/goproxy"
 	"github.com/slipway-dev/slipway/internal/metrics"
 	"github.com/slipway-dev/slipway/internal/supervisor"
+	"github.com/slipway-dev/slipway/internal/syncio"
 )
 
 // Up runs the platform until ctx ends or a service fails. onReady is called
@@ -32,6 +33,8 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	if progress == nil {
 		progress = io.Discard
 	}
+	// Preparations run at once (prepare.go) and share it.
+	progress = &syncio.Writer{W: progress}
 	if err := os.MkdirAll(cfg.Home, 0o755); err != nil {
 		return fmt.Errorf("creating home directory: %w", err)
 	}
@@ -86,6 +89,36 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	var cl *cluster.Cluster
 	if cfg.ClusterEnabled() {
 		prepStart := time.Now()
+		// The host's packages first: the CI image needs mmdebstrap.
+		if err := checkClusterHost(cfg, progress); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		// Flux's controllers, the CI image and the monitoring programs
+		// build while the node's programs do (see prepare.go).
+		prep := startPreparing(ctx)
+		defer prep.stop()
+		type fluxPrepared struct {
+			svc    *fluxService
+			images []imageToPush
+		}
+		var fluxReady *pending[fluxPrepared]
+		if cfg.FluxEnabled() {
+			fluxReady = prepare(prep, func(ctx context.Context) (fluxPrepared, error) {
+				svc, images, err := prepareFlux(ctx, cfg, progress)
+				return fluxPrepared{svc, images}, err
+			})
+		}
+		var ciReady *pending[*jobImages]
+		if cfg.JobsInPods() {
+			ciReady = prepare(prep, func(ctx context.Context) (*jobImages, error) { return prepareCIImage(ctx, cfg, progress) })
+		}
+		if cfg.MonitoringEnabled() {
+			// Only the programs: the rest of the monitoring's preparation
+			// needs the cluster's.
+			prepare(prep, func(ctx context.Context) (struct{}, error) {
+				return struct{}{}, buildMonitoringPrograms(ctx, cfg, progress)
+			})
+		}
 		c, images, err := NewCluster(ctx, cfg, users, progress)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -114,7 +147,8 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 				}
 				return dynamic.NewForConfig(rc)
 			}})
-			svc, fluxImages, err := prepareFlux(ctx, cfg, progress)
+			prepared, err := fluxReady.wait()
+			svc, fluxImages := prepared.svc, prepared.images
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -127,7 +161,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		}
 		imagesSvc := &imagesService{keychain: keychain, transport: tlsFiles.httpClient().Transport}
 		if cfg.JobsInPods() {
-			ci, err := prepareCIImage(ctx, cfg, progress)
+			ci, err := ciReady.wait()
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
