@@ -3,42 +3,21 @@ package gitrepo_test
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/slipway-dev/slipway/internal/testutil"
-
-	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/gitrepo"
-	"github.com/slipway-dev/slipway/internal/gitserver"
+	"github.com/slipway-dev/slipway/internal/gitserver/gitservertest"
+	"github.com/slipway-dev/slipway/internal/testutil"
 )
 
 // serve runs the real git server with user ops (pushes ops/…) and dev1
 // (pushes dev1/…), and an empty repository ops/fleet.
 func serve(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	users := auth.Open(filepath.Join(dir, "users.yaml"))
-	if err := users.Set("ops", "ops-pw", false, []string{"ops/"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := users.Set("dev1", "dev1-pw", false, []string{"dev1/"}); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := gitserver.New(filepath.Join(dir, "repos"), users)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Create("ops/fleet"); err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	return hs.URL + "/ops/fleet.git"
+	return gitservertest.Start(t, "ops/fleet") + "/ops/fleet.git"
 }
 
 var author = gitrepo.Author{Name: "ops", Email: "ops@example.com"}
