@@ -177,7 +177,9 @@ func (d *Demo) ownPipelineIsRefused(ctx context.Context, a app) error {
 	if _, err := d.git(ctx, dir, "-c", "user.name="+a.team, "-c", "user.email="+a.team+"@example.com", "commit", "--quiet", "-m", "a pipeline of our own"); err != nil {
 		return err
 	}
-	if _, err := d.git(ctx, dir, "push", "--quiet", "origin", "HEAD:refs/heads/own-pipeline"); err != nil {
+	// Forced: a demo played again on the same platform finds the branch
+	// its last play left.
+	if _, err := d.git(ctx, dir, "push", "--quiet", "--force", "origin", "HEAD:refs/heads/own-pipeline"); err != nil {
 		return err
 	}
 	commit, err := d.git(ctx, dir, "rev-parse", "HEAD")
@@ -486,6 +488,9 @@ func (d *Demo) pushApp(ctx context.Context, a app, version, message string, edit
 	})
 }
 
+// replayFile is the file a replayed push changes (see commitTo).
+const replayFile = ".demo-played"
+
 // commitTo changes a team's repository as its user: it clones it once
 // (cloned says so to edit), lets edit change the working tree, commits
 // and pushes, and returns the commit.
@@ -503,6 +508,21 @@ func (d *Demo) commitTo(ctx context.Context, a app, message string, edit func(di
 	}
 	if _, err := d.git(ctx, dir, "add", "--all"); err != nil {
 		return "", err
+	}
+	// A demo played again on the same platform pushes what its last play
+	// left in the repository: a commit that changes no file, which the
+	// pipeline's trigger (paths: exclude: README.md) rightly ignores.
+	// The play then says when it ran in a file of its own, so the push
+	// is a change like any other and the pipeline runs.
+	if staged, err := d.git(ctx, dir, "diff", "--cached", "--name-only"); err != nil {
+		return "", err
+	} else if staged == "" {
+		if err := os.WriteFile(filepath.Join(dir, replayFile), []byte("played "+time.Now().UTC().Format(time.RFC3339Nano)+"\n"), 0o644); err != nil {
+			return "", err
+		}
+		if _, err := d.git(ctx, dir, "add", replayFile); err != nil {
+			return "", err
+		}
 	}
 	if _, err := d.git(ctx, dir, "-c", "user.name="+a.team, "-c", "user.email="+a.team+"@example.com", "commit", "--quiet", "--allow-empty", "-m", message); err != nil {
 		return "", err
