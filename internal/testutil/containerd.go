@@ -100,6 +100,12 @@ func (c *Containerd) Ctr(args ...string) string {
 	return out
 }
 
+// CtrMayFail runs ctr against this containerd and returns its error (a
+// container's non-zero exit included) for the test to judge.
+func (c *Containerd) CtrMayFail(args ...string) (string, error) {
+	return c.ctr(args...)
+}
+
 // RunDetached starts a container on the host network and removes it when
 // the test ends.
 func (c *Containerd) RunDetached(image, id string, env ...string) {

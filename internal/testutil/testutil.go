@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 )
@@ -24,16 +25,31 @@ func NeedCommand(t testing.TB, name, debianPackage string) string {
 	return p
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago, and
+// never one it returned before in this test binary: a test that takes
+// several ports before anything listens on them (a registry, a git
+// server, Prometheus) must not get one twice. On a busy machine the
+// kernel, asked for any free port, did hand the same one out twice in a
+// row (a registry and a git server both given 38995).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if _, given := portsGiven.LoadOrStore(port, true); !given {
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no loopback port that was not handed out already")
+	return 0
 }
+
+// portsGiven are the ports FreePort has returned.
+var portsGiven sync.Map
 
 // WaitHTTP polls url until it answers 200 and returns the body.
 func WaitHTTP(t testing.TB, url string, within time.Duration) string {

@@ -9,15 +9,14 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/slipway-dev/slipway/internal/testutil"
 )
 
+// freeAddr is a loopback address whose port was free a moment ago and
+// not given out before in this run (testutil.FreePort).
 func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 }
 
 // TestFirstSteps is a new user's session: start the platform, log in,
