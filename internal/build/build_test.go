@@ -317,10 +317,18 @@ func TestImageRunsUnderContainerd(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctd.Ctr("images", "pull", "--plain-http", "--user", "dev1:"+registrytest.Dev1Password, checkRes.Image)
-			// ctr replaces the whole command line, entrypoint included.
+			// ctr replaces the whole command line, entrypoint included,
+			// and exits with the container's status, so Ctr fails the
+			// test when the check does. What the check printed is read
+			// when there is any: ctr run --rm may lose the output of a
+			// container that ends at once (it once came back empty).
 			out := ctd.Ctr("run", "--rm", "--net-host", checkRes.Image, "check-"+tc.name, "/app/http-check", fmt.Sprintf("http://127.0.0.1:%d/", port))
-			if !strings.Contains(out, "ok   http://127.0.0.1") {
+			if out != "" && !strings.Contains(out, "ok   http://127.0.0.1") {
 				t.Fatalf("http-check against the app: %s", out)
+			}
+			closed := testutil.FreePort(t)
+			if out, err := ctd.CtrMayFail("run", "--rm", "--net-host", checkRes.Image, "check-closed-"+tc.name, "/app/http-check", fmt.Sprintf("http://127.0.0.1:%d/", closed)); err == nil {
+				t.Fatalf("http-check against a closed port passed: %s", out)
 			}
 		})
 	}
