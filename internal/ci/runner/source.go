@@ -29,7 +29,11 @@ type GitSource struct {
 func (g GitSource) Describe() string { return "commit " + g.Commit }
 
 func (g GitSource) Checkout(ctx context.Context, dir string) error {
-	if _, err := gitcmd.Run(ctx, "", nil, "clone", "--quiet", "--no-checkout", "--", g.Repo, dir); err != nil {
+	// --no-local: a clone of a repository on this machine would copy its
+	// files while pushes may be landing in it; through git's own protocol
+	// the clone reads one consistent state. Under a load of pushes the
+	// file copy made a run's checkout fail now and then.
+	if _, err := gitcmd.Run(ctx, "", nil, "clone", "--quiet", "--no-local", "--no-checkout", "--", g.Repo, dir); err != nil {
 		return fmt.Errorf("cloning: %w", err)
 	}
 	if _, err := gitcmd.Run(ctx, dir, nil, "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", g.Commit); err != nil {
