@@ -135,18 +135,17 @@ const killedProgramsGrace = 15 * time.Second
 // moment to go, and until it has, its port is busy: the checks below would
 // take the dying cluster for another one running here and leave its pods'
 // network namespaces behind. Only those programs are waited for, known by
-// the program they run and the directory in their arguments; a user's
-// `tail -f` of a log under the directory is none of them.
+// the program's name they run under and the directory in their
+// arguments; a user's `tail -f` of a log under the directory is none of
+// them. By name, not path: `slipway down` clears a killed run without
+// building or finding the programs first.
 func (c *Cluster) awaitKilledPrograms() {
-	programs := []string{"containerd"}
-	for _, path := range c.opts.Binaries {
-		programs = append(programs, path)
-	}
+	programs := append([]string{"containerd"}, NodePrograms...)
 	inDir := func(arg string) bool { return strings.Contains(arg, c.opts.Dir+"/") }
 	var dying []int
 	for _, pid := range procfs.PIDs() {
 		args := procfs.Args(pid)
-		if pid != os.Getpid() && len(args) > 1 && slices.Contains(programs, args[0]) && slices.ContainsFunc(args[1:], inDir) {
+		if pid != os.Getpid() && len(args) > 1 && slices.Contains(programs, filepath.Base(args[0])) && slices.ContainsFunc(args[1:], inDir) {
 			dying = append(dying, pid)
 		}
 	}
