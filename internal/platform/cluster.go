@@ -43,11 +43,9 @@ func checkClusterHost(cfg config.Config, progress io.Writer) error {
 }
 
 // NewCluster builds (or takes from the cache) the cluster's programs and
-// images and prepares its state directory. It does not start anything.
+// images and prepares its state directory, on a host checkClusterHost
+// has passed. It does not start anything.
 func NewCluster(ctx context.Context, cfg config.Config, users *auth.Store, progress io.Writer) (*cluster.Cluster, []imageToPush, error) {
-	if err := checkClusterHost(cfg, progress); err != nil {
-		return nil, nil, err
-	}
 	copts := components.Options{CacheDir: cfg.CacheDir(), Progress: progress}
 	versions, err := ClusterVersions(cfg)
 	if err != nil {

@@ -168,31 +168,30 @@ func reloadPrometheus(ctx context.Context, addr string) error {
 	return nil
 }
 
-// buildMonitoringPrograms builds Prometheus and Alertmanager (or finds
-// them in the cache), ahead of prepareMonitoring, which takes them from
-// there.
-func buildMonitoringPrograms(ctx context.Context, cfg config.Config, progress io.Writer) error {
-	copts := components.Options{CacheDir: cfg.CacheDir(), Progress: progress}
-	if _, err := components.Ensure(ctx, components.Prometheus, copts); err != nil {
-		return err
-	}
-	_, err := components.Ensure(ctx, components.Alertmanager, copts)
-	return err
+// monitoringPrograms are the built Prometheus and Alertmanager, by
+// program name.
+type monitoringPrograms struct {
+	prometheus, alertmanager map[string]string
 }
 
-// prepareMonitoring builds (or takes from the cache) Prometheus and
-// Alertmanager, writes their configuration, and returns the services that
-// run them and keep their rules.
-func prepareMonitoring(ctx context.Context, cfg config.Config, users *auth.Store, cl *cluster.Cluster, gitAddr string, timeline *events.Log, progress io.Writer) (*monitoringService, []supervisor.Service, error) {
+// buildMonitoringPrograms builds Prometheus and Alertmanager (or finds
+// them in the cache); it needs nothing of the cluster, so a start runs it
+// beside the node's build.
+func buildMonitoringPrograms(ctx context.Context, cfg config.Config, progress io.Writer) (monitoringPrograms, error) {
 	copts := components.Options{CacheDir: cfg.CacheDir(), Progress: progress}
 	prom, err := components.Ensure(ctx, components.Prometheus, copts)
 	if err != nil {
-		return nil, nil, err
+		return monitoringPrograms{}, err
 	}
 	am, err := components.Ensure(ctx, components.Alertmanager, copts)
-	if err != nil {
-		return nil, nil, err
-	}
+	return monitoringPrograms{prometheus: prom, alertmanager: am}, err
+}
+
+// prepareMonitoring writes the configuration of the built Prometheus and
+// Alertmanager, and returns the services that run them and keep their
+// rules.
+func prepareMonitoring(cfg config.Config, users *auth.Store, cl *cluster.Cluster, gitAddr string, timeline *events.Log, programs monitoringPrograms) (*monitoringService, []supervisor.Service, error) {
+	prom, am := programs.prometheus, programs.alertmanager
 	dir := monitoringDir(cfg)
 	for _, d := range []string{"prometheus", "alertmanager", "rules", "secrets"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {

@@ -89,7 +89,8 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	var cl *cluster.Cluster
 	if cfg.ClusterEnabled() {
 		prepStart := time.Now()
-		// The host's packages first: the CI image needs mmdebstrap.
+		// The host's packages first: the CI image needs mmdebstrap, and
+		// NewCluster relies on this check.
 		if err := checkClusterHost(cfg, progress); err != nil {
 			return fmt.Errorf("cluster: %w", err)
 		}
@@ -112,11 +113,12 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		if cfg.JobsInPods() {
 			ciReady = prepare(prep, func(ctx context.Context) (*jobImages, error) { return prepareCIImage(ctx, cfg, progress) })
 		}
+		var monitoringReady *pending[monitoringPrograms]
 		if cfg.MonitoringEnabled() {
 			// Only the programs: the rest of the monitoring's preparation
 			// needs the cluster's.
-			prepare(prep, func(ctx context.Context) (struct{}, error) {
-				return struct{}{}, buildMonitoringPrograms(ctx, cfg, progress)
+			monitoringReady = prepare(prep, func(ctx context.Context) (monitoringPrograms, error) {
+				return buildMonitoringPrograms(ctx, cfg, progress)
 			})
 		}
 		c, images, err := NewCluster(ctx, cfg, users, progress)
@@ -200,7 +202,12 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			return kubernetes.NewForConfig(rc)
 		}}, &metrics.Certificates{Files: certificateFiles(cfg, c)})
 		if cfg.MonitoringEnabled() && len(git.AlsoAddrs) > 0 {
-			svc, monServices, err := prepareMonitoring(ctx, cfg, users, c, git.AlsoAddrs[0], timeline, progress)
+			programs, err := monitoringReady.wait()
+			var svc *monitoringService
+			var monServices []supervisor.Service
+			if err == nil {
+				svc, monServices, err = prepareMonitoring(cfg, users, c, git.AlsoAddrs[0], timeline, programs)
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
