@@ -134,6 +134,9 @@ func newDownCmd(g *globals) *cobra.Command {
 					if left.Any() {
 						fmt.Fprintf(g.streams.Err, "ended what a killed run left: %s\n", left)
 					}
+					if left.NetworkInUse != "" {
+						fmt.Fprintf(g.streams.Err, "left the pod network and bridge alone: %s\n", left.NetworkInUse)
+					}
 					return err
 				}
 				return nil

@@ -223,7 +223,10 @@ type networkService struct{ c *Cluster }
 func (n *networkService) Name() string { return "node-network" }
 
 func (n *networkService) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
-	if err := n.c.checkPortsFree(); err != nil {
+	// A run killed a moment ago still holds its ports while its programs
+	// end; anything else holding them is another cluster.
+	n.c.awaitKilledPrograms()
+	if err := n.c.awaitPortsFree(time.Now().Add(killedProgramsGrace)); err != nil {
 		return err
 	}
 	// A slipway killed with SIGKILL left its pods' containers running.

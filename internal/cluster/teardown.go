@@ -82,6 +82,9 @@ type Leftovers struct {
 	Shims int
 	// Netns are pod network namespaces on the cluster's pod network.
 	Netns int
+	// NetworkInUse says why the pod network was left alone: the ports of
+	// a cluster were still in use, by another cluster running here.
+	NetworkInUse string
 }
 
 // Any says whether something was left.
@@ -115,8 +118,10 @@ func ClearLeftovers(opts Options) Leftovers {
 	}
 	// The pod network and the bridge's name are the same for every
 	// state directory: while another cluster runs here, they are its.
-	if c.checkPortsFree() == nil {
+	if err := c.awaitPortsFree(time.Now().Add(killedProgramsGrace)); err == nil {
 		left.Netns = c.deletePodNetns()
+	} else {
+		left.NetworkInUse = err.Error()
 	}
 	c.unmountLeftovers()
 	// Runtime state only: containerd starts from it as after a reboot,
@@ -152,13 +157,28 @@ func (c *Cluster) awaitKilledPrograms() {
 	procfs.WaitGone(dying, time.Now().Add(killedProgramsGrace))
 }
 
+// awaitPortsFree waits until the cluster's ports are free, or the
+// deadline. A killed program that is still ending holds its listening
+// sockets after /proc has stopped showing its arguments (the kernel
+// drops its memory, and with it the command line, before closing its
+// files), so awaitKilledPrograms cannot see it; its ports can.
+func (c *Cluster) awaitPortsFree(deadline time.Time) error {
+	for {
+		err := c.checkPortsFree()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // StopLeftovers clears the leftovers of a killed cluster and its network
 // (the bridge and the kubelet's iptables chains), for `slipway down` when
 // nothing runs.
 func StopLeftovers(opts Options) (Leftovers, error) {
 	left := ClearLeftovers(opts)
 	c := &Cluster{opts: opts}
-	if c.checkPortsFree() != nil {
+	if left.NetworkInUse != "" {
 		return left, nil // another cluster runs here and uses the bridge
 	}
 	return left, c.teardownNetwork()

@@ -305,7 +305,9 @@ current-context: slipway
 	})
 	// And `down` with nothing running ends what a killed run left.
 	killHard()
-	if r := e.mustRun("", "down"); !strings.Contains(r.stderr, "ended what a killed run left") {
+	r := e.mustRun("", "down")
+	t.Logf("down after a kill:\n%s", r.stderr)
+	if !strings.Contains(r.stderr, "ended what a killed run left") {
 		t.Errorf("down after a kill: %s", r.stderr)
 	}
 	assertNothingLeft(t, clusterDir)
