@@ -401,7 +401,10 @@ func (a *API) readAppMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 	prom := a.prometheus()
 	ns := flux.TenantNamespace(team, env)
-	end := time.Now().Truncate(appMetricsStep)
+	// The last point is now, to the second: a window ending on the last
+	// whole step would show a restart or a load of the last half minute
+	// only at the next step.
+	end := time.Now().Truncate(time.Second)
 	out := AppMetrics{Team: team, App: app, Env: env, Namespace: ns}
 	for _, s := range monitoring.AppSeries(ns, app) {
 		points, err := prom.QueryRange(r.Context(), s[1], end.Add(-appMetricsWindow), end, appMetricsStep)

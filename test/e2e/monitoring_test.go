@@ -401,26 +401,30 @@ spec:
 	}
 
 	// The crash-looping app's restarts and memory, to its team only.
-	r := runAs(dev1, "metrics", "crasher", "--env", "staging", "-o", "json")
-	var m struct {
-		Namespace string
-		Series    []struct {
-			Name   string
-			Points []struct{ Value *float64 }
+	// The restarts reach Prometheus at its next scrape of the platform.
+	eventually(t, "crasher's restarts in slipway metrics", time.Minute, func() error {
+		r := runAs(dev1, "metrics", "crasher", "--env", "staging", "-o", "json")
+		var m struct {
+			Namespace string
+			Series    []struct {
+				Name   string
+				Points []struct{ Value *float64 }
+			}
 		}
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &m); r.code != 0 || err != nil || m.Namespace != "dev1-staging" {
-		t.Fatalf("slipway metrics crasher as dev1: %v %s%s", err, r.stdout, r.stderr)
-	}
-	for _, s := range m.Series {
-		if s.Name != "restarts" {
-			continue
+		if err := json.Unmarshal([]byte(r.stdout), &m); r.code != 0 || err != nil || m.Namespace != "dev1-staging" {
+			t.Fatalf("slipway metrics crasher as dev1: %v %s%s", err, r.stdout, r.stderr)
 		}
-		last := s.Points[len(s.Points)-1].Value
-		if last == nil || *last < 1 {
-			t.Errorf("crasher's restarts: %v", last)
+		for _, s := range m.Series {
+			if s.Name != "restarts" {
+				continue
+			}
+			if last := s.Points[len(s.Points)-1].Value; last == nil || *last < 1 {
+				return fmt.Errorf("crasher's restarts: %v", last)
+			}
+			return nil
 		}
-	}
+		return fmt.Errorf("no restarts series in %s", r.stdout)
+	})
 	t.Logf("slipway metrics crasher --env staging:\n%s", runAs(dev1, "metrics", "crasher", "--env", "staging").stdout)
 	if r := runAs(dev2, "metrics", "crasher", "--team", "dev1", "--env", "staging"); r.code == 0 || !strings.Contains(r.stderr, "only its own team") {
 		t.Errorf("dev2 read dev1's metrics: exit %d %s", r.code, r.stderr)
@@ -428,7 +432,7 @@ spec:
 
 	// A critical alert in staging holds dev1's promotion of ghost back,
 	// and dev2's of quotes, whose error ratio is too high.
-	r = runAs(dev1, "promote", "ghost", "--team", "dev1", "--from", "staging", "--to", "prod")
+	r := runAs(dev1, "promote", "ghost", "--team", "dev1", "--from", "staging", "--to", "prod")
 	if r.code == 0 || !strings.Contains(r.stderr, "not promoted while a critical alert fires") {
 		t.Fatalf("promotion with a critical alert firing: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
