@@ -380,20 +380,31 @@ func (o *Options) platformImage(ctx context.Context, kind Kind, dir, name, work 
 			ports = []int{8080}
 		}
 	}
-	bin, err := os.ReadFile(binPath)
-	if err != nil {
-		return nil, fmt.Errorf("reading the program: %w", err)
-	}
 	appPath := "app/" + name
 	entrypoint = []string{"/" + appPath}
 	if kind == KindStatic {
 		appPath = "app/static-server"
 		entrypoint = []string{"/" + appPath, "-root", "/srv/www"}
 	}
-	entries = append(entries, entry{name: appPath, mode: 0o755, data: bin})
-	layer, err := layerFromEntries(entries, o.Created, o.CacheDir)
-	if err != nil {
-		return nil, err
+	// The layer of a cached program (the platform's own images) is known
+	// by the program file's identity: every start of the platform makes
+	// the same images of the same programs. A program built for the
+	// occasion (KindGo) is in a new file each time, so it goes the long way.
+	var memo string
+	if (kind == kindBinary || kind == kindPause || kind == kindHTTPCheck) && o.CacheDir != "" {
+		memo = programLayerKey(binPath, appPath, o.Created)
+	}
+	layer, ok := cachedProgramLayer(o.CacheDir, memo)
+	if !ok {
+		bin, err := os.ReadFile(binPath)
+		if err != nil {
+			return nil, fmt.Errorf("reading the program: %w", err)
+		}
+		entries = append(entries, entry{name: appPath, mode: 0o755, data: bin})
+		if layer, err = layerFromEntries(entries, o.Created, o.CacheDir); err != nil {
+			return nil, err
+		}
+		rememberProgramLayer(o.CacheDir, memo, layer)
 	}
 	img, err := appendLayer(baseImg, layer, "slipway build "+string(kind), o.Created, func(cf *v1.ConfigFile) {
 		cf.Config.Entrypoint = entrypoint

@@ -333,3 +333,59 @@ func TestImageRunsUnderContainerd(t *testing.T) {
 		})
 	}
 }
+
+// TestBinaryImageRemembersItsLayer: the second image of the same program
+// file comes from the layer cache by the file's identity and is the same
+// image; a program rebuilt into the same path makes a new one.
+func TestBinaryImageRemembersItsLayer(t *testing.T) {
+	cache := t.TempDir()
+	bin := filepath.Join(t.TempDir(), "prog")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho one\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	first, err := build.BinaryImage(context.Background(), cache, bin, "prog", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	memos, _ := filepath.Glob(filepath.Join(cache, "layers", "programs", "*"))
+	if len(memos) != 1 {
+		t.Fatalf("remembered layers: %v, want one", memos)
+	}
+	again, err := build.BinaryImage(context.Background(), cache, bin, "prog", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Digest != first.Digest {
+		t.Fatalf("same program, two digests: %s and %s", first.Digest, again.Digest)
+	}
+	// A new build is written to a temporary file and renamed into place,
+	// as the component cache does: a new file with other content.
+	tmp := bin + ".new"
+	if err := os.WriteFile(tmp, []byte("#!/bin/sh\necho two\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := build.BinaryImage(context.Background(), cache, bin, "prog", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed.Digest == first.Digest {
+		t.Fatal("the rebuilt program got the old image")
+	}
+	// The remembered layer is only a shortcut: without the compressed
+	// layer it points at, the image is built again, and is the same.
+	gz, _ := filepath.Glob(filepath.Join(cache, "layers", "*.tar.gz"))
+	for _, f := range gz {
+		os.Remove(f)
+	}
+	rebuilt, err := build.BinaryImage(context.Background(), cache, bin, "prog", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rebuilt.Digest != changed.Digest {
+		t.Fatalf("rebuilt without the layer cache: %s, want %s", rebuilt.Digest, changed.Digest)
+	}
+}

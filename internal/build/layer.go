@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -123,6 +124,73 @@ func compressedLayer(tarBytes []byte, cacheDir string) (v1.Layer, error) {
 		}
 	}
 	return knownLayer(gz.Bytes(), diffID)
+}
+
+// programLayerKey names the layer holding one program file at appPath:
+// the file by its path, inode, size and modification time (the component
+// cache writes a rebuilt program as a new file, so a change shows in
+// them), and what else goes into the tar. "" when the file cannot be
+// read; the layer is then built the long way.
+func programLayerKey(binPath, appPath string, created time.Time) string {
+	fi, err := os.Stat(binPath)
+	if err != nil {
+		return ""
+	}
+	var ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = st.Ino
+	}
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d\x00%d\x00%o\x00%s\x00%d", binPath, ino, fi.Size(), fi.ModTime().UnixNano(), fi.Mode(), appPath, created.Unix()))
+	return hex.EncodeToString(sum[:16])
+}
+
+// programLayerMemo is where the DiffID of a program's layer is kept, by
+// programLayerKey; the compressed layer itself is in the layer cache.
+func programLayerMemo(cacheDir, key string) string {
+	return filepath.Join(cacheDir, "layers", "programs", key)
+}
+
+// cachedProgramLayer returns the layer remembered for key, without
+// reading the program or building its tar again: on a warm start that
+// was most of the time spent making the cluster's and Flux's images.
+func cachedProgramLayer(cacheDir, key string) (v1.Layer, bool) {
+	if key == "" {
+		return nil, false
+	}
+	diffID, err := os.ReadFile(programLayerMemo(cacheDir, key))
+	if err != nil {
+		return nil, false
+	}
+	h, err := v1.NewHash("sha256:" + string(diffID))
+	if err != nil {
+		return nil, false
+	}
+	gz, err := os.ReadFile(filepath.Join(cacheDir, "layers", h.Hex+".tar.gz"))
+	if err != nil {
+		return nil, false
+	}
+	layer, err := knownLayer(gz, h)
+	return layer, err == nil
+}
+
+// rememberProgramLayer keeps layer's DiffID under key. A failure only
+// costs the next start the long way.
+func rememberProgramLayer(cacheDir, key string, layer v1.Layer) {
+	if key == "" {
+		return
+	}
+	diffID, err := layer.DiffID()
+	if err != nil {
+		return
+	}
+	p := programLayerMemo(cacheDir, key)
+	if os.MkdirAll(filepath.Dir(p), 0o755) != nil {
+		return
+	}
+	tmp := p + ".tmp" + strconv.Itoa(os.Getpid())
+	if os.WriteFile(tmp, []byte(diffID.Hex), 0o644) == nil {
+		_ = os.Rename(tmp, p)
+	}
 }
 
 // gzLayer is a gzipped tar layer whose DiffID is known.
