@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -97,6 +98,23 @@ func writeFile(dir, path string, data []byte) error {
 // the cluster, itself included, as the fleet repository says.
 func (f Fleet) Sync() string {
 	return string(mustMarshal(syncObjects(f.URL, f.SecretName, "./"+f.Dir())...))
+}
+
+// SyncHeld is Sync with the Kustomization suspended: what the platform
+// applies when it starts, so that kustomize-controller does not fetch the
+// fleet before source-controller serves it (a refused fetch costs the
+// fetcher's retry wait, 5 s at least). The platform lifts the suspension
+// with Release once the artifact can be fetched. The copy in the
+// repository has no suspend field, so Flux applying it leaves the
+// platform's field alone.
+func (f Fleet) SyncHeld() string {
+	objs := syncObjects(f.URL, f.SecretName, "./"+f.Dir())
+	for _, o := range objs {
+		if ks, ok := o.(*kustomizev1.Kustomization); ok {
+			ks.Spec.Suspend = true
+		}
+	}
+	return string(mustMarshal(objs...))
 }
 
 // tenantsSync applies each environment's overlay. Tenants' own objects

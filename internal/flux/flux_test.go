@@ -178,3 +178,46 @@ func TestSummarize(t *testing.T) {
 		t.Fatalf("%+v", o)
 	}
 }
+
+// TestSyncHeldDiffersOnlyBySuspend: what the platform applies at start
+// is the repository's sync with the Kustomization suspended, and the
+// repository's copy never carries the field (Flux applying it must leave
+// the platform's suspension to the platform).
+func TestSyncHeldDiffersOnlyBySuspend(t *testing.T) {
+	f := Fleet{Cluster: "slipway", URL: "https://10.244.0.1:3000/ops/fleet.git", SecretName: "flux-system"}
+	held, plain := decodeAll(t, []byte(f.SyncHeld())), decodeAll(t, []byte(f.Sync()))
+	if len(held) != 2 || len(plain) != 2 {
+		t.Fatalf("objects: held %d, plain %d; want 2 each", len(held), len(plain))
+	}
+	for i := range plain {
+		_, inRepo, _ := unstructured.NestedFieldNoCopy(plain[i].Object, "spec", "suspend")
+		suspend, _, _ := unstructured.NestedBool(held[i].Object, "spec", "suspend")
+		switch plain[i].GetKind() {
+		case "Kustomization":
+			if inRepo || !suspend {
+				t.Errorf("Kustomization: suspend in the repository %v (want absent), held %v (want true)", inRepo, suspend)
+			}
+		default:
+			if suspend {
+				t.Errorf("%s is suspended too", plain[i].GetKind())
+			}
+		}
+		unstructured.RemoveNestedField(held[i].Object, "spec", "suspend")
+		if !equalJSON(t, held[i], plain[i]) {
+			t.Errorf("%s differs by more than suspend", plain[i].GetKind())
+		}
+	}
+}
+
+func equalJSON(t *testing.T, a, b *unstructured.Unstructured) bool {
+	t.Helper()
+	ja, err := a.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	jb, err := b.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Equal(ja, jb)
+}

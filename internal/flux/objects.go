@@ -168,6 +168,17 @@ func RequestReconcile(ctx context.Context, client dynamic.Interface, kind Kind, 
 	return stamp, nil
 }
 
+// SetSuspended suspends or resumes an object, as `flux suspend` and
+// `flux resume` do. Resuming changes the spec, so the controller
+// reconciles the object at once.
+func SetSuspended(ctx context.Context, client dynamic.Interface, kind Kind, namespace, name string, suspend bool) error {
+	patch := fmt.Sprintf(`{"spec":{"suspend":%t}}`, suspend)
+	if _, err := client.Resource(kind.GVR).Namespace(namespace).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "slipway"}); err != nil {
+		return fmt.Errorf("setting suspend=%t on %s %s/%s: %w", suspend, kind.Kind, namespace, name, err)
+	}
+	return nil
+}
+
 // WaitHandled waits until the controller has handled the request stamped
 // and the object is Ready or has failed; it returns the summary. Failure
 // to become Ready is an error carrying Flux's message.

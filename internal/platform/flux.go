@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -20,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -126,7 +128,28 @@ func (s *fluxService) Run(ctx context.Context, ready func(supervisor.Endpoint)) 
 		"see:     slipway get all -A",
 	}})
 	s.followChartPushes(ctx)
+	s.holdFleet()
 	return nil
+}
+
+// holdFleet suspends the fleet's Kustomization as the platform stops (the
+// API server stops after this service), so that on the next start
+// kustomize-controller, whose pod the kubelet restarts before this service
+// has applied anything, waits for the platform to resume it instead of
+// failing its first fetch. After a kill the next start goes without.
+func (s *fluxService) holdFleet() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	rest, err := cluster.RESTConfig(s.cluster.Options().AdminKubeconfig())
+	if err != nil {
+		return
+	}
+	dyn, err := dynamic.NewForConfig(rest)
+	if err != nil {
+		return
+	}
+	// An error here costs the next start a few seconds, nothing else.
+	_ = flux.SetSuspended(ctx, dyn, flux.Kustomization, flux.Namespace, "flux-system", true)
 }
 
 // heardPush is the registry's OnPush: a chart push goes to the flux
@@ -318,7 +341,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	manifests := string(components) + string(secret) + string(eventsSecret) + fleet.Sync()
+	manifests := string(components) + string(secret) + string(eventsSecret) + fleet.SyncHeld()
 	if err := cluster.Apply(ctx, rest, []byte(manifests)); err != nil {
 		return "", fmt.Errorf("installing Flux: %w", err)
 	}
@@ -366,8 +389,28 @@ func (s *fluxService) waitReady(ctx context.Context, head string) error {
 	deadline := time.Now().Add(fluxStartTimeout)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	var released bool
+	var artifactSince time.Time
+	gateErr := errors.New("waiting for source-controller to serve the fleet's artifact")
 	for {
-		err := s.check(ctx, client, dyn, head)
+		if !released {
+			// install applied the fleet's Kustomization suspended; it is
+			// resumed once kustomize-controller's first fetch will work.
+			ok, err := s.artifactServed(ctx, client, dyn, head, &artifactSince)
+			if err != nil {
+				gateErr = fmt.Errorf("waiting for source-controller to serve the fleet's artifact: %w", err)
+			}
+			if err == nil && ok {
+				if err := flux.SetSuspended(ctx, dyn, flux.Kustomization, flux.Namespace, "flux-system", false); err != nil {
+					return err
+				}
+				released = true
+			}
+		}
+		err := gateErr
+		if released {
+			err = s.check(ctx, client, dyn, head)
+		}
 		if err == nil {
 			return nil
 		}
@@ -380,6 +423,64 @@ func (s *fluxService) waitReady(ctx context.Context, head string) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// releaseAfter bounds how long the fleet's Kustomization stays suspended
+// once source-controller has the head's artifact, for a host that cannot
+// reach the cluster's Services to try the fetch itself: past it, a failed
+// first fetch costs kustomize-controller's retry wait, nothing more.
+const releaseAfter = 15 * time.Second
+
+// clusterHTTP talks to the cluster's Services directly: never through a
+// proxy from the environment, which could not reach them.
+var clusterHTTP = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+
+// artifactServed reports whether kustomize-controller can fetch the
+// fleet's artifact at head the way it will: source-controller is
+// available, its GitRepository has the head, the artifact's host name
+// resolves through the cluster's DNS, and the artifact is served at that
+// address.
+func (s *fluxService) artifactServed(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, head string, since *time.Time) (bool, error) {
+	d, err := client.AppsV1().Deployments(flux.Namespace).Get(ctx, "source-controller", metav1.GetOptions{})
+	if err != nil || !available(d) {
+		return false, err
+	}
+	repo, u, err := flux.Get(ctx, dyn, flux.GitRepository, flux.Namespace, "flux-system")
+	if err != nil || !strings.HasSuffix(repo.Revision, head) {
+		return false, err
+	}
+	if since.IsZero() {
+		*since = time.Now()
+	}
+	if time.Since(*since) > releaseAfter {
+		return true, nil
+	}
+	artifactURL, _, _ := unstructured.NestedString(u.Object, "status", "artifact", "url")
+	target, err := url.Parse(artifactURL)
+	if err != nil {
+		return false, err
+	}
+	addrs, err := s.cluster.LookupHost(ctx, target.Hostname())
+	if err != nil || len(addrs) == 0 {
+		return false, err
+	}
+	port := target.Port()
+	if port == "" {
+		port = "80"
+	}
+	target.Host = net.JoinHostPort(addrs[0], port)
+	reqCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodHead, target.String(), nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := clusterHTTP.Do(req)
+	if err != nil {
+		return false, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK, nil
 }
 
 func (s *fluxService) check(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, head string) error {
@@ -396,7 +497,9 @@ func (s *fluxService) check(ctx context.Context, client kubernetes.Interface, dy
 	if err != nil {
 		return err
 	}
-	if ks.Ready != "True" || !strings.HasSuffix(ks.Revision, head) {
+	// Current: the status is of the spec as resumed, not one kept in
+	// etcd from the previous run.
+	if !ks.Current || ks.Ready != "True" || !strings.HasSuffix(ks.Revision, head) {
 		return fmt.Errorf("the fleet is not applied yet (ready=%s, revision %q, %s)", ks.Ready, ks.Revision, ks.Message)
 	}
 	return nil

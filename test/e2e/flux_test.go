@@ -426,6 +426,12 @@ subjects: [{kind: ServiceAccount, name: dev3, namespace: dev3-staging}]
 	e.mustRun("", "down")
 	up.wait(t)
 	e.startUpWithin(10*time.Minute, "--registry-addr", regAddr, "--git-addr", gitAddr)
+	// The stop held the fleet's Kustomization (suspended, so the next
+	// start's kustomize-controller waits for source-controller); the
+	// start must have let it go again.
+	if got := e.mustKubectl("-n", "flux-system", "get", "kustomization", "flux-system", "-o", "jsonpath={.spec.suspend}"); strings.TrimSpace(got) != "false" {
+		t.Fatalf("after a restart the fleet's Kustomization has suspend=%q, want false", got)
+	}
 	gitCmd(t, fleet, "pull", "--quiet", "origin", "main")
 	if got := readFile(t, source); strings.Contains(got, "insecure") || !strings.Contains(got, "certSecretRef") {
 		t.Fatalf("dev3's source after the restart:\n%s", got)
