@@ -401,10 +401,19 @@ func (s *fluxService) waitReady(ctx context.Context, head string) error {
 				gateErr = fmt.Errorf("waiting for source-controller to serve the fleet's artifact: %w", err)
 			}
 			if err == nil && ok {
+				// On a start that keeps the fleet's head, the status kept
+				// from the previous run already says it is applied (see
+				// check): the platform is ready as soon as the
+				// controllers are, without waiting on the reconcile the
+				// resumption starts.
+				appliedBefore := s.check(ctx, client, dyn, head) == nil
 				if err := flux.SetSuspended(ctx, dyn, flux.Kustomization, flux.Namespace, "flux-system", false); err != nil {
 					return err
 				}
 				released = true
+				if appliedBefore {
+					return nil
+				}
 			}
 		}
 		err := gateErr
@@ -497,9 +506,11 @@ func (s *fluxService) check(ctx context.Context, client kubernetes.Interface, dy
 	if err != nil {
 		return err
 	}
-	// Current: the status is of the spec as resumed, not one kept in
-	// etcd from the previous run.
-	if !ks.Current || ks.Ready != "True" || !strings.HasSuffix(ks.Revision, head) {
+	// A status kept in etcd from the previous run counts: Ready at head
+	// means the cluster holds what head says, and nothing changed it
+	// while the platform was down. (Resuming changes the spec, so the
+	// status is not "current"; a new head still needs a new apply.)
+	if ks.Ready != "True" || !strings.HasSuffix(ks.Revision, head) {
 		return fmt.Errorf("the fleet is not applied yet (ready=%s, revision %q, %s)", ks.Ready, ks.Revision, ks.Message)
 	}
 	return nil
