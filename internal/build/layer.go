@@ -20,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/slipway-dev/slipway/internal/fsutil"
 )
 
 // entry is one file or directory in a layer.
@@ -184,12 +186,8 @@ func rememberProgramLayer(cacheDir, key string, layer v1.Layer) {
 		return
 	}
 	p := programLayerMemo(cacheDir, key)
-	if os.MkdirAll(filepath.Dir(p), 0o755) != nil {
-		return
-	}
-	tmp := p + ".tmp" + strconv.Itoa(os.Getpid())
-	if os.WriteFile(tmp, []byte(diffID.Hex), 0o644) == nil {
-		_ = os.Rename(tmp, p)
+	if os.MkdirAll(filepath.Dir(p), 0o755) == nil {
+		_ = fsutil.WriteFileAtomic(p, []byte(diffID.Hex), 0o644)
 	}
 }
 

@@ -104,7 +104,7 @@ func (f Fleet) Sync() string {
 // applies when it starts, so that kustomize-controller does not fetch the
 // fleet before source-controller serves it (a refused fetch costs the
 // fetcher's retry wait, 5 s at least). The platform lifts the suspension
-// with Release once the artifact can be fetched. The copy in the
+// (SetSuspended) once the artifact can be fetched. The copy in the
 // repository has no suspend field, so Flux applying it leaves the
 // platform's field alone.
 func (f Fleet) SyncHeld() string {

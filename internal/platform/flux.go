@@ -387,51 +387,58 @@ func (s *fluxService) waitReady(ctx context.Context, head string) error {
 		return err
 	}
 	deadline := time.Now().Add(fluxStartTimeout)
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	var released bool
-	var artifactSince time.Time
-	gateErr := errors.New("waiting for source-controller to serve the fleet's artifact")
-	for {
-		if !released {
-			// install applied the fleet's Kustomization suspended; it is
-			// resumed once kustomize-controller's first fetch will work.
-			ok, err := s.artifactServed(ctx, client, dyn, head, &artifactSince)
-			if err != nil {
-				gateErr = fmt.Errorf("waiting for source-controller to serve the fleet's artifact: %w", err)
+	poll := func(ready func() error) error {
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			err := ready()
+			if err == nil {
+				return nil
 			}
-			if err == nil && ok {
-				// On a start that keeps the fleet's head, the status kept
-				// from the previous run already says it is applied (see
-				// check): the platform is ready as soon as the
-				// controllers are, without waiting on the reconcile the
-				// resumption starts.
-				appliedBefore := s.check(ctx, client, dyn, head) == nil
-				if err := flux.SetSuspended(ctx, dyn, flux.Kustomization, flux.Namespace, "flux-system", false); err != nil {
-					return err
-				}
-				released = true
-				if appliedBefore {
-					return nil
-				}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("Flux did not become ready in %s: %v%s", fluxStartTimeout, err, cluster.PodTrouble(ctx, client, flux.Namespace))
 			}
-		}
-		err := gateErr
-		if released {
-			err = s.check(ctx, client, dyn, head)
-		}
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("Flux did not become ready in %s: %v%s", fluxStartTimeout, err, cluster.PodTrouble(ctx, client, flux.Namespace))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-tick.C:
+			}
 		}
 	}
+	// install applied the fleet's Kustomization suspended; it is resumed
+	// once kustomize-controller's first fetch will work.
+	var atHeadSince time.Time
+	err = poll(func() error {
+		artifact, err := s.artifactAtHead(ctx, client, dyn, head)
+		if err != nil {
+			return fmt.Errorf("waiting for source-controller to serve the fleet's artifact: %w", err)
+		}
+		if atHeadSince.IsZero() {
+			atHeadSince = time.Now()
+		}
+		if time.Since(atHeadSince) > releaseAfter {
+			return nil
+		}
+		if err := s.artifactFetchable(ctx, artifact); err != nil {
+			return fmt.Errorf("waiting for source-controller to serve the fleet's artifact: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// On a start that keeps the fleet's head, the status kept from the
+	// previous run already says it is applied (see check): the platform
+	// is ready as soon as the controllers are, without waiting on the
+	// reconcile the resumption starts.
+	appliedBefore := s.check(ctx, client, dyn, head) == nil
+	if err := flux.SetSuspended(ctx, dyn, flux.Kustomization, flux.Namespace, "flux-system", false); err != nil {
+		return err
+	}
+	if appliedBefore {
+		return nil
+	}
+	return poll(func() error { return s.check(ctx, client, dyn, head) })
 }
 
 // releaseAfter bounds how long the fleet's Kustomization stays suspended
@@ -444,34 +451,41 @@ const releaseAfter = 15 * time.Second
 // proxy from the environment, which could not reach them.
 var clusterHTTP = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
 
-// artifactServed reports whether kustomize-controller can fetch the
-// fleet's artifact at head the way it will: source-controller is
-// available, its GitRepository has the head, the artifact's host name
-// resolves through the cluster's DNS, and the artifact is served at that
-// address.
-func (s *fluxService) artifactServed(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, head string, since *time.Time) (bool, error) {
+// artifactAtHead returns the URL of the fleet's artifact once
+// source-controller is available and its GitRepository has the head.
+func (s *fluxService) artifactAtHead(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, head string) (string, error) {
 	d, err := client.AppsV1().Deployments(flux.Namespace).Get(ctx, "source-controller", metav1.GetOptions{})
-	if err != nil || !available(d) {
-		return false, err
+	if err != nil {
+		return "", err
+	}
+	if !available(d) {
+		return "", errors.New("source-controller is not available yet")
 	}
 	repo, u, err := flux.Get(ctx, dyn, flux.GitRepository, flux.Namespace, "flux-system")
-	if err != nil || !strings.HasSuffix(repo.Revision, head) {
-		return false, err
+	if err != nil {
+		return "", err
 	}
-	if since.IsZero() {
-		*since = time.Now()
-	}
-	if time.Since(*since) > releaseAfter {
-		return true, nil
+	if !strings.HasSuffix(repo.Revision, head) {
+		return "", fmt.Errorf("the GitRepository has %q, not the head yet", repo.Revision)
 	}
 	artifactURL, _, _ := unstructured.NestedString(u.Object, "status", "artifact", "url")
+	return artifactURL, nil
+}
+
+// artifactFetchable fetches the artifact the way kustomize-controller
+// will: its host name resolved through the cluster's DNS, then the
+// Service at that address.
+func (s *fluxService) artifactFetchable(ctx context.Context, artifactURL string) error {
 	target, err := url.Parse(artifactURL)
 	if err != nil {
-		return false, err
+		return err
 	}
 	addrs, err := s.cluster.LookupHost(ctx, target.Hostname())
-	if err != nil || len(addrs) == 0 {
-		return false, err
+	if err != nil {
+		return err
+	}
+	if len(addrs) == 0 {
+		return fmt.Errorf("%s has no address in the cluster's DNS", target.Hostname())
 	}
 	port := target.Port()
 	if port == "" {
@@ -482,14 +496,17 @@ func (s *fluxService) artifactServed(ctx context.Context, client kubernetes.Inte
 	defer cancel()
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodHead, target.String(), nil)
 	if err != nil {
-		return false, err
+		return err
 	}
 	resp, err := clusterHTTP.Do(req)
 	if err != nil {
-		return false, err
+		return err
 	}
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK, nil
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("the artifact answered %s", resp.Status)
+	}
+	return nil
 }
 
 func (s *fluxService) check(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, head string) error {
