@@ -561,3 +561,27 @@ func vendorWithPlaceholders(ctx context.Context, dir string, placeholders map[st
 	}
 	return nil
 }
+
+// CNPGVersion is the CloudNativePG release pins/cnpg names.
+const CNPGVersion = "v1.30.0"
+
+// CNPG is the PostgreSQL operator. Its one program is both the operator
+// and the instance manager it copies into every PostgreSQL pod, so it is
+// linked statically. The family keeps the module's own Kustomize
+// configuration under "config" (CRDs, RBAC, the operator's Deployment,
+// its webhooks), which the fleet applies with the image replaced.
+var CNPG = Family{
+	Dir:      "cnpg",
+	Programs: map[string]string{"manager": "github.com/cloudnative-pg/cloudnative-pg/cmd/manager"},
+	LDFlags:  "-s -w",
+	Why:      "CloudNativePG " + CNPGVersion + " is compiled from source once, then cached",
+	Files:    cnpgConfig(),
+}
+
+func cnpgConfig() []ModuleFiles {
+	var files []ModuleFiles
+	for _, dir := range []string{"default", "crd", "crd/bases", "rbac", "manager", "webhook"} {
+		files = append(files, ModuleFiles{Module: "github.com/cloudnative-pg/cloudnative-pg", Glob: "config/" + dir + "/*.yaml", Into: "config/" + dir})
+	}
+	return files
+}

@@ -101,7 +101,7 @@ func TestEnsureBuildsOnceAndAgainWhenThePinChanges(t *testing.T) {
 // Every family's pins are in the binary, readable without the source
 // checkout.
 func TestEmbeddedPins(t *testing.T) {
-	for _, fam := range []Family{Kubernetes, CoreDNS, FluxControllers, FluxCLI, Prometheus, Alertmanager} {
+	for _, fam := range []Family{Kubernetes, CoreDNS, FluxControllers, FluxCLI, Prometheus, Alertmanager, CNPG} {
 		files, err := pinFiles(Pins(), fam.Dir)
 		if err != nil {
 			t.Fatal(err)
