@@ -65,6 +65,12 @@ type Options struct {
 	// Binary, for Slipway's own images, is a program already built for the
 	// single platform asked for; it is used as it is.
 	Binary string
+	// BinaryAt, with Binary, is the program's path in the image when it
+	// must be a fixed one (default /app/NAME); the image's working
+	// directory is then /.
+	BinaryAt string
+	// BinaryLinks, with BinaryAt, are more paths that link to it.
+	BinaryLinks []string
 	// Platforms to build; at least one.
 	Platforms []v1.Platform
 	// Base is a base image reference; empty uses Slipway's built-in base.
@@ -206,6 +212,14 @@ func PauseImage(ctx context.Context, cacheDir string, platforms []v1.Platform) (
 // from the pinned components) on Slipway's base image.
 func BinaryImage(ctx context.Context, cacheDir, binary, name string, p v1.Platform) (*Image, error) {
 	return ownImage(ctx, Options{Kind: kindBinary, Binary: binary, Name: name, Platforms: []v1.Platform{p}, CacheDir: cacheDir})
+}
+
+// BinaryImageAt is BinaryImage with the program at a fixed path and
+// links to it, for programs that find themselves by path (CloudNativePG's
+// operator looks for operator/manager_ARCH under its working directory
+// and copies /manager into every PostgreSQL pod).
+func BinaryImageAt(ctx context.Context, cacheDir, binary, at string, links []string, p v1.Platform) (*Image, error) {
+	return ownImage(ctx, Options{Kind: kindBinary, Binary: binary, BinaryAt: at, BinaryLinks: links, Name: path.Base(at), Platforms: []v1.Platform{p}, CacheDir: cacheDir})
 }
 
 // ownImage builds one of Slipway's own images on its base, dated at the
@@ -381,6 +395,15 @@ func (o *Options) platformImage(ctx context.Context, kind Kind, dir, name, work 
 		}
 	}
 	appPath := "app/" + name
+	linksKey := ""
+	if kind == kindBinary && o.BinaryAt != "" {
+		appPath = strings.TrimPrefix(path.Clean("/"+o.BinaryAt), "/")
+		for _, l := range o.BinaryLinks {
+			name := strings.TrimPrefix(path.Clean("/"+l), "/")
+			entries = append(entries, entry{name: name, mode: 0o777, link: "/" + appPath})
+			linksKey += "\x00" + name
+		}
+	}
 	entrypoint = []string{"/" + appPath}
 	if kind == KindStatic {
 		appPath = "app/static-server"
@@ -392,7 +415,7 @@ func (o *Options) platformImage(ctx context.Context, kind Kind, dir, name, work 
 	// occasion (KindGo) is in a new file each time, so it goes the long way.
 	var memo string
 	if (kind == kindBinary || kind == kindPause || kind == kindHTTPCheck) && o.CacheDir != "" {
-		memo = programLayerKey(binPath, appPath, o.Created)
+		memo = programLayerKey(binPath, appPath+linksKey, o.Created)
 	}
 	layer, ok := cachedProgramLayer(o.CacheDir, memo)
 	if !ok {
@@ -408,6 +431,9 @@ func (o *Options) platformImage(ctx context.Context, kind Kind, dir, name, work 
 	}
 	img, err := appendLayer(baseImg, layer, "slipway build "+string(kind), o.Created, func(cf *v1.ConfigFile) {
 		cf.Config.Entrypoint = entrypoint
+		if kind == kindBinary && o.BinaryAt != "" {
+			cf.Config.WorkingDir = "/"
+		}
 		cf.Config.Cmd = nil
 		cf.Config.Env = mergeEnv(cf.Config.Env, o.Env)
 		if cf.Config.User == "" {

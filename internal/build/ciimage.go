@@ -139,13 +139,19 @@ func CIImage(ctx context.Context, opts CIImageOptions) (*Image, error) {
 			return nil, err
 		}
 	}
+	return singlePlatformIndex(img, p, "debian "+ciSuite)
+}
+
+// singlePlatformIndex wraps an image of one platform in an index, as
+// Slipway pushes every image.
+func singlePlatformIndex(img v1.Image, p v1.Platform, base string) (*Image, error) {
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p}})
 	digest, err := idx.Digest()
 	if err != nil {
 		return nil, err
 	}
-	return &Image{Index: idx, Digest: digest, Platforms: []string{platformString(p)}, Base: "debian " + ciSuite}, nil
+	return &Image{Index: idx, Digest: digest, Platforms: []string{platformString(p)}, Base: base}, nil
 }
 
 func keyOf(parts ...string) string {
@@ -268,24 +274,60 @@ func pruneSlipwayLayers(dir, keep string) {
 	}
 }
 
-// debianRootfs runs mmdebstrap and writes the root filesystem as a tar.
+// debianRootfs makes the CI image's root filesystem.
 func debianRootfs(ctx context.Context, opts CIImageOptions, w io.Writer) error {
-	if _, err := exec.LookPath("mmdebstrap"); err != nil {
-		return fmt.Errorf("mmdebstrap is not installed (apt-get install mmdebstrap)")
-	}
 	fmt.Fprintf(opts.Progress, "making the CI image's root filesystem from Debian %s with mmdebstrap (once per machine, about a minute)\n", ciSuite)
 	home := "/home/" + nonRootName
 	user := fmt.Sprintf("%s:x:%d:%d::%s:/bin/bash", nonRootName, nonRootUID, nonRootUID, home)
 	group := fmt.Sprintf("%s:x:%d:", nonRootName, nonRootUID)
 	hook := fmt.Sprintf(`echo '%s' >> "$1/etc/passwd" && echo '%s' >> "$1/etc/group" && mkdir -p "$1%s" "$1/work" "$1/cache" && chown %d:%d "$1%s" "$1/work" "$1/cache"`,
 		user, group, home, nonRootUID, nonRootUID, home)
-	args := []string{
-		"--variant=essential", "--include=" + strings.Join(ciPackages, ","),
-		"--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
-		"--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-exclude=/usr/share/info/*",
-		"--customize-hook=" + hook,
-		"--format=tar", ciSuite, "-", opts.Mirror,
+	return debootstrap(ctx, debianRecipe{Suite: ciSuite, Variant: "essential", Packages: ciPackages, Mirror: opts.Mirror, CustomizeHooks: []string{hook}}, w)
+}
+
+// debianRecipe is a root filesystem made by mmdebstrap from one Debian
+// suite.
+type debianRecipe struct {
+	Suite    string
+	Variant  string // essential, minbase...
+	Packages []string
+	Mirror   string
+	// Exclude are dpkg path-exclude patterns, besides the documentation
+	// every recipe leaves out.
+	Exclude []string
+	// EssentialHooks run after the essential packages are installed and
+	// before Packages are; CustomizeHooks run at the end. Each is a shell
+	// command with the root directory as $1.
+	EssentialHooks, CustomizeHooks []string
+}
+
+// key names the recipe in the cache: a change of any part makes a new
+// root filesystem.
+func (r debianRecipe) key() string {
+	parts := []string{r.Suite, r.Variant, r.Mirror, strings.Join(r.Packages, ","), strings.Join(r.Exclude, ",")}
+	parts = append(parts, r.EssentialHooks...)
+	parts = append(parts, "--")
+	parts = append(parts, r.CustomizeHooks...)
+	return keyOf(parts...)
+}
+
+// debootstrap runs mmdebstrap and writes the root filesystem as a tar,
+// dated at the epoch.
+func debootstrap(ctx context.Context, r debianRecipe, w io.Writer) error {
+	if _, err := exec.LookPath("mmdebstrap"); err != nil {
+		return fmt.Errorf("mmdebstrap is not installed (apt-get install mmdebstrap)")
 	}
+	args := []string{"--variant=" + r.Variant, "--include=" + strings.Join(r.Packages, ",")}
+	for _, x := range append([]string{"/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*", "/usr/share/info/*"}, r.Exclude...) {
+		args = append(args, "--dpkgopt=path-exclude="+x)
+	}
+	for _, h := range r.EssentialHooks {
+		args = append(args, "--essential-hook="+h)
+	}
+	for _, h := range r.CustomizeHooks {
+		args = append(args, "--customize-hook="+h)
+	}
+	args = append(args, "--format=tar", r.Suite, "-", r.Mirror)
 	cmd := exec.CommandContext(ctx, "mmdebstrap", args...)
 	cmd.Stdout = w
 	var stderr strings.Builder
