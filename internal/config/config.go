@@ -39,6 +39,16 @@ type Config struct {
 	TLS TLS `json:"tls"`
 
 	Monitoring Monitoring `json:"monitoring"`
+
+	Databases Databases `json:"databases"`
+}
+
+// Databases configures the teams' PostgreSQL databases: CloudNativePG's
+// operator, the PostgreSQL images and the cluster's volumes.
+type Databases struct {
+	// Enabled installs them with Flux. Unset means off: the first start
+	// with them builds the operator (minutes) and two PostgreSQL images.
+	Enabled *bool `json:"enabled,omitempty"`
 }
 
 // Monitoring configures Prometheus and Alertmanager, which `up` runs with
@@ -215,6 +225,13 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		}
 		c.Monitoring.Enabled = &b
 	}
+	if v := getenv("SLIPWAY_DATABASES"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("SLIPWAY_DATABASES=%q: want true or false", v)
+		}
+		c.Databases.Enabled = &b
+	}
 	if v := getenv("SLIPWAY_PROMETHEUS_ADDR"); v != "" {
 		c.Monitoring.PrometheusAddr = v
 	}
@@ -258,6 +275,12 @@ func (c Config) FluxEnabled() bool {
 // (they watch the cluster and Flux).
 func (c Config) MonitoringEnabled() bool {
 	return c.FluxEnabled() && (c.Monitoring.Enabled == nil || *c.Monitoring.Enabled)
+}
+
+// DatabasesEnabled says whether `up` installs CloudNativePG and its
+// images (Flux applies the operator).
+func (c Config) DatabasesEnabled() bool {
+	return c.FluxEnabled() && c.Databases.Enabled != nil && *c.Databases.Enabled
 }
 
 // JobsInPods says whether pushed pipelines' jobs run in pods.

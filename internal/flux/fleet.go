@@ -123,7 +123,7 @@ func (f Fleet) SyncHeld() string {
 func (f Fleet) tenantsSync() string {
 	var objs []runtime.Object
 	for _, env := range Overlays {
-		objs = append(objs, kustomizationObject("tenants-"+env, "./tenants/"+env))
+		objs = append(objs, KustomizationObject("tenants-"+env, "./tenants/"+env))
 	}
 	return string(mustMarshal(objs...))
 }

@@ -211,12 +211,12 @@ func syncObjects(url, secretName, path string) []runtime.Object {
 			SecretRef: &meta.LocalObjectReference{Name: secretName},
 		},
 	}
-	return []runtime.Object{repo, kustomizationObject("flux-system", path)}
+	return []runtime.Object{repo, KustomizationObject("flux-system", path)}
 }
 
-// kustomizationObject applies a path of the fleet repository, pruning
-// what leaves it.
-func kustomizationObject(name, path string) *kustomizev1.Kustomization {
+// KustomizationObject applies a path of the fleet repository with
+// kustomize-controller's own account, pruning what the path no longer holds.
+func KustomizationObject(name, path string) *kustomizev1.Kustomization {
 	return &kustomizev1.Kustomization{
 		TypeMeta:   metav1.TypeMeta{APIVersion: kustomizev1.GroupVersion.String(), Kind: kustomizev1.KustomizationKind},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace},

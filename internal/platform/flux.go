@@ -29,6 +29,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/database"
 	"github.com/slipway-dev/slipway/internal/events"
 	"github.com/slipway-dev/slipway/internal/flux"
 	"github.com/slipway-dev/slipway/internal/fsutil"
@@ -99,6 +100,9 @@ type fluxService struct {
 	chartPushes chan registry.Push
 	// timeline hears of chart pushes.
 	timeline *events.Log
+	// databases, when set, is CloudNativePG's operator, which the fleet
+	// then holds.
+	databases *database.Operator
 }
 
 func (s *fluxService) Name() string { return "flux" }
@@ -323,6 +327,9 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	// ready: a later commit would race a user's first push to the fleet.
 	if s.cfg.MonitoringEnabled() {
 		edits = append(edits, defaultRulesEdit())
+	}
+	if s.databases != nil {
+		edits = append(edits, operatorEdit(*s.databases, fleet.Dir()))
 	}
 	head, _, err := remote.ChangeEach(ctx, gitrepo.Platform, edits...)
 	if err != nil {

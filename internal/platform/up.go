@@ -113,6 +113,10 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		if cfg.JobsInPods() {
 			ciReady = prepare(prep, func(ctx context.Context) (*jobImages, error) { return prepareCIImage(ctx, cfg, progress) })
 		}
+		var databasesReady *pending[*databasesPrepared]
+		if cfg.DatabasesEnabled() {
+			databasesReady = prepare(prep, func(ctx context.Context) (*databasesPrepared, error) { return prepareDatabases(ctx, cfg, progress) })
+		}
 		var monitoringReady *pending[monitoringPrograms]
 		if cfg.MonitoringEnabled() {
 			// Only the programs: the rest of the monitoring's preparation
@@ -161,6 +165,19 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			registry.OnPush = svc.heardPush
 			fluxSvc, images = svc, append(images, fluxImages...)
 		}
+		var volumes *storageService
+		if cfg.DatabasesEnabled() {
+			dbs, err := databasesReady.wait()
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("databases: %w", err)
+			}
+			images = append(images, dbs.images...)
+			fluxSvc.databases = &dbs.operator
+			volumes = &storageService{cfg: cfg, cluster: c}
+		}
 		imagesSvc := &imagesService{keychain: keychain, transport: tlsFiles.httpClient().Transport}
 		if cfg.JobsInPods() {
 			ci, err := ciReady.wait()
@@ -189,6 +206,9 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		imagesSvc.images = images
 		services = []supervisor.Service{c.NetworkService(), registry, git, pipelines, imagesSvc}
 		services = append(services, c.Services()...)
+		if volumes != nil {
+			services = append(services, volumes)
+		}
 		if fluxSvc != nil {
 			services = append(services, fluxSvc)
 		}

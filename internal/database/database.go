@@ -1,0 +1,281 @@
+// Package database is the line's PostgreSQL: CloudNativePG's operator in
+// the fleet, and the teams' databases as CNPG Clusters that ops commits
+// to it, one per environment of the team.
+//
+// Fleet layout (ops owns all of it):
+//
+//	clusters/<cluster>/databases.yaml  Flux Kustomizations: cnpg, then databases
+//	infrastructure/cnpg/               the operator: CNPG's own config/ and an overlay
+//	databases/<team>/<name>.yaml       a team's database, a Cluster per environment
+//
+// The databases' Kustomization depends on the operator's, which waits for
+// the operator to be ready: a Cluster applied before the operator's
+// webhook answers would be refused.
+package database
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/slipway-dev/slipway/internal/flux"
+)
+
+// OperatorNamespace is where CNPG's operator runs (its config's default).
+const OperatorNamespace = "cnpg-system"
+
+// OperatorDeployment is the operator's Deployment there.
+const OperatorDeployment = "cnpg-controller-manager"
+
+// Fleet paths.
+const (
+	OperatorDir  = "infrastructure/cnpg"
+	DatabasesDir = "databases"
+)
+
+// SyncFile is the file under the cluster's directory that holds the
+// databases' Flux Kustomizations.
+const SyncFile = "databases.yaml"
+
+// Kustomization names.
+const (
+	OperatorKustomization  = "cnpg"
+	DatabasesKustomization = "databases"
+)
+
+// Group and version of CNPG's API.
+const (
+	Group   = "postgresql.cnpg.io"
+	Version = "v1"
+)
+
+// Operator describes the operator's install: the module's config/
+// directory as the component cache keeps it, and the operator's image.
+type Operator struct {
+	// ConfigDir is CNPG's config/ directory (default, crd, rbac, manager,
+	// webhook).
+	ConfigDir string
+	// Image is the operator's image reference (repository:tag@digest).
+	Image string
+}
+
+// Files are the operator's fleet files: CNPG's own configuration under
+// upstream/, unchanged, and an overlay that names the image.
+func (o Operator) Files() (map[string][]byte, error) {
+	files := map[string][]byte{}
+	err := filepath.WalkDir(o.ConfigDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(o.ConfigDir, path)
+		if err != nil {
+			return err
+		}
+		if !strings.HasSuffix(rel, ".yaml") {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files[OperatorDir+"/upstream/config/"+filepath.ToSlash(rel)] = data
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading CloudNativePG's configuration: %w", err)
+	}
+	if _, ok := files[OperatorDir+"/upstream/config/default/kustomization.yaml"]; !ok {
+		return nil, fmt.Errorf("CloudNativePG's configuration at %s has no default/kustomization.yaml", o.ConfigDir)
+	}
+	overlay, err := o.overlay()
+	if err != nil {
+		return nil, err
+	}
+	files[OperatorDir+"/kustomization.yaml"] = overlay
+	return files, nil
+}
+
+// imageRef splits repository:tag@digest.
+var imageRef = regexp.MustCompile(`^([a-z0-9][a-z0-9._/:-]*?)(?::([\w][\w.-]*))?(?:@(sha256:[0-9a-f]{64}))?$`)
+
+func (o Operator) overlay() ([]byte, error) {
+	m := imageRef.FindStringSubmatch(o.Image)
+	if m == nil {
+		return nil, fmt.Errorf("operator image %q is not repository[:tag][@digest]", o.Image)
+	}
+	image := map[string]string{"name": "controller", "newName": m[1]}
+	if m[2] != "" {
+		image["newTag"] = m[2]
+	}
+	if m[3] != "" {
+		image["digest"] = m[3]
+	}
+	k := map[string]any{
+		"apiVersion": "kustomize.config.k8s.io/v1beta1",
+		"kind":       "Kustomization",
+		"resources":  []string{"upstream/config/default"},
+		"images":     []map[string]string{image},
+		// One replica on one node: no leader election to wait for at
+		// start, and the image is in the node's store once pulled.
+		"patches": []map[string]any{{
+			"target": map[string]string{"kind": "Deployment", "name": OperatorDeployment},
+			"patch": `- op: replace
+  path: /spec/template/spec/containers/0/imagePullPolicy
+  value: IfNotPresent
+`,
+		}},
+	}
+	data, err := yaml.Marshal(k)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte("# CloudNativePG's operator, from its own configuration under upstream/ (written by slipway up).\n"), data...), nil
+}
+
+// Sync is the content of SyncFile: the operator's Kustomization, which
+// waits until the operator is ready, and the databases', after it.
+func Sync() []byte {
+	op := flux.KustomizationObject(OperatorKustomization, "./"+OperatorDir)
+	op.Spec.Wait = true
+	dbs := flux.KustomizationObject(DatabasesKustomization, "./"+DatabasesDir)
+	dbs.Spec.DependsOn = []kustomizev1.DependencyReference{{Name: OperatorKustomization}}
+	data, err := flux.Marshal(op, dbs)
+	if err != nil {
+		panic(err) // typed objects always marshal
+	}
+	return data
+}
+
+// Database is a team's PostgreSQL database: a CNPG Cluster of the same
+// name in each of the team's environments.
+type Database struct {
+	Team string
+	Name string
+	// Major is the PostgreSQL major version.
+	Major int
+	// Image is the PostgreSQL image for Major, tagged by its version.
+	Image string
+	// Size is each instance's volume (default 1Gi).
+	Size string
+}
+
+// validName is a CNPG Cluster name that leaves room for the names the
+// operator derives from it (NAME-rw, NAME-app, NAME-1-initdb...).
+var validName = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$`)
+
+// Check says what is wrong with the database's names, if anything.
+func (d Database) Check() error {
+	if err := flux.ValidTeam(d.Team); err != nil {
+		return err
+	}
+	if !validName.MatchString(d.Name) {
+		return fmt.Errorf("database name %q: use lower-case letters, digits and dashes, starting with a letter, at most 40", d.Name)
+	}
+	if d.Major != 15 && d.Major != 17 {
+		return fmt.Errorf("PostgreSQL %d: the platform runs PostgreSQL 15 and 17", d.Major)
+	}
+	return nil
+}
+
+// Path is the database's file in the fleet.
+func (d Database) Path() string { return DatabasesDir + "/" + d.Team + "/" + d.Name + ".yaml" }
+
+// Clusters are the CNPG Clusters, one per environment of the team, each
+// with one instance. The bootstrap makes the database "app" owned by
+// "app", whose credentials CNPG keeps in the Secret NAME-app.
+func (d Database) Clusters() ([]byte, error) {
+	if err := d.Check(); err != nil {
+		return nil, err
+	}
+	size := d.Size
+	if size == "" {
+		size = "1Gi"
+	}
+	var out []byte
+	for i, env := range flux.Environments {
+		c := map[string]any{
+			"apiVersion": Group + "/" + Version,
+			"kind":       "Cluster",
+			"metadata": map[string]any{
+				"name":      d.Name,
+				"namespace": flux.TenantNamespace(d.Team, env),
+				"labels":    map[string]string{"slipway.dev/team": d.Team, "slipway.dev/database": d.Name},
+			},
+			"spec": map[string]any{
+				"instances": 1,
+				"imageName": d.Image,
+				"storage":   map[string]any{"size": size},
+				// One instance: no replica to fail over to, so a node
+				// drain must not wait for one.
+				"enablePDB": false,
+			},
+		}
+		data, err := yaml.Marshal(c)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			out = append(out, "---\n"...)
+		}
+		out = append(out, data...)
+	}
+	return out, nil
+}
+
+// EnsureDatabasesDir writes the databases' kustomization.yaml, listing
+// every database file under DatabasesDir in a work tree of the fleet.
+func EnsureDatabasesDir(dir string) error {
+	root := filepath.Join(dir, DatabasesDir)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	matches, err := filepath.Glob(filepath.Join(root, "*", "*.yaml"))
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString("# The teams' databases, one file per database (slipway db create).\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n")
+	if len(matches) == 0 {
+		b.WriteString("resources: []\n")
+	} else {
+		b.WriteString("resources:\n")
+		for _, m := range matches { // Glob sorts
+			rel, err := filepath.Rel(root, m)
+			if err != nil {
+				return err
+			}
+			b.WriteString("- " + filepath.ToSlash(rel) + "\n")
+		}
+	}
+	return os.WriteFile(filepath.Join(root, "kustomization.yaml"), []byte(b.String()), 0o644)
+}
+
+// ErrExists says a database is in the fleet already.
+var ErrExists = errors.New("database exists")
+
+// Add writes a new database's file into a work tree of the fleet.
+func Add(dir string, d Database) error {
+	data, err := d.Clusters()
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, filepath.FromSlash(d.Path()))
+	if _, err := os.Stat(path); err == nil {
+		return fmt.Errorf("%s/%s: %w (see slipway db status)", d.Team, d.Name, ErrExists)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	header := fmt.Sprintf("# Database %s of team %s: PostgreSQL %d, a CloudNativePG Cluster per environment (slipway db create).\n", d.Name, d.Team, d.Major)
+	if err := os.WriteFile(path, append([]byte(header), data...), 0o644); err != nil {
+		return err
+	}
+	return EnsureDatabasesDir(dir)
+}

@@ -1,0 +1,199 @@
+package platform
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+
+	"github.com/slipway-dev/slipway/internal/build"
+	"github.com/slipway-dev/slipway/internal/cluster"
+	"github.com/slipway-dev/slipway/internal/components"
+	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/database"
+	"github.com/slipway-dev/slipway/internal/flux"
+	"github.com/slipway-dev/slipway/internal/fsutil"
+	"github.com/slipway-dev/slipway/internal/gitrepo"
+	"github.com/slipway-dev/slipway/internal/storage"
+	"github.com/slipway-dev/slipway/internal/supervisor"
+)
+
+// PostgresRepository is where the PostgreSQL images are kept in the
+// registry, tagged by version (CNPG reads the major version from the tag).
+const PostgresRepository = "slipway/postgresql"
+
+// operatorRepository is where CNPG's operator image is kept.
+const operatorRepository = "cnpg/manager"
+
+// databasesPrepared is what the databases need: the operator for the
+// fleet, the images to push, and the PostgreSQL image of each major.
+type databasesPrepared struct {
+	operator database.Operator
+	images   []imageToPush
+	postgres PostgresImages
+}
+
+// PostgresImages are the image references of each PostgreSQL major
+// version the platform runs, as `up` pushed them.
+type PostgresImages map[int]string
+
+// postgresImagesFile keeps them for the commands that name an image
+// (db create), under the state directory.
+func postgresImagesFile(cfg config.Config) string {
+	return filepath.Join(cfg.Home, "databases", "postgres-images.json")
+}
+
+// ReadPostgresImages reads what the last `up` with databases pushed.
+func ReadPostgresImages(cfg config.Config) (PostgresImages, error) {
+	data, err := os.ReadFile(postgresImagesFile(cfg))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errors.New("this platform runs no databases: start it with SLIPWAY_DATABASES=true (or databases: {enabled: true} in config.yaml)")
+	}
+	if err != nil {
+		return nil, err
+	}
+	var byName map[string]string
+	if err := json.Unmarshal(data, &byName); err != nil {
+		return nil, fmt.Errorf("%s: %w", postgresImagesFile(cfg), err)
+	}
+	images := PostgresImages{}
+	for k, v := range byName {
+		major, err := strconv.Atoi(k)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q is not a major version", postgresImagesFile(cfg), k)
+		}
+		images[major] = v
+	}
+	return images, nil
+}
+
+// prepareDatabases builds CNPG's operator (or takes it from the cache)
+// and the PostgreSQL images.
+func prepareDatabases(ctx context.Context, cfg config.Config, progress io.Writer) (*databasesPrepared, error) {
+	paths, err := components.Ensure(ctx, components.CNPG, components.Options{CacheDir: cfg.CacheDir(), Progress: progress})
+	if err != nil {
+		return nil, err
+	}
+	p := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	// The layout of CNPG's own image: the program per architecture under
+	// /operator, and /manager linking to this one.
+	op, err := build.BinaryImageAt(ctx, cfg.CacheDir(), paths["manager"], "/operator/manager_"+runtime.GOARCH, []string{"/manager"}, p)
+	if err != nil {
+		return nil, fmt.Errorf("the CloudNativePG operator's image: %w", err)
+	}
+	repo := cfg.Registry.Addr + "/" + operatorRepository
+	prepared := &databasesPrepared{
+		operator: database.Operator{ConfigDir: filepath.Dir(paths["config/default"]), Image: repo + ":" + components.CNPGVersion + "@" + op.Digest.String()},
+		images:   []imageToPush{{op, repo, components.CNPGVersion}},
+		postgres: PostgresImages{},
+	}
+	byName := map[string]string{}
+	for _, major := range []int{15, 17} {
+		img, err := build.BuildPostgresImage(ctx, build.PostgresImageOptions{CacheDir: cfg.CacheDir(), Major: major, Progress: progress})
+		if err != nil {
+			return nil, err
+		}
+		repo := cfg.Registry.Addr + "/" + PostgresRepository
+		prepared.images = append(prepared.images, imageToPush{img.Image, repo, img.Version})
+		ref := repo + ":" + img.Version + "@" + img.Digest.String()
+		prepared.postgres[major] = ref
+		byName[strconv.Itoa(major)] = ref
+	}
+	data, err := json.MarshalIndent(byName, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(postgresImagesFile(cfg)), 0o755); err != nil {
+		return nil, err
+	}
+	if err := fsutil.WriteFileAtomic(postgresImagesFile(cfg), append(data, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	return prepared, nil
+}
+
+// operatorEdit brings the fleet's copy of the operator up to date: its
+// configuration, its image, the Kustomizations that apply it and the
+// databases, and the databases' directory.
+func operatorEdit(op database.Operator, clusterDir string) gitrepo.Edit {
+	return gitrepo.Edit{Message: "databases: CloudNativePG " + components.CNPGVersion + " in " + database.OperatorDir, Apply: func(dir string) error {
+		files, err := op.Files()
+		if err != nil {
+			return err
+		}
+		files[clusterDir+"/"+database.SyncFile] = database.Sync()
+		for path, data := range files {
+			if err := writeFleetFile(dir, path, data); err != nil {
+				return err
+			}
+		}
+		return database.EnsureDatabasesDir(dir)
+	}}
+}
+
+func writeFleetFile(dir, path string, data []byte) error {
+	p := filepath.Join(dir, filepath.FromSlash(path))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, data, 0o644)
+}
+
+// volumesDir holds the cluster's dynamic volumes.
+func volumesDir(cfg config.Config) string { return filepath.Join(cfg.Home, "volumes") }
+
+// storageService gives the cluster its default StorageClass and makes a
+// directory for each claim of it.
+type storageService struct {
+	cfg     config.Config
+	cluster *cluster.Cluster
+}
+
+func (s *storageService) Name() string { return "volumes" }
+
+func (s *storageService) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
+	rest, err := cluster.RESTConfig(s.cluster.Options().AdminKubeconfig())
+	if err != nil {
+		return err
+	}
+	class, err := flux.Marshal(storage.Class())
+	if err != nil {
+		return err
+	}
+	if err := cluster.Apply(ctx, rest, class); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("the StorageClass %s: %w", storage.ClassName, err)
+	}
+	client, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return err
+	}
+	// The provisioning library logs every claim it serves: to the log
+	// directory, not the terminal of `slipway up`.
+	logFile, err := os.OpenFile(filepath.Join(s.cfg.LogDir(), "volumes.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	ctx = klog.NewContext(ctx, funcr.New(func(prefix, args string) {
+		fmt.Fprintln(logFile, time.Now().UTC().Format(time.RFC3339), prefix, args)
+	}, funcr.Options{}))
+	p := &storage.Provisioner{Root: volumesDir(s.cfg), Node: s.cluster.Options().NodeName}
+	ready(supervisor.Endpoint{URL: "StorageClass " + storage.ClassName + " (default): volumes under " + p.Root})
+	p.Run(ctx, client)
+	return nil
+}

@@ -1,0 +1,243 @@
+package tenancy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/slipway-dev/slipway/internal/database"
+	"github.com/slipway-dev/slipway/internal/flux"
+	"github.com/slipway-dev/slipway/internal/platform"
+)
+
+// clustersGVR is CNPG's Cluster resource.
+var clustersGVR = schema.GroupVersionResource{Group: database.Group, Version: database.Version, Resource: "clusters"}
+
+// DatabaseStatus is one environment's instance of a team's database, as
+// CNPG reports it.
+type DatabaseStatus struct {
+	Team      string `json:"team"`
+	Name      string `json:"name"`
+	Env       string `json:"env"`
+	Namespace string `json:"namespace"`
+	// Image is the PostgreSQL image the Cluster asks for; Version is the
+	// PostgreSQL version it names (its tag).
+	Image   string `json:"image"`
+	Version string `json:"version"`
+	// Phase is CNPG's word for the Cluster's state ("Cluster in healthy
+	// state" once it serves).
+	Phase          string `json:"phase"`
+	Instances      int64  `json:"instances"`
+	ReadyInstances int64  `json:"readyInstances"`
+	Ready          bool   `json:"ready"`
+	// Secret holds the app's credentials (user, password, host, uri).
+	Secret string `json:"secret"`
+}
+
+// healthyPhase is the phase CNPG sets when every instance serves.
+const healthyPhase = "Cluster in healthy state"
+
+// DatabaseCreated is what CreateDatabase did.
+type DatabaseCreated struct {
+	Commit string           `json:"commit"`
+	Status []DatabaseStatus `json:"status"`
+}
+
+// CreateDatabase commits a team's database to the fleet (a CNPG Cluster
+// in each of the team's environments) and, with wait, waits until Flux has
+// applied it and each Cluster is healthy.
+func CreateDatabase(ctx context.Context, p *platform.Platform, team, name string, major int, wait time.Duration, progress io.Writer) (*DatabaseCreated, error) {
+	images, err := platform.ReadPostgresImages(p.Config)
+	if err != nil {
+		return nil, err
+	}
+	image, ok := images[major]
+	if !ok {
+		var have []string
+		for m := range images {
+			have = append(have, fmt.Sprint(m))
+		}
+		sort.Strings(have)
+		return nil, fmt.Errorf("PostgreSQL %d: the platform has images of PostgreSQL %s", major, strings.Join(have, ", "))
+	}
+	d := database.Database{Team: team, Name: name, Major: major, Image: image}
+	if err := d.Check(); err != nil {
+		return nil, err
+	}
+	teams, err := ListTenants(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(teams, team) {
+		return nil, fmt.Errorf("no tenant %q: onboard it first (slipway tenant create %s)", team, team)
+	}
+	commit, err := change(ctx, p, fmt.Sprintf("databases: %s/%s on PostgreSQL %d", team, name, major), progress, func(dir string) error {
+		return database.Add(dir, d)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &DatabaseCreated{Commit: commit}
+	if wait <= 0 {
+		return out, nil
+	}
+	rc, err := p.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if _, err := flux.Reconcile(ctx, dyn, flux.GitRepository, flux.Namespace, "flux-system", progress); err != nil {
+		return nil, err
+	}
+	if _, err := flux.Reconcile(ctx, dyn, flux.Kustomization, flux.Namespace, "flux-system", progress); err != nil {
+		return nil, err
+	}
+	// The databases' Kustomization waits for the operator's at the same
+	// revision: reconcile that first, or the dependency reads not ready.
+	if _, err := flux.Reconcile(ctx, dyn, flux.Kustomization, flux.Namespace, database.OperatorKustomization, progress); err != nil {
+		return nil, fmt.Errorf("the database operator: %w", err)
+	}
+	if _, err := flux.Reconcile(ctx, dyn, flux.Kustomization, flux.Namespace, database.DatabasesKustomization, progress); err != nil {
+		return nil, fmt.Errorf("%w (is the operator ready? slipway get kustomizations -n %s)", err, flux.Namespace)
+	}
+	out.Status, err = WaitDatabase(ctx, dyn, team, name, progress)
+	return out, err
+}
+
+// WaitDatabase waits until the database's Cluster is healthy in every
+// environment, telling each change of phase.
+func WaitDatabase(ctx context.Context, dyn dynamic.Interface, team, name string, progress io.Writer) ([]DatabaseStatus, error) {
+	start := time.Now()
+	last := map[string]string{}
+	for {
+		var all []DatabaseStatus
+		ready := true
+		for _, env := range flux.Environments {
+			ns := flux.TenantNamespace(team, env)
+			obj, err := dyn.Resource(clustersGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+			var st DatabaseStatus
+			switch {
+			case apierrors.IsNotFound(err):
+				st = DatabaseStatus{Team: team, Name: name, Env: env, Namespace: ns, Phase: "not applied yet"}
+			case err != nil:
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("waiting for database %s/%s: %w", team, name, ctx.Err())
+				}
+				return nil, err
+			default:
+				st = clusterStatus(obj, env)
+			}
+			if st.Phase != last[env] {
+				fmt.Fprintf(progress, "database %s/%s in %s: %s (%s)\n", team, name, env, st.Phase, time.Since(start).Round(time.Second))
+				last[env] = st.Phase
+			}
+			ready = ready && st.Ready
+			all = append(all, st)
+		}
+		if ready {
+			return all, nil
+		}
+		select {
+		case <-ctx.Done():
+			return all, fmt.Errorf("database %s/%s is not ready after %s: %s (see slipway kubectl -- get pods -n %s)", team, name, time.Since(start).Round(time.Second), describe(all), flux.TenantNamespace(team, "staging"))
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func describe(all []DatabaseStatus) string {
+	var parts []string
+	for _, s := range all {
+		parts = append(parts, s.Env+": "+s.Phase)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// clusterStatus reads a CNPG Cluster.
+func clusterStatus(obj *unstructured.Unstructured, env string) DatabaseStatus {
+	image, _, _ := unstructured.NestedString(obj.Object, "spec", "imageName")
+	phase, _, _ := unstructured.NestedString(obj.Object, "status", "phase")
+	instances, _, _ := unstructured.NestedInt64(obj.Object, "spec", "instances")
+	readyInstances, _, _ := unstructured.NestedInt64(obj.Object, "status", "readyInstances")
+	if phase == "" {
+		phase = "waiting for the operator"
+	}
+	return DatabaseStatus{
+		Team:           obj.GetLabels()["slipway.dev/team"],
+		Name:           obj.GetName(),
+		Env:            env,
+		Namespace:      obj.GetNamespace(),
+		Image:          image,
+		Version:        imageVersion(image),
+		Phase:          phase,
+		Instances:      instances,
+		ReadyInstances: readyInstances,
+		Ready:          phase == healthyPhase && readyInstances == instances && instances > 0,
+		Secret:         obj.GetName() + "-app",
+	}
+}
+
+// imageVersion is the tag of an image reference.
+func imageVersion(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		return ref[i+1:]
+	}
+	return ""
+}
+
+// Databases lists the teams' databases in every environment (one team's
+// when team is set).
+func Databases(ctx context.Context, p *platform.Platform, team string) ([]DatabaseStatus, error) {
+	rc, err := p.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, err
+	}
+	opts := metav1.ListOptions{LabelSelector: "slipway.dev/database"}
+	if team != "" {
+		opts.LabelSelector = "slipway.dev/database,slipway.dev/team=" + team
+	}
+	list, err := dyn.Resource(clustersGVR).List(ctx, opts)
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("the cluster has no CloudNativePG (is the platform started with databases? SLIPWAY_DATABASES=true)")
+		}
+		return nil, err
+	}
+	var out []DatabaseStatus
+	for i := range list.Items {
+		obj := &list.Items[i]
+		env := strings.TrimPrefix(obj.GetNamespace(), obj.GetLabels()["slipway.dev/team"]+"-")
+		out = append(out, clusterStatus(obj, env))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Team != b.Team {
+			return a.Team < b.Team
+		}
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return slices.Index(flux.Environments, a.Env) < slices.Index(flux.Environments, b.Env)
+	})
+	return out, nil
+}
