@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,8 +28,11 @@ import (
 const PostgresUID = 26
 
 // PostgresSuites are the Debian suites that carry each major version
-// Slipway can run.
-var PostgresSuites = map[int]string{15: "bookworm", 17: "trixie"}
+// Slipway can run; PostgresMajors lists them, oldest first.
+var (
+	PostgresSuites = map[int]string{15: "bookworm", 17: "trixie"}
+	PostgresMajors = []int{15, 17}
+)
 
 // PostgresImageOptions say which image to make.
 type PostgresImageOptions struct {
@@ -76,8 +80,8 @@ func postgresRecipe(major int, mirror string) (debianRecipe, error) {
 
 func postgresMajors() string {
 	var s []string
-	for _, m := range []int{15, 17} {
-		s = append(s, fmt.Sprint(m))
+	for _, m := range PostgresMajors {
+		s = append(s, strconv.Itoa(m))
 	}
 	return strings.Join(s, " and ")
 }

@@ -102,6 +102,31 @@ func (o Operator) Files() (map[string][]byte, error) {
 	return files, nil
 }
 
+// WriteTree writes the operator's files, the Kustomizations that apply it
+// and the databases (under clusterDir), and the databases' directory into
+// a work tree of the fleet.
+func (o Operator) WriteTree(dir, clusterDir string) error {
+	files, err := o.Files()
+	if err != nil {
+		return err
+	}
+	files[clusterDir+"/"+SyncFile] = Sync()
+	for path, data := range files {
+		if err := writeFile(dir, path, data); err != nil {
+			return err
+		}
+	}
+	return EnsureDatabasesDir(dir)
+}
+
+func writeFile(dir, path string, data []byte) error {
+	p := filepath.Join(dir, filepath.FromSlash(path))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, data, 0o644)
+}
+
 // imageRef splits repository:tag@digest.
 var imageRef = regexp.MustCompile(`^([a-z0-9][a-z0-9._/:-]*?)(?::([\w][\w.-]*))?(?:@(sha256:[0-9a-f]{64}))?$`)
 
@@ -266,15 +291,11 @@ func Add(dir string, d Database) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dir, filepath.FromSlash(d.Path()))
-	if _, err := os.Stat(path); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(d.Path()))); err == nil {
 		return fmt.Errorf("%s/%s: %w (see slipway db status)", d.Team, d.Name, ErrExists)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
 	header := fmt.Sprintf("# Database %s of team %s: PostgreSQL %d, a CloudNativePG Cluster per environment (slipway db create).\n", d.Name, d.Team, d.Major)
-	if err := os.WriteFile(path, append([]byte(header), data...), 0o644); err != nil {
+	if err := writeFile(dir, d.Path(), append([]byte(header), data...)); err != nil {
 		return err
 	}
 	return EnsureDatabasesDir(dir)

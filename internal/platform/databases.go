@@ -100,7 +100,7 @@ func prepareDatabases(ctx context.Context, cfg config.Config, progress io.Writer
 		postgres: PostgresImages{},
 	}
 	byName := map[string]string{}
-	for _, major := range []int{15, 17} {
+	for _, major := range build.PostgresMajors {
 		img, err := build.BuildPostgresImage(ctx, build.PostgresImageOptions{CacheDir: cfg.CacheDir(), Major: major, Progress: progress})
 		if err != nil {
 			return nil, err
@@ -124,31 +124,11 @@ func prepareDatabases(ctx context.Context, cfg config.Config, progress io.Writer
 	return prepared, nil
 }
 
-// operatorEdit brings the fleet's copy of the operator up to date: its
-// configuration, its image, the Kustomizations that apply it and the
-// databases, and the databases' directory.
+// operatorEdit brings the fleet's copy of the operator up to date.
 func operatorEdit(op database.Operator, clusterDir string) gitrepo.Edit {
 	return gitrepo.Edit{Message: "databases: CloudNativePG " + components.CNPGVersion + " in " + database.OperatorDir, Apply: func(dir string) error {
-		files, err := op.Files()
-		if err != nil {
-			return err
-		}
-		files[clusterDir+"/"+database.SyncFile] = database.Sync()
-		for path, data := range files {
-			if err := writeFleetFile(dir, path, data); err != nil {
-				return err
-			}
-		}
-		return database.EnsureDatabasesDir(dir)
+		return op.WriteTree(dir, clusterDir)
 	}}
-}
-
-func writeFleetFile(dir, path string, data []byte) error {
-	p := filepath.Join(dir, filepath.FromSlash(path))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(p, data, 0o644)
 }
 
 // volumesDir holds the cluster's dynamic volumes.

@@ -91,11 +91,7 @@ func CreateDatabase(ctx context.Context, p *platform.Platform, team, name string
 	if wait <= 0 {
 		return out, nil
 	}
-	rc, err := p.RESTConfig()
-	if err != nil {
-		return nil, err
-	}
-	dyn, err := dynamic.NewForConfig(rc)
+	dyn, err := dynamicClient(p)
 	if err != nil {
 		return nil, err
 	}
@@ -204,11 +200,7 @@ func imageVersion(ref string) string {
 // Databases lists the teams' databases in every environment (one team's
 // when team is set).
 func Databases(ctx context.Context, p *platform.Platform, team string) ([]DatabaseStatus, error) {
-	rc, err := p.RESTConfig()
-	if err != nil {
-		return nil, err
-	}
-	dyn, err := dynamic.NewForConfig(rc)
+	dyn, err := dynamicClient(p)
 	if err != nil {
 		return nil, err
 	}

@@ -200,15 +200,20 @@ func change(ctx context.Context, p *platform.Platform, message string, progress 
 
 // apply asks Flux to apply the fleet now and waits until it has.
 func apply(ctx context.Context, p *platform.Platform, progress io.Writer) error {
-	rc, err := p.RESTConfig()
-	if err != nil {
-		return err
-	}
-	dyn, err := dynamic.NewForConfig(rc)
+	dyn, err := dynamicClient(p)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
 	return flux.ApplyFleet(ctx, dyn, progress)
+}
+
+// dynamicClient reaches the platform's cluster as ops.
+func dynamicClient(p *platform.Platform) (dynamic.Interface, error) {
+	rc, err := p.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	return dynamic.NewForConfig(rc)
 }
