@@ -37,8 +37,19 @@ type User struct {
 	// Admin may write anywhere and run maintenance such as garbage collection.
 	Admin bool `json:"admin,omitempty"`
 	// Push lists the repository prefixes this user may write and delete
-	// under, for example "dev1/". Every authenticated user may read.
+	// under, for example "dev1/". Every authenticated user may read, but
+	// under PrivatePrefix.
 	Push []string `json:"push,omitempty"`
+}
+
+// PrivatePrefix starts the repositories only admins may read or write:
+// the databases' backups, which hold the teams' data.
+const PrivatePrefix = "slipway/backups/"
+
+// CanPull reports whether u may read repository repo. Every user may,
+// except in the private repositories.
+func (u *User) CanPull(repo string) bool {
+	return u != nil && (u.Admin || !strings.HasPrefix(repo, PrivatePrefix))
 }
 
 // CanPush reports whether u may write to repository repo.

@@ -76,6 +76,14 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 		challenge(w, "authentication required: log in with `slipway login` or `docker login`")
 		return
 	}
+	if strings.HasPrefix(repo, auth.PrivatePrefix) && !user.CanPull(repo) {
+		if user == nil {
+			challenge(w, "authentication required: this repository is ops's")
+			return
+		}
+		writeError(w, http.StatusForbidden, "DENIED", deniedMessage(user, repo))
+		return
+	}
 	if need == accessWrite {
 		if repo == "" || !user.CanPush(repo) {
 			writeError(w, http.StatusForbidden, "DENIED", deniedMessage(user, repo))
@@ -137,6 +145,9 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*auth.Use
 func deniedMessage(u *auth.User, repo string) string {
 	if repo == "" {
 		return "this operation needs an admin user"
+	}
+	if !u.CanPull(repo) {
+		return fmt.Sprintf("user %q may not read or write %q: repositories under %s are ops's (they hold the databases' backups)", u.Name, repo, auth.PrivatePrefix)
 	}
 	if len(u.Push) == 0 {
 		return fmt.Sprintf("user %q may not push to %q: the user has no push rights (an admin grants them with `slipway user set %s --push <prefix>/`)", u.Name, repo, u.Name)

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/registry"
 	"github.com/slipway-dev/slipway/internal/registry/registrytest"
 )
@@ -89,6 +90,21 @@ func TestAnonymousPull(t *testing.T) {
 	}
 	if _, err := remote.Image(ref); err != nil {
 		t.Fatalf("anonymous pull with anonymous access on: %v", err)
+	}
+	// Ops's private repositories (the databases' backups) stay closed to
+	// anonymous readers and to teams; admins read them.
+	private, _ := name.ParseReference(reg.Addr + "/" + auth.PrivatePrefix + "dev1/app:staging")
+	if err := remote.Write(private, img, remote.WithAuthFromKeychain(registrytest.Keychain("admin", registrytest.AdminPassword))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Head(private); statusOf(err) != http.StatusUnauthorized {
+		t.Errorf("anonymous read of a private repository: want 401, got %v", err)
+	}
+	if _, err := remote.Head(private, remote.WithAuthFromKeychain(registrytest.Keychain("dev1", registrytest.Dev1Password))); statusOf(err) != http.StatusForbidden {
+		t.Errorf("dev1 reading a private repository under its own name: want 403, got %v", err)
+	}
+	if _, err := remote.Image(private, remote.WithAuthFromKeychain(registrytest.Keychain("admin", registrytest.AdminPassword))); err != nil {
+		t.Errorf("admin reading a private repository: %v", err)
 	}
 	other, _ := random.Image(512, 1)
 	if err := remote.Write(ref, other); statusOf(err) != http.StatusUnauthorized {
