@@ -19,8 +19,11 @@ func TestReadAppFile(t *testing.T) {
 		t.Fatalf("%v %+v", err, f)
 	}
 	for content, want := range map[string]string{
-		"smoke:\n- path: /\n  expect: 200\n": "unknown field",
-		"smoke:\n- path: home\n":             "must start with /",
+		"smoke:\n- path: /\n  expect: 200\n":   "unknown field",
+		"smoke:\n- path: home\n":               "must start with /",
+		"smoke:\n- path: /\n  method: TRACE\n": "method \"TRACE\"",
+		"smoke:\n- path: /\n  method: put\n":   "method \"put\"",
+		"smoke:\n- path: /\n  method: PUT\n  body: \"" + strings.Repeat("x", maxSmokeBody+1) + "\"\n": "at most 65536",
 	} {
 		os.WriteFile(good, []byte(content), 0o644)
 		if _, err := ReadAppFile(good); err == nil || !strings.Contains(err.Error(), want) {

@@ -2,6 +2,8 @@ package release
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -26,6 +28,11 @@ func TestProxyPathStaysUnderTheService(t *testing.T) {
 		mu.Lock()
 		seen = append(seen, r.URL.Path)
 		mu.Unlock()
+		if strings.HasSuffix(r.URL.Path, "/echo") {
+			body, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%s %s %s", r.Method, r.Header.Get("Content-Type"), body)
+			return
+		}
 		if strings.HasSuffix(r.URL.Path, "/fails") {
 			http.Error(w, "no quote today", http.StatusInternalServerError)
 			return
@@ -65,6 +72,13 @@ func TestProxyPathStaysUnderTheService(t *testing.T) {
 	// The app's own status comes through, a 500 too.
 	if status, body, err := proxyGet(ctx, c, "dev1-staging", svc, "/fails"); err != nil || status != 500 || !strings.Contains(string(body), "no quote today") {
 		t.Errorf("a 500 of the app reads as %d %q %v", status, body, err)
+	}
+	// A write check sends its method and body, JSON as such.
+	if status, body, err := proxyDo(ctx, c, "dev1-staging", svc, http.MethodPut, "/echo", `{"text":"x"}`); err != nil || status != 200 || string(body) != `PUT application/json {"text":"x"}` {
+		t.Errorf("a PUT reads as %d %q %v", status, body, err)
+	}
+	if _, _, err := proxyDo(ctx, c, "dev1-staging", svc, http.MethodPut, "/../echo", "x"); err == nil {
+		t.Error("a PUT climbed out of the Service")
 	}
 	for _, p := range seen {
 		if !strings.HasPrefix(p, "/api/v1/namespaces/dev1-staging/services/hello:80/proxy") {

@@ -3,11 +3,13 @@ package release
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,11 +32,41 @@ import (
 //	  path: /
 //	  status: 200
 //	  contains: hello
+//	- name: a write
+//	  method: PUT
+//	  path: /items/smoke
+//	  body: '{"text": "from the smoke test"}'
+//
+// Checks run in order, so a write can be read back by the next one.
 type SmokeCheck struct {
-	Name     string `json:"name"`
-	Path     string `json:"path"`
+	Name string `json:"name"`
+	// Method is GET (the default), HEAD, POST, PUT, PATCH or DELETE.
+	Method string `json:"method,omitempty"`
+	Path   string `json:"path"`
+	// Body is sent with the request, as application/json when it is JSON.
+	Body     string `json:"body,omitempty"`
 	Status   int    `json:"status"`
 	Contains string `json:"contains"`
+}
+
+// smokeMethods are the methods a smoke check may use.
+var smokeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// maxSmokeBody bounds a check's request body.
+const maxSmokeBody = 64 << 10
+
+// check says what is wrong with a smoke check, if anything.
+func (sc SmokeCheck) check() error {
+	if err := CheckPath(sc.Path); err != nil {
+		return err
+	}
+	if sc.Method != "" && !slices.Contains(smokeMethods, sc.Method) {
+		return fmt.Errorf("method %q: use one of %s", sc.Method, strings.Join(smokeMethods, ", "))
+	}
+	if len(sc.Body) > maxSmokeBody {
+		return fmt.Errorf("body of %d bytes: at most %d", len(sc.Body), maxSmokeBody)
+	}
+	return nil
 }
 
 // AppFile is an app repository's slipway.yaml.
@@ -56,7 +88,7 @@ func ReadAppFile(path string) (AppFile, error) {
 		return f, fmt.Errorf("%s: %w", path, err)
 	}
 	for i, c := range f.Smoke {
-		if err := CheckPath(c.Path); err != nil {
+		if err := c.check(); err != nil {
 			return f, fmt.Errorf("%s: smoke check %d: %w", path, i+1, err)
 		}
 	}
@@ -181,9 +213,13 @@ func helmTests(c *Clients, ns, app, account string, log io.Writer) []Check {
 // smokeCheck asks the release's Service through the API server's
 // service proxy, which works from anywhere the cluster's API is reachable.
 func smokeCheck(ctx context.Context, c *Clients, ns, app string, sc SmokeCheck) Check {
+	method := sc.Method
+	if method == "" {
+		method = http.MethodGet
+	}
 	name := sc.Name
 	if name == "" {
-		name = "GET " + sc.Path
+		name = method + " " + sc.Path
 	}
 	ch := Check{Name: name}
 	svc, err := appService(ctx, c, ns, app)
@@ -195,7 +231,11 @@ func smokeCheck(ctx context.Context, c *Clients, ns, app string, sc SmokeCheck) 
 	if want == 0 {
 		want = 200
 	}
-	status, body, err := proxyGet(ctx, c, ns, svc, sc.Path)
+	if err := sc.check(); err != nil {
+		ch.Message = err.Error()
+		return ch
+	}
+	status, body, err := proxyDo(ctx, c, ns, svc, method, sc.Path, sc.Body)
 	if err != nil {
 		ch.Message = err.Error()
 		return ch
@@ -225,6 +265,11 @@ func appService(ctx context.Context, c *Clients, ns, app string) (*corev1.Servic
 // server's service proxy, which works from anywhere the cluster's API is
 // reachable. A status of 0 means no answer.
 func proxyGet(ctx context.Context, c *Clients, ns string, svc *corev1.Service, path string) (int, []byte, error) {
+	return proxyDo(ctx, c, ns, svc, http.MethodGet, path, "")
+}
+
+// proxyDo is proxyGet with a method and a body.
+func proxyDo(ctx context.Context, c *Clients, ns string, svc *corev1.Service, method, path, body string) (int, []byte, error) {
 	if err := CheckPath(path); err != nil {
 		return 0, nil, err
 	}
@@ -236,15 +281,25 @@ func proxyGet(ctx context.Context, c *Clients, ns string, svc *corev1.Service, p
 	}
 	// The HTTP client itself: client-go's Result hides the status of an
 	// answer it takes for an error (a 500 of the app's reads as 0).
-	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, req.URL().String(), nil)
+	var reqBody io.Reader
+	if body != "" {
+		reqBody = strings.NewReader(body)
+	}
+	hr, err := http.NewRequestWithContext(ctx, method, req.URL().String(), reqBody)
 	if err != nil {
 		return 0, nil, err
+	}
+	if body != "" {
+		hr.Header.Set("Content-Type", "text/plain; charset=utf-8")
+		if json.Valid([]byte(body)) {
+			hr.Header.Set("Content-Type", "application/json")
+		}
 	}
 	res, err := rc.Client.Do(hr)
 	if err != nil {
 		return 0, nil, nil // no answer
 	}
 	defer res.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
-	return res.StatusCode, body, nil
+	answer, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	return res.StatusCode, answer, nil
 }
