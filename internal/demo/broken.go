@@ -12,7 +12,7 @@ import (
 // pass; only the error ratio under traffic, as Prometheus sees it, shows
 // the fault.
 func FailEveryOther(mainGo []byte) ([]byte, error) {
-	const handler = "mux.HandleFunc(\"/\", func(w http.ResponseWriter, r *http.Request) {\n"
+	const handler = "mux.HandleFunc(\"GET /{$}\", func(w http.ResponseWriter, r *http.Request) {\n"
 	const imports = "\t\"os\"\n"
 	if bytes.Count(mainGo, []byte(handler)) != 1 || bytes.Count(mainGo, []byte(imports)) != 1 {
 		return nil, errors.New("the quotes app's main.go no longer has the handler of \"/\" or the import the fault is put in")

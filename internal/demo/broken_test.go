@@ -41,7 +41,7 @@ import (
 )
 
 func TestTheFault(t *testing.T) {
-	srv := httptest.NewServer(handler())
+	srv := httptest.NewServer(handler(newMemoryStore()))
 	defer srv.Close()
 	failed := 0
 	for i := 0; i < 20; i++ {
