@@ -39,6 +39,11 @@ With monitoring (the default), ops then makes the 5xx alert stricter and has
 every version bake 60 s in staging under traffic; dev2 pushes a version that
 fails every other request: it passes its tests, fails its bake, is refused
 promotion by hand while its alert fires, and its fix reaches prod.
+With databases (SLIPWAY_DATABASES=true), ops gives quotes a PostgreSQL 15
+database before its first release; near the end dev2 stores quotes in
+staging and prod, ops upgrades the database to PostgreSQL 17 in staging
+while quotes is read in both, dev2's tests run against it, ops upgrades
+prod, every quote is checked, ops confirms, and dev2 ships again.
 With --upgrade, ops then plans and performs the cluster's upgrade to the
 newest pinned Kubernetes while both apps are probed in staging and prod
 (a new cluster starts one release back), and dev1 ships through the
@@ -88,7 +93,7 @@ cluster) and the source checkout (the example apps and the pinned programs).`,
 			}
 			fmt.Fprintf(g.streams.Out, "the platform is up (%s); playing the scenario\n\n", upTook.Round(100*time.Millisecond))
 			d := &demo.Demo{Bin: exe, Env: []string{"SLIPWAY_HOME=" + cfg.Home}, Examples: examples, Store: platform.PipelineStore(cfg),
-				GitURL: plat.GitURL(), ExtraPushes: extraPushes, Upgrade: target, Out: g.streams.Out}
+				GitURL: plat.GitURL(), ExtraPushes: extraPushes, Upgrade: target, Databases: cfg.DatabasesEnabled(), Out: g.streams.Out}
 			res, runErr := d.Run(ctx)
 			demo.PrintTimeline(g.streams.Out, d.Start(), res.Events)
 			fmt.Fprintf(g.streams.Out, "\nplatform up: %s; scenario: %s; total: %s\n", upTook.Round(100*time.Millisecond),
@@ -99,6 +104,9 @@ cluster) and the source checkout (the example apps and the pinned programs).`,
 					parts = append(parts, s.Round(100*time.Millisecond).String())
 				}
 				fmt.Fprintf(g.streams.Out, "push to ready in staging: median %s over %d pushes (%s)\n", demo.Median(res.StagingReady).Round(100*time.Millisecond), len(res.StagingReady), strings.Join(parts, ", "))
+			}
+			for _, o := range res.DatabaseOutages {
+				fmt.Fprintf(g.streams.Out, "reads unanswered during the database upgrade: %s/%s %s (%d of %d probes failed)\n", o.Namespace, o.App, o.Longest.Round(100*time.Millisecond), o.Failed, o.Probes)
 			}
 			for _, o := range res.Outages {
 				fmt.Fprintf(g.streams.Out, "unavailable during the upgrade: %s/%s %s (%d of %d probes failed)\n", o.Namespace, o.App, o.Longest.Round(100*time.Millisecond), o.Failed, o.Probes)

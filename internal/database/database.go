@@ -179,7 +179,9 @@ func Sync() []byte {
 }
 
 // Database is a team's PostgreSQL database: a CNPG Cluster of the same
-// name in each of the team's environments.
+// name in each of the team's environments, and in front of it a Service
+// NAME-db that the app connects to. The Service, not CNPG's own NAME-rw,
+// is what an engine upgrade moves from the old Cluster to the new one.
 type Database struct {
 	Team string
 	Name string
@@ -192,8 +194,12 @@ type Database struct {
 }
 
 // validName is a CNPG Cluster name that leaves room for the names the
-// operator derives from it (NAME-rw, NAME-app, NAME-1-initdb...).
-var validName = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$`)
+// operator derives from it (NAME-rw, NAME-app, NAME-1-initdb...) and for
+// NAME-db and NAME-pgNN.
+var validName = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$`)
+
+// upgradeSuffix ends the name of a Cluster made by an engine upgrade.
+var upgradeSuffix = regexp.MustCompile(`-pg[0-9]+$`)
 
 // Check says what is wrong with the database's names, if anything.
 func (d Database) Check() error {
@@ -201,57 +207,148 @@ func (d Database) Check() error {
 		return err
 	}
 	if !validName.MatchString(d.Name) {
-		return fmt.Errorf("database name %q: use lower-case letters, digits and dashes, starting with a letter, at most 40", d.Name)
+		return fmt.Errorf("database name %q: use lower-case letters, digits and dashes, starting with a letter, at most 32", d.Name)
 	}
-	if d.Major != 15 && d.Major != 17 {
-		return fmt.Errorf("PostgreSQL %d: the platform runs PostgreSQL 15 and 17", d.Major)
+	if upgradeSuffix.MatchString(d.Name) || strings.HasSuffix(d.Name, "-db") {
+		return fmt.Errorf("database name %q: names ending in -pgNN or -db are the platform's (an upgrade's Cluster, the app's Service)", d.Name)
+	}
+	return CheckMajor(d.Major)
+}
+
+// CheckMajor says whether the platform runs a PostgreSQL major version.
+func CheckMajor(major int) error {
+	if major != 15 && major != 17 {
+		return fmt.Errorf("PostgreSQL %d: the platform runs PostgreSQL 15 and 17", major)
 	}
 	return nil
 }
 
 // Path is the database's file in the fleet.
-func (d Database) Path() string { return DatabasesDir + "/" + d.Team + "/" + d.Name + ".yaml" }
+func (d Database) Path() string { return Path(d.Team, d.Name) }
 
-// Clusters are the CNPG Clusters, one per environment of the team, each
-// with one instance. The bootstrap makes the database "app" owned by
-// "app", whose credentials CNPG keeps in the Secret NAME-app.
-func (d Database) Clusters() ([]byte, error) {
-	if err := d.Check(); err != nil {
-		return nil, err
-	}
+// Path is a database's file in the fleet.
+func Path(team, name string) string { return DatabasesDir + "/" + team + "/" + name + ".yaml" }
+
+// SQLName is the database's name inside PostgreSQL, and its owner's: the
+// name with underscores for dashes, so that it needs no quoting.
+func SQLName(name string) string { return strings.ReplaceAll(name, "-", "_") }
+
+// ServiceName is the Service the app connects to, and the Secret that
+// holds the app's credentials for it.
+func ServiceName(name string) string { return name + "-db" }
+
+// UpgradeClusterName is the Cluster an upgrade to major makes.
+func UpgradeClusterName(name string, major int) string { return fmt.Sprintf("%s-pg%d", name, major) }
+
+// Labels of the objects of a database.
+const (
+	TeamLabel     = "slipway.dev/team"
+	DatabaseLabel = "slipway.dev/database"
+	MajorLabel    = "slipway.dev/major"
+)
+
+// Annotations of the database's Service: which Cluster serves, which one
+// an unconfirmed upgrade keeps, which one an upgrade is filling.
+const (
+	ServingAnnotation   = "slipway.dev/serving"
+	PreviousAnnotation  = "slipway.dev/previous"
+	UpgradingAnnotation = "slipway.dev/upgrading-to"
+)
+
+// cluster is one CNPG Cluster of the database in namespace ns. With
+// from, it is made by importing the database from that Cluster (an engine
+// upgrade), else it starts empty. The database and its owner are SQLName,
+// with the password of the Secret ServiceName, which the platform writes
+// before the first Cluster (it stays the same across upgrades).
+func (d Database) cluster(clusterName, ns, from string) map[string]any {
 	size := d.Size
 	if size == "" {
 		size = "1Gi"
 	}
-	var out []byte
-	for i, env := range flux.Environments {
-		c := map[string]any{
-			"apiVersion": Group + "/" + Version,
-			"kind":       "Cluster",
-			"metadata": map[string]any{
-				"name":      d.Name,
-				"namespace": flux.TenantNamespace(d.Team, env),
-				"labels":    map[string]string{"slipway.dev/team": d.Team, "slipway.dev/database": d.Name},
-			},
-			"spec": map[string]any{
-				"instances": 1,
-				"imageName": d.Image,
-				"storage":   map[string]any{"size": size},
-				// One instance: no replica to fail over to, so a node
-				// drain must not wait for one.
-				"enablePDB": false,
-			},
-		}
-		data, err := yaml.Marshal(c)
-		if err != nil {
-			return nil, err
-		}
-		if i > 0 {
-			out = append(out, "---\n"...)
-		}
-		out = append(out, data...)
+	sqlName := SQLName(d.Name)
+	initdb := map[string]any{
+		"database": sqlName,
+		"owner":    sqlName,
+		"secret":   map[string]any{"name": ServiceName(d.Name)},
 	}
-	return out, nil
+	spec := map[string]any{
+		"instances": 1,
+		"imageName": d.Image,
+		"storage":   map[string]any{"size": size},
+		// One instance: no replica to fail over to, so a node drain
+		// must not wait for one.
+		"enablePDB": false,
+		"bootstrap": map[string]any{"initdb": initdb},
+	}
+	if from != "" {
+		// CNPG's logical import: pg_dump of the old Cluster's database
+		// as its owner, pg_restore into the new one.
+		initdb["import"] = map[string]any{
+			"type":      "microservice",
+			"databases": []string{sqlName},
+			"source":    map[string]any{"externalCluster": from},
+		}
+		spec["externalClusters"] = []map[string]any{{
+			"name": from,
+			"connectionParameters": map[string]any{
+				"host": from + "-rw", "user": sqlName, "dbname": sqlName, "sslmode": "require",
+			},
+			"password": map[string]any{"name": ServiceName(d.Name), "key": "password"},
+		}}
+	}
+	return map[string]any{
+		"apiVersion": Group + "/" + Version,
+		"kind":       "Cluster",
+		"metadata": map[string]any{
+			"name":      clusterName,
+			"namespace": ns,
+			"labels":    map[string]string{TeamLabel: d.Team, DatabaseLabel: d.Name, MajorLabel: fmt.Sprint(d.Major)},
+		},
+		"spec": spec,
+	}
+}
+
+// service is the database's Service in namespace ns, sending the app to
+// the primary of the Cluster serving.
+func (d Database) service(ns, serving string) map[string]any {
+	return map[string]any{
+		"apiVersion": "v1",
+		"kind":       "Service",
+		"metadata": map[string]any{
+			"name":        ServiceName(d.Name),
+			"namespace":   ns,
+			"labels":      map[string]string{TeamLabel: d.Team, DatabaseLabel: d.Name},
+			"annotations": map[string]string{ServingAnnotation: serving},
+		},
+		"spec": map[string]any{
+			"selector": selector(serving),
+			"ports":    []map[string]any{{"name": "postgres", "port": 5432, "targetPort": 5432}},
+		},
+	}
+}
+
+// selector picks the primary instance of a Cluster (CNPG's labels).
+func selector(cluster string) map[string]any {
+	return map[string]any{"cnpg.io/cluster": cluster, "cnpg.io/instanceRole": "primary"}
+}
+
+// Clusters are the database's fleet objects: in each environment, a
+// Cluster of one instance and the Service in front of it.
+func (d Database) Clusters() ([]byte, error) {
+	if err := d.Check(); err != nil {
+		return nil, err
+	}
+	return d.file().Marshal()
+}
+
+func (d Database) file() *File {
+	f := &File{Team: d.Team, Name: d.Name}
+	for _, env := range flux.Environments {
+		ns := flux.TenantNamespace(d.Team, env)
+		f.add(d.cluster(d.Name, ns, ""))
+		f.add(d.service(ns, d.Name))
+	}
+	return f
 }
 
 // EnsureDatabasesDir writes the databases' kustomization.yaml, listing
@@ -287,15 +384,13 @@ var ErrExists = errors.New("database exists")
 
 // Add writes a new database's file into a work tree of the fleet.
 func Add(dir string, d Database) error {
-	data, err := d.Clusters()
-	if err != nil {
+	if err := d.Check(); err != nil {
 		return err
 	}
 	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(d.Path()))); err == nil {
 		return fmt.Errorf("%s/%s: %w (see slipway db status)", d.Team, d.Name, ErrExists)
 	}
-	header := fmt.Sprintf("# Database %s of team %s: PostgreSQL %d, a CloudNativePG Cluster per environment (slipway db create).\n", d.Name, d.Team, d.Major)
-	if err := writeFile(dir, d.Path(), append([]byte(header), data...)); err != nil {
+	if err := d.file().Write(dir); err != nil {
 		return err
 	}
 	return EnsureDatabasesDir(dir)

@@ -7,39 +7,111 @@ import (
 	"strings"
 	"testing"
 
-	"sigs.k8s.io/yaml"
+	golden "github.com/slipway-dev/slipway/internal/golden"
 )
 
-func TestClustersOnePerEnvironment(t *testing.T) {
+// The database's file through an upgrade's life, as golden files: made,
+// an upgrade started in staging, switched, confirmed; and in prod,
+// started, switched and rolled back.
+func TestFileThroughAnUpgrade(t *testing.T) {
+	dir := t.TempDir()
 	d := Database{Team: "dev2", Name: "quotes", Major: 15, Image: "127.0.0.1:5000/slipway/postgresql:15.18@sha256:" + strings.Repeat("a", 64)}
-	data, err := d.Clusters()
+	if err := Add(dir, d); err != nil {
+		t.Fatal(err)
+	}
+	image17 := "127.0.0.1:5000/slipway/postgresql:17.12@sha256:" + strings.Repeat("b", 64)
+	step := func(file string, change func(f *File) error) {
+		t.Helper()
+		f, err := ReadFile(dir, "dev2", "quotes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if change != nil {
+			if err := change(f); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Write(dir); err != nil {
+				t.Fatal(err)
+			}
+		}
+		golden.Check(t, filepath.Join("testdata", file), []byte(read(t, dir, "databases/dev2/quotes.yaml")))
+	}
+	step("created.yaml", nil)
+	step("staging-upgrading.yaml", func(f *File) error {
+		name, err := f.StartUpgrade("staging", 17, image17)
+		if name != "quotes-pg17" {
+			t.Errorf("the upgrade's Cluster is %q", name)
+		}
+		return err
+	})
+	step("staging-switched.yaml", func(f *File) error { return f.Switch("staging") })
+	step("staging-confirmed.yaml", func(f *File) error {
+		removed, err := f.Confirm("staging")
+		if removed != "quotes" {
+			t.Errorf("confirm removed %q", removed)
+		}
+		return err
+	})
+	step("prod-switched.yaml", func(f *File) error {
+		if _, err := f.StartUpgrade("prod", 17, image17); err != nil {
+			return err
+		}
+		return f.Switch("prod")
+	})
+	step("prod-rolled-back.yaml", func(f *File) error {
+		removed, err := f.Rollback("prod")
+		if removed != "quotes-pg17" {
+			t.Errorf("rollback removed %q", removed)
+		}
+		return err
+	})
+	f, err := ReadFile(dir, "dev2", "quotes")
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs := strings.Split(string(data), "---\n")
-	if len(docs) != 2 {
-		t.Fatalf("want a Cluster per environment, got %d documents:\n%s", len(docs), data)
-	}
-	for i, ns := range []string{"dev2-staging", "dev2-prod"} {
-		var c struct {
-			APIVersion, Kind string
-			Metadata         struct {
-				Name, Namespace string
-				Labels          map[string]string
-			}
-			Spec struct {
-				Instances int
-				ImageName string
-				Storage   struct{ Size string }
-			}
-		}
-		if err := yaml.Unmarshal([]byte(docs[i]), &c); err != nil {
+	for _, env := range []string{"staging", "prod"} {
+		st, err := f.State(env)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if c.APIVersion != "postgresql.cnpg.io/v1" || c.Kind != "Cluster" || c.Metadata.Name != "quotes" || c.Metadata.Namespace != ns ||
-			c.Spec.ImageName != d.Image || c.Spec.Instances != 1 || c.Spec.Storage.Size != "1Gi" || c.Metadata.Labels["slipway.dev/team"] != "dev2" {
-			t.Errorf("document %d: %+v", i, c)
+		want := map[string]string{"staging": "quotes-pg17", "prod": "quotes"}[env]
+		if st.Serving != want || st.Previous != "" || st.Upgrading != "" {
+			t.Errorf("%s: %+v", env, st)
 		}
+	}
+}
+
+// Upgrades go one at a time and only up; confirm and rollback need an
+// upgrade to act on.
+func TestUpgradeStepsRefusedOutOfOrder(t *testing.T) {
+	dir := t.TempDir()
+	if err := Add(dir, Database{Team: "dev2", Name: "quotes", Major: 17, Image: "r/p:17.12"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := ReadFile(dir, "dev2", "quotes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.StartUpgrade("staging", 17, "r/p:17.12"); err == nil || !strings.Contains(err.Error(), "later major") {
+		t.Errorf("an upgrade to the same major: %v", err)
+	}
+	if _, err := f.Confirm("staging"); err == nil {
+		t.Error("confirmed an upgrade that never was")
+	}
+	if _, err := f.Rollback("staging"); err == nil {
+		t.Error("rolled back an upgrade that never was")
+	}
+	if err := f.Switch("staging"); err == nil {
+		t.Error("switched to no upgrade")
+	}
+	if _, err := f.StartUpgrade("staging", 18, "r/p:18.1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.StartUpgrade("staging", 19, "r/p:19.1"); err == nil || !strings.Contains(err.Error(), "being upgraded") {
+		t.Errorf("a second upgrade at once: %v", err)
+	}
+	if _, err := ReadFile(dir, "dev2", "notes"); !errors.Is(err, ErrNoDatabase) {
+		t.Errorf("a database that is not there: %v", err)
 	}
 }
 
@@ -48,7 +120,9 @@ func TestDatabaseNamesChecked(t *testing.T) {
 		{Team: "dev2", Name: "Quotes", Major: 15},
 		{Team: "dev2", Name: "quotes_db", Major: 15},
 		{Team: "dev2", Name: "-quotes", Major: 15},
-		{Team: "dev2", Name: strings.Repeat("q", 41), Major: 15},
+		{Team: "dev2", Name: strings.Repeat("q", 33), Major: 15},
+		{Team: "dev2", Name: "quotes-pg17", Major: 15},
+		{Team: "dev2", Name: "quotes-db", Major: 15},
 		{Team: "dev2", Name: "../x", Major: 15},
 		{Team: "Dev2", Name: "quotes", Major: 15},
 		{Team: "dev2", Name: "quotes", Major: 16},

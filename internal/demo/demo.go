@@ -49,7 +49,10 @@ type Demo struct {
 	// Upgrade, when set, is the Kubernetes release ops upgrades the
 	// cluster to, near the end, while the apps are probed.
 	Upgrade string
-	Out     io.Writer
+	// Databases: the platform runs CloudNativePG, so quotes keeps its
+	// quotes in PostgreSQL 15 and ops upgrades it to 17 near the end.
+	Databases bool
+	Out       io.Writer
 
 	start    time.Time
 	events   []Event
@@ -71,6 +74,9 @@ type Result struct {
 	StagingReady []time.Duration
 	// Outages are the apps' longest unavailable times during an upgrade.
 	Outages []Outage
+	// DatabaseOutages are quotes's longest times without an answer to a
+	// read during its database's engine upgrade.
+	DatabaseOutages []Outage
 }
 
 func (d *Demo) logf(format string, args ...any) {
@@ -279,6 +285,11 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 	}); err != nil {
 		return finish(err)
 	}
+	if d.Databases {
+		if err := d.giveQuotesADatabase(ctx); err != nil {
+			return finish(err)
+		}
+	}
 	for _, a := range apps {
 		if err := d.step("ops", fmt.Sprintf("releases %s/%s in staging: slipway release create %s/%s", a.team, a.name, a.team, a.name), func() error {
 			_, err := d.slipway(ctx, "release", "create", a.team+"/"+a.name)
@@ -343,6 +354,11 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 	}
 	if err := d.bakeCatchesAFault(ctx, res); err != nil {
 		return finish(err)
+	}
+	if d.Databases {
+		if err := d.upgradeTheDatabase(ctx, res); err != nil {
+			return finish(err)
+		}
 	}
 	if d.Upgrade != "" {
 		if err := d.upgradeTheCluster(ctx, res); err != nil {

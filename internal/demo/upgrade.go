@@ -41,29 +41,13 @@ func (d *Demo) upgradeTheCluster(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	probeCtx, stopProbes := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	outages := make([]Outage, len(targets))
-	for i, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			outages[i] = probe(probeCtx, t)
-		}()
-	}
+	stopProbes := startProbes(ctx, targets)
 	err = d.step("ops", "upgrades the cluster: slipway cluster upgrade --to "+to, func() error {
 		out, err := d.slipway(ctx, "cluster", "upgrade", "--to", to)
 		fmt.Fprintln(d.Out, indent(out))
 		return err
 	})
-	// The apps answered again before the upgrade ended (it waits for
-	// them); a moment more of probes shows they keep answering.
-	select {
-	case <-time.After(2 * time.Second):
-	case <-ctx.Done():
-	}
-	stopProbes()
-	wg.Wait()
+	outages := stopProbes()
 	res.Outages = outages
 	var lines []string
 	for _, o := range outages {
@@ -149,6 +133,32 @@ func (d *Demo) probeTargets(ctx context.Context) ([]probeTarget, error) {
 		}
 	}
 	return out, nil
+}
+
+// startProbes probes every target until the function it returns is
+// called, which gives each one's outage. The apps answered again before
+// what was measured ended (it waits for them); a moment more of probes
+// shows they keep answering.
+func startProbes(ctx context.Context, targets []probeTarget) func() []Outage {
+	probeCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	outages := make([]Outage, len(targets))
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outages[i] = probe(probeCtx, t)
+		}()
+	}
+	return func() []Outage {
+		select {
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+		}
+		cancel()
+		wg.Wait()
+		return outages
+	}
 }
 
 // probe asks the app every 200 ms, each request bounded by a second, until

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/cluster"
@@ -207,6 +208,15 @@ func apply(ctx context.Context, p *platform.Platform, progress io.Writer) error 
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
 	return flux.ApplyFleet(ctx, dyn, progress)
+}
+
+// kubeClient reaches the platform's cluster as ops.
+func kubeClient(p *platform.Platform) (kubernetes.Interface, error) {
+	rc, err := p.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(rc)
 }
 
 // dynamicClient reaches the platform's cluster as ops.
