@@ -17,6 +17,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/dashboard"
 	"github.com/slipway-dev/slipway/internal/gitserver"
 	"github.com/slipway-dev/slipway/internal/supervisor"
 	"github.com/slipway-dev/slipway/internal/trust"
@@ -45,6 +46,8 @@ type GitService struct {
 	// Alerts, when set, takes Alertmanager's notifications at
 	// AlertsWebhookPath.
 	Alerts http.Handler
+	// Dashboard, when set, serves the web dashboard under dashboard.Path.
+	Dashboard http.Handler
 
 	url atomic.Pointer[string]
 }
@@ -118,6 +121,9 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 	if s.Alerts != nil {
 		mux.Handle("POST "+AlertsWebhookPath, s.Alerts)
 	}
+	if s.Dashboard != nil {
+		mux.Handle(dashboard.Path, s.Dashboard)
+	}
 	mux.Handle("/", srv)
 	errLog, err := os.OpenFile(filepath.Join(s.Config.LogDir(), "git.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -145,7 +151,11 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 	if schemes[0] == "https" {
 		clone += "-c http.sslCAInfo=" + s.TLS.files.CA() + " "
 	}
-	ready(supervisor.Endpoint{URL: base, Health: base + "/healthz", Notes: append([]string{"clone:   " + clone + base + "/TEAM/APP.git (after `slipway repo create TEAM/APP`)"}, notes...)})
+	first := []string{"clone:   " + clone + base + "/TEAM/APP.git (after `slipway repo create TEAM/APP`)"}
+	if s.Dashboard != nil {
+		first = append(first, "dashboard: "+base+dashboard.Path+" (sign in with a platform user)")
+	}
+	ready(supervisor.Endpoint{URL: base, Health: base + "/healthz", Notes: append(first, notes...)})
 	select {
 	case err := <-errc:
 		hs.Close()

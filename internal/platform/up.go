@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/ci/runner"
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/dashboard"
 	"github.com/slipway-dev/slipway/internal/events"
 	"github.com/slipway-dev/slipway/internal/flux"
 	"github.com/slipway-dev/slipway/internal/fsutil"
@@ -82,7 +84,13 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		pipelines.OnPush(ev)
 	}
 	api := &API{Config: cfg, Users: users}
-	git := &GitService{Config: cfg, Users: users, OnPush: onPush, API: api, TLS: tlsFiles,
+	// Sessions of the dashboard last while this platform runs.
+	sessionKey := make([]byte, 32)
+	if _, err := rand.Read(sessionKey); err != nil {
+		return err
+	}
+	ui := &dashboard.Server{Users: users, Timeline: timeline, TeamOf: ownTeam, Secret: sessionKey}
+	git := &GitService{Config: cfg, Users: users, OnPush: onPush, API: api, TLS: tlsFiles, Dashboard: ui.Handler(),
 		FluxEvents: &FluxEvents{Config: cfg, Timeline: timeline}, Alerts: &AlertsWebhook{Config: cfg, Timeline: timeline}}
 	pipelines.GitURL = git.URL
 	services := []supervisor.Service{registry, git, pipelines}
