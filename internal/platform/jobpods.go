@@ -286,7 +286,7 @@ func goCacheSeed(ctx context.Context, cfg config.Config, goroot string, progress
 	if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
 		return dir, nil
 	}
-	fmt.Fprintf(progress, "building the Go standard library and the Prometheus client for pipeline jobs' caches (once per machine and Go release)\n")
+	fmt.Fprintf(progress, "building the Go standard library and the example apps' dependencies for pipeline jobs' caches (once per machine and Go release)\n")
 	_ = os.RemoveAll(dir)
 	module, err := os.MkdirTemp("", "slipway-go-seed-")
 	if err != nil {
