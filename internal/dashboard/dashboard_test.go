@@ -27,7 +27,7 @@ type fixture struct {
 	timeline *events.Log
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	users := auth.Open(filepath.Join(dir, "users.json"))

@@ -7,6 +7,16 @@
   var live = document.getElementById("live");
   var filter = document.getElementById("filter");
 
+  // Times in the reader's own zone, the same way for the rows the page
+  // came with and the ones that arrive.
+  function when(iso) {
+    return new Date(iso).toLocaleString(undefined, { month: "short", day: "numeric",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  }
+  Array.prototype.forEach.call(body.querySelectorAll("time"), function (t) {
+    t.textContent = when(t.dateTime);
+  });
+
   function matches(row) {
     var words = filter.value.toLowerCase().split(/\s+/).filter(Boolean);
     var text = row.textContent.toLowerCase();
@@ -25,11 +35,10 @@
     if (empty) { empty.remove(); }
     var row = document.createElement("tr");
     row.className = (e.severity || "info") + " new";
-    var t = new Date(e.time);
     var time = document.createElement("td");
     var tag = document.createElement("time");
     tag.dateTime = e.time;
-    tag.textContent = t.toLocaleString();
+    tag.textContent = when(e.time);
     time.appendChild(tag);
     row.appendChild(time);
     row.appendChild(cell(e.source));
