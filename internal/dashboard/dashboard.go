@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -247,7 +248,7 @@ func (s *Server) eventStream(w http.ResponseWriter, r *http.Request, v *viewer) 
 		case <-keepAlive.C:
 			fmt.Fprint(w, ": still here\n\n")
 		case e := <-ch:
-			if v.Teams != nil && !containsTeam(v.Teams, e.Team) {
+			if v.Teams != nil && !slices.Contains(v.Teams, e.Team) {
 				continue
 			}
 			data, err := json.Marshal(e)
@@ -258,13 +259,4 @@ func (s *Server) eventStream(w http.ResponseWriter, r *http.Request, v *viewer) 
 		}
 		flusher.Flush()
 	}
-}
-
-func containsTeam(teams []string, team string) bool {
-	for _, t := range teams {
-		if t == team {
-			return true
-		}
-	}
-	return false
 }

@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/utils/ptr"
 
 	"github.com/slipway-dev/slipway/internal/credentials"
 	"github.com/slipway-dev/slipway/internal/database"
@@ -436,7 +437,7 @@ func (o *dbOps) failedPod(ctx context.Context, ns, cluster string) string {
 // JSON: of those lines, the errors' message and error are kept.
 func (o *dbOps) logTail(ctx context.Context, ns, pod, container string) string {
 	lines := int64(8)
-	data, err := o.pg.kube.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container, TailLines: &lines, LimitBytes: ptrTo(int64(16 << 10))}).DoRaw(ctx)
+	data, err := o.pg.kube.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container, TailLines: &lines, LimitBytes: ptr.To(int64(16 << 10))}).DoRaw(ctx)
 	if err != nil {
 		return ""
 	}
@@ -456,8 +457,6 @@ func (o *dbOps) logTail(ctx context.Context, ns, pod, container string) string {
 	}
 	return "\n  " + strings.Join(out, "\n  ")
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 // waitGone waits until a Cluster the fleet no longer holds is deleted, so
 // that an upgrade tried again makes its Cluster anew.
