@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -126,6 +127,7 @@ func (jr JobResult) clone() JobResult {
 	jr.Steps = append([]StepResult(nil), jr.Steps...)
 	for i := range jr.Steps {
 		jr.Steps[i].Issues = append([]Issue(nil), jr.Steps[i].Issues...)
+		jr.Steps[i].Outputs = maps.Clone(jr.Steps[i].Outputs)
 	}
 	return jr
 }
@@ -822,6 +824,18 @@ func (x *execution) runStep(ctx context.Context, st *pipeline.Step, sr *StepResu
 			if st.Name != "" && strings.EqualFold(c.props["isoutput"], "true") {
 				v.set(st.Name+"."+name, c.message, secret)
 				outputs[st.Name+"."+name] = c.message
+				if !secret {
+					kept := x.secrets.Mask(c.message)
+					if len(kept) > MaxOutputValue {
+						kept = kept[:MaxOutputValue]
+					}
+					x.update(func() {
+						if sr.Outputs == nil {
+							sr.Outputs = map[string]string{}
+						}
+						sr.Outputs[name] = kept
+					})
+				}
 			}
 		case "task.logissue":
 			sr.Issues = append(sr.Issues, Issue{Type: cmp.Or(c.props["type"], "error"), Message: x.secrets.Mask(c.message)})

@@ -235,6 +235,9 @@ stages:
 			t.Errorf("log lacks %q:\n%s", want, show)
 		}
 	}
+	if got, want := s["Show"].Outputs["tag"], fmt.Sprintf("v-%d", r.ID); got != want {
+		t.Errorf("the run's record keeps output tag=%q, want %q", got, want)
+	}
 	if use := l.log(r, s["Use output"]); !strings.Contains(use, fmt.Sprintf("tag is v-%d", r.ID)) {
 		t.Errorf("output variable not passed on:\n%s", use)
 	}
@@ -262,7 +265,8 @@ func TestFailuresConditionsAndSecrets(t *testing.T) {
   displayName: Secret
   env:
     PW: $(slipway.registry.password)
-- script: echo "##vso[task.setvariable variable=token;issecret=true]tok-123456" && echo "later tok-123456"
+- script: echo "##vso[task.setvariable variable=token;issecret=true;isOutput=true]tok-123456" && echo "later tok-123456"
+  name: setter
   displayName: Set secret
 - script: echo "token is $(token)"
   displayName: Use secret
@@ -294,8 +298,9 @@ func TestFailuresConditionsAndSecrets(t *testing.T) {
 	if s["Hard fail"].ExitCode != 4 || len(s["Hard fail"].Issues) == 0 || s["Hard fail"].Issues[0].Message != "careful" {
 		t.Errorf("hard fail: %+v", s["Hard fail"])
 	}
-	// No stored log shows a secret, whether given by the runner or set by
-	// a step; the secret was not in the environment unless mapped.
+	// No stored log or record shows a secret, whether given by the runner
+	// or set by a step (a secret output too); the secret was not in the
+	// environment unless mapped.
 	all := l.stored(r)
 	for _, secret := range []string{secretValue, "tok-123456"} {
 		if strings.Contains(all, secret) {

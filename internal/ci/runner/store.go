@@ -115,7 +115,14 @@ type StepResult struct {
 	Issues      []Issue   `json:"issues,omitempty"`
 	// Where is the step's place in the pipeline files.
 	Where string `json:"where,omitempty"`
+	// Outputs are the step's output variables (isOutput=true) that are
+	// not secret, by name, masked and cut at MaxOutputValue: what later
+	// jobs read, and what the line shows (a chart's version, an image).
+	Outputs map[string]string `json:"outputs,omitempty"`
 }
+
+// MaxOutputValue bounds an output variable's value as kept in run.json.
+const MaxOutputValue = 1 << 10
 
 // Issue is an error or warning a step reported (##vso[task.logissue]).
 type Issue struct {
