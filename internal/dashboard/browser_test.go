@@ -3,77 +3,19 @@ package dashboard
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/slipway-dev/slipway/internal/ci/runner"
 	"github.com/slipway-dev/slipway/internal/events"
-	"github.com/slipway-dev/slipway/internal/testutil"
+	"github.com/slipway-dev/slipway/internal/lineview"
+	"github.com/slipway-dev/slipway/internal/release"
+	"github.com/slipway-dev/slipway/internal/testutil/browsertest"
 )
-
-// browser starts Debian's Chromium, headless, and returns its context;
-// the console's errors and the page's exceptions are collected.
-func browser(t testing.TB, width, height int64) (context.Context, func() []string) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("drives Chromium")
-	}
-	bin := testutil.NeedCommand(t, "chromium", "chromium")
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin),
-		chromedp.NoSandbox, // as root, Chromium's sandbox will not start
-		chromedp.WindowSize(int(width), int(height)),
-		chromedp.Flag("ignore-certificate-errors", false),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 5*time.Minute) // a hang guard, not a measure
-	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
-	var (
-		mu     sync.Mutex
-		errors []string
-	)
-	err := chromedp.Listen(ctx, func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch ev := ev.(type) {
-		case *runtime.EventConsoleAPICalled:
-			if ev.Type == runtime.ConsoleAPICalledTypeError {
-				errors = append(errors, fmt.Sprintf("console.error: %v", ev.Args))
-			}
-		case *runtime.EventExceptionThrown:
-			errors = append(errors, "exception: "+ev.ExceptionDetails.Text)
-		}
-	})
-	if err != nil {
-		t.Fatalf("starting Chromium: %v", err)
-	}
-	return ctx, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), errors...)
-	}
-}
-
-// screenshot keeps the page as it is under the test's artifacts.
-func screenshot(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot %s: %v", name, err)
-	}
-	path := filepath.Join(t.ArtifactDir(), name+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
-}
 
 // dev1 signs in with the keyboard alone, sees its team's events, sees a
 // new one arrive live, and is refused dev2's view; at a phone's width
@@ -85,7 +27,7 @@ func TestBrowserTimeline(t *testing.T) {
 	}{{"desktop", 1280, 800}, {"phone", 390, 844}} {
 		t.Run(size.name, func(t *testing.T) {
 			f := newFixture(t)
-			ctx, consoleErrors := browser(t, size.width, size.height)
+			ctx, consoleErrors := browsertest.Start(t, size.width, size.height)
 			err := chromedp.Do(ctx,
 				// Headless Chromium's window is at least 500 wide: a
 				// phone's viewport is emulated.
@@ -140,7 +82,7 @@ func TestBrowserTimeline(t *testing.T) {
 			if strings.Contains(text("#events"), "secretly") {
 				t.Error("dev2's event reached dev1's page")
 			}
-			screenshot(t, ctx, "timeline-dev1-"+size.name)
+			browsertest.Screenshot(t, ctx, "timeline-dev1-"+size.name)
 
 			if err := chromedp.Do(ctx, chromedp.Navigate(f.srv.URL+Path+"timeline?team=dev2")); err != nil {
 				t.Fatal(err)
@@ -148,7 +90,7 @@ func TestBrowserTimeline(t *testing.T) {
 			if h := text("h1"); h != "Not yours" {
 				t.Errorf("dev1 opening dev2's timeline sees %q", h)
 			}
-			screenshot(t, ctx, "refused-dev1-"+size.name)
+			browsertest.Screenshot(t, ctx, "refused-dev1-"+size.name)
 			if errs := consoleErrors(); len(errs) > 0 {
 				// The refused page answers 403: Chromium logs that as a
 				// failed resource load, which is the point, not a fault.
@@ -182,19 +124,177 @@ func BenchmarkTimelineFirstPaint(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	ctx, _ := browser(b, 1280, 800)
+	ctx, _ := browsertest.Start(b, 1280, 800)
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(f.srv.URL+Path+"login"),
+		chromedp.Navigate(f.srv.URL+Path+"login?next="+Path+"timeline"),
 		chromedp.SendKeys(chromedp.ID("user"), "admin"),
 		chromedp.SendKeys(chromedp.ID("password"), "admin-password\r"),
 		chromedp.WaitVisible(chromedp.ID("events")),
 	); err != nil {
 		b.Fatal(err)
 	}
+	measurePaint(b, ctx, f.srv.URL+Path+"timeline", "events")
+}
+
+// dev1's Line page shows its app and not dev2's, takes a new version as
+// it is recorded, opens the run of a version and sees its log written
+// live and its end; dev2's run is refused. At both widths, no console
+// errors (the refusal's 403 aside).
+func TestBrowserLineAndRun(t *testing.T) {
+	for _, size := range []struct {
+		name          string
+		width, height int64
+	}{{"desktop", 1280, 800}, {"phone", 390, 844}} {
+		t.Run(size.name, func(t *testing.T) {
+			rf := newRunsFixture(t)
+			ctx, consoleErrors := browsertest.Start(t, size.width, size.height)
+			if err := chromedp.Do(ctx,
+				chromedp.EmulateViewport(size.width, size.height),
+				chromedp.Navigate(rf.srv.URL+Path),
+				chromedp.SendKeys(chromedp.ID("user"), "dev1"),
+				chromedp.SendKeys(chromedp.ID("password"), "dev1-password\r"),
+				chromedp.WaitVisible(chromedp.ID("apps")),
+				chromedp.WaitVisible(chromedp.Search(`//span[@id="live" and text()="Live."]`)),
+			); err != nil {
+				t.Fatal(err)
+			}
+			text := func(sel chromedp.CSS) string {
+				t.Helper()
+				s, err := chromedp.Run(ctx, chromedp.Text(sel))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			if h := text("h1"); h != "Line of dev1" {
+				t.Errorf("heading %q", h)
+			}
+			if page := text("#apps"); !strings.Contains(page, "dev1/hello") || strings.Contains(page, "quotes") {
+				t.Errorf("dev1's line:\n%s", page)
+			}
+			// A run of a new version ends: its row comes with the event.
+			next := &runner.Run{Pipeline: "dev1/hello", Reason: "IndividualCI", Commit: strings.Repeat("c", 40), RequestedBy: "dev1",
+				Status: runner.Succeeded, QueuedAt: time.Now(), FinishedAt: time.Now(), Stages: []runner.StageResult{{Name: "Build", Status: runner.Succeeded,
+					Jobs: []runner.JobResult{{Name: "build", Status: runner.Succeeded, Steps: []runner.StepResult{{DisplayName: "chart", Status: runner.Succeeded,
+						Outputs: map[string]string{"version": "1.0.9"}}}}}}}}
+			if err := rf.store.New(next); err != nil {
+				t.Fatal(err)
+			}
+			if err := rf.timeline.Append(events.Event{Time: time.Now(), Source: events.SourcePipeline, Team: "dev1", Severity: "info", Message: "run succeeded"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.Search(`//tr[@data-version="1.0.9"]`))); err != nil {
+				t.Fatal(err)
+			}
+			browsertest.Screenshot(t, ctx, "line-dev1-"+size.name)
+
+			// The running run: its log so far, then a line as it is written,
+			// then its end.
+			if err := chromedp.Do(ctx,
+				chromedp.Navigate(rf.srv.URL+Path+"runs/"+strconv.Itoa(rf.dev1.ID)),
+				chromedp.WaitVisible(chromedp.Search(`//pre[contains(., "=== RUN TestHello")]`)),
+			); err != nil {
+				t.Fatal(err)
+			}
+			rf.writeLog(t, rf.dev1, "logs/1.log", "--- PASS: TestHello (0.00s)\n")
+			if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.Search(`//pre[contains(., "--- PASS: TestHello")]`))); err != nil {
+				t.Fatal(err)
+			}
+			rf.dev1.Status, rf.dev1.FinishedAt = runner.Succeeded, time.Now()
+			rf.dev1.Stages[0].Status, rf.dev1.Stages[0].Jobs[0].Status, rf.dev1.Stages[0].Jobs[0].Steps[0].Status = runner.Succeeded, runner.Succeeded, runner.Succeeded
+			if err := rf.store.Save(rf.dev1); err != nil {
+				t.Fatal(err)
+			}
+			if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.Search(`//span[@id="live" and contains(., "finished")]`))); err != nil {
+				t.Fatal(err)
+			}
+			if s := text("#run-status"); s != "succeeded" {
+				t.Errorf("the run's status on its page: %q", s)
+			}
+			browsertest.Screenshot(t, ctx, "run-dev1-"+size.name)
+
+			if err := chromedp.Do(ctx, chromedp.Navigate(rf.srv.URL+Path+"runs/"+strconv.Itoa(rf.dev2.ID))); err != nil {
+				t.Fatal(err)
+			}
+			if h := text("h1"); h != "Not yours" || strings.Contains(text("main"), "secret sauce") {
+				t.Errorf("dev1 opening dev2's run sees %q", h)
+			}
+			var real []string
+			for _, e := range consoleErrors() {
+				if !strings.Contains(e, "403") {
+					real = append(real, e)
+				}
+			}
+			if len(real) > 0 {
+				t.Errorf("console errors: %v", real)
+			}
+		})
+	}
+}
+
+// BenchmarkLineFirstPaint measures how soon Chromium paints ops's Line
+// page with two teams of 50 versions each (the most an app's line keeps),
+// every version run, Ready and tested in staging and promoted to prod,
+// signed in, on loopback.
+//
+//	go test -run '^$' -bench LineFirstPaint -benchtime 20x ./internal/dashboard
+func BenchmarkLineFirstPaint(b *testing.B) {
+	store := &runner.Store{Dir: b.TempDir()}
+	var states []release.EnvState
+	t0 := time.Now().Add(-50 * time.Hour)
+	for _, team := range []string{"dev1", "dev2"} {
+		staging := release.EnvState{Team: team, App: "app", Env: "staging", Ready: true}
+		prod := release.EnvState{Team: team, App: "app", Env: "prod", Ready: true}
+		for i := range lineview.MaxVersions {
+			at := t0.Add(time.Duration(i) * time.Hour)
+			version := fmt.Sprintf("1.0.%d", i)
+			r := &runner.Run{Pipeline: team + "/app", Reason: "IndividualCI", Commit: fmt.Sprintf("%040x", i), RequestedBy: team,
+				Status: runner.Succeeded, QueuedAt: at, FinishedAt: at.Add(time.Minute)}
+			for _, stage := range []string{"Build", "Staging", "Prod"} {
+				r.Stages = append(r.Stages, runner.StageResult{Name: stage, Status: runner.Succeeded, Jobs: []runner.JobResult{{Name: "job", Status: runner.Succeeded,
+					Steps: []runner.StepResult{{DisplayName: "step", Status: runner.Succeeded, Outputs: map[string]string{"version": version,
+						"image": "127.0.0.1:5000/" + team + "/app@sha256:" + fmt.Sprintf("%064x", i)}}}}}})
+			}
+			if err := store.New(r); err != nil {
+				b.Fatal(err)
+			}
+			staging.Records = append(staging.Records, release.Record{Version: version, ReadyAt: at.Add(8 * time.Second),
+				Test: &release.Test{Passed: true, At: at.Add(10 * time.Second), By: team}})
+			prod.Records = append(prod.Records, release.Record{Version: version, ReadyAt: at.Add(20 * time.Second),
+				PromotedAt: at.Add(15 * time.Second), PromotedBy: "ci-" + team, PromotedFrom: "staging"})
+			staging.Running, prod.Running = version, version
+		}
+		states = append(states, staging, prod)
+	}
+	f := newFixture(b, func(s *Server) {
+		s.Runs = store
+		s.Line = func(ctx context.Context) ([]lineview.App, error) {
+			return lineview.Gather(ctx, lineview.Sources{Runs: store, Releases: func(context.Context) ([]release.EnvState, error) { return states, nil }}, nil)
+		}
+	})
+	ctx, _ := browsertest.Start(b, 1280, 800)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(f.srv.URL+Path+"login"),
+		chromedp.SendKeys(chromedp.ID("user"), "admin"),
+		chromedp.SendKeys(chromedp.ID("password"), "admin-password\r"),
+		chromedp.WaitVisible(chromedp.ID("apps")),
+	); err != nil {
+		b.Fatal(err)
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("tr[data-version]").length`)); err != nil || n != 2*lineview.MaxVersions {
+		b.Fatalf("the page shows %d versions (%v), want %d", n, err, 2*lineview.MaxVersions)
+	}
+	measurePaint(b, ctx, f.srv.URL+Path+"line", "apps")
+}
+
+// measurePaint loads a page b.N times and reports the browser's own
+// figures: the first contentful paint, and when the page's script has
+// run.
+func measurePaint(b *testing.B, ctx context.Context, url, id string) {
 	var paint, ready float64
 	b.ResetTimer()
 	for range b.N {
-		if err := chromedp.Do(ctx, chromedp.Navigate(f.srv.URL+Path+"timeline"), chromedp.WaitVisible(chromedp.ID("events"))); err != nil {
+		if err := chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.ID(id))); err != nil {
 			b.Fatal(err)
 		}
 		p, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`(performance.getEntriesByName("first-contentful-paint")[0] || {startTime: -1}).startTime`))

@@ -10,6 +10,7 @@
 package dashboard
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -22,7 +23,9 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/auth"
+	"github.com/slipway-dev/slipway/internal/ci/runner"
 	"github.com/slipway-dev/slipway/internal/events"
+	"github.com/slipway-dev/slipway/internal/lineview"
 )
 
 // Path is where the dashboard answers, on the platform's HTTPS address.
@@ -31,7 +34,7 @@ const Path = "/-/ui/"
 //go:embed templates/*.html static/*
 var files embed.FS
 
-var pages = template.Must(template.ParseFS(files, "templates/*.html"))
+var pages = template.Must(template.New("").Funcs(funcs).ParseFS(files, "templates/*.html"))
 
 // Server serves the dashboard.
 type Server struct {
@@ -43,13 +46,22 @@ type Server struct {
 	// Secret keys the session cookies (a new one signs every session
 	// out).
 	Secret []byte
+	// Line reads every team's line (lineview.Gather); nil shows none.
+	Line func(ctx context.Context) ([]lineview.App, error)
+	// Runs is the pipeline runs' store; nil shows none.
+	Runs *runner.Store
+	// Rerun runs a run's commit again as a push by the named user; nil
+	// offers no re-run.
+	Rerun func(run *runner.Run, by string) error
+
+	lines lineCache
 }
 
 // Handler routes the dashboard's requests (mount it at Path).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+Path+"{$}", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, Path+"timeline", http.StatusSeeOther)
+		http.Redirect(w, r, Path+"line", http.StatusSeeOther)
 	})
 	mux.HandleFunc("GET "+Path+"login", s.loginPage)
 	mux.HandleFunc("POST "+Path+"login", s.login)
@@ -61,6 +73,14 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+Path+"timeline", s.page(s.timelinePage))
 	mux.HandleFunc("GET "+Path+"api/events", s.api(s.eventsJSON))
 	mux.HandleFunc("GET "+Path+"api/events/stream", s.api(s.eventStream))
+	mux.HandleFunc("GET "+Path+"line", s.page(s.linePage))
+	mux.HandleFunc("GET "+Path+"line/apps", s.page(s.lineApps))
+	mux.HandleFunc("GET "+Path+"api/line", s.api(s.lineJSON))
+	mux.HandleFunc("GET "+Path+"runs/{id}", s.page(s.runPage))
+	mux.HandleFunc("GET "+Path+"api/runs/{id}", s.api(s.runJSON))
+	mux.HandleFunc("GET "+Path+"api/runs/{id}/stream", s.api(s.runStream))
+	mux.HandleFunc("POST "+Path+"api/runs/{id}/cancel", s.api(s.cancelRun))
+	mux.HandleFunc("POST "+Path+"api/runs/{id}/rerun", s.api(s.rerunRun))
 	return securityHeaders(mux)
 }
 
@@ -199,7 +219,7 @@ func (s *Server) timelinePage(w http.ResponseWriter, r *http.Request, v *viewer)
 	for i, j := 0, len(list)-1; i < j; i, j = i+1, j-1 {
 		list[i], list[j] = list[j], list[i]
 	}
-	render(w, "timeline.html", map[string]any{"Viewer": v, "Events": list, "Title": "Timeline"})
+	render(w, "timeline.html", map[string]any{"Viewer": v, "Events": list, "Title": "Timeline", "Page": "timeline"})
 }
 
 func (s *Server) eventsJSON(w http.ResponseWriter, r *http.Request, v *viewer) {

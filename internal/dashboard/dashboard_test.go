@@ -27,7 +27,7 @@ type fixture struct {
 	timeline *events.Log
 }
 
-func newFixture(t testing.TB) *fixture {
+func newFixture(t testing.TB, setup ...func(*Server)) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	users := auth.Open(filepath.Join(dir, "users.json"))
@@ -58,6 +58,9 @@ func newFixture(t testing.TB) *fixture {
 			}
 			return ""
 		}}
+	for _, f := range setup {
+		f(s)
+	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return &fixture{srv: srv, users: users, timeline: timeline}

@@ -24,6 +24,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/fsutil"
 	"github.com/slipway-dev/slipway/internal/gitserver"
 	"github.com/slipway-dev/slipway/internal/goproxy"
+	"github.com/slipway-dev/slipway/internal/lineview"
 	"github.com/slipway-dev/slipway/internal/metrics"
 	"github.com/slipway-dev/slipway/internal/supervisor"
 	"github.com/slipway-dev/slipway/internal/syncio"
@@ -89,7 +90,10 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	if _, err := rand.Read(sessionKey); err != nil {
 		return err
 	}
-	ui := &dashboard.Server{Users: users, Timeline: timeline, TeamOf: ownTeam, Secret: sessionKey}
+	lineSources := LineSources(cfg, nil)
+	ui := &dashboard.Server{Users: users, Timeline: timeline, TeamOf: ownTeam, Secret: sessionKey,
+		Line: func(ctx context.Context) ([]lineview.App, error) { return lineview.Gather(ctx, lineSources, nil) },
+		Runs: PipelineStore(cfg), Rerun: pipelines.Rerun}
 	git := &GitService{Config: cfg, Users: users, OnPush: onPush, API: api, TLS: tlsFiles, Dashboard: ui.Handler(),
 		FluxEvents: &FluxEvents{Config: cfg, Timeline: timeline}, Alerts: &AlertsWebhook{Config: cfg, Timeline: timeline}}
 	pipelines.GitURL = git.URL

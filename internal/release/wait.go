@@ -175,7 +175,7 @@ func orNone(s string) string {
 }
 
 func conditionOf(hr interface{ UnstructuredContent() map[string]any }, typ string) (string, string, string) {
-	conds, _ := hr.UnstructuredContent()["status"].(map[string]any)["conditions"].([]any)
+	conds, _, _ := unstructured.NestedSlice(hr.UnstructuredContent(), "status", "conditions")
 	for _, c := range conds {
 		m, _ := c.(map[string]any)
 		if m["type"] == typ {

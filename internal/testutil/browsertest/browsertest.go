@@ -1,0 +1,77 @@
+// Package browsertest drives Debian's Chromium from tests, through
+// chromedp: one headless browser per test, its console errors collected,
+// screenshots kept as the test's artifacts (go test -artifacts).
+package browsertest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/slipway-dev/slipway/internal/testutil"
+)
+
+// Start starts Debian's Chromium, headless, and returns its context;
+// the console's errors and the page's exceptions are collected.
+func Start(t testing.TB, width, height int64) (context.Context, func() []string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("drives Chromium")
+	}
+	bin := testutil.NeedCommand(t, "chromium", "chromium")
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin),
+		chromedp.NoSandbox, // as root, Chromium's sandbox will not start
+		chromedp.WindowSize(int(width), int(height)),
+		chromedp.Flag("ignore-certificate-errors", false),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 5*time.Minute) // a hang guard, not a measure
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	var (
+		mu     sync.Mutex
+		errors []string
+	)
+	err := chromedp.Listen(ctx, func(ev any) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError {
+				errors = append(errors, fmt.Sprintf("console.error: %v", ev.Args))
+			}
+		case *runtime.EventExceptionThrown:
+			errors = append(errors, "exception: "+ev.ExceptionDetails.Text)
+		}
+	})
+	if err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	return ctx, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), errors...)
+	}
+}
+
+// Screenshot keeps the page as it is under the test's artifacts.
+func Screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(t.ArtifactDir(), name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
