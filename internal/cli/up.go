@@ -183,8 +183,9 @@ Exits 0 when all are healthy, 1 when one is not, and 3 when slipway is not runni
 				PID        int                      `json:"pid"`
 				StartedAt  time.Time                `json:"startedAt"`
 				Services   []platform.ServiceStatus `json:"services"`
+				Dashboard  string                   `json:"dashboard,omitempty"`
 				Kubernetes *kubernetesStatus        `json:"kubernetes,omitempty"`
-			}{st.PID, st.StartedAt, services, nil}
+			}{st.PID, st.StartedAt, services, dashboardURL(st.Addresses.Git), nil}
 			if st.Addresses.AdminKubeconfig != "" {
 				if v, err := platform.ClusterVersions(cfg); err == nil {
 					report.Kubernetes = &kubernetesStatus{Running: v.Summary(), Newest: components.KubernetesVersion}
@@ -208,6 +209,9 @@ Exits 0 when all are healthy, 1 when one is not, and 3 when slipway is not runni
 					if s.Error != "" {
 						fmt.Fprintf(g.streams.Out, "%-24s %-8s %s\n", "", "", s.Error)
 					}
+				}
+				if report.Dashboard != "" {
+					fmt.Fprintf(g.streams.Out, "\ndashboard: %s (sign in with a platform user; slipway open)\n", report.Dashboard)
 				}
 				if k := report.Kubernetes; k != nil {
 					fmt.Fprintf(g.streams.Out, "\nKubernetes %s", k.Running)

@@ -19,33 +19,29 @@ import (
 )
 
 // LineSources are where this platform's line is read from: its runs'
-// store, its git server's repositories and, with a cluster, the releases
-// (clients nil: the local cluster's admin).
-func LineSources(cfg config.Config, clients func() (*release.Clients, error)) lineview.Sources {
+// store, its git server's repositories and, given the cluster's admin
+// kubeconfig, the releases ("": a platform without a cluster).
+func LineSources(cfg config.Config, kubeconfig string) lineview.Sources {
 	src := lineview.Sources{Runs: PipelineStore(cfg), Subjects: commitSubjects(cfg.GitDir())}
-	if cfg.ClusterEnabled() && cfg.FluxEnabled() {
-		var (
-			mu sync.Mutex
-			c  *release.Clients
-		)
-		src.Releases = func(ctx context.Context) ([]release.EnvState, error) {
-			mu.Lock()
-			if c == nil {
-				var err error
-				if clients != nil {
-					c, err = clients()
-				} else {
-					c, err = release.Connect(ClusterOptions(cfg).AdminKubeconfig())
-				}
-				if err != nil {
-					mu.Unlock()
-					return nil, err
-				}
+	if kubeconfig == "" {
+		return src
+	}
+	var (
+		mu sync.Mutex
+		c  *release.Clients
+	)
+	src.Releases = func(ctx context.Context) ([]release.EnvState, error) {
+		mu.Lock()
+		if c == nil {
+			var err error
+			if c, err = release.Connect(kubeconfig); err != nil {
+				mu.Unlock()
+				return nil, err
 			}
-			cc := c
-			mu.Unlock()
-			return release.Overview(ctx, cc)
 		}
+		cc := c
+		mu.Unlock()
+		return release.Overview(ctx, cc)
 	}
 	return src
 }

@@ -90,7 +90,11 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	if _, err := rand.Read(sessionKey); err != nil {
 		return err
 	}
-	lineSources := LineSources(cfg, nil)
+	kubeconfig := "" // the line's releases are read where Flux runs
+	if cfg.ClusterEnabled() && cfg.FluxEnabled() {
+		kubeconfig = ClusterOptions(cfg).AdminKubeconfig()
+	}
+	lineSources := LineSources(cfg, kubeconfig)
 	ui := &dashboard.Server{Users: users, Timeline: timeline, TeamOf: ownTeam, Secret: sessionKey,
 		Line: func(ctx context.Context) ([]lineview.App, error) { return lineview.Gather(ctx, lineSources, nil) },
 		Runs: PipelineStore(cfg), Rerun: pipelines.Rerun}

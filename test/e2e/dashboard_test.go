@@ -3,16 +3,22 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/slipway-dev/slipway/internal/testutil/browsertest"
 )
 
 // TestDashboardTimeline: `slipway up` serves the dashboard on the
@@ -130,5 +136,94 @@ func TestDashboardTimeline(t *testing.T) {
 		}
 		t.Logf("live: %+v", ev)
 		return
+	}
+}
+
+// dashboardFollowsAPush: dev1, signed in to the dashboard in Chromium,
+// pushes a version of hello and follows it: its row comes on the Line
+// page, its run's page streams the run to its end, and the row then
+// shows it Ready and tested in staging and promoted to, and running in,
+// prod. A run of dev2's is refused. No console errors on the way (the
+// refusal's 403 aside); screenshots are kept as the test's artifacts.
+func dashboardFollowsAPush(t *testing.T, e *env, clone, gitAddr, password string) {
+	t.Helper()
+	base := "https://" + gitAddr + "/-/ui/"
+	conn, err := tls.Dial("tcp", gitAddr, e.transport().TLSClientConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := conn.ConnectionState().PeerCertificates[0]
+	conn.Close()
+	ctx, consoleErrors := browsertest.Start(t, 1280, 800, browsertest.TrustKey(leaf))
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"line"),
+		chromedp.SendKeys(chromedp.ID("user"), "dev1"),
+		chromedp.SendKeys(chromedp.ID("password"), password+"\r"),
+		chromedp.WaitVisible(chromedp.ID("apps")),
+		chromedp.WaitVisible(chromedp.Search(`//span[@id="live" and text()="Live."]`)),
+	); err != nil {
+		t.Fatalf("dev1 signing in to the dashboard: %v", err)
+	}
+	if page, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#apps"))); err != nil || !strings.Contains(page, "dev1/hello") || strings.Contains(page, "dev2/quotes") {
+		t.Errorf("dev1's Line page (%v):\n%s", err, page)
+	}
+
+	if err := os.Remove(filepath.Join(clone, "crash.go")); err != nil {
+		t.Fatal(err)
+	}
+	commit := gitPush(t, clone, "a version dev1 follows in the dashboard")
+	row := fmt.Sprintf(`tr[data-commit=%q]`, commit)
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(row))); err != nil {
+		t.Fatalf("the pushed commit's row on the Line page: %v", err)
+	}
+	runPage, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector('%s a').href`, row)))
+	if err != nil {
+		t.Fatalf("the row's run: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(runPage), chromedp.WaitVisible(chromedp.ID("run-status"))); err != nil {
+		t.Fatal(err)
+	}
+	firstSeen, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("run-status")))
+	t.Logf("dashboard: %s opened while the run was %s", runPage, firstSeen)
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.Search(`//span[@id="live" and contains(., "finished")]`))); err != nil {
+		t.Fatalf("following the run to its end: %v", err)
+	}
+	status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.ID("run-status")))
+	logs, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("pre.log")).map(p => p.textContent).join("\n")`))
+	if status != "succeeded" || !strings.Contains(logs, "ok ") {
+		t.Errorf("the run's page at its end: %s; logs:\n%s", status, logs)
+	}
+	browsertest.Screenshot(t, ctx, "run-dev1")
+
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"line"),
+		chromedp.WaitVisible(chromedp.Search(fmt.Sprintf(`//tr[@data-commit=%q][.//span[@class="badge" and text()="running in prod"]]`, commit))),
+	); err != nil {
+		t.Fatalf("the version running in prod on the Line page: %v", err)
+	}
+	rowText, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(row)))
+	for _, want := range []string{"running in staging", "running in prod", "tests passed", "promoted by", "a version dev1 follows"} {
+		if !strings.Contains(rowText, want) {
+			t.Errorf("the version's row lacks %q: %s", want, rowText)
+		}
+	}
+	browsertest.Screenshot(t, ctx, "line-dev1")
+
+	for _, r := range e.runs(t) {
+		if r.Pipeline != "dev2/quotes" {
+			continue
+		}
+		if err := chromedp.Do(ctx, chromedp.Navigate(fmt.Sprintf("%sruns/%d", base, r.ID))); err != nil {
+			t.Fatal(err)
+		}
+		if h, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("h1"))); h != "Not yours" {
+			t.Errorf("dev1 opening dev2's run %d sees %q", r.ID, h)
+		}
+		break
+	}
+	for _, e := range consoleErrors() {
+		if !strings.Contains(e, "403") {
+			t.Errorf("console error: %s", e)
+		}
 	}
 }

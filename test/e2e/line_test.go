@@ -183,6 +183,7 @@ data:
 	if got := prodVersion("hello", "dev1-prod"); got != helloProd {
 		t.Fatalf("prod moved to %s", got)
 	}
+	dashboardFollowsAPush(t, e, clone, gitAddr, dev1)
 
 	// dev1 cannot push to dev2's repository, nor under dev2's prefix.
 	other := filepath.Join(t.TempDir(), "quotes")

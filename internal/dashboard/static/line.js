@@ -43,6 +43,8 @@
   var stream = new EventSource(apps.dataset.stream);
   stream.addEventListener("open", function () { live.textContent = "Live."; });
   stream.addEventListener("error", function () { live.textContent = "Reconnecting…"; });
-  stream.addEventListener("line", function () { soon(300); });
+  // A push's run is recorded a moment after the push's event: look again
+  // a little later too.
+  stream.addEventListener("line", function () { soon(300); setTimeout(function () { soon(0); }, 2000); });
   setInterval(function () { if (going()) { soon(0); } }, 2000);
 })();

@@ -5,6 +5,9 @@ package browsertest
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,8 +22,9 @@ import (
 )
 
 // Start starts Debian's Chromium, headless, and returns its context;
-// the console's errors and the page's exceptions are collected.
-func Start(t testing.TB, width, height int64) (context.Context, func() []string) {
+// the console's errors and the page's exceptions are collected. extra
+// adds options (TrustKey, for a server of the platform's CA).
+func Start(t testing.TB, width, height int64, extra ...chromedp.ExecAllocatorOption) (context.Context, func() []string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("drives Chromium")
@@ -32,6 +36,7 @@ func Start(t testing.TB, width, height int64) (context.Context, func() []string)
 		chromedp.WindowSize(int(width), int(height)),
 		chromedp.Flag("ignore-certificate-errors", false),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 5*time.Minute) // a hang guard, not a measure
@@ -74,4 +79,11 @@ func Screenshot(t *testing.T, ctx context.Context, name string) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", path)
+}
+
+// TrustKey makes Chromium accept the certificates of one public key (the
+// platform's server, whose CA it does not know), and no other bad one.
+func TrustKey(cert *x509.Certificate) chromedp.ExecAllocatorOption {
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(sum[:]))
 }
