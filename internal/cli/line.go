@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/dashboard"
 	"github.com/slipway-dev/slipway/internal/lineview"
 	"github.com/slipway-dev/slipway/internal/platform"
@@ -31,7 +32,7 @@ went in staging, who promoted it to prod, and where it runs now (*).
 		Example: "  slipway line\n  slipway line dev1/hello\n  slipway line --team dev2 -o json",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.config()
+			cfg, kubeconfig, err := runningPlatform(g)
 			if err != nil {
 				return err
 			}
@@ -39,11 +40,7 @@ went in staging, who promoted it to prod, and where it runs now (*).
 			if team != "" {
 				teams = []string{team}
 			}
-			p, err := platform.Attach(cfg)
-			if err != nil {
-				return err
-			}
-			apps, err := lineview.Gather(cmd.Context(), platform.LineSources(cfg, p.State.Addresses.AdminKubeconfig), teams)
+			apps, err := lineview.Gather(cmd.Context(), platform.LineSources(cfg, kubeconfig), teams)
 			if err != nil {
 				return err
 			}
@@ -121,6 +118,20 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// runningPlatform is the running platform's configuration and its
+// cluster's admin kubeconfig ("" without a cluster).
+func runningPlatform(g *globals) (config.Config, string, error) {
+	cfg, err := g.config()
+	if err != nil {
+		return cfg, "", err
+	}
+	p, err := platform.Attach(cfg)
+	if err != nil {
+		return cfg, "", err
+	}
+	return cfg, p.State.Addresses.AdminKubeconfig, nil
 }
 
 // dashboardURL is the running platform's dashboard.

@@ -26,6 +26,8 @@ import (
 	"github.com/slipway-dev/slipway/internal/ci/runner"
 	"github.com/slipway-dev/slipway/internal/events"
 	"github.com/slipway-dev/slipway/internal/lineview"
+	"github.com/slipway-dev/slipway/internal/opsview"
+	"github.com/slipway-dev/slipway/internal/release"
 )
 
 // Path is where the dashboard answers, on the platform's HTTPS address.
@@ -50,6 +52,11 @@ type Server struct {
 	Line func(ctx context.Context) ([]lineview.App, error)
 	// Runs is the pipeline runs' store; nil shows none.
 	Runs *runner.Store
+	// Release reads an app's release in each environment; nil on a
+	// platform without releases.
+	Release func(ctx context.Context, team, app string) ([]release.Detail, error)
+	// Ops reads the platform as ops sees it; nil shows no Ops page.
+	Ops func(ctx context.Context) *opsview.View
 	// Rerun runs a run's commit again as a push by the named user; nil
 	// offers no re-run.
 	Rerun func(run *runner.Run, by string) error
@@ -76,6 +83,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+Path+"line", s.page(s.linePage))
 	mux.HandleFunc("GET "+Path+"line/apps", s.page(s.lineApps))
 	mux.HandleFunc("GET "+Path+"api/line", s.api(s.lineJSON))
+	mux.HandleFunc("GET "+Path+"releases/{team}/{app}", s.page(s.releasePage))
+	mux.HandleFunc("GET "+Path+"api/releases/{team}/{app}", s.api(s.releaseJSON))
+	mux.HandleFunc("GET "+Path+"ops", s.page(s.opsPage))
+	mux.HandleFunc("GET "+Path+"api/ops", s.api(s.opsJSON))
 	mux.HandleFunc("GET "+Path+"runs/{id}", s.page(s.runPage))
 	mux.HandleFunc("GET "+Path+"api/runs/{id}", s.api(s.runJSON))
 	mux.HandleFunc("GET "+Path+"api/runs/{id}/stream", s.api(s.runStream))
@@ -157,6 +168,17 @@ func (s *Server) api(f func(http.ResponseWriter, *http.Request, *viewer)) http.H
 			f(w, r, v)
 		}
 	}
+}
+
+// refusePage answers a page that is not the viewer's ("Not yours") or
+// not there (notFound names it).
+func refusePage(w http.ResponseWriter, v *viewer, status int, notFound string, err error) {
+	title := notFound
+	if status == http.StatusForbidden {
+		title = "Not yours"
+	}
+	w.WriteHeader(status)
+	render(w, "error.html", map[string]any{"Title": title, "Message": err.Error(), "Viewer": v})
 }
 
 func templateEscapePath(p string) string {

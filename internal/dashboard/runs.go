@@ -45,12 +45,7 @@ func (s *Server) runOf(r *http.Request, v *viewer) (*runner.Run, int, error) {
 func (s *Server) runPage(w http.ResponseWriter, r *http.Request, v *viewer) {
 	run, status, err := s.runOf(r, v)
 	if err != nil {
-		w.WriteHeader(status)
-		title := "No such run"
-		if status == http.StatusForbidden {
-			title = "Not yours"
-		}
-		render(w, "error.html", map[string]any{"Title": title, "Message": err.Error(), "Viewer": v})
+		refusePage(w, v, status, "No such run", err)
 		return
 	}
 	render(w, "run.html", map[string]any{"Viewer": v, "Run": run, "Title": fmt.Sprintf("Run %d", run.ID), "Page": "run",

@@ -14,6 +14,8 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/ci/runner"
 	"github.com/slipway-dev/slipway/internal/lineview"
+	"github.com/slipway-dev/slipway/internal/opsview"
+	"github.com/slipway-dev/slipway/internal/release"
 )
 
 // runsFixture is a dashboard whose run store (a real one, on disk)
@@ -54,6 +56,14 @@ func newRunsFixture(t *testing.T) *runsFixture {
 		s.Runs = rf.store
 		s.Line = func(ctx context.Context) ([]lineview.App, error) {
 			return lineview.Gather(ctx, lineview.Sources{Runs: rf.store}, nil)
+		}
+		s.Release = func(ctx context.Context, team, app string) ([]release.Detail, error) {
+			return []release.Detail{{Env: "staging", Namespace: team + "-staging", Exists: true, Running: "0.3.0", Ready: false, Reason: "UpgradeFailed",
+				Message: "team " + team + "'s upgrade failed", Explanation: release.Explain("UpgradeFailed", false),
+				History: []release.HelmRecord{{Revision: 2, ChartVersion: "0.3.1", Status: "failed"}, {Revision: 1, ChartVersion: "0.3.0", Status: "superseded"}}}}, nil
+		}
+		s.Ops = func(context.Context) *opsview.View {
+			return &opsview.View{Tenants: []string{"dev1", "dev2"}, Errors: []string{"the alerts: connection refused"}}
 		}
 		s.Rerun = func(run *runner.Run, by string) error {
 			rf.reruns = append(rf.reruns, run.Pipeline+" by "+by)
@@ -148,6 +158,26 @@ func TestLineAndRunsAreScopedToTheTeam(t *testing.T) {
 		t.Errorf("dev1 running its run again: %d %s %v", code, msg, rf.reruns)
 	}
 
+	// Releases: its own, explained; another team's refused.
+	if code, page := get(t, dev1, rf.srv.URL+Path+"releases/dev1/hello"); code != http.StatusOK || !strings.Contains(page, "previous one keeps serving") || !strings.Contains(page, "0.3.1") {
+		t.Errorf("dev1's release page (%d):\n%s", code, page)
+	}
+	for _, u := range []string{"releases/dev2/quotes", "api/releases/dev2/quotes"} {
+		if code, body := get(t, dev1, rf.srv.URL+Path+u); code != http.StatusForbidden || strings.Contains(body, "team dev2") {
+			t.Errorf("dev1 reading %s: %d %s", u, code, body)
+		}
+	}
+	if code, _ := get(t, dev1, rf.srv.URL+Path+"releases/dev1/..%2Fx"); code != http.StatusNotFound {
+		t.Errorf("a release name that is no name: %d", code)
+	}
+
+	// The Ops page is ops's alone.
+	for _, u := range []string{"ops", "api/ops"} {
+		if code, body := get(t, dev1, rf.srv.URL+Path+u); code != http.StatusForbidden || strings.Contains(body, "dev2") {
+			t.Errorf("dev1 reading %s: %d %s", u, code, body)
+		}
+	}
+
 	// Ops sees both teams.
 	ops := rf.browser(t)
 	rf.signIn(t, ops, "admin", "admin-password")
@@ -156,6 +186,9 @@ func TestLineAndRunsAreScopedToTheTeam(t *testing.T) {
 	}
 	if code, body := get(t, ops, otherAPI); code != http.StatusOK || !strings.Contains(body, "dev2/quotes") {
 		t.Errorf("ops reading dev2's run: %d %s", code, body)
+	}
+	if code, page := get(t, ops, rf.srv.URL+Path+"ops"); code != http.StatusOK || !strings.Contains(page, "dev2") || !strings.Contains(page, "the alerts: connection refused") {
+		t.Errorf("ops's Ops page (%d):\n%s", code, page)
 	}
 }
 

@@ -13,8 +13,10 @@ import (
 	"sync"
 
 	"github.com/slipway-dev/slipway/internal/ci/runner"
+	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/lineview"
+	"github.com/slipway-dev/slipway/internal/opsview"
 	"github.com/slipway-dev/slipway/internal/release"
 )
 
@@ -23,27 +25,37 @@ import (
 // kubeconfig, the releases ("": a platform without a cluster).
 func LineSources(cfg config.Config, kubeconfig string) lineview.Sources {
 	src := lineview.Sources{Runs: PipelineStore(cfg), Subjects: commitSubjects(cfg.GitDir())}
-	if kubeconfig == "" {
-		return src
+	if kubeconfig != "" {
+		clients := LazyClients(kubeconfig)
+		src.Releases = func(ctx context.Context) ([]release.EnvState, error) {
+			c, err := clients()
+			if err != nil {
+				return nil, err
+			}
+			return release.Overview(ctx, c)
+		}
 	}
+	return src
+}
+
+// LazyClients connects to a cluster on first use, and keeps the clients
+// once that worked.
+func LazyClients(kubeconfig string) func() (*release.Clients, error) {
 	var (
 		mu sync.Mutex
 		c  *release.Clients
 	)
-	src.Releases = func(ctx context.Context) ([]release.EnvState, error) {
+	return func() (*release.Clients, error) {
 		mu.Lock()
+		defer mu.Unlock()
 		if c == nil {
 			var err error
 			if c, err = release.Connect(kubeconfig); err != nil {
-				mu.Unlock()
 				return nil, err
 			}
 		}
-		cc := c
-		mu.Unlock()
-		return release.Overview(ctx, cc)
+		return c, nil
 	}
-	return src
 }
 
 var commitID = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
@@ -107,4 +119,19 @@ func commitSubjects(gitDir string) func(repo string, commits []string) map[strin
 func (s *PipelineService) Rerun(run *runner.Run, by string) error {
 	s.runner.OnPush(runner.Push{Repo: run.Repository(), Ref: run.Ref, Before: run.Before, After: run.Commit, Pusher: by, Pipeline: run.Pipeline})
 	return nil
+}
+
+// OpsSources are where this platform's ops view is read from (kubeconfig
+// "": a platform without a cluster).
+func OpsSources(cfg config.Config, kubeconfig string) opsview.Sources {
+	src := opsview.Sources{FleetDir: filepath.Join(cfg.GitDir(), filepath.FromSlash(FleetRepo)+".git"),
+		Flux: cfg.FluxEnabled(), Databases: cfg.DatabasesEnabled()}
+	if kubeconfig != "" {
+		src.Clients = LazyClients(kubeconfig)
+		src.Versions = func() (cluster.Versions, error) { return ClusterVersions(cfg) }
+	}
+	if cfg.MonitoringEnabled() && cfg.Monitoring.AlertmanagerAddr != "" {
+		src.AlertmanagerURL = "http://" + cfg.Monitoring.AlertmanagerAddr
+	}
+	return src
 }

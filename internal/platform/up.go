@@ -26,6 +26,8 @@ import (
 	"github.com/slipway-dev/slipway/internal/goproxy"
 	"github.com/slipway-dev/slipway/internal/lineview"
 	"github.com/slipway-dev/slipway/internal/metrics"
+	"github.com/slipway-dev/slipway/internal/opsview"
+	"github.com/slipway-dev/slipway/internal/release"
 	"github.com/slipway-dev/slipway/internal/supervisor"
 	"github.com/slipway-dev/slipway/internal/syncio"
 )
@@ -98,6 +100,18 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	ui := &dashboard.Server{Users: users, Timeline: timeline, TeamOf: ownTeam, Secret: sessionKey,
 		Line: func(ctx context.Context) ([]lineview.App, error) { return lineview.Gather(ctx, lineSources, nil) },
 		Runs: PipelineStore(cfg), Rerun: pipelines.Rerun}
+	opsSources := OpsSources(cfg, kubeconfig)
+	ui.Ops = func(ctx context.Context) *opsview.View { return opsview.Read(ctx, opsSources) }
+	if kubeconfig != "" {
+		clients := LazyClients(kubeconfig)
+		ui.Release = func(ctx context.Context, team, app string) ([]release.Detail, error) {
+			c, err := clients()
+			if err != nil {
+				return nil, err
+			}
+			return release.Describe(ctx, c, team, app)
+		}
+	}
 	git := &GitService{Config: cfg, Users: users, OnPush: onPush, API: api, TLS: tlsFiles, Dashboard: ui.Handler(),
 		FluxEvents: &FluxEvents{Config: cfg, Timeline: timeline}, Alerts: &AlertsWebhook{Config: cfg, Timeline: timeline}}
 	pipelines.GitURL = git.URL

@@ -87,21 +87,11 @@ type Snapshot struct {
 }
 
 func latest(hr *unstructured.Unstructured) (Snapshot, bool) {
-	hist, _, _ := unstructured.NestedSlice(hr.Object, "status", "history")
+	hist := helmHistory(hr)
 	if len(hist) == 0 {
 		return Snapshot{}, false
 	}
-	m, _ := hist[0].(map[string]any)
-	s := Snapshot{}
-	s.ChartVersion, _ = m["chartVersion"].(string)
-	s.Status, _ = m["status"].(string)
-	switch v := m["version"].(type) {
-	case int64:
-		s.Revision = v
-	case float64:
-		s.Revision = int64(v)
-	}
-	return s, true
+	return Snapshot{ChartVersion: hist[0].ChartVersion, Status: hist[0].Status, Revision: hist[0].Revision}, true
 }
 
 // Record is what happened to one version in one environment.

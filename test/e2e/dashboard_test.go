@@ -209,6 +209,25 @@ func dashboardFollowsAPush(t *testing.T, e *env, clone, gitAddr, password string
 	}
 	browsertest.Screenshot(t, ctx, "line-dev1")
 
+	// The release's page: Ready in both environments, Helm's history,
+	// Flux's events about it.
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"releases/dev1/hello"), chromedp.WaitVisible(chromedp.CSS("h1"))); err != nil {
+		t.Fatal(err)
+	}
+	releasePage, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
+	for _, want := range []string{"Release dev1/hello", "staging (dev1-staging)", "prod (dev1-prod)", "Ready", "deployed", "superseded"} {
+		if !strings.Contains(releasePage, want) {
+			t.Errorf("the release page lacks %q:\n%s", want, releasePage)
+		}
+	}
+	browsertest.Screenshot(t, ctx, "release-dev1")
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"releases/dev2/quotes")); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("h1"))); h != "Not yours" {
+		t.Errorf("dev1 opening dev2's release sees %q", h)
+	}
+
 	for _, r := range e.runs(t) {
 		if r.Pipeline != "dev2/quotes" {
 			continue
@@ -221,6 +240,29 @@ func dashboardFollowsAPush(t *testing.T, e *env, clone, gitAddr, password string
 		}
 		break
 	}
+	// Ops signs in and sees the platform: both teams, Flux's controllers
+	// ready, the fleet's commits, the cluster's version.
+	admin := strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password")))
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`form[action="/-/ui/logout"] button`)),
+		chromedp.WaitVisible(chromedp.ID("user")),
+		chromedp.Navigate(base+"login?next=/-/ui/ops"),
+		chromedp.SendKeys(chromedp.ID("user"), "admin"),
+		chromedp.SendKeys(chromedp.ID("password"), admin+"\r"),
+		chromedp.WaitVisible(chromedp.Search(`//h1[text()="Ops"]`)),
+	); err != nil {
+		t.Fatalf("ops opening the Ops page: %v", err)
+	}
+	opsPage, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
+	for _, want := range []string{"dev1", "dev2", "helm-controller", "source-controller", "Kubernetes ", "GitRepository", "Kustomization"} {
+		if !strings.Contains(opsPage, want) {
+			t.Errorf("the Ops page lacks %q:\n%s", want, opsPage)
+		}
+	}
+	if strings.Contains(opsPage, "not ready") || strings.Contains(opsPage, "could not be read") {
+		t.Errorf("the Ops page reports trouble:\n%s", opsPage)
+	}
+	browsertest.Screenshot(t, ctx, "ops")
 	for _, e := range consoleErrors() {
 		if !strings.Contains(e, "403") {
 			t.Errorf("console error: %s", e)
