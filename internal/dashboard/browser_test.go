@@ -200,6 +200,28 @@ func TestBrowserLineAndRun(t *testing.T) {
 			if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.Search(`//pre[contains(., "--- PASS: TestHello")]`))); err != nil {
 				t.Fatal(err)
 			}
+			// Keyboard only: Tab reaches Cancel, Enter asks for it.
+			for i := 0; ; i++ {
+				focused, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement ? document.activeElement.id : ""`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if focused == "cancel" {
+					break
+				}
+				if i == 40 {
+					t.Fatal("Tab never reaches the Cancel button")
+				}
+				if err := chromedp.Do(ctx, chromedp.KeyEvent("\t")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := chromedp.Do(ctx, chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.Search(`//span[@id="action-result" and contains(., "asked run")]`))); err != nil {
+				t.Fatal(err)
+			}
+			if !rf.store.CancelRequested(rf.dev1.ID) {
+				t.Error("Cancel by keyboard did not reach the runner")
+			}
 			rf.dev1.Status, rf.dev1.FinishedAt = runner.Succeeded, time.Now()
 			rf.dev1.Stages[0].Status, rf.dev1.Stages[0].Jobs[0].Status, rf.dev1.Stages[0].Jobs[0].Steps[0].Status = runner.Succeeded, runner.Succeeded, runner.Succeeded
 			if err := rf.store.Save(rf.dev1); err != nil {
@@ -212,6 +234,15 @@ func TestBrowserLineAndRun(t *testing.T) {
 				t.Errorf("the run's status on its page: %q", s)
 			}
 			browsertest.Screenshot(t, ctx, "run-dev1-"+size.name)
+
+			// The release's page says why it is not Ready, in words.
+			if err := chromedp.Do(ctx, chromedp.Navigate(rf.srv.URL+Path+"releases/dev1/hello"), chromedp.WaitVisible(chromedp.CSS(".why"))); err != nil {
+				t.Fatal(err)
+			}
+			if why := text(".why"); !strings.Contains(why, "the previous one keeps serving") {
+				t.Errorf("the release page's reason: %q", why)
+			}
+			browsertest.Screenshot(t, ctx, "release-dev1-"+size.name)
 
 			if err := chromedp.Do(ctx, chromedp.Navigate(rf.srv.URL+Path+"runs/"+strconv.Itoa(rf.dev2.ID))); err != nil {
 				t.Fatal(err)
