@@ -34,6 +34,15 @@ func TestDashboardTimeline(t *testing.T) {
 	if !strings.Contains(up.stdout.String(), "dashboard: "+base) {
 		t.Errorf("up does not say where the dashboard is:\n%s", up.stdout)
 	}
+	if st := e.mustRun("", "status").stdout; !strings.Contains(st, "dashboard: "+base) {
+		t.Errorf("slipway status does not name the dashboard:\n%s", st)
+	}
+	vars := e.vars
+	e.vars = append(e.vars, "DISPLAY=", "WAYLAND_DISPLAY=")
+	if open := e.run("", "open"); open.code != 0 || open.stdout != base+"\n" || !strings.Contains(open.stderr, "no display here") {
+		t.Errorf("slipway open without a display: exit %d, %q, %q", open.code, open.stdout, open.stderr)
+	}
+	e.vars = vars
 	passwords := map[string]string{}
 	for _, team := range []string{"dev1", "dev2"} {
 		passwords[team] = strings.TrimSpace(e.mustRun("", "user", "set", team, "--push", team+"/").stdout)
@@ -99,7 +108,13 @@ func TestDashboardTimeline(t *testing.T) {
 	if code, _ := get(&http.Client{Transport: e.transport()}, "api/events"); code != http.StatusUnauthorized {
 		t.Errorf("the events without signing in: %d", code)
 	}
+	if code, _ := get(dev1, "api/ops"); code != http.StatusForbidden {
+		t.Errorf("dev1 reading the ops view: %d", code)
+	}
 	ops := signIn("admin", strings.TrimSpace(readFile(t, filepath.Join(e.home, "admin-password"))))
+	if code, body := get(ops, "api/ops"); code != http.StatusOK || !strings.Contains(body, `"tenants"`) {
+		t.Errorf("ops reading the ops view: %d %s", code, body)
+	}
 	if _, body := get(ops, "api/events"); teamsOf(body)["dev2"] == 0 || teamsOf(body)["dev1"] == 0 {
 		t.Errorf("ops's events: %s", body)
 	}
