@@ -81,7 +81,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+Path+"api/events", s.api(s.eventsJSON))
 	mux.HandleFunc("GET "+Path+"api/events/stream", s.api(s.eventStream))
 	mux.HandleFunc("GET "+Path+"line", s.page(s.linePage))
-	mux.HandleFunc("GET "+Path+"line/apps", s.page(s.lineApps))
+	mux.HandleFunc("GET "+Path+"line/apps", s.api(s.lineApps))
 	mux.HandleFunc("GET "+Path+"api/line", s.api(s.lineJSON))
 	mux.HandleFunc("GET "+Path+"releases/{team}/{app}", s.page(s.releasePage))
 	mux.HandleFunc("GET "+Path+"api/releases/{team}/{app}", s.api(s.releaseJSON))

@@ -105,6 +105,12 @@ func post(t *testing.T, c *http.Client, u string, header bool) (int, string) {
 // cancel and re-run are refused on the page and in the API alike.
 func TestLineAndRunsAreScopedToTheTeam(t *testing.T) {
 	rf := newRunsFixture(t)
+	anon := rf.browser(t)
+	for _, p := range []string{"line/apps", "api/line", "api/runs/1", "api/runs/1/stream", "api/releases/dev1/hello", "api/ops"} {
+		if code, body := get(t, anon, rf.srv.URL+Path+p); code != http.StatusUnauthorized || strings.Contains(body, "hello") {
+			t.Errorf("%s signed out: %d %s", p, code, body)
+		}
+	}
 	dev1 := rf.browser(t)
 	rf.signIn(t, dev1, "dev1", "dev1-password")
 

@@ -23,6 +23,8 @@
     if (inFlight) { again = true; return; }
     inFlight = true;
     fetch(apps.dataset.refresh, { credentials: "same-origin" }).then(function (r) {
+      // Signed out (the session ended): the page itself goes to sign-in.
+      if (r.status === 401) { location.reload(); }
       if (!r.ok) { throw new Error("HTTP " + r.status); }
       return r.text();
     }).then(function (html) {
