@@ -123,15 +123,20 @@ func dash(s string) string {
 // runningPlatform is the running platform's configuration and its
 // cluster's admin kubeconfig ("" without a cluster).
 func runningPlatform(g *globals) (config.Config, string, error) {
-	cfg, err := g.config()
-	if err != nil {
-		return cfg, "", err
-	}
-	p, err := platform.Attach(cfg)
+	cfg, p, err := attachRunning(g)
 	if err != nil {
 		return cfg, "", err
 	}
 	return cfg, p.State.Addresses.AdminKubeconfig, nil
+}
+
+func attachRunning(g *globals) (config.Config, *platform.Platform, error) {
+	cfg, err := g.config()
+	if err != nil {
+		return cfg, nil, err
+	}
+	p, err := platform.Attach(cfg)
+	return cfg, p, err
 }
 
 // dashboardURL is the running platform's dashboard.

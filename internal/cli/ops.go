@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/slipway-dev/slipway/internal/opsview"
 	"github.com/slipway-dev/slipway/internal/platform"
+	"github.com/slipway-dev/slipway/internal/supervisor"
 )
 
 func newOpsCmd(g *globals) *cobra.Command {
@@ -23,11 +25,17 @@ alerts (firing and silenced). A part that cannot be read is named, and the
 others are still shown.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, kubeconfig, err := runningPlatform(g)
+			cfg, p, err := attachRunning(g)
 			if err != nil {
 				return err
 			}
-			v := opsview.Read(cmd.Context(), platform.OpsSources(cfg, kubeconfig))
+			src := platform.OpsSources(cfg, p.State.Addresses.AdminKubeconfig)
+			// The running platform says whether it runs Alertmanager (this
+			// command's own settings may differ from those of its up).
+			if !slices.ContainsFunc(p.State.Endpoints, func(e supervisor.Endpoint) bool { return e.Service == "alertmanager" }) {
+				src.AlertmanagerURL = ""
+			}
+			v := opsview.Read(cmd.Context(), src)
 			if done, err := printStructured(g.streams.Out, output, v); done {
 				return err
 			}

@@ -73,6 +73,9 @@ type DatabaseView struct {
 	Phase     string `json:"phase"`
 }
 
+// NoStatus stands for Ready on an object Flux keeps no status for.
+const NoStatus = "n/a"
+
 // maxFleetCommits is how many of the fleet's commits the view shows.
 const maxFleetCommits = 10
 
@@ -133,6 +136,14 @@ func Read(ctx context.Context, src Sources) *View {
 		if objs, err := flux.List(ctx, c.Dyn, kinds, ""); err != nil {
 			fail("Flux's objects", err)
 		} else {
+			for i := range objs {
+				// An OCI HelmRepository has no status of its own (Flux
+				// treats it as static): its HelmCharts say whether a
+				// chart was fetched.
+				if objs[i].Kind == flux.HelmRepository.Kind && (objs[i].Ready == "" || objs[i].Ready == "Unknown") {
+					objs[i].Ready, objs[i].Message = NoStatus, "an OCI HelmRepository has no status; its HelmCharts do"
+				}
+			}
 			v.Flux = objs
 		}
 		deps, err := c.Kube.AppsV1().Deployments("flux-system").List(ctx, metav1.ListOptions{})
