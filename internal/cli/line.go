@@ -40,7 +40,7 @@ went in staging, who promoted it to prod, and where it runs now (*).
 			if team != "" {
 				teams = []string{team}
 			}
-			apps, err := lineview.Gather(cmd.Context(), platform.LineSources(cfg, kubeconfig), teams)
+			apps, err := lineview.Gather(cmd.Context(), platform.LineSources(cfg, platform.LazyClients(kubeconfig)), teams)
 			if err != nil {
 				return err
 			}

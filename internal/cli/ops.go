@@ -29,7 +29,7 @@ others are still shown.`,
 			if err != nil {
 				return err
 			}
-			src := platform.OpsSources(cfg, p.State.Addresses.AdminKubeconfig)
+			src := platform.OpsSources(cfg, platform.LazyClients(p.State.Addresses.AdminKubeconfig))
 			// The running platform says whether it runs Alertmanager (this
 			// command's own settings may differ from those of its up).
 			if !slices.ContainsFunc(p.State.Endpoints, func(e supervisor.Endpoint) bool { return e.Service == "alertmanager" }) {

@@ -11,6 +11,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/opsview"
 	"github.com/slipway-dev/slipway/internal/platform"
 )
 
@@ -153,12 +154,6 @@ func newDownCmd(g *globals) *cobra.Command {
 }
 
 // kubernetesStatus is the cluster's release in `slipway status`.
-type kubernetesStatus struct {
-	Running          string `json:"running"`
-	Newest           string `json:"newest"`
-	UpgradeAvailable bool   `json:"upgradeAvailable"`
-}
-
 func newStatusCmd(g *globals) *cobra.Command {
 	var output outputFormat
 	cmd := &cobra.Command{
@@ -184,14 +179,11 @@ Exits 0 when all are healthy, 1 when one is not, and 3 when slipway is not runni
 				StartedAt  time.Time                `json:"startedAt"`
 				Services   []platform.ServiceStatus `json:"services"`
 				Dashboard  string                   `json:"dashboard,omitempty"`
-				Kubernetes *kubernetesStatus        `json:"kubernetes,omitempty"`
+				Kubernetes *opsview.KubernetesView  `json:"kubernetes,omitempty"`
 			}{st.PID, st.StartedAt, services, dashboardURL(st.Addresses.Git), nil}
 			if st.Addresses.AdminKubeconfig != "" {
 				if v, err := platform.ClusterVersions(cfg); err == nil {
-					report.Kubernetes = &kubernetesStatus{Running: v.Summary(), Newest: components.KubernetesVersion}
-					if low := v.Releases()[0]; cluster.CompareVersions(low, components.KubernetesVersion) < 0 {
-						report.Kubernetes.UpgradeAvailable = true
-					}
+					report.Kubernetes = opsview.Kubernetes(v)
 				}
 			}
 			if !st.Ready {

@@ -21,17 +21,14 @@ import (
 // new one arrive live, and is refused dev2's view; at a phone's width
 // the page still shows the events. No console errors on the way.
 func TestBrowserTimeline(t *testing.T) {
-	for _, size := range []struct {
-		name          string
-		width, height int64
-	}{{"desktop", 1280, 800}, {"phone", 390, 844}} {
-		t.Run(size.name, func(t *testing.T) {
+	for _, size := range browsertest.Sizes {
+		t.Run(size.Name, func(t *testing.T) {
 			f := newFixture(t)
-			ctx, consoleErrors := browsertest.Start(t, size.width, size.height)
+			ctx, consoleErrors := browsertest.Start(t, size.Width, size.Height)
 			err := chromedp.Do(ctx,
 				// Headless Chromium's window is at least 500 wide: a
 				// phone's viewport is emulated.
-				chromedp.EmulateViewport(size.width, size.height),
+				chromedp.EmulateViewport(size.Width, size.Height),
 				chromedp.Navigate(f.srv.URL+Path+"timeline"),
 				chromedp.WaitVisible(chromedp.ID("user")),
 				// Keyboard only: the user field has the focus, Tab goes to
@@ -45,14 +42,7 @@ func TestBrowserTimeline(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			text := func(sel chromedp.CSS) string {
-				t.Helper()
-				s, err := chromedp.Run(ctx, chromedp.Text(sel))
-				if err != nil {
-					t.Fatal(err)
-				}
-				return s
-			}
+			text := func(sel chromedp.CSS) string { t.Helper(); return browsertest.Text(t, ctx, sel) }
 			if h := text("h1"); h != "Timeline of dev1" {
 				t.Errorf("heading %q", h)
 			}
@@ -82,7 +72,7 @@ func TestBrowserTimeline(t *testing.T) {
 			if strings.Contains(text("#events"), "secretly") {
 				t.Error("dev2's event reached dev1's page")
 			}
-			browsertest.Screenshot(t, ctx, "timeline-dev1-"+size.name)
+			browsertest.Screenshot(t, ctx, "timeline-dev1-"+size.Name)
 
 			if err := chromedp.Do(ctx, chromedp.Navigate(f.srv.URL+Path+"timeline?team=dev2")); err != nil {
 				t.Fatal(err)
@@ -90,19 +80,9 @@ func TestBrowserTimeline(t *testing.T) {
 			if h := text("h1"); h != "Not yours" {
 				t.Errorf("dev1 opening dev2's timeline sees %q", h)
 			}
-			browsertest.Screenshot(t, ctx, "refused-dev1-"+size.name)
-			if errs := consoleErrors(); len(errs) > 0 {
-				// The refused page answers 403: Chromium logs that as a
-				// failed resource load, which is the point, not a fault.
-				var real []string
-				for _, e := range errs {
-					if !strings.Contains(e, "403") {
-						real = append(real, e)
-					}
-				}
-				if len(real) > 0 {
-					t.Errorf("console errors: %v", real)
-				}
+			browsertest.Screenshot(t, ctx, "refused-dev1-"+size.Name)
+			if errs := browsertest.Unexpected(consoleErrors()); len(errs) > 0 {
+				t.Errorf("console errors: %v", errs)
 			}
 		})
 	}
@@ -141,15 +121,12 @@ func BenchmarkTimelineFirstPaint(b *testing.B) {
 // live and its end; dev2's run is refused. At both widths, no console
 // errors (the refusal's 403 aside).
 func TestBrowserLineAndRun(t *testing.T) {
-	for _, size := range []struct {
-		name          string
-		width, height int64
-	}{{"desktop", 1280, 800}, {"phone", 390, 844}} {
-		t.Run(size.name, func(t *testing.T) {
+	for _, size := range browsertest.Sizes {
+		t.Run(size.Name, func(t *testing.T) {
 			rf := newRunsFixture(t)
-			ctx, consoleErrors := browsertest.Start(t, size.width, size.height)
+			ctx, consoleErrors := browsertest.Start(t, size.Width, size.Height)
 			if err := chromedp.Do(ctx,
-				chromedp.EmulateViewport(size.width, size.height),
+				chromedp.EmulateViewport(size.Width, size.Height),
 				chromedp.Navigate(rf.srv.URL+Path),
 				chromedp.SendKeys(chromedp.ID("user"), "dev1"),
 				chromedp.SendKeys(chromedp.ID("password"), "dev1-password\r"),
@@ -158,14 +135,7 @@ func TestBrowserLineAndRun(t *testing.T) {
 			); err != nil {
 				t.Fatal(err)
 			}
-			text := func(sel chromedp.CSS) string {
-				t.Helper()
-				s, err := chromedp.Run(ctx, chromedp.Text(sel))
-				if err != nil {
-					t.Fatal(err)
-				}
-				return s
-			}
+			text := func(sel chromedp.CSS) string { t.Helper(); return browsertest.Text(t, ctx, sel) }
 			if h := text("h1"); h != "Line of dev1" {
 				t.Errorf("heading %q", h)
 			}
@@ -186,7 +156,7 @@ func TestBrowserLineAndRun(t *testing.T) {
 			if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.Search(`//tr[@data-version="1.0.9"]`))); err != nil {
 				t.Fatal(err)
 			}
-			browsertest.Screenshot(t, ctx, "line-dev1-"+size.name)
+			browsertest.Screenshot(t, ctx, "line-dev1-"+size.Name)
 
 			// The running run: its log so far, then a line as it is written,
 			// then its end.
@@ -233,7 +203,7 @@ func TestBrowserLineAndRun(t *testing.T) {
 			if s := text("#run-status"); s != "succeeded" {
 				t.Errorf("the run's status on its page: %q", s)
 			}
-			browsertest.Screenshot(t, ctx, "run-dev1-"+size.name)
+			browsertest.Screenshot(t, ctx, "run-dev1-"+size.Name)
 
 			// The release's page says why it is not Ready, in words.
 			if err := chromedp.Do(ctx, chromedp.Navigate(rf.srv.URL+Path+"releases/dev1/hello"), chromedp.WaitVisible(chromedp.CSS(".why"))); err != nil {
@@ -242,7 +212,7 @@ func TestBrowserLineAndRun(t *testing.T) {
 			if why := text(".why"); !strings.Contains(why, "the previous one keeps serving") {
 				t.Errorf("the release page's reason: %q", why)
 			}
-			browsertest.Screenshot(t, ctx, "release-dev1-"+size.name)
+			browsertest.Screenshot(t, ctx, "release-dev1-"+size.Name)
 
 			if err := chromedp.Do(ctx, chromedp.Navigate(rf.srv.URL+Path+"runs/"+strconv.Itoa(rf.dev2.ID))); err != nil {
 				t.Fatal(err)
@@ -250,14 +220,8 @@ func TestBrowserLineAndRun(t *testing.T) {
 			if h := text("h1"); h != "Not yours" || strings.Contains(text("main"), "secret sauce") {
 				t.Errorf("dev1 opening dev2's run sees %q", h)
 			}
-			var real []string
-			for _, e := range consoleErrors() {
-				if !strings.Contains(e, "403") {
-					real = append(real, e)
-				}
-			}
-			if len(real) > 0 {
-				t.Errorf("console errors: %v", real)
+			if errs := browsertest.Unexpected(consoleErrors()); len(errs) > 0 {
+				t.Errorf("console errors: %v", errs)
 			}
 		})
 	}

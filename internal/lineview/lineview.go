@@ -125,21 +125,21 @@ func Gather(ctx context.Context, src Sources, teams []string) ([]App, error) {
 		}
 		return apps[k]
 	}
-	// rows indexes each app's versions by chart version; runs that
+	// rows are each app's versions, found by chart version; runs that
 	// published none get rows of their own.
-	rows := map[*App]map[string]*Version{}
+	rows := map[*App][]*Version{}
+	byVersion := map[*App]map[string]*Version{}
 	row := func(a *App, version string) *Version {
-		if rows[a] == nil {
-			rows[a] = map[string]*Version{}
-		}
-		if version != "" && rows[a][version] != nil {
-			return rows[a][version]
+		if v := byVersion[a][version]; v != nil {
+			return v
 		}
 		v := &Version{Version: version}
-		a.Versions = append(a.Versions, *v)
-		v = &a.Versions[len(a.Versions)-1]
+		rows[a] = append(rows[a], v)
 		if version != "" {
-			rows[a][version] = v
+			if byVersion[a] == nil {
+				byVersion[a] = map[string]*Version{}
+			}
+			byVersion[a][version] = v
 		}
 		return v
 	}
@@ -158,21 +158,6 @@ func Gather(ctx context.Context, src Sources, teams []string) ([]App, error) {
 			return nil, err
 		}
 		states = s
-	}
-	// Rows are pointers into each app's slice: make room first, so no
-	// append moves them.
-	count := map[[2]string]int{}
-	for _, r := range runs {
-		team, name := splitRepo(r.Repository())
-		count[[2]string{team, name}]++
-	}
-	for _, st := range states {
-		count[[2]string{st.Team, st.App}] += len(st.Records)
-	}
-	for k, n := range count {
-		if visible(k[0]) {
-			app(k[0], k[1]).Versions = make([]Version, 0, n)
-		}
 	}
 
 	// Runs, newest first: the newest run of a version is its row's.
@@ -225,8 +210,10 @@ func Gather(ctx context.Context, src Sources, teams []string) ([]App, error) {
 
 	out := make([]App, 0, len(apps))
 	for _, a := range apps {
-		for i := range a.Versions {
-			finish(&a.Versions[i], a.Running)
+		a.Versions = make([]Version, 0, len(rows[a]))
+		for _, v := range rows[a] {
+			finish(v, a.Running)
+			a.Versions = append(a.Versions, *v)
 		}
 		sort.SliceStable(a.Versions, func(i, j int) bool { return newest(a.Versions[i]).After(newest(a.Versions[j])) })
 		if len(a.Versions) > MaxVersions {

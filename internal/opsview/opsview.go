@@ -63,6 +63,13 @@ type KubernetesView struct {
 	UpgradeAvailable bool   `json:"upgradeAvailable"`
 }
 
+// Kubernetes is what the node runs, against the newest release this
+// Slipway knows.
+func Kubernetes(vs cluster.Versions) *KubernetesView {
+	return &KubernetesView{Running: vs.Summary(), Newest: components.KubernetesVersion,
+		UpgradeAvailable: cluster.CompareVersions(vs.Releases()[0], components.KubernetesVersion) < 0}
+}
+
 // DatabaseView is one PostgreSQL cluster of a team.
 type DatabaseView struct {
 	Team      string `json:"team"`
@@ -115,8 +122,7 @@ func Read(ctx context.Context, src Sources) *View {
 		if vs, err := src.Versions(); err != nil {
 			fail("the cluster's version", err)
 		} else {
-			v.Kubernetes = &KubernetesView{Running: vs.Summary(), Newest: components.KubernetesVersion,
-				UpgradeAvailable: cluster.CompareVersions(vs.Releases()[0], components.KubernetesVersion) < 0}
+			v.Kubernetes = Kubernetes(vs)
 		}
 	}
 	nss, err := c.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: flux.TeamLabel})

@@ -89,7 +89,7 @@ func alertText(labels, annotations map[string]string) string {
 // alertmanager is the platform's Alertmanager, when it runs one; else it
 // answers that it does not.
 func (a *API) alertmanager(w http.ResponseWriter) (monitoring.Alertmanager, bool) {
-	am, ok := a.runningAlertmanager()
+	am, ok := runningAlertmanager(a.Config)
 	if !ok {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{"the platform runs without monitoring (slipway up --no-monitoring)"})
 	}
@@ -97,11 +97,11 @@ func (a *API) alertmanager(w http.ResponseWriter) (monitoring.Alertmanager, bool
 }
 
 // runningAlertmanager is the platform's Alertmanager and whether it runs.
-func (a *API) runningAlertmanager() (monitoring.Alertmanager, bool) {
-	if !a.Config.MonitoringEnabled() || a.Config.Monitoring.AlertmanagerAddr == "" {
+func runningAlertmanager(cfg config.Config) (monitoring.Alertmanager, bool) {
+	if !cfg.MonitoringEnabled() || cfg.Monitoring.AlertmanagerAddr == "" {
 		return monitoring.Alertmanager{}, false
 	}
-	return monitoring.Alertmanager{URL: "http://" + a.Config.Monitoring.AlertmanagerAddr}, true
+	return monitoring.Alertmanager{URL: "http://" + cfg.Monitoring.AlertmanagerAddr}, true
 }
 
 // prometheus is the platform's Prometheus, as its API asks it.
@@ -293,7 +293,7 @@ func silencesOnly(matchers []monitoring.Matcher, team string) bool {
 // from an environment: firing (not silenced or inhibited) for the app in
 // that team's namespace. No Alertmanager means nothing holds it.
 func (a *API) heldBy(ctx context.Context, team, app, env string) ([]monitoring.Alert, error) {
-	am, ok := a.runningAlertmanager()
+	am, ok := runningAlertmanager(a.Config)
 	if !ok {
 		return nil, nil
 	}

@@ -70,7 +70,7 @@ func (a *API) bake(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if _, ok := a.runningAlertmanager(); !ok {
+	if _, ok := runningAlertmanager(a.Config); !ok {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{"a bake watches the app's alerts, and the platform runs without monitoring (slipway up --no-monitoring)"})
 		return
 	}

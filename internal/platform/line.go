@@ -1,32 +1,27 @@
 package platform
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"io"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/slipway-dev/slipway/internal/ci/runner"
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/gitcmd"
 	"github.com/slipway-dev/slipway/internal/lineview"
 	"github.com/slipway-dev/slipway/internal/opsview"
 	"github.com/slipway-dev/slipway/internal/release"
 )
 
 // LineSources are where this platform's line is read from: its runs'
-// store, its git server's repositories and, given the cluster's admin
-// kubeconfig, the releases ("": a platform without a cluster).
-func LineSources(cfg config.Config, kubeconfig string) lineview.Sources {
+// store, its git server's repositories and, with clients (LazyClients),
+// the releases (nil: a platform without a cluster).
+func LineSources(cfg config.Config, clients func() (*release.Clients, error)) lineview.Sources {
 	src := lineview.Sources{Runs: PipelineStore(cfg), Subjects: commitSubjects(cfg.GitDir())}
-	if kubeconfig != "" {
-		clients := LazyClients(kubeconfig)
+	if clients != nil {
 		src.Releases = func(ctx context.Context) ([]release.EnvState, error) {
 			c, err := clients()
 			if err != nil {
@@ -39,8 +34,12 @@ func LineSources(cfg config.Config, kubeconfig string) lineview.Sources {
 }
 
 // LazyClients connects to a cluster on first use, and keeps the clients
-// once that worked.
+// once that worked; nil for no kubeconfig (a platform without a
+// cluster).
 func LazyClients(kubeconfig string) func() (*release.Clients, error) {
+	if kubeconfig == "" {
+		return nil
+	}
 	var (
 		mu sync.Mutex
 		c  *release.Clients
@@ -66,51 +65,28 @@ var commitID = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
 func commitSubjects(gitDir string) func(repo string, commits []string) map[string]string {
 	return func(repo string, commits []string) map[string]string {
 		out := map[string]string{}
-		var in bytes.Buffer
+		args := []string{"log", "--no-walk=unsorted", "--ignore-missing", "--format=%H%x00%s"}
 		for _, c := range commits {
 			if commitID.MatchString(c) {
-				in.WriteString(c + "\n")
+				args = append(args, c)
 			}
 		}
-		if in.Len() == 0 || !filepath.IsLocal(repo) {
+		if len(args) == 4 || !filepath.IsLocal(repo) {
 			return out
 		}
-		cmd := exec.Command("git", "--git-dir", filepath.Join(gitDir, filepath.FromSlash(repo)+".git"), "cat-file", "--batch")
-		cmd.Stdin = &in
-		data, err := cmd.Output()
+		log, err := gitcmd.Run(context.Background(), filepath.Join(gitDir, filepath.FromSlash(repo)+".git"), nil, args...)
 		if err != nil {
 			return out
 		}
-		// Each object: "ID TYPE SIZE\n" CONTENT "\n", or "ID missing\n".
-		r := bufio.NewReader(bytes.NewReader(data))
-		for {
-			header, err := r.ReadString('\n')
-			if err != nil {
-				return out
-			}
-			f := strings.Fields(header)
-			if len(f) != 3 {
-				continue
-			}
-			size, err := strconv.Atoi(f[2])
-			if err != nil || size < 0 {
-				return out
-			}
-			body := make([]byte, size+1)
-			if _, err := io.ReadFull(r, body); err != nil {
-				return out
-			}
-			if f[1] != "commit" {
-				continue
-			}
-			if _, msg, ok := strings.Cut(string(body[:size]), "\n\n"); ok {
-				subject, _, _ := strings.Cut(msg, "\n")
+		for _, line := range strings.Split(log, "\n") {
+			if id, subject, ok := strings.Cut(line, "\x00"); ok {
 				if len(subject) > 200 {
 					subject = subject[:200]
 				}
-				out[f[0]] = subject
+				out[id] = subject
 			}
 		}
+		return out
 	}
 }
 
@@ -121,17 +97,16 @@ func (s *PipelineService) Rerun(run *runner.Run, by string) error {
 	return nil
 }
 
-// OpsSources are where this platform's ops view is read from (kubeconfig
-// "": a platform without a cluster).
-func OpsSources(cfg config.Config, kubeconfig string) opsview.Sources {
+// OpsSources are where this platform's ops view is read from (clients
+// nil: a platform without a cluster).
+func OpsSources(cfg config.Config, clients func() (*release.Clients, error)) opsview.Sources {
 	src := opsview.Sources{FleetDir: filepath.Join(cfg.GitDir(), filepath.FromSlash(FleetRepo)+".git"),
-		Flux: cfg.FluxEnabled(), Databases: cfg.DatabasesEnabled()}
-	if kubeconfig != "" {
-		src.Clients = LazyClients(kubeconfig)
+		Flux: cfg.FluxEnabled(), Databases: cfg.DatabasesEnabled(), Clients: clients}
+	if clients != nil {
 		src.Versions = func() (cluster.Versions, error) { return ClusterVersions(cfg) }
 	}
-	if cfg.MonitoringEnabled() && cfg.Monitoring.AlertmanagerAddr != "" {
-		src.AlertmanagerURL = "http://" + cfg.Monitoring.AlertmanagerAddr
+	if am, ok := runningAlertmanager(cfg); ok {
+		src.AlertmanagerURL = am.URL
 	}
 	return src
 }

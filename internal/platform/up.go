@@ -92,18 +92,18 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	if _, err := rand.Read(sessionKey); err != nil {
 		return err
 	}
-	kubeconfig := "" // the line's releases are read where Flux runs
+	// The dashboard's pages read the releases where Flux runs, through
+	// one set of clients.
+	var clients func() (*release.Clients, error)
 	if cfg.ClusterEnabled() && cfg.FluxEnabled() {
-		kubeconfig = ClusterOptions(cfg).AdminKubeconfig()
+		clients = LazyClients(ClusterOptions(cfg).AdminKubeconfig())
 	}
-	lineSources := LineSources(cfg, kubeconfig)
+	lineSources, opsSources := LineSources(cfg, clients), OpsSources(cfg, clients)
 	ui := &dashboard.Server{Users: users, Timeline: timeline, TeamOf: ownTeam, Secret: sessionKey,
 		Line: func(ctx context.Context) ([]lineview.App, error) { return lineview.Gather(ctx, lineSources, nil) },
+		Ops:  func(ctx context.Context) *opsview.View { return opsview.Read(ctx, opsSources) },
 		Runs: PipelineStore(cfg), Rerun: pipelines.Rerun}
-	opsSources := OpsSources(cfg, kubeconfig)
-	ui.Ops = func(ctx context.Context) *opsview.View { return opsview.Read(ctx, opsSources) }
-	if kubeconfig != "" {
-		clients := LazyClients(kubeconfig)
+	if clients != nil {
 		ui.Release = func(ctx context.Context, team, app string) ([]release.Detail, error) {
 			c, err := clients()
 			if err != nil {

@@ -9,12 +9,6 @@
   var live = document.getElementById("live");
   var pending = null, inFlight = false, again = false;
 
-  function localTimes(root) {
-    Array.prototype.forEach.call(root.querySelectorAll("time"), function (t) {
-      t.textContent = new Date(t.dateTime).toLocaleString(undefined, { month: "short", day: "numeric",
-        hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
-    });
-  }
   function going() {
     return apps.querySelector("tr.run-queued, tr.run-running, tr.run-notStarted") !== null;
   }
@@ -29,7 +23,7 @@
       return r.text();
     }).then(function (html) {
       apps.innerHTML = html;
-      localTimes(apps);
+      slipwayTimes.show(apps);
       live.textContent = "Live.";
     }).catch(function (e) {
       live.textContent = "Could not refresh (" + e.message + "); retrying.";
@@ -41,7 +35,6 @@
   function soon(ms) {
     if (pending === null) { pending = setTimeout(refresh, ms); }
   }
-  localTimes(apps);
   var stream = new EventSource(apps.dataset.stream);
   stream.addEventListener("open", function () { live.textContent = "Live."; });
   stream.addEventListener("error", function () { live.textContent = "Reconnecting…"; });

@@ -11,10 +11,6 @@
   var cancel = document.getElementById("cancel");
   var rerun = document.getElementById("rerun");
 
-  Array.prototype.forEach.call(document.querySelectorAll("time"), function (t) {
-    t.textContent = new Date(t.dateTime).toLocaleString(undefined, { month: "short", day: "numeric",
-      hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
-  });
   function setStatus(el, status) {
     if (!el) { return; }
     el.textContent = status;

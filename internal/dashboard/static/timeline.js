@@ -7,15 +7,6 @@
   var live = document.getElementById("live");
   var filter = document.getElementById("filter");
 
-  // Times in the reader's own zone, the same way for the rows the page
-  // came with and the ones that arrive.
-  function when(iso) {
-    return new Date(iso).toLocaleString(undefined, { month: "short", day: "numeric",
-      hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
-  }
-  Array.prototype.forEach.call(body.querySelectorAll("time"), function (t) {
-    t.textContent = when(t.dateTime);
-  });
 
   function matches(row) {
     var words = filter.value.toLowerCase().split(/\s+/).filter(Boolean);
@@ -38,7 +29,7 @@
     var time = document.createElement("td");
     var tag = document.createElement("time");
     tag.dateTime = e.time;
-    tag.textContent = when(e.time);
+    tag.textContent = slipwayTimes.when(e.time);
     time.appendChild(tag);
     row.appendChild(time);
     row.appendChild(cell(e.source));

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,6 +81,36 @@ func Screenshot(t *testing.T, ctx context.Context, name string) {
 	}
 	t.Logf("screenshot: %s", path)
 }
+
+// Unexpected drops from console errors those of a refused page: a 403
+// answer is logged by Chromium as a failed resource load, which is the
+// point of a refusal, not a fault.
+func Unexpected(errors []string) []string {
+	var out []string
+	for _, e := range errors {
+		if !strings.Contains(e, "403") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Text is the text of the first element sel finds.
+func Text(t testing.TB, ctx context.Context, sel chromedp.CSS) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(sel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Sizes are the widths every page is checked at: a desktop's and a
+// phone's.
+var Sizes = []struct {
+	Name          string
+	Width, Height int64
+}{{"desktop", 1280, 800}, {"phone", 390, 844}}
 
 // TrustKey makes Chromium accept the certificates of one public key (the
 // platform's server, whose CA it does not know), and no other bad one.
