@@ -36,6 +36,14 @@ type Process struct {
 	// BeforeStop runs, when set, before the process is signalled (for
 	// example to drain what it manages).
 	BeforeStop func(ctx context.Context)
+	// Await, when set, is polled before the program starts, until it
+	// returns nil: what the program cannot start without, started
+	// alongside an earlier service (the kubelet awaits containerd's
+	// socket).
+	Await func(ctx context.Context) error
+	// Alongside lets the services after this one start while it becomes
+	// ready (see the Alongside interface).
+	Alongside bool
 
 	restartOnce sync.Once
 	restarts    chan restartRequest
@@ -80,6 +88,9 @@ func (p *Process) Restart(ctx context.Context, r Replacement) error {
 
 func (p *Process) Name() string { return p.ServiceName }
 
+// StartsAlongside is the Alongside field, for the supervisor.
+func (p *Process) StartsAlongside() bool { return p.Alongside }
+
 func (p *Process) Run(ctx context.Context, ready func(Endpoint)) error {
 	if err := os.MkdirAll(filepath.Dir(p.LogFile), 0o755); err != nil {
 		return err
@@ -89,8 +100,12 @@ func (p *Process) Run(ctx context.Context, ready func(Endpoint)) error {
 		return fmt.Errorf("opening log: %w", err)
 	}
 	defer logFile.Close()
-	fmt.Fprintf(logFile, "\n=== %s: starting %s %s\n", time.Now().UTC().Format(time.RFC3339), p.Path, strings.Join(p.Args, " "))
-
+	if err := poll(ctx, p.Await); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
+		return err
+	}
 	cmd, exited, err := p.start(logFile)
 	if err != nil {
 		return err

@@ -144,3 +144,44 @@ func TestRestartReplacesTheProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAwaitHoldsTheStartUntilItsNeedIsMet starts a program alongside
+// (it makes a file only after a while) and a second one that awaits the
+// file: the second starts only once the file is there, and the whole is
+// ready once both are.
+func TestAwaitHoldsTheStartUntilItsNeedIsMet(t *testing.T) {
+	dir := t.TempDir()
+	made, seen := filepath.Join(dir, "socket"), filepath.Join(dir, "seen")
+	exists := func(path string) func(context.Context) error {
+		return func(context.Context) error { _, err := os.Stat(path); return err }
+	}
+	maker := &supervisor.Process{
+		ServiceName: "maker", Path: "/bin/sh",
+		Args:    []string{"-c", "sleep 0.3; touch " + made + "; exec sleep 300"},
+		LogFile: filepath.Join(dir, "maker.log"), Ready: exists(made), Alongside: true,
+	}
+	// The second program records whether the file was there when it began.
+	user := &supervisor.Process{
+		ServiceName: "user", Path: "/bin/sh",
+		Args:    []string{"-c", "if [ -e " + made + " ]; then echo yes > " + seen + "; else echo no > " + seen + "; fi; exec sleep 300"},
+		LogFile: filepath.Join(dir, "user.log"), Ready: exists(seen), Await: exists(made),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var names []string
+	err := (&supervisor.Supervisor{}).Run(ctx, []supervisor.Service{maker, user}, func(eps []supervisor.Endpoint) {
+		for _, e := range eps {
+			names = append(names, e.Service)
+		}
+		cancel()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(names, " ") != "maker user" {
+		t.Fatalf("endpoints %v, want maker user", names)
+	}
+	data, err := os.ReadFile(seen)
+	if err != nil || strings.TrimSpace(string(data)) != "yes" {
+		t.Fatalf("the awaiting program started before what it awaits (%q, %v)", data, err)
+	}
+}

@@ -109,12 +109,18 @@ func (s *Supervisor) Run(ctx context.Context, services []Service, onReady func([
 
 	// interrupted is the outcome of a start the caller gave up on.
 	interrupted := errors.New("interrupted")
-	awaitReady := func(svc Service, r *running, readyc <-chan Endpoint, startedAt time.Time) startOutcome {
+	// alongsideFailed carries the failure of a service started alongside,
+	// so that the start stops at once rather than when the services
+	// after it, which may be waiting on it, time out.
+	alongsideFailed := make(chan startOutcome, len(services))
+	awaitReady := func(svc Service, r *running, readyc <-chan Endpoint, startedAt time.Time, failedAlongside <-chan startOutcome) startOutcome {
 		select {
 		case e := <-readyc:
 			return startOutcome{endpoint: e, took: time.Since(startedAt)}
 		case <-r.done:
 			return startOutcome{err: &ServiceError{svc.Name(), fmt.Errorf("failed to start: %w", r.err)}}
+		case o := <-failedAlongside:
+			return o
 		case <-time.After(startTimeout):
 			return startOutcome{err: &ServiceError{svc.Name(), fmt.Errorf("not ready within %s", startTimeout)}}
 		case <-ctx.Done():
@@ -136,17 +142,18 @@ func (s *Supervisor) Run(ctx context.Context, services []Service, onReady func([
 		if o.err == interrupted {
 			return stopAll()
 		}
-		select {
-		case <-r.done: // it has ended already: nothing to stop
-			for i := range started {
-				if started[i] == r {
-					started = append(started[:i], started[i+1:]...)
-					break
-				}
+		// What has ended already (the service that failed, or one started
+		// alongside whose failure this is) has nothing to stop.
+		kept := started[:0]
+		for _, x := range started {
+			select {
+			case <-x.done:
+				x.cancel()
+			default:
+				kept = append(kept, x)
 			}
-			r.cancel()
-		default:
 		}
+		started = kept
 		return errors.Join(o.err, stopAll())
 	}
 
@@ -181,18 +188,28 @@ func (s *Supervisor) Run(ctx context.Context, services []Service, onReady func([
 
 		if a, ok := svc.(Alongside); ok && a.StartsAlongside() {
 			out := make(chan startOutcome, 1)
-			go func() { out <- awaitReady(svc, r, readyc, startedAt) }()
+			go func() {
+				o := awaitReady(svc, r, readyc, startedAt, nil)
+				if o.err != nil && o.err != interrupted {
+					alongsideFailed <- o
+				}
+				out <- o
+			}()
 			pending = append(pending, alongside{index: i, r: r, outcome: out})
 			continue
 		}
-		o := awaitReady(svc, r, readyc, startedAt)
+		o := awaitReady(svc, r, readyc, startedAt, alongsideFailed)
 		if err := settle(r, o); err != nil || o.err != nil {
 			return err
 		}
 		endpoints[i] = o.endpoint
 	}
 	for _, p := range pending {
-		o := <-p.outcome
+		var o startOutcome
+		select {
+		case o = <-p.outcome:
+		case o = <-alongsideFailed: // another one, failing while this one waits
+		}
 		if err := settle(p.r, o); err != nil || o.err != nil {
 			return err
 		}

@@ -237,3 +237,38 @@ func TestAlongsideFailingToStartStopsEverything(t *testing.T) {
 		t.Fatalf("events %q, want %q", rec, want)
 	}
 }
+
+// waiter is never ready: it stands for a service that needs the one
+// started alongside before it (the kubelet needing containerd).
+type waiter struct{ rec *recorder }
+
+func (w *waiter) Name() string { return "waiter" }
+func (w *waiter) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
+	w.rec.add("start:waiter")
+	<-ctx.Done()
+	w.rec.add("stop:waiter")
+	return nil
+}
+
+func TestAlongsideFailingStopsAServiceWaitingOnIt(t *testing.T) {
+	rec := &recorder{}
+	gate := make(chan struct{})
+	slow := &slowStarter{rec: rec, gate: gate, fail: errors.New("socket refused")}
+	close(gate)
+	// No start timeout to fall back on: the waiter would wait for ever
+	// if the failure beside it were not noticed.
+	sup := &supervisor.Supervisor{StartTimeout: time.Hour}
+	err := sup.Run(context.Background(), []supervisor.Service{slow, &waiter{rec: rec}}, func([]supervisor.Endpoint) {
+		t.Error("reported ready")
+	})
+	var se *supervisor.ServiceError
+	if !errors.As(err, &se) || se.Service != "slow" || !strings.Contains(err.Error(), "socket refused") {
+		t.Fatalf("want an error naming slow and why, got %v", err)
+	}
+	if strings.Count(err.Error(), "socket refused") != 1 {
+		t.Errorf("the failure is told once: %v", err)
+	}
+	if !strings.Contains(rec.String(), "stop:waiter") {
+		t.Fatalf("the waiting service was not stopped: %q", rec)
+	}
+}
