@@ -78,6 +78,11 @@ func (c *Cluster) Services() []supervisor.Service {
 			Args:        c.controllerManagerArgs(o.Versions.Programs["kube-controller-manager"]),
 			LogFile:     c.logFile("kube-controller-manager"),
 			Ready:       insecureHTTPSReady("https://127.0.0.1:10257/healthz"),
+			// Nothing after it needs it to start: the kubelet needs only
+			// the API server, and what makes pods (Flux's install, CoreDNS)
+			// waits for them to run. Its start and the scheduler's overlap
+			// the kubelet's.
+			Alongside: true,
 		},
 		&supervisor.Process{
 			ServiceName: "kube-scheduler",
@@ -89,8 +94,9 @@ func (c *Cluster) Services() []supervisor.Service {
 				"bind-address":              "127.0.0.1",
 				"leader-elect":              "false",
 			}),
-			LogFile: c.logFile("kube-scheduler"),
-			Ready:   insecureHTTPSReady("https://127.0.0.1:10259/healthz"),
+			LogFile:   c.logFile("kube-scheduler"),
+			Ready:     insecureHTTPSReady("https://127.0.0.1:10259/healthz"),
+			Alongside: true,
 		},
 		// kube-proxy needs only the API server; started before the node
 		// so that pods coming back after a restart find Service rules ready.
@@ -115,6 +121,8 @@ func (c *Cluster) Services() []supervisor.Service {
 			Endpoint:    supervisor.Endpoint{URL: "unix://" + o.ContainerdSocket()},
 			BeforeStop:  c.removeAllPods,
 			StopGrace:   20 * time.Second,
+			// The kubelet, the one program that needs it, awaits its socket.
+			Alongside: true,
 		},
 		&supervisor.Process{
 			ServiceName: "kubelet",
@@ -135,6 +143,7 @@ func (c *Cluster) Services() []supervisor.Service {
 			// with the platform's credentials alone.
 			Env:      []string{"HOME=" + c.path("kubelet-home"), heapHalfGrowth},
 			Dir:      c.path("kubelet-home"),
+			Await:    unixReady(o.ContainerdSocket()),
 			LogFile:  c.logFile("kubelet"),
 			Ready:    c.nodeReadySince(),
 			Endpoint: supervisor.Endpoint{URL: "node " + o.NodeName + " (" + o.NodeIP + ")", Health: "http://127.0.0.1:10248/healthz"},

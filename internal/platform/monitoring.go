@@ -62,9 +62,14 @@ func (s *monitoringService) FleetPushed() {
 	}
 }
 
-// It starts before Prometheus, so that Prometheus's first look at the
-// cluster is allowed, and syncs the rules once Prometheus is ready. The
-// Flux service, which starts before it, has seeded the default rules.
+// StartsAlongside: Prometheus, Alertmanager and Flux start while it
+// applies Prometheus's cluster role (Prometheus's discovery retries until
+// it is allowed), and Flux's install, which seeds the default rules in the
+// fleet, reaches it as a push to the fleet.
+func (s *monitoringService) StartsAlongside() bool { return true }
+
+// Run syncs the rules once Prometheus is ready, then after each push to
+// the fleet.
 func (s *monitoringService) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
 	rc, err := cluster.RESTConfig(s.adminKubeconfig)
 	if err != nil {
@@ -250,7 +255,7 @@ func prepareMonitoring(cfg config.Config, users *auth.Store, cl *cluster.Cluster
 				"--web.listen-address=" + amAddr,
 				"--cluster.listen-address=", // one instance: no gossip port
 			},
-			LogFile: filepath.Join(logs, "alertmanager.log"), Ready: ready(amAddr),
+			LogFile: filepath.Join(logs, "alertmanager.log"), Ready: ready(amAddr), Alongside: true,
 			Endpoint: supervisor.Endpoint{URL: "http://" + amAddr, Health: "http://" + amAddr + "/-/healthy"},
 		},
 		&supervisor.Process{
@@ -261,7 +266,7 @@ func prepareMonitoring(cfg config.Config, users *auth.Store, cl *cluster.Cluster
 				"--web.listen-address=" + promAddr,
 				"--web.enable-lifecycle",
 			},
-			LogFile: filepath.Join(logs, "prometheus.log"), Ready: ready(promAddr),
+			LogFile: filepath.Join(logs, "prometheus.log"), Ready: ready(promAddr), Alongside: true,
 			Endpoint: supervisor.Endpoint{URL: "http://" + promAddr, Health: "http://" + promAddr + "/-/healthy",
 				Notes: []string{"slipway alerts; slipway silence; Prometheus's API at http://" + promAddr + "/api/v1/"}},
 		},

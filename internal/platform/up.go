@@ -239,9 +239,6 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		if volumes != nil {
 			services = append(services, volumes)
 		}
-		if fluxSvc != nil {
-			services = append(services, fluxSvc)
-		}
 		// Kubernetes's pods and the certificates, under the names alert
 		// rules expect.
 		fluxObjects = append(fluxObjects, &metrics.Pods{Connect: func() (kubernetes.Interface, error) {
@@ -266,6 +263,11 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			}
 			monitor = svc
 			services = append(services, monServices...)
+		}
+		// Flux last: its start is the longest (its controllers' pods),
+		// and everything before it that starts alongside overlaps it.
+		if fluxSvc != nil {
+			services = append(services, fluxSvc)
 		}
 		fmt.Fprintf(progress, "prepared the cluster's programs, images and configuration in %s\n", time.Since(prepStart).Round(time.Millisecond))
 	}
