@@ -359,6 +359,22 @@ func TestBinaryImageRemembersItsLayer(t *testing.T) {
 	if again.Digest != first.Digest {
 		t.Fatalf("same program, two digests: %s and %s", first.Digest, again.Digest)
 	}
+	// The memo holds the layer's DiffID and digest. One from an older
+	// slipway, with the DiffID alone, still serves, and gains the digest.
+	memo, _ := os.ReadFile(memos[0])
+	diffID, digest, ok := strings.Cut(string(memo), " ")
+	if !ok || len(diffID) != 64 || len(digest) != 64 {
+		t.Fatalf("memo %q, want a DiffID and a digest", memo)
+	}
+	if err := os.WriteFile(memos[0], []byte(diffID), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if older, err := build.BinaryImage(context.Background(), cache, bin, "prog", p); err != nil || older.Digest != first.Digest {
+		t.Fatalf("from an older memo: %v, %v; want %s", older.Digest, err, first.Digest)
+	}
+	if upgraded, _ := os.ReadFile(memos[0]); string(upgraded) != string(memo) {
+		t.Fatalf("older memo became %q, want %q", upgraded, memo)
+	}
 	// A new build is written to a temporary file and renamed into place,
 	// as the component cache does: a new file with other content.
 	tmp := bin + ".new"

@@ -89,7 +89,7 @@ func CIImage(ctx context.Context, opts CIImageOptions) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the CI image's Go toolchain: %w", err)
 	}
-	sum, err := fileSum(opts.Slipway)
+	sum, err := rememberedFileSum(dir, opts.Slipway)
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +174,35 @@ func fileSum(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// rememberedFileSum is fileSum, kept by the file's identity (path, inode,
+// size, modification time) under dir/sums: a start of the same slipway
+// binary does not read and hash its hundred megabytes again.
+func rememberedFileSum(dir, path string) (string, error) {
+	key := programLayerKey(path, "sha256", time.Time{})
+	if key == "" {
+		return fileSum(path)
+	}
+	memo := filepath.Join(dir, "sums", key)
+	if data, err := os.ReadFile(memo); err == nil && len(data) == 64 {
+		return string(data), nil
+	}
+	sum, err := fileSum(path)
+	if err != nil {
+		return "", err
+	}
+	// Only the current binary's is kept; failures cost the next start
+	// the hashing, nothing more.
+	if entries, err := os.ReadDir(filepath.Dir(memo)); err == nil {
+		for _, e := range entries {
+			_ = os.Remove(filepath.Join(filepath.Dir(memo), e.Name()))
+		}
+	}
+	if os.MkdirAll(filepath.Dir(memo), 0o755) == nil {
+		_ = fsutil.WriteFileAtomic(memo, []byte(sum), 0o644)
+	}
+	return sum, nil
 }
 
 // layerMeta is what is kept next to a cached layer, so it is never read

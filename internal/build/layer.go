@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -154,29 +155,44 @@ func programLayerMemo(cacheDir, key string) string {
 
 // cachedProgramLayer returns the layer remembered for key, without
 // reading the program or building its tar again: on a warm start that
-// was most of the time spent making the cluster's and Flux's images.
+// was most of the time spent making the cluster's and Flux's images. A
+// memo that also holds the compressed layer's digest spares reading and
+// hashing the layer file too (the registry push finds it there already).
 func cachedProgramLayer(cacheDir, key string) (v1.Layer, bool) {
 	if key == "" {
 		return nil, false
 	}
-	diffID, err := os.ReadFile(programLayerMemo(cacheDir, key))
+	memo, err := os.ReadFile(programLayerMemo(cacheDir, key))
 	if err != nil {
 		return nil, false
 	}
-	h, err := v1.NewHash("sha256:" + string(diffID))
+	diffHex, digestHex, _ := strings.Cut(strings.TrimSpace(string(memo)), " ")
+	diffID, err := v1.NewHash("sha256:" + diffHex)
 	if err != nil {
 		return nil, false
 	}
-	gz, err := os.ReadFile(filepath.Join(cacheDir, "layers", h.Hex+".tar.gz"))
+	path := filepath.Join(cacheDir, "layers", diffID.Hex+".tar.gz")
+	if digest, err := v1.NewHash("sha256:" + digestHex); err == nil {
+		if fi, err := os.Stat(path); err == nil {
+			layer, err := partial.CompressedToLayer(&fileGzLayer{path: path, meta: layerMeta{Digest: digest, DiffID: diffID, Size: fi.Size()}})
+			return layer, err == nil
+		}
+		return nil, false
+	}
+	gz, err := os.ReadFile(path)
 	if err != nil {
 		return nil, false
 	}
-	layer, err := knownLayer(gz, h)
-	return layer, err == nil
+	layer, err := knownLayer(gz, diffID)
+	if err != nil {
+		return nil, false
+	}
+	rememberProgramLayer(cacheDir, key, layer) // with its digest, for the next start
+	return layer, true
 }
 
-// rememberProgramLayer keeps layer's DiffID under key. A failure only
-// costs the next start the long way.
+// rememberProgramLayer keeps layer's DiffID and digest under key. A
+// failure only costs the next start the long way.
 func rememberProgramLayer(cacheDir, key string, layer v1.Layer) {
 	if key == "" {
 		return
@@ -185,9 +201,13 @@ func rememberProgramLayer(cacheDir, key string, layer v1.Layer) {
 	if err != nil {
 		return
 	}
+	digest, err := layer.Digest()
+	if err != nil {
+		return
+	}
 	p := programLayerMemo(cacheDir, key)
 	if os.MkdirAll(filepath.Dir(p), 0o755) == nil {
-		_ = fsutil.WriteFileAtomic(p, []byte(diffID.Hex), 0o644)
+		_ = fsutil.WriteFileAtomic(p, []byte(diffID.Hex+" "+digest.Hex), 0o644)
 	}
 }
 

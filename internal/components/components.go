@@ -382,9 +382,9 @@ func pinKey(files map[string][]byte, fam Family) (string, error) {
 		fmt.Fprintf(h, "%s\x00%d\x00", filepath.FromSlash(rel), len(data))
 		h.Write(data)
 	}
-	goVersion, err := exec.Command("go", "env", "GOVERSION").Output()
+	goVersion, err := toolchainVersion()
 	if err != nil {
-		return "", errors.New("the Go toolchain (`go`) is needed to build the cluster's programs: install Go")
+		return "", err
 	}
 	fmt.Fprintf(h, "%s\x00%s", fam.LDFlags, goVersion)
 	if fam.Tags != "" {
@@ -408,6 +408,16 @@ func pinKey(files map[string][]byte, fam Family) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
+
+// toolchainVersion is `go env GOVERSION`, asked once per process: every
+// family's key needs it, and a start checks seven families.
+var toolchainVersion = sync.OnceValues(func() ([]byte, error) {
+	v, err := exec.Command("go", "env", "GOVERSION").Output()
+	if err != nil {
+		return nil, errors.New("the Go toolchain (`go`) is needed to build the cluster's programs: install Go")
+	}
+	return v, nil
+})
 
 // CoreDNSVersion is the version the pins in components/coredns name.
 const CoreDNSVersion = "v1.13.1"
