@@ -103,6 +103,9 @@ type fluxService struct {
 	// databases, when set, is CloudNativePG's operator, which the fleet
 	// then holds.
 	databases *database.Operator
+	// installed, when set, is closed once the fleet repository holds what
+	// this start put there (the default alert rules among it).
+	installed chan struct{}
 }
 
 func (s *fluxService) Name() string { return "flux" }
@@ -119,6 +122,9 @@ func (s *fluxService) Run(ctx context.Context, ready func(supervisor.Endpoint)) 
 			return nil
 		}
 		return err
+	}
+	if s.installed != nil {
+		close(s.installed)
 	}
 	if err := s.waitReady(ctx, head); err != nil {
 		if ctx.Err() != nil {

@@ -50,6 +50,10 @@ type monitoringService struct {
 	timeline        *events.Log
 	// fleetPushed hears of pushes to the fleet repository.
 	fleetPushed chan struct{}
+	// fleetInstalled, when set, is closed once Flux's start has brought
+	// the fleet up to date: the first sync waits for it, or it would read
+	// a fleet that may not exist yet.
+	fleetInstalled <-chan struct{}
 }
 
 func (s *monitoringService) Name() string { return "alert-rules" }
@@ -64,12 +68,11 @@ func (s *monitoringService) FleetPushed() {
 
 // StartsAlongside: Prometheus, Alertmanager and Flux start while it
 // applies Prometheus's cluster role (Prometheus's discovery retries until
-// it is allowed), and Flux's install, which seeds the default rules in the
-// fleet, reaches it as a push to the fleet.
+// it is allowed).
 func (s *monitoringService) StartsAlongside() bool { return true }
 
-// Run syncs the rules once Prometheus is ready, then after each push to
-// the fleet.
+// Run syncs the rules once Prometheus is ready and Flux's start has
+// seeded the default rules in the fleet, then after each push to it.
 func (s *monitoringService) Run(ctx context.Context, ready func(supervisor.Endpoint)) error {
 	rc, err := cluster.RESTConfig(s.adminKubeconfig)
 	if err != nil {
@@ -88,6 +91,13 @@ func (s *monitoringService) Run(ctx context.Context, ready func(supervisor.Endpo
 		case <-ctx.Done():
 			return nil
 		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	if s.fleetInstalled != nil {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.fleetInstalled:
 		}
 	}
 	if err := s.sync(ctx); err != nil && ctx.Err() == nil {

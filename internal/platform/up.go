@@ -261,6 +261,10 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 				}
 				return fmt.Errorf("monitoring: %w", err)
 			}
+			if fluxSvc != nil {
+				fluxSvc.installed = make(chan struct{})
+				svc.fleetInstalled = fluxSvc.installed
+			}
 			monitor = svc
 			services = append(services, monServices...)
 		}
