@@ -27,8 +27,9 @@ func newClusterUpgradeCmd(g *globals) *cobra.Command {
 		Short: "Plan or perform the node's upgrade to another Kubernetes release (ops)",
 		Long: `Upgrade the running cluster to another pinned Kubernetes release, one minor
 at a time, in the order of the version-skew policy: etcd (after a snapshot),
-kube-apiserver, kube-controller-manager and kube-scheduler, then kube-proxy
-and the kubelet with the node drained. Each program must be healthy on the
+the control plane (kube-apiserver, then kube-controller-manager and
+kube-scheduler, which run in its process), then kube-proxy and the kubelet
+with the node drained. Each program must be healthy on the
 new release before the next moves; when one is not, the upgrade rolls back
 (old programs, and etcd's data from the snapshot once etcd had moved).
 Interrupted, it finishes when run again. CoreDNS and Flux keep their own

@@ -25,7 +25,7 @@ func New(opts Options) (*Cluster, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	for _, p := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"} {
+	for _, p := range []string{"etcd", ControlPlaneProgram, "kubelet", "kube-proxy"} {
 		if opts.Binaries[p] == "" {
 			return nil, fmt.Errorf("no %s program: build the components first", p)
 		}

@@ -64,39 +64,18 @@ func (c *Cluster) Services() []supervisor.Service {
 			Endpoint: supervisor.Endpoint{URL: "https://127.0.0.1:2379", Health: "http://127.0.0.1:2381/health"},
 		},
 		&supervisor.Process{
-			ServiceName: "kube-apiserver",
-			Path:        bin["kube-apiserver"],
-			Args:        c.apiServerArgs(c.opts.Versions.APIServerArgs),
+			ServiceName: ControlPlane,
+			Path:        bin[ControlPlaneProgram],
+			Args:        c.controlPlaneArgs(o.Versions),
 			Env:         []string{heapHalfGrowth},
-			LogFile:     c.logFile("kube-apiserver"),
-			Ready:       c.httpsReady("https://"+api+"/readyz", "admin"),
-			Endpoint:    supervisor.Endpoint{URL: o.APIServer(), Notes: []string{"slipway kubectl get nodes   (or kubectl --context slipway …, or --kubeconfig " + o.AdminKubeconfig() + ")"}},
-		},
-		&supervisor.Process{
-			ServiceName: "kube-controller-manager",
-			Path:        bin["kube-controller-manager"],
-			Args:        c.controllerManagerArgs(o.Versions.Programs["kube-controller-manager"]),
-			LogFile:     c.logFile("kube-controller-manager"),
-			Ready:       insecureHTTPSReady("https://127.0.0.1:10257/healthz"),
-			// Nothing after it needs it to start: the kubelet needs only
-			// the API server, and what makes pods (Flux's install, CoreDNS)
-			// waits for them to run. Its start and the scheduler's overlap
-			// the kubelet's.
-			Alongside: true,
-		},
-		&supervisor.Process{
-			ServiceName: "kube-scheduler",
-			Path:        bin["kube-scheduler"],
-			Args: joinArgs(map[string]string{
-				"kubeconfig":                c.kubeconfig("scheduler"),
-				"authentication-kubeconfig": c.kubeconfig("scheduler"),
-				"authorization-kubeconfig":  c.kubeconfig("scheduler"),
-				"bind-address":              "127.0.0.1",
-				"leader-elect":              "false",
-			}),
-			LogFile:   c.logFile("kube-scheduler"),
-			Ready:     insecureHTTPSReady("https://127.0.0.1:10259/healthz"),
-			Alongside: true,
+			LogFile:     c.logFile(ControlPlane),
+			// The API server answering ready is what the programs after
+			// it need. The controller manager and the scheduler start in
+			// the process once it is; nothing after them needs them to
+			// start (what makes pods, Flux's install and CoreDNS, waits for
+			// them to run), and when one of them fails the process ends.
+			Ready:    c.httpsReady("https://"+api+"/readyz", "admin"),
+			Endpoint: supervisor.Endpoint{URL: o.APIServer(), Notes: []string{"slipway kubectl get nodes   (or kubectl --context slipway …, or --kubeconfig " + o.AdminKubeconfig() + ")"}},
 		},
 		// kube-proxy needs only the API server; started before the node
 		// so that pods coming back after a restart find Service rules ready.
@@ -166,6 +145,34 @@ func (c *Cluster) Services() []supervisor.Service {
 // 85. The other programs' memory is mostly their code and runtime; it did
 // not move, so they keep the default.
 const heapHalfGrowth = "GOGC=50"
+
+// ControlPlane is the service that runs the API server, the controller
+// manager and the scheduler together in one process; ControlPlaneProgram
+// is the program it runs (kube-node under that name).
+const (
+	ControlPlane        = "control-plane"
+	ControlPlaneProgram = "kube-control-plane"
+)
+
+// controlPlanePrograms are the programs the control plane's process runs,
+// in the order its arguments name them.
+var controlPlanePrograms = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"}
+
+// controlPlaneArgs are the control plane's arguments for the releases v
+// records: each program's name, then its flags.
+func (c *Cluster) controlPlaneArgs(v Versions) []string {
+	args := append([]string{"kube-apiserver"}, c.apiServerArgs(v.APIServerArgs)...)
+	args = append(args, "kube-controller-manager")
+	args = append(args, c.controllerManagerArgs(v.Programs["kube-controller-manager"])...)
+	args = append(args, "kube-scheduler")
+	return append(args, joinArgs(map[string]string{
+		"kubeconfig":                c.kubeconfig("scheduler"),
+		"authentication-kubeconfig": c.kubeconfig("scheduler"),
+		"authorization-kubeconfig":  c.kubeconfig("scheduler"),
+		"bind-address":              "127.0.0.1",
+		"leader-elect":              "false",
+	})...)
+}
 
 // controllerManagerArgs are the controller manager's flags for a release.
 func (c *Cluster) controllerManagerArgs(release string) []string {

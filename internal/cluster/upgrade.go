@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,8 +86,8 @@ type upgradeStep struct {
 }
 
 // Upgrade moves the running node to u.To in the order of the skew
-// policy: etcd (after a snapshot), the API server, the controller
-// manager and scheduler, then, with the node drained, kube-proxy and the
+// policy: etcd (after a snapshot), the control plane (the API server, then
+// in the same process the controller manager and scheduler), then, with the node drained, kube-proxy and the
 // kubelet. Each program must be healthy on the new release before the
 // next moves. When a step fails, the steps done are undone in reverse:
 // the old programs restarted and, once etcd had moved, its data restored
@@ -131,15 +132,16 @@ func (c *Cluster) Upgrade(ctx context.Context, u Upgrade) (*UpgradeReport, error
 	}
 	record := func(v Versions) error { return WriteVersions(c.opts.Dir, v) }
 	restart := func(ctx context.Context, name, release string, r supervisor.Replacement) error {
-		r.Path = u.Programs[release][name]
+		r.Path = u.Programs[release][programOf(name)]
 		ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 		defer cancel()
 		return c.procs[name].Restart(ctx, r)
 	}
-	// move is the step of one program that restarts in place; restore,
-	// when set, runs on the way back while the program is stopped.
+	// move is the step of one service that restarts in place; restore,
+	// when set, runs on the way back while it is stopped.
 	move := func(name string, check func(ctx context.Context) error, restore func() error) upgradeStep {
-		old, oldAPIArgs := cur.Programs[name], cur.APIServerArgs
+		moved := programsOf(name)
+		old, oldAPIArgs := cur.Programs[moved[0]], cur.APIServerArgs
 		oldArgs := c.programArgs(name, cur)
 		replacement := func(args []string) supervisor.Replacement {
 			r := supervisor.Replacement{Args: args}
@@ -154,8 +156,10 @@ func (c *Cluster) Upgrade(ctx context.Context, u Upgrade) (*UpgradeReport, error
 			do: func(ctx context.Context) error {
 				next := cur
 				next.Programs = maps.Clone(cur.Programs)
-				next.Programs[name] = u.To
-				if name == "kube-apiserver" {
+				for _, p := range moved {
+					next.Programs[p] = u.To
+				}
+				if name == ControlPlane {
 					next.APIServerArgs = newArgs
 				}
 				if err := restart(ctx, name, u.To, replacement(c.programArgs(name, next))); err != nil {
@@ -175,8 +179,10 @@ func (c *Cluster) Upgrade(ctx context.Context, u Upgrade) (*UpgradeReport, error
 				if err := restart(ctx, name, old, r); err != nil {
 					return err
 				}
-				cur.Programs[name] = old
-				if name == "kube-apiserver" {
+				for _, p := range moved {
+					cur.Programs[p] = old
+				}
+				if name == ControlPlane {
 					cur.APIServerArgs = oldAPIArgs
 				}
 				return record(cur)
@@ -209,13 +215,13 @@ func (c *Cluster) Upgrade(ctx context.Context, u Upgrade) (*UpgradeReport, error
 			return err
 		}))
 	}
-	if cur.Programs["kube-apiserver"] != u.To || !maps.Equal(newArgs, cur.APIServerArgs) {
-		steps = append(steps, move("kube-apiserver", func(ctx context.Context) error { return c.serverVersionIs(ctx, u.To) }, nil))
-	}
-	for _, name := range []string{"kube-controller-manager", "kube-scheduler"} {
-		if cur.Programs[name] != u.To {
-			steps = append(steps, move(name, nil, nil))
-		}
+	// The API server, the controller manager and the scheduler are one
+	// process, which moves in one step: the skew policy's order among them
+	// (the API server first) holds within it, as the process starts the
+	// other two once the API server is ready.
+	behind := slices.ContainsFunc(controlPlanePrograms, func(p string) bool { return cur.Programs[p] != u.To })
+	if behind || !maps.Equal(newArgs, cur.APIServerArgs) {
+		steps = append(steps, move(ControlPlane, func(ctx context.Context) error { return c.serverVersionIs(ctx, u.To) }, nil))
 	}
 	if cur.Programs["kube-proxy"] != u.To || cur.Programs["kubelet"] != u.To {
 		steps = append(steps, upgradeStep{
@@ -284,17 +290,30 @@ func (c *Cluster) Upgrade(ctx context.Context, u Upgrade) (*UpgradeReport, error
 	return rep, nil
 }
 
-// programArgs are a node program's flags for the releases v records. Only
-// the API server's (ops' extra flags) and the controller manager's (its
-// controllers differ by release) depend on them.
+// programArgs are a service's flags for the releases v records. Only the
+// control plane's depend on them: the API server's (ops' extra flags) and
+// the controller manager's (its controllers differ by release).
 func (c *Cluster) programArgs(name string, v Versions) []string {
-	switch name {
-	case "kube-apiserver":
-		return c.apiServerArgs(v.APIServerArgs)
-	case "kube-controller-manager":
-		return c.controllerManagerArgs(v.Programs[name])
+	if name == ControlPlane {
+		return c.controlPlaneArgs(v)
 	}
 	return c.procs[name].Args
+}
+
+// programsOf are the versioned node programs a service runs.
+func programsOf(service string) []string {
+	if service == ControlPlane {
+		return controlPlanePrograms
+	}
+	return []string{service}
+}
+
+// programOf is the program a service runs.
+func programOf(service string) string {
+	if service == ControlPlane {
+		return ControlPlaneProgram
+	}
+	return service
 }
 
 // rollbackOrder undoes steps from the bottom up: etcd's data first, then
@@ -317,7 +336,7 @@ func rollbackOrder(done []upgradeStep) []upgradeStep {
 }
 
 func (s upgradeStep) describe(cur Versions, to string) string {
-	old := cur.Programs[s.name]
+	old := cur.Programs[programsOf(s.name)[0]]
 	switch {
 	case s.name == "etcd":
 		return fmt.Sprintf("etcd %s -> %s", components.EtcdVersion(old), components.EtcdVersion(to))

@@ -74,15 +74,46 @@ func TestReadVersions(t *testing.T) {
 // server on it, before its clients) and opens the node last.
 func TestRollbackOrder(t *testing.T) {
 	var done []upgradeStep
-	for _, n := range []string{"etcd snapshot", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "cordon and drain", "kube-proxy", "kubelet"} {
+	for _, n := range []string{"etcd snapshot", "etcd", "control-plane", "cordon and drain", "kube-proxy", "kubelet"} {
 		done = append(done, upgradeStep{name: n})
 	}
 	var got []string
 	for _, s := range rollbackOrder(done) {
 		got = append(got, s.name)
 	}
-	want := "etcd snapshot,etcd,kube-apiserver,kube-controller-manager,kube-scheduler,kube-proxy,kubelet,cordon and drain"
+	want := "etcd snapshot,etcd,control-plane,kube-proxy,kubelet,cordon and drain"
 	if strings.Join(got, ",") != want {
 		t.Fatalf("rollback order %v, want %s", got, want)
+	}
+}
+
+// The control plane's process reads each program's name, then that
+// program's flags: the three names once each, in the order it starts them,
+// and ops' extra flags and the release's controllers with the right one.
+func TestControlPlaneArgs(t *testing.T) {
+	c := &Cluster{opts: Options{Dir: "/state", NodeIP: "10.244.0.1", APIPort: 6443, ServiceCIDR: "10.96.0.0/16"}}
+	v := Uniform("v1.36.3")
+	v.APIServerArgs = map[string]string{"v": "2"}
+	args := c.controlPlaneArgs(v)
+	var names []string
+	owner := map[string]string{}
+	for _, a := range args {
+		if !strings.HasPrefix(a, "--") {
+			names = append(names, a)
+			continue
+		}
+		owner[a] = names[len(names)-1]
+	}
+	if got := strings.Join(names, ","); got != "kube-apiserver,kube-controller-manager,kube-scheduler" {
+		t.Fatalf("the programs named %s in %q", got, args)
+	}
+	for flag, want := range map[string]string{
+		"--v=2": "kube-apiserver",
+		"--controllers=*,-node-ipam-controller,-cloud-node-lifecycle-controller": "kube-controller-manager",
+		"--kubeconfig=/state/kubeconfig/scheduler.kubeconfig":                    "kube-scheduler",
+	} {
+		if owner[flag] != want {
+			t.Errorf("%s goes to %q, want %s (args %q)", flag, owner[flag], want, args)
+		}
 	}
 }

@@ -107,8 +107,10 @@ func KubernetesFamily(version string) (Family, error) {
 		},
 		// The node's five programs are one executable (see
 		// cmd/kube-node in the pins): one link step in the first build,
-		// and one copy of their common code in memory.
+		// and one copy of their common code in memory. Under the name
+		// kube-control-plane it runs the first three in one process.
 		Links: map[string]string{
+			"kube-control-plane":      "kube-node",
 			"kube-apiserver":          "kube-node",
 			"kube-controller-manager": "kube-node",
 			"kube-scheduler":          "kube-node",

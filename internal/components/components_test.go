@@ -121,7 +121,7 @@ func TestEmbeddedPins(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, src := range []string{"cmd/etcd/main.go", "cmd/api-lifecycle/main.go", "cmd/kube-node/main.go"} {
+		for _, src := range []string{"cmd/etcd/main.go", "cmd/api-lifecycle/main.go", "cmd/kube-node/main.go", "cmd/kube-node/controlplane.go", "cmd/kube-node/scheduler.go"} {
 			if len(files[src]) == 0 {
 				t.Errorf("%s: no %s", fam.Dir, src)
 			}

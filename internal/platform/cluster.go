@@ -117,7 +117,9 @@ func NodePrograms(ctx context.Context, versions cluster.Versions, copts componen
 	for _, tool := range []string{"etcdctl", "etcdutl"} {
 		bins[tool] = byRelease[versions.Programs["etcd"]][tool]
 	}
-	for _, tool := range []string{"kubectl", "api-lifecycle"} {
+	// The control plane runs one release, its API server's; the record
+	// keeps one per program, as it did when they were three processes.
+	for _, tool := range []string{cluster.ControlPlaneProgram, "kubectl", "api-lifecycle"} {
 		bins[tool] = byRelease[versions.Programs["kube-apiserver"]][tool]
 	}
 	return bins, nil

@@ -260,7 +260,7 @@ func PlanUpgrade(ctx context.Context, cfg config.Config, cur cluster.Versions, t
 		}
 		plan.Checks = append(plan.Checks, c)
 	}
-	check("version skew", cluster.CheckUpgrade(cur, target), "one minor at a time: etcd, kube-apiserver, controller-manager and scheduler, then kube-proxy and the kubelet on a drained node")
+	check("version skew", cluster.CheckUpgrade(cur, target), "one minor at a time: etcd, the control plane (kube-apiserver, controller-manager and scheduler), then kube-proxy and the kubelet on a drained node")
 	c, err := release.Connect(ClusterOptions(cfg).AdminKubeconfig())
 	if err != nil {
 		return nil, err

@@ -225,7 +225,7 @@ func interruptedUpgrade(t *testing.T, e *env, up *upProcess, regAddr, newest str
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
 		seen.WriteString(sc.Text() + "\n")
-		if strings.HasPrefix(strings.TrimSpace(sc.Text()), "kube-apiserver ") && strings.HasSuffix(sc.Text(), "...") {
+		if strings.HasPrefix(strings.TrimSpace(sc.Text()), "control-plane ") && strings.HasSuffix(sc.Text(), "...") {
 			_ = up.cmd.Process.Kill()
 			break
 		}
