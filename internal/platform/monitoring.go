@@ -276,6 +276,10 @@ func prepareMonitoring(cfg config.Config, users *auth.Store, cl *cluster.Cluster
 				"--web.listen-address=" + promAddr,
 				"--web.enable-lifecycle",
 			},
+			// Its heap is mostly the head's series, which churn with
+			// every pod; collecting at half growth rather than Prometheus'
+			// own 75% keeps less garbage resident between scrapes.
+			Env:     []string{"GOGC=50"},
 			LogFile: filepath.Join(logs, "prometheus.log"), Ready: ready(promAddr), Alongside: true,
 			Endpoint: supervisor.Endpoint{URL: "http://" + promAddr, Health: "http://" + promAddr + "/-/healthy",
 				Notes: []string{"slipway alerts; slipway silence; Prometheus's API at http://" + promAddr + "/api/v1/"}},
