@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -71,8 +72,30 @@ func GarbageCollect(ctx context.Context, dir string, opts GCOptions) (GCResult, 
 	if err != nil {
 		return res, fmt.Errorf("garbage collecting: %w", err)
 	}
+	if !opts.DryRun {
+		removeEmptyBlobDirs(dir)
+	}
 	res.BytesAfter = dirSize(dir)
 	return res, nil
+}
+
+// removeEmptyBlobDirs removes the directories of blobs whose data is
+// gone. The sweep deletes a blob's directory with its data file first, so
+// a sweep cut between the two (kill -9) leaves the directory empty, and
+// no later sweep sees it: the storage lists blobs by their data files.
+func removeEmptyBlobDirs(dir string) {
+	root := filepath.Join(dir, "docker", "registry", "v2", "blobs")
+	algs, _ := os.ReadDir(root)
+	for _, alg := range algs {
+		prefixes, _ := os.ReadDir(filepath.Join(root, alg.Name()))
+		for _, prefix := range prefixes {
+			blobs, _ := os.ReadDir(filepath.Join(root, alg.Name(), prefix.Name()))
+			for _, b := range blobs {
+				// os.Remove removes only an empty directory.
+				_ = os.Remove(filepath.Join(root, alg.Name(), prefix.Name(), b.Name()))
+			}
+		}
+	}
 }
 
 // keepRecent is the storage as garbage collection's sweep sees it: it

@@ -291,3 +291,32 @@ func configLayer(t *testing.T, img v1.Image) v1.Layer {
 	}
 	return static.NewLayer(raw, "application/vnd.oci.image.config.v1+json")
 }
+
+// A sweep cut between deleting a blob's data and its directory (kill -9)
+// leaves an empty directory no sweep lists; the next collection removes
+// it, and keeps the blobs that still hold data.
+func TestGCRemovesTheDirectoriesACutSweepLeft(t *testing.T) {
+	reg := registrytest.Start(t)
+	admin := remote.WithAuthFromKeychain(registrytest.Keychain("admin", registrytest.AdminPassword))
+	img, _ := random.Image(2048, 1)
+	ref, _ := name.ParseReference(reg.Addr + "/dev1/app:kept")
+	if err := remote.Write(ref, img, admin); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Dir(blobPath(reg.StorageDir, v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}))
+	if err := os.MkdirAll(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	none := time.Duration(0)
+	if _, err := reg.Server.GarbageCollect(context.Background(), registry.GCOptions{KeepRecent: &none}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(empty); !os.IsNotExist(err) {
+		t.Fatalf("the empty blob directory survived the collection: %v", err)
+	}
+	layers, _ := img.Layers()
+	digest, _ := layers[0].Digest()
+	if _, err := os.Stat(blobPath(reg.StorageDir, digest)); err != nil {
+		t.Fatalf("the kept image's layer: %v", err)
+	}
+}
