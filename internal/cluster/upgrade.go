@@ -87,8 +87,8 @@ type upgradeStep struct {
 
 // Upgrade moves the running node to u.To in the order of the skew
 // policy: etcd (after a snapshot), the control plane (the API server, then
-// in the same process the controller manager and scheduler), then, with the node drained, kube-proxy and the
-// kubelet. Each program must be healthy on the new release before the
+// in the same process the controller manager and scheduler), then, with
+// the node drained, kube-proxy and the kubelet. Each program must be healthy on the new release before the
 // next moves. When a step fails, the steps done are undone in reverse:
 // the old programs restarted and, once etcd had moved, its data restored
 // from the snapshot. Each move is recorded as it happens, so running it
