@@ -56,6 +56,12 @@ type Family struct {
 	// published module does not ship. Keys are paths under vendor/.
 	// A family with placeholders is built with -mod=vendor.
 	Placeholders map[string]string
+	// Importable are modules whose root package is a program that one of
+	// the family's programs imports, to run several upstream programs
+	// from one executable: module path → the package name it gets. Each
+	// is built from a copy in which that package is renamed and its main
+	// function exported as Main (see makeImportable).
+	Importable map[string]string
 }
 
 // ModuleFiles names files in a pinned module's source tree.
@@ -252,6 +258,12 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 		_ = os.RemoveAll(tmp)
 		return nil, fmt.Errorf("writing the pins of %s: %w", fam.Dir, err)
 	}
+	if len(fam.Importable) > 0 {
+		if err := makeImportable(ctx, src, fam.Importable); err != nil {
+			_ = os.RemoveAll(tmp)
+			return nil, fmt.Errorf("preparing %s: %w", fam.Dir, err)
+		}
+	}
 	buildDir, goflags := src, "-mod=mod"
 	if len(fam.Placeholders) > 0 {
 		if err := vendorWithPlaceholders(ctx, src, fam.Placeholders); err != nil {
@@ -408,6 +420,7 @@ func pinKey(files map[string][]byte, fam Family) (string, error) {
 	for _, rel := range placeholders {
 		fmt.Fprintf(h, "\x00placeholder=%s\x00%d\x00%s", rel, len(fam.Placeholders[rel]), fam.Placeholders[rel])
 	}
+	h.Write([]byte(importableKey(fam.Importable)))
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
@@ -490,13 +503,25 @@ const FluxVersion = "v2.9.5"
 // Flux's controllers, from one pinning module, so what they share is
 // compiled once. The family also keeps each controller's CRDs, under
 // "crds".
+//
+// The four are one executable, flux-controllers (pins/flux/controllers/
+// cmd/flux-controllers), which runs the controller it is called as: one
+// link in the first build instead of four, one image layer, and one copy
+// of the code in memory shared by the four processes.
 var FluxControllers = Family{
-	Dir: "flux/controllers",
-	Programs: map[string]string{
-		"source-controller":       "github.com/fluxcd/source-controller",
-		"kustomize-controller":    "github.com/fluxcd/kustomize-controller",
-		"helm-controller":         "github.com/fluxcd/helm-controller",
-		"notification-controller": "github.com/fluxcd/notification-controller",
+	Dir:      "flux/controllers",
+	Programs: map[string]string{"flux-controllers": "./cmd/flux-controllers"},
+	Links: map[string]string{
+		"source-controller":       "flux-controllers",
+		"kustomize-controller":    "flux-controllers",
+		"helm-controller":         "flux-controllers",
+		"notification-controller": "flux-controllers",
+	},
+	Importable: map[string]string{
+		"github.com/fluxcd/source-controller":       "sourcecontroller",
+		"github.com/fluxcd/kustomize-controller":    "kustomizecontroller",
+		"github.com/fluxcd/helm-controller":         "helmcontroller",
+		"github.com/fluxcd/notification-controller": "notificationcontroller",
 	},
 	LDFlags: "-s -w",
 	Why:     "Flux " + FluxVersion + "'s controllers are compiled from source once, then cached",
@@ -522,14 +547,11 @@ var FluxCLI = Family{
 
 // copyModuleFiles copies the files f names out of the module cache.
 func copyModuleFiles(ctx context.Context, src string, f ModuleFiles, into string) error {
-	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", f.Module)
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
-	out, err := cmd.Output()
+	dir, err := moduleDir(ctx, src, f.Module)
 	if err != nil {
-		return fmt.Errorf("locating module %s: %w", f.Module, err)
+		return err
 	}
-	matches, err := filepath.Glob(filepath.Join(strings.TrimSpace(string(out)), f.Glob))
+	matches, err := filepath.Glob(filepath.Join(dir, f.Glob))
 	if err != nil || len(matches) == 0 {
 		return fmt.Errorf("no files match %s in module %s", f.Glob, f.Module)
 	}

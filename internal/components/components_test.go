@@ -110,6 +110,9 @@ func TestEmbeddedPins(t *testing.T) {
 			t.Errorf("%s: no go.sum", fam.Dir)
 		}
 	}
+	if files, _ := pinFiles(Pins(), FluxControllers.Dir); len(files["cmd/flux-controllers/main.go"]) == 0 {
+		t.Error("flux/controllers: no cmd/flux-controllers/main.go")
+	}
 	// One pinning module per Kubernetes release, each pinning that
 	// release and the etcd it goes with, with the programs' sources.
 	for _, v := range KubernetesVersions {
@@ -183,5 +186,57 @@ func TestEnsureBuildsAFamilyOnceForCallersAtOnce(t *testing.T) {
 	}
 	if n := strings.Count(progress.String(), "building once"); n != 1 {
 		t.Errorf("built %d times for three callers at once:\n%s", n, progress.String())
+	}
+}
+
+// A family's program can run another module's program, internal packages
+// and all, once that module is Importable; the module's own files are not
+// touched.
+func TestEnsureBuildsAnotherModulesProgramIntoOne(t *testing.T) {
+	testutil.Slow(t)
+	greeter := t.TempDir()
+	writeAll(t, greeter, map[string]string{
+		"go.mod":                  "module example.com/greeter\n\ngo 1.22\n",
+		"main.go":                 "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/greeter/internal/words\"\n)\n\nfunc main() {\n\tfmt.Println(words.Hello)\n}\n",
+		"internal/words/words.go": "package words\n\nconst Hello = \"hello from greeter\"\n",
+		"main_test.go":            "package main\n",
+	})
+	src := t.TempDir()
+	writeAll(t, filepath.Join(src, "multi"), map[string]string{
+		"go.mod":            "module example.com/multi\n\ngo 1.22\n\nrequire example.com/greeter v0.0.0\n\nreplace example.com/greeter => " + greeter + "\n",
+		"cmd/multi/main.go": "package main\n\nimport greeter \"example.com/greeter\"\n\nfunc main() { greeter.Main() }\n",
+	})
+	fam := Family{Dir: "multi", Programs: map[string]string{"multi": "./cmd/multi"}, Importable: map[string]string{"example.com/greeter": "greeter"}, Why: "test"}
+	opts := Options{Source: os.DirFS(src), CacheDir: t.TempDir()}
+	paths, err := Ensure(context.Background(), fam, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(paths["multi"]).Output(); err != nil || string(out) != "hello from greeter\n" {
+		t.Fatalf("multi says %q, %v", out, err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(greeter, "main.go")); !strings.HasPrefix(string(data), "package main\n") {
+		t.Errorf("the module's own file was changed:\n%s", data)
+	}
+
+	// A module whose root is not one main program fails the build with
+	// the reason, rather than building something else.
+	writeAll(t, greeter, map[string]string{"main.go": "package main\n\nfunc Main() {}\n"})
+	fam.LDFlags = "-s" // a new key, so the family builds again
+	if _, err := Ensure(context.Background(), fam, opts); err == nil || !strings.Contains(err.Error(), "found 0") {
+		t.Fatalf("a module without a main function: %v", err)
+	}
+}
+
+func writeAll(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

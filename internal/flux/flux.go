@@ -93,8 +93,9 @@ var Controllers = []Controller{
 
 // Programs are the built controllers and their CRD files.
 type Programs struct {
-	// Binaries maps a controller's name to its program.
-	Binaries map[string]string
+	// Executable runs every controller: it runs the one it is called as
+	// (see components.FluxControllers).
+	Executable string
 	// CRDFiles are every controller's CRD files, sorted.
 	CRDFiles []string
 }
@@ -106,10 +107,7 @@ func Build(ctx context.Context, opts components.Options) (*Programs, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Programs{Binaries: map[string]string{}}
-	for _, c := range Controllers {
-		p.Binaries[c.Name] = paths[c.Name]
-	}
+	p := &Programs{Executable: paths[executable]}
 	if p.CRDFiles, err = filepath.Glob(filepath.Join(paths["crds"], "*.yaml")); err != nil {
 		return nil, err
 	}
@@ -117,29 +115,40 @@ func Build(ctx context.Context, opts components.Options) (*Programs, error) {
 	return p, nil
 }
 
-// Image is a controller's image, ready to push.
+// executable is the controllers' one program, and its path in the image.
+const executable = "flux-controllers"
+
+// Image is the controllers' image, which holds the one executable and a
+// link to it named after each controller; every controller's Deployment
+// runs its link. One image, not four, so that the node unpacks the
+// executable once and the four processes share its pages.
 type Image struct {
-	Controller Controller
-	Image      *build.Image
-	// Repository is where it is pushed (REGISTRY/flux/NAME); it is
-	// tagged with the controller's version.
+	Image *build.Image
+	// Repository is where it is pushed (REGISTRY/flux/controllers); it
+	// is tagged with the Flux distribution's version.
 	Repository string
 }
 
+// Tag is the image's tag: the Flux distribution its controllers belong to.
+func (i Image) Tag() string { return Version }
+
 // Ref is the image reference the cluster pulls: repository, tag and digest.
 func (i Image) Ref() string {
-	return i.Repository + ":" + i.Controller.Version + "@" + i.Image.Digest.String()
+	return i.Repository + ":" + i.Tag() + "@" + i.Image.Digest.String()
 }
 
-// Images packs each controller into an image for the host's platform.
-func Images(ctx context.Context, p *Programs, cacheDir, registry string, platform v1.Platform) ([]Image, error) {
-	var out []Image
+// Command is what a controller's container runs: its link.
+func (c Controller) Command() string { return "/" + c.Name }
+
+// ControllersImage packs the controllers into their image for the host's platform.
+func ControllersImage(ctx context.Context, p *Programs, cacheDir, registry string, platform v1.Platform) (Image, error) {
+	links := make([]string, 0, len(Controllers))
 	for _, c := range Controllers {
-		img, err := build.BinaryImage(ctx, cacheDir, p.Binaries[c.Name], c.Name, platform)
-		if err != nil {
-			return nil, fmt.Errorf("building the %s image: %w", c.Name, err)
-		}
-		out = append(out, Image{Controller: c, Image: img, Repository: registry + "/flux/" + c.Name})
+		links = append(links, c.Command())
 	}
-	return out, nil
+	img, err := build.BinaryImageAt(ctx, cacheDir, p.Executable, "/"+executable, links, platform)
+	if err != nil {
+		return Image{}, fmt.Errorf("building the image of Flux's controllers: %w", err)
+	}
+	return Image{Image: img, Repository: registry + "/flux/controllers"}, nil
 }

@@ -36,13 +36,9 @@ func decodeAll(t *testing.T, data []byte) []*unstructured.Unstructured {
 	}
 }
 
-func testImages() []Image {
-	var images []Image
-	for _, c := range Controllers {
-		images = append(images, Image{Controller: c, Repository: "127.0.0.1:5000/flux/" + c.Name,
-			Image: &build.Image{Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("a", 64)}}})
-	}
-	return images
+func testImage() Image {
+	return Image{Repository: "127.0.0.1:5000/flux/controllers",
+		Image: &build.Image{Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("a", 64)}}}
 }
 
 func testCRD(t *testing.T) string {
@@ -61,7 +57,7 @@ spec:
 }
 
 func TestComponentsCarryTheLockdownAndFluxLabels(t *testing.T) {
-	data, err := Components([]string{testCRD(t)}, testImages())
+	data, err := Components([]string{testCRD(t)}, testImage())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +82,12 @@ func TestComponentsCarryTheLockdownAndFluxLabels(t *testing.T) {
 				list = append(list, a.(string))
 			}
 			args[o.GetName()] = strings.Join(list, " ")
-			if !strings.Contains(c["image"].(string), "@sha256:") {
-				t.Errorf("%s image %v is not pinned by digest", o.GetName(), c["image"])
+			if c["image"] != testImage().Ref() || !strings.Contains(c["image"].(string), "@sha256:") {
+				t.Errorf("%s image %v is not the controllers' image pinned by digest", o.GetName(), c["image"])
+			}
+			// The one executable runs the controller it is called as.
+			if cmd, _ := c["command"].([]any); len(cmd) != 1 || cmd[0] != "/"+o.GetName() {
+				t.Errorf("%s runs %v, want its link /%s", o.GetName(), c["command"], o.GetName())
 			}
 		}
 	}
@@ -113,7 +113,7 @@ func TestComponentsCarryTheLockdownAndFluxLabels(t *testing.T) {
 
 // The fleet tree builds with Kustomize, as kustomize-controller builds it.
 func TestFleetTreeBuildsWithKustomize(t *testing.T) {
-	components, err := Components([]string{testCRD(t)}, testImages())
+	components, err := Components([]string{testCRD(t)}, testImage())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,15 +71,12 @@ func prepareFlux(ctx context.Context, cfg config.Config, progress io.Writer) (*f
 	if err != nil {
 		return nil, nil, err
 	}
-	images, err := flux.Images(ctx, programs, cfg.CacheDir(), cfg.Registry.Addr, v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
+	image, err := flux.ControllersImage(ctx, programs, cfg.CacheDir(), cfg.Registry.Addr, v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
 	if err != nil {
 		return nil, nil, err
 	}
-	var push []imageToPush
-	for _, im := range images {
-		push = append(push, imageToPush{im.Image, im.Repository, im.Controller.Version})
-	}
-	manifests, err := flux.Components(programs.CRDFiles, images)
+	push := []imageToPush{{image.Image, image.Repository, image.Tag()}}
+	manifests, err := flux.Components(programs.CRDFiles, image)
 	if err != nil {
 		return nil, nil, err
 	}
