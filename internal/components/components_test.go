@@ -1,6 +1,7 @@
 package components
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -8,6 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/mod/module"
+	modzip "golang.org/x/mod/zip"
 
 	"github.com/slipway-dev/slipway/internal/syncio"
 	"github.com/slipway-dev/slipway/internal/testutil"
@@ -191,7 +195,9 @@ func TestEnsureBuildsAFamilyOnceForCallersAtOnce(t *testing.T) {
 
 // A family's program can run another module's program, internal packages
 // and all, once that module is Importable; the module's own files are not
-// touched.
+// touched. The module comes from a module proxy into an empty module
+// cache, as on a new machine, where nothing has fetched it before the
+// family's build needs its files.
 func TestEnsureBuildsAnotherModulesProgramIntoOne(t *testing.T) {
 	testutil.Slow(t)
 	greeter := t.TempDir()
@@ -201,9 +207,16 @@ func TestEnsureBuildsAnotherModulesProgramIntoOne(t *testing.T) {
 		"internal/words/words.go": "package words\n\nconst Hello = \"hello from greeter\"\n",
 		"main_test.go":            "package main\n",
 	})
+	proxy := t.TempDir()
+	publishModule(t, proxy, "example.com/greeter", "v1.0.0", greeter)
+	t.Setenv("GOPROXY", "file://"+proxy)
+	t.Setenv("GOSUMDB", "off")
+	t.Setenv("GOMODCACHE", t.TempDir())
+	t.Cleanup(func() { _ = exec.Command("go", "clean", "-modcache").Run() }) // its files are read-only
+
 	src := t.TempDir()
 	writeAll(t, filepath.Join(src, "multi"), map[string]string{
-		"go.mod":            "module example.com/multi\n\ngo 1.22\n\nrequire example.com/greeter v0.0.0\n\nreplace example.com/greeter => " + greeter + "\n",
+		"go.mod":            "module example.com/multi\n\ngo 1.22\n\nrequire example.com/greeter v1.0.0\n",
 		"cmd/multi/main.go": "package main\n\nimport greeter \"example.com/greeter\"\n\nfunc main() { greeter.Main() }\n",
 	})
 	fam := Family{Dir: "multi", Programs: map[string]string{"multi": "./cmd/multi"}, Importable: map[string]string{"example.com/greeter": "greeter"}, Why: "test"}
@@ -215,17 +228,47 @@ func TestEnsureBuildsAnotherModulesProgramIntoOne(t *testing.T) {
 	if out, err := exec.Command(paths["multi"]).Output(); err != nil || string(out) != "hello from greeter\n" {
 		t.Fatalf("multi says %q, %v", out, err)
 	}
-	if data, _ := os.ReadFile(filepath.Join(greeter, "main.go")); !strings.HasPrefix(string(data), "package main\n") {
+	dir, err := moduleDir(context.Background(), filepath.Join(src, "multi"), "example.com/greeter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "main.go")); !strings.HasPrefix(string(data), "package main\n") {
 		t.Errorf("the module's own file was changed:\n%s", data)
 	}
 
 	// A module whose root is not one main program fails the build with
 	// the reason, rather than building something else.
 	writeAll(t, greeter, map[string]string{"main.go": "package main\n\nfunc Main() {}\n"})
-	fam.LDFlags = "-s" // a new key, so the family builds again
+	publishModule(t, proxy, "example.com/greeter", "v1.0.1", greeter)
+	writeAll(t, filepath.Join(src, "multi"), map[string]string{"go.mod": "module example.com/multi\n\ngo 1.22\n\nrequire example.com/greeter v1.0.1\n"})
 	if _, err := Ensure(context.Background(), fam, opts); err == nil || !strings.Contains(err.Error(), "found 0") {
 		t.Fatalf("a module without a main function: %v", err)
 	}
+}
+
+// publishModule lays a module out in dir the way a module proxy serves it
+// (GOPROXY=file://dir).
+func publishModule(t *testing.T, proxy, path, version, dir string) {
+	t.Helper()
+	at := filepath.Join(proxy, filepath.FromSlash(path), "@v")
+	if err := os.MkdirAll(at, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zipped bytes.Buffer
+	if err := modzip.CreateFromDir(&zipped, module.Version{Path: path, Version: version}, dir); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := os.ReadFile(filepath.Join(at, "list"))
+	writeAll(t, at, map[string]string{
+		version + ".info": `{"Version":"` + version + `","Time":"2026-12-01T00:00:00Z"}`,
+		version + ".mod":  string(mod),
+		version + ".zip":  zipped.String(),
+		"list":            string(list) + version + "\n",
+	})
 }
 
 func writeAll(t *testing.T, dir string, files map[string]string) {

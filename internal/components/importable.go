@@ -3,6 +3,7 @@ package components
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -54,16 +55,24 @@ func makeImportable(ctx context.Context, dir string, mods map[string]string) err
 }
 
 // moduleDir is where the go command keeps a module the pinning module in
-// dir requires (downloading it when needed).
+// dir requires, downloading it first when the module cache lacks it (on
+// a new machine, before any build has fetched it).
 func moduleDir(ctx context.Context, dir, mod string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", mod)
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", mod)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
 	out, err := cmd.Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" {
-		return "", fmt.Errorf("locating module %s: %v", mod, err)
+	var info struct{ Dir, Error string }
+	if jsonErr := json.Unmarshal(out, &info); jsonErr != nil && err == nil {
+		err = jsonErr
 	}
-	return strings.TrimSpace(string(out)), nil
+	if info.Error != "" {
+		return "", fmt.Errorf("downloading module %s: %s", mod, info.Error)
+	}
+	if err != nil || info.Dir == "" {
+		return "", fmt.Errorf("downloading module %s: %v", mod, err)
+	}
+	return info.Dir, nil
 }
 
 // exportMain renames the package in dir from main to name and its main
