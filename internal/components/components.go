@@ -25,6 +25,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -77,7 +78,8 @@ type ModuleFiles struct {
 }
 
 // KubernetesVersions are the Kubernetes releases Slipway can run, oldest
-// first, one pinning module each under pins/kubernetes/vMAJOR.MINOR.
+// first, one pinning module each under pins/kubernetes/vMAJOR.MINOR (the
+// programs' sources they share are in pins/kubernetes/shared).
 // A new cluster starts on the newest; an existing one keeps its version
 // until ops upgrades it (`slipway cluster upgrade`).
 var KubernetesVersions = []string{"v1.36.3", "v1.37.2"}
@@ -344,9 +346,34 @@ func lockBuild(binDir string) (unlock func()) {
 }
 
 // pinFiles reads a family's pinning module: contents by path relative
-// to the module, with the ".pin" suffix dropped.
+// to the module, with the ".pin" suffix dropped. A module in a group of
+// them (pins/GROUP/NAME, such as kubernetes/v1.37) first takes the files
+// of pins/GROUP/shared, sources that every module of the group builds;
+// its own files are laid over them.
 func pinFiles(source fs.FS, dir string) (map[string][]byte, error) {
 	files := map[string][]byte{}
+	if group := path.Dir(dir); group != "." {
+		shared := path.Join(group, sharedPins)
+		if _, err := fs.Stat(source, shared); err == nil {
+			if err := readPins(source, shared, files); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := readPins(source, dir, files); err != nil {
+		return nil, err
+	}
+	if _, ok := files["go.mod"]; !ok {
+		return nil, fmt.Errorf("the pinning module %s has no go.mod", dir)
+	}
+	return files, nil
+}
+
+// sharedPins names the directory of a group's shared pin files.
+const sharedPins = "shared"
+
+// readPins adds the files under dir to files.
+func readPins(source fs.FS, dir string, files map[string][]byte) error {
 	err := fs.WalkDir(source, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -359,12 +386,9 @@ func pinFiles(source fs.FS, dir string) (map[string][]byte, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reading the pinning module %s: %w", dir, err)
+		return fmt.Errorf("reading the pinning module %s: %w", dir, err)
 	}
-	if _, ok := files["go.mod"]; !ok {
-		return nil, fmt.Errorf("the pinning module %s has no go.mod", dir)
-	}
-	return files, nil
+	return nil
 }
 
 // writeFiles writes a pinning module out, for the go command.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 
 	"golang.org/x/mod/module"
 	modzip "golang.org/x/mod/zip"
@@ -102,6 +103,40 @@ func TestEnsureBuildsOnceAndAgainWhenThePinChanges(t *testing.T) {
 	}
 }
 
+// A module of a group takes the group's shared files, and its own
+// files win over them.
+func TestPinFilesLayTheModuleOverItsGroupsSharedFiles(t *testing.T) {
+	source := fstest.MapFS{
+		"kube/shared/cmd/node/main.go.pin":  {Data: []byte("shared main")},
+		"kube/shared/cmd/node/extra.go.pin": {Data: []byte("shared extra")},
+		"kube/v1/go.mod.pin":                {Data: []byte("module v1")},
+		"kube/v1/cmd/node/extra.go.pin":     {Data: []byte("v1 extra")},
+		"solo/go.mod.pin":                   {Data: []byte("module solo")},
+		"shared/cmd/x/main.go.pin":          {Data: []byte("not a group's")},
+	}
+	files, err := pinFiles(source, "kube/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"go.mod": "module v1", "cmd/node/main.go": "shared main", "cmd/node/extra.go": "v1 extra"}
+	if len(files) != len(want) {
+		t.Errorf("files %v, want %v", files, want)
+	}
+	for name, content := range want {
+		if string(files[name]) != content {
+			t.Errorf("%s = %q, want %q", name, files[name], content)
+		}
+	}
+	// A module outside any group takes nothing else.
+	if files, err := pinFiles(source, "solo"); err != nil || len(files) != 1 {
+		t.Errorf("solo: %v, %v", files, err)
+	}
+	// The shared files are no module of their own.
+	if _, err := pinFiles(source, "kube/shared"); err == nil {
+		t.Error("the shared directory read as a module")
+	}
+}
+
 // Every family's pins are in the binary, readable without the source
 // checkout.
 func TestEmbeddedPins(t *testing.T) {
@@ -128,7 +163,7 @@ func TestEmbeddedPins(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, src := range []string{"cmd/etcd/main.go", "cmd/api-lifecycle/main.go", "cmd/kube-node/main.go", "cmd/kube-node/controlplane.go", "cmd/kube-node/scheduler.go"} {
+		for _, src := range []string{"cmd/etcd/main.go", "cmd/api-lifecycle/main.go", "cmd/kube-node/main.go", "cmd/kube-node/controlplane.go", "cmd/kube-node/scheduler.go", "cmd/kube-node/informers.go"} {
 			if len(files[src]) == 0 {
 				t.Errorf("%s: no %s", fam.Dir, src)
 			}
