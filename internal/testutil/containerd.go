@@ -30,7 +30,11 @@ func StartContainerd(t testing.TB) *Containerd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Containerd{Address: filepath.Join(dir, "containerd.sock"), Namespace: "slipway-test", t: t}
+	// A namespace of its own: runc keeps its containers' state under
+	// /run/containerd/runc/NAMESPACE whatever containerd's root, so a run
+	// killed mid-test would otherwise leave containers whose fixed IDs
+	// the next run's tests cannot create again.
+	c := &Containerd{Address: filepath.Join(dir, "containerd.sock"), Namespace: "slipway-test-" + filepath.Base(dir), t: t}
 	config := fmt.Sprintf(`version = 2
 root = %q
 state = %q
@@ -63,6 +67,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		}
 		logFile.Close()
 		_ = os.RemoveAll(dir)
+		_ = os.Remove(filepath.Join("/run/containerd/runc", c.Namespace)) // empty once its containers are gone
 	})
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		if _, err := c.ctr("version"); err == nil {
