@@ -241,6 +241,7 @@ func TestEnsureBuildsAnotherModulesProgramIntoOne(t *testing.T) {
 		"main.go":                 "package main\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/greeter/internal/words\"\n)\n\nfunc main() {\n\tfmt.Println(words.Hello)\n}\n",
 		"internal/words/words.go": "package words\n\nconst Hello = \"hello from greeter\"\n",
 		"main_test.go":            "package main\n",
+		"config/greeter.yaml":     "greeting: hello\n",
 	})
 	proxy := t.TempDir()
 	publishModule(t, proxy, "example.com/greeter", "v1.0.0", greeter)
@@ -254,7 +255,10 @@ func TestEnsureBuildsAnotherModulesProgramIntoOne(t *testing.T) {
 		"go.mod":            "module example.com/multi\n\ngo 1.22\n\nrequire example.com/greeter v1.0.0\n",
 		"cmd/multi/main.go": "package main\n\nimport greeter \"example.com/greeter\"\n\nfunc main() { greeter.Main() }\n",
 	})
-	fam := Family{Dir: "multi", Programs: map[string]string{"multi": "./cmd/multi"}, Importable: map[string]string{"example.com/greeter": "greeter"}, Why: "test"}
+	// Files are read from the module the build used, which is then the
+	// copy.
+	fam := Family{Dir: "multi", Programs: map[string]string{"multi": "./cmd/multi"}, Importable: map[string]string{"example.com/greeter": "greeter"}, Why: "test",
+		Files: []ModuleFiles{{Module: "example.com/greeter", Glob: "config/*.yaml", Into: "config"}}}
 	opts := Options{Source: os.DirFS(src), CacheDir: t.TempDir()}
 	paths, err := Ensure(context.Background(), fam, opts)
 	if err != nil {
@@ -262,6 +266,9 @@ func TestEnsureBuildsAnotherModulesProgramIntoOne(t *testing.T) {
 	}
 	if out, err := exec.Command(paths["multi"]).Output(); err != nil || string(out) != "hello from greeter\n" {
 		t.Fatalf("multi says %q, %v", out, err)
+	}
+	if data, err := os.ReadFile(filepath.Join(paths["config"], "greeter.yaml")); err != nil || string(data) != "greeting: hello\n" {
+		t.Errorf("the module's files: %q, %v", data, err)
 	}
 	dir, err := moduleDir(context.Background(), filepath.Join(src, "multi"), "example.com/greeter")
 	if err != nil {

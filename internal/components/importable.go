@@ -55,13 +55,20 @@ func makeImportable(ctx context.Context, dir string, mods map[string]string) err
 }
 
 // moduleDir is where the go command keeps a module the pinning module in
-// dir requires, downloading it first when the module cache lacks it (on
-// a new machine, before any build has fetched it).
+// dir requires: the directory a replace names, or the module cache's
+// copy, which is downloaded first when the cache lacks it (on a new
+// machine, before any build has fetched it).
 func moduleDir(ctx context.Context, dir, mod string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", mod)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
-	out, err := cmd.Output()
+	list := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", mod)
+	list.Dir = dir
+	list.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	if out, err := list.Output(); err == nil && strings.TrimSpace(string(out)) != "" {
+		return strings.TrimSpace(string(out)), nil
+	}
+	download := exec.CommandContext(ctx, "go", "mod", "download", "-json", mod)
+	download.Dir = dir
+	download.Env = list.Env
+	out, err := download.Output()
 	var info struct{ Dir, Error string }
 	if jsonErr := json.Unmarshal(out, &info); jsonErr != nil && err == nil {
 		err = jsonErr
