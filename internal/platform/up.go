@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -305,8 +306,23 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		if onReady != nil {
 			onReady(st)
 		}
+		settleHeap()
 	})
 	return err
+}
+
+// settleHeap readies this process for its long idle life once the start
+// is done. The start allocates in bursts (images, manifests, clones of the
+// fleet); the heap it leaves behind is returned to the kernel now rather
+// than as the scavenger gets to it, and from now on the heap
+// may grow by half before a collection rather than double, as for the
+// cluster's programs (see cluster's heapHalfGrowth). A GOGC the user set
+// is left alone.
+func settleHeap() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
+	debug.FreeOSMemory()
 }
 
 // EnsureAdmin creates the user "admin" with a random password, kept in the
