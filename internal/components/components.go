@@ -23,10 +23,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -444,7 +446,9 @@ func pinKey(files map[string][]byte, fam Family) (string, error) {
 	for _, rel := range placeholders {
 		fmt.Fprintf(h, "\x00placeholder=%s\x00%d\x00%s", rel, len(fam.Placeholders[rel]), fam.Placeholders[rel])
 	}
-	h.Write([]byte(importableKey(fam.Importable)))
+	for _, mod := range slices.Sorted(maps.Keys(fam.Importable)) {
+		fmt.Fprintf(h, "\x00importable=%s=%s", mod, fam.Importable[mod])
+	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 

@@ -1,7 +1,6 @@
 package components
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -83,8 +82,9 @@ func moduleDir(ctx context.Context, dir, mod string) (string, error) {
 }
 
 // exportMain renames the package in dir from main to name and its main
-// function to Main (copyTree left its tests out). A package that does not look as expected is an error, so that a new pin
-// whose layout changed fails its build instead of building something else.
+// function to Main (copyTree left its tests out). A package that does not
+// look as expected is an error, so that a new pin whose layout changed
+// fails its build instead of building something else.
 func exportMain(dir, name string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -143,13 +143,4 @@ func copyTree(from, into string) error {
 		}
 		return os.WriteFile(target, data, 0o644)
 	})
-}
-
-// importableKey is the part of a family's cache key that Importable sets.
-func importableKey(mods map[string]string) string {
-	var b bytes.Buffer
-	for _, mod := range slices.Sorted(maps.Keys(mods)) {
-		fmt.Fprintf(&b, "\x00importable=%s=%s", mod, mods[mod])
-	}
-	return b.String()
 }
