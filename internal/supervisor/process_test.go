@@ -160,10 +160,12 @@ func TestAwaitHoldsTheStartUntilItsNeedIsMet(t *testing.T) {
 		Args:    []string{"-c", "sleep 0.3; touch " + made + "; exec sleep 300"},
 		LogFile: filepath.Join(dir, "maker.log"), Ready: exists(made), Alongside: true,
 	}
-	// The second program records whether the file was there when it began.
+	// The second program records whether the file was there when it
+	// began; the record appears whole (renamed into place), as readiness
+	// is its existence.
 	user := &supervisor.Process{
 		ServiceName: "user", Path: "/bin/sh",
-		Args:    []string{"-c", "if [ -e " + made + " ]; then echo yes > " + seen + "; else echo no > " + seen + "; fi; exec sleep 300"},
+		Args:    []string{"-c", "if [ -e " + made + " ]; then echo yes > " + seen + ".new; else echo no > " + seen + ".new; fi; mv " + seen + ".new " + seen + "; exec sleep 300"},
 		LogFile: filepath.Join(dir, "user.log"), Ready: exists(seen), Await: exists(made),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
