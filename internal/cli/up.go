@@ -17,7 +17,7 @@ import (
 
 func newUpCmd(g *globals) *cobra.Command {
 	var registryAddr, gitAddr string
-	var anonymousPull, withCluster, noMonitoring bool
+	var anonymousPull, tokenAuth, withCluster, noMonitoring bool
 	var kubeconfig, kubeVersion string
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -49,6 +49,9 @@ the rest are stopped and the failing one is named.`,
 			if cmd.Flags().Changed("anonymous-pull") {
 				cfg.Registry.AnonymousPull = anonymousPull
 			}
+			if cmd.Flags().Changed("registry-token-auth") {
+				cfg.Registry.TokenAuth = tokenAuth
+			}
 			if cmd.Flags().Changed("cluster") {
 				cfg.Cluster.Enabled = &withCluster
 			}
@@ -73,6 +76,7 @@ the rest are stopped and the failing one is named.`,
 	cmd.Flags().StringVar(&registryAddr, "registry-addr", config.Default().Registry.Addr, "address the registry listens on")
 	cmd.Flags().StringVar(&gitAddr, "git-addr", config.Default().Git.Addr, "address the git server listens on")
 	cmd.Flags().BoolVar(&anonymousPull, "anonymous-pull", false, "let clients without credentials pull")
+	cmd.Flags().BoolVar(&tokenAuth, "registry-token-auth", false, "challenge registry clients for a token from the registry's token endpoint, as ACR does")
 	cmd.Flags().BoolVar(&withCluster, "cluster", true, "start the local Kubernetes cluster too (needs root; default: on as root)")
 	cmd.Flags().BoolVar(&noMonitoring, "no-monitoring", false, "leave out Prometheus and Alertmanager")
 	cmd.Flags().StringVar(&kubeVersion, "kubernetes-version", "", "the Kubernetes release a new cluster starts on (default: the newest, "+components.KubernetesVersion+"; one of "+strings.Join(components.KubernetesVersions, ", ")+"); an existing cluster keeps its own")

@@ -113,6 +113,10 @@ type Registry struct {
 	// AnonymousPull lets clients without credentials pull. Push always needs
 	// credentials.
 	AnonymousPull bool `json:"anonymousPull,omitempty"`
+	// TokenAuth answers clients without a token with a Bearer challenge
+	// sending them to the registry's token endpoint, as ACR does, instead
+	// of a Basic one. Basic credentials sent unasked still work.
+	TokenAuth bool `json:"tokenAuth,omitempty"`
 	// MinFreeBytes is the free space the storage volume must keep; uploads
 	// that would go below it are refused with a clear error instead of
 	// failing half-way with a full disk.
@@ -193,6 +197,13 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	}
 	if v := getenv("SLIPWAY_REGISTRY_ADDR"); v != "" {
 		c.Registry.Addr = v
+	}
+	if v := getenv("SLIPWAY_REGISTRY_TOKEN_AUTH"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("SLIPWAY_REGISTRY_TOKEN_AUTH=%q: want true or false", v)
+		}
+		c.Registry.TokenAuth = b
 	}
 	if v := getenv("SLIPWAY_REGISTRY_ANONYMOUS_PULL"); v != "" {
 		b, err := strconv.ParseBool(v)

@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/slipway-dev/slipway/internal/fsutil"
 	"github.com/slipway-dev/slipway/internal/trust"
 )
@@ -38,31 +41,51 @@ func ConfigPath() (string, error) {
 // ErrUnauthorized means the registry refused the user name or password.
 var ErrUnauthorized = errors.New("the registry refused the user name or password")
 
-// Check asks the registry's /v2/ endpoint whether the credentials are good.
-// insecure chooses plain HTTP (see Scheme).
+// Check asks the registry's /v2/ endpoint whether the credentials are good,
+// answering its challenge as docker login does: Basic, or the token flow
+// (ACR's), in which the token endpoint judges the credentials. insecure
+// chooses plain HTTP (see Scheme).
 func Check(ctx context.Context, registry, user, password string, insecure bool) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, Scheme(ctx, registry, insecure)+"://"+registry+"/v2/", nil)
+	scheme := Scheme(ctx, registry, insecure)
+	var opts []name.Option
+	if scheme == "http" {
+		opts = append(opts, name.Insecure)
+	}
+	reg, err := name.NewRegistry(registry, opts...)
 	if err != nil {
 		return fmt.Errorf("registry %q: %w", registry, err)
 	}
-	req.SetBasicAuth(user, password)
-	client := &http.Client{Timeout: 15 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		if TLSRefused(err) {
-			return trust.Explain(err, "the registry "+registry)
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	creds := authn.FromConfig(authn.AuthConfig{Username: user, Password: password})
+	tr, err := transport.NewWithContext(ctx, reg, creds, remote.DefaultTransport, []string{reg.Scope(transport.PullScope)})
+	if err == nil {
+		var req *http.Request
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+registry+"/v2/", nil)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("cannot reach registry %s: %w (is it running? start the embedded one with `slipway up`)", registry, err)
+		var resp *http.Response
+		if resp, err = (&http.Client{Transport: tr}).Do(req); err == nil {
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusOK:
+				return nil
+			case http.StatusUnauthorized, http.StatusForbidden:
+				return fmt.Errorf("logging in to %s as %s: %w", registry, user, ErrUnauthorized)
+			default:
+				return fmt.Errorf("logging in to %s: the registry answered %s", registry, resp.Status)
+			}
+		}
 	}
-	resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return nil
-	case http.StatusUnauthorized, http.StatusForbidden:
+	var terr *transport.Error
+	switch {
+	case errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden):
 		return fmt.Errorf("logging in to %s as %s: %w", registry, user, ErrUnauthorized)
-	default:
-		return fmt.Errorf("logging in to %s: the registry answered %s", registry, resp.Status)
+	case TLSRefused(err):
+		return trust.Explain(err, "the registry "+registry)
 	}
+	return fmt.Errorf("cannot reach registry %s: %w (is it running? start the embedded one with `slipway up`)", registry, err)
 }
 
 // Scheme is how to talk to a registry: plain HTTP when insecure says so;

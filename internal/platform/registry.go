@@ -63,6 +63,7 @@ func (s *RegistryService) Run(ctx context.Context, ready func(supervisor.Endpoin
 		StorageDir:    s.Config.RegistryDir(),
 		Users:         s.Users,
 		AnonymousPull: s.Config.Registry.AnonymousPull,
+		TokenAuth:     s.Config.Registry.TokenAuth,
 		MinFreeBytes:  s.Config.Registry.MinFreeBytes,
 		AlsoAddrs:     s.AlsoAddrs,
 		Log:           logFile,

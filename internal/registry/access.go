@@ -25,6 +25,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.HandleFunc("POST /slipway/v1/gc", s.serveGC)
 	mux.Handle("/v2/", http.HandlerFunc(s.serveRegistry))
+	mux.HandleFunc(TokenPath, s.serveToken)
 	return mux
 }
 
@@ -68,17 +69,25 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	user, ok := s.authenticate(w, r)
+	action := actionFor(r.Method)
+	unauthorized := func(msg string) {
+		if s.opts.TokenAuth {
+			s.bearerChallenge(w, r, repo, action, "", msg)
+		} else {
+			challenge(w, msg)
+		}
+	}
+	user, token, ok := s.authenticate(w, r, repo, action)
 	if !ok {
 		return
 	}
 	if user == nil && (need == accessWrite || !s.opts.AnonymousPull) {
-		challenge(w, "authentication required: log in with `slipway login` or `docker login`")
+		unauthorized("authentication required: log in with `slipway login` or `docker login`")
 		return
 	}
 	if strings.HasPrefix(repo, auth.PrivatePrefix) && !user.CanPull(repo) {
 		if user == nil {
-			challenge(w, "authentication required: this repository is ops's")
+			unauthorized("authentication required: this repository is ops's")
 			return
 		}
 		writeError(w, http.StatusForbidden, "DENIED", deniedMessage(user, repo))
@@ -89,6 +98,14 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusForbidden, "DENIED", deniedMessage(user, repo))
 			return
 		}
+	}
+	// The user may do it; a token must also grant it, or the client asks
+	// for one that does.
+	if token != nil && route != "" && route != v2.RouteNameBase && !token.grants(repo, action) {
+		s.bearerChallenge(w, r, repo, action, "insufficient_scope", "the token does not grant "+action+" on "+repo)
+		return
+	}
+	if need == accessWrite {
 		if msg := s.checkFreeSpace(r.ContentLength); msg != "" {
 			writeError(w, http.StatusInsufficientStorage, "DENIED", msg)
 			return
@@ -116,30 +133,47 @@ func (s *Server) serveRegistry(w http.ResponseWriter, r *http.Request) {
 
 // authenticate returns the user for the request's credentials, nil for a
 // request without credentials, and false after answering a request whose
-// credentials are wrong.
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*auth.User, bool) {
+// credentials are wrong. With token authentication, a request that sends
+// a token also gets the token back, checked, to hold its grants against.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, repo, action string) (*auth.User, *bearer, bool) {
+	if raw, isBearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); isBearer && s.opts.TokenAuth {
+		token, err := s.checkToken(strings.TrimSpace(raw))
+		if errors.Is(err, errTokenInvalid) {
+			s.bearerChallenge(w, r, repo, action, "invalid_token", err.Error())
+			return nil, nil, false
+		}
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
+			return nil, nil, false
+		}
+		return token.user, token, true
+	}
 	name, password, hasAuth := r.BasicAuth()
 	if !hasAuth {
 		if r.Header.Get("Authorization") != "" {
-			challenge(w, "only Basic authentication is supported")
-			return nil, false
+			if s.opts.TokenAuth {
+				s.bearerChallenge(w, r, repo, action, "invalid_request", "send a Bearer token from the token endpoint, or Basic credentials")
+			} else {
+				challenge(w, "only Basic authentication is supported")
+			}
+			return nil, nil, false
 		}
-		return nil, true
+		return nil, nil, true
 	}
 	user, err := s.opts.Users.AuthenticateFrom(r.RemoteAddr, name, password)
 	if errors.Is(err, auth.ErrThrottled) {
 		writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS", err.Error())
-		return nil, false
+		return nil, nil, false
 	}
 	if errors.Is(err, auth.ErrBadCredentials) {
 		challenge(w, "wrong user name or password")
-		return nil, false
+		return nil, nil, false
 	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
-		return nil, false
+		return nil, nil, false
 	}
-	return user, true
+	return user, nil, true
 }
 
 func deniedMessage(u *auth.User, repo string) string {

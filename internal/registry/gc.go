@@ -177,11 +177,13 @@ func (s *Server) GarbageCollect(ctx context.Context, opts GCOptions) (GCResult, 
 }
 
 func (s *Server) serveGC(w http.ResponseWriter, r *http.Request) {
-	user, ok := s.authenticate(w, r)
+	user, token, ok := s.authenticate(w, r, "", "")
 	if !ok {
 		return
 	}
-	if user == nil {
+	if user == nil || token != nil {
+		// Tokens grant registry actions only; this is Slipway's own
+		// endpoint, which takes an admin's Basic credentials.
 		challenge(w, "garbage collection needs an admin user")
 		return
 	}

@@ -49,6 +49,10 @@ type Options struct {
 	PlainHTTPOnLoopback bool
 	// Instrument, when set, wraps the registry's handler (metrics).
 	Instrument func(http.Handler) http.Handler
+	// TokenAuth challenges clients for a token from the registry's token
+	// endpoint (TokenPath), the flow ACR uses, instead of Basic
+	// credentials (see token.go).
+	TokenAuth bool
 	// OnPush, when set, hears of every manifest the registry stored, after
 	// it answered the client. It runs on the request's goroutine: it must
 	// not block (hand the push to a worker).
@@ -79,6 +83,10 @@ type Server struct {
 	more []net.Listener
 	http *http.Server
 	app  *handlers.App
+	// tokenKey signs the tokens of TokenAuth.
+	tokenKey []byte
+	// now is the clock tokens are issued and checked by.
+	now func() time.Time
 
 	// gcLock is held shared by every write and exclusively by garbage
 	// collection, which must not see a half-pushed image.
@@ -126,7 +134,7 @@ func Listen(opts Options) (*Server, error) {
 		closeAll()
 		return nil, err
 	}
-	s := &Server{opts: opts, app: app}
+	s := &Server{opts: opts, app: app, tokenKey: newTokenKey(), now: time.Now}
 	s.listener, s.scheme = trust.Serve(ln, opts.TLS, opts.PlainHTTPOnLoopback)
 	for _, l := range more {
 		l, _ = trust.Serve(l, opts.TLS, opts.PlainHTTPOnLoopback)
@@ -155,6 +163,9 @@ func newApp(storageDir string) (app *handlers.App, err error) {
 	cfg := &configuration.Configuration{}
 	cfg.Log.Level = "warn"
 	cfg.HTTP.Secret = hex.EncodeToString(secret)
+	// distribution's default when read from its YAML; the zero value of a
+	// configuration built in code refuses every catalog request.
+	cfg.Catalog.MaxEntries = 1000
 	cfg.Storage = configuration.Storage{
 		"filesystem": configuration.Parameters{"rootdirectory": storageDir},
 		"delete":     configuration.Parameters{"enabled": true},
