@@ -125,6 +125,7 @@ pipelines against ACR and AKS.`,
 		newMetricsCmd(g),
 		newDemoCmd(g),
 		newCACmd(g),
+		newTargetCmd(g),
 	)
 	return root
 }

@@ -78,7 +78,9 @@ func (o fluxObject) condition(typ string) (status, reason, message string) {
 // in the embedded registry; a higher chart version upgrades it, found on
 // the platform's notice of the push and on request; a failing upgrade is
 // rolled back; and the multi-tenancy lockdown keeps each team in its own
-// namespace.
+// namespace. The registry speaks the token flow, as ACR does, so
+// containerd's pulls, source-controller's chart pulls and the teams'
+// pushes all go through it.
 func TestFlux(t *testing.T) {
 	e := clusterEnv(t)
 	fluxBin := fluxCLI(t)
@@ -88,8 +90,18 @@ func TestFlux(t *testing.T) {
 	regAddr := "127.0.0.1:" + regPort
 	gitAddr := freeAddr(t)
 	start := time.Now()
-	up := e.startUpWithin(45*time.Minute, "--registry-addr", regAddr, "--git-addr", gitAddr)
+	up := e.startUpWithin(45*time.Minute, "--registry-addr", regAddr, "--git-addr", gitAddr, "--registry-token-auth")
 	t.Logf("platform with cluster and Flux ready in %s (includes any first build)", time.Since(start).Round(time.Millisecond))
+
+	// The registry sends clients for a token, as ACR does.
+	resp, err := (&http.Client{Transport: e.transport()}).Get("https://" + regAddr + "/v2/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := `Bearer realm="https://` + regAddr + `/oauth2/token"`; resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), want) {
+		t.Fatalf("registry's challenge: %s %q, want 401 %s", resp.Status, resp.Header.Get("WWW-Authenticate"), want)
+	}
 
 	flux := func(args ...string) (string, error) {
 		cmd := exec.Command(fluxBin, append([]string{"--context", "slipway"}, args...)...)
@@ -172,6 +184,45 @@ subjects: [{kind: ServiceAccount, name: %[2]s, namespace: %[1]s}]
 			"--from-literal=username="+team, "--from-literal=password="+password, "--from-file=ca.crt="+e.caFile())
 	}
 	e.mustRun(dev1Password, "login", regAddr, "-u", "dev1", "--password-stdin")
+
+	// The targets checked as a platform that uses them from outside
+	// would: this cluster and its Flux, this registry through the token
+	// flow, the fleet on this git server. Then what each refuses, named
+	// before anything is written.
+	check := e.run("", "target", "check", "--context", "slipway", "--registry", regAddr, "--registry-repo", "dev1/check", "--git", fleetURL)
+	t.Logf("slipway target check:\n%s%s", check.stdout, check.stderr)
+	for _, want := range []string{"✔ cluster", "cluster admin", "✔ helm-controller: Flux " + components.FluxVersion, "✔ kustomize-controller",
+		"✔ registry", "as dev1: may push to dev1/check", "✔ git", "as admin: may push"} {
+		if check.code != 0 || !strings.Contains(check.stdout, want) {
+			t.Errorf("slipway target check (exit %d) lacks %q", check.code, want)
+		}
+	}
+	wrongPassword := *e
+	wrongPassword.vars = append(append([]string{}, e.vars...), "SLIPWAY_REGISTRY_USERNAME=dev1", "SLIPWAY_REGISTRY_PASSWORD=not-the-password")
+	for _, c := range []struct {
+		env  *env
+		args []string
+		want string
+	}{
+		{e, []string{"--context", "no-such-context"}, `context "no-such-context" is not in ` + filepath.Join(e.home, "kubeconfig") + " (it has: slipway)"},
+		{e, []string{"--registry", regAddr, "--registry-repo", "dev2/check"}, "registry " + regAddr + " refuses a push to dev2/check as dev1"},
+		{&wrongPassword, []string{"--registry", regAddr}, "registry " + regAddr + " refuses the credentials (as dev1)"},
+		{e, []string{"--git", dev1Fleet}, `the git host refuses a push to https://` + gitAddr + `/ops/fleet.git as dev1: user "dev1" may not push to ops/fleet`},
+	} {
+		r := c.env.run("", append([]string{"target", "check"}, c.args...)...)
+		if r.code != 1 || !strings.Contains(r.stdout, c.want) || !strings.Contains(r.stderr, "nothing was written") {
+			t.Errorf("slipway target check %v: exit %d, want 1 and %q:\n%s%s", c.args, r.code, c.want, r.stdout, r.stderr)
+		}
+	}
+	// The push was only begun: nothing is in the repository.
+	req, _ := http.NewRequest(http.MethodGet, "https://"+regAddr+"/v2/dev1/check/tags/list", nil)
+	req.SetBasicAuth("admin", adminPassword)
+	if tags, err := (&http.Client{Transport: e.transport()}).Do(req); err != nil {
+		t.Fatal(err)
+	} else if tags.Body.Close(); tags.StatusCode != http.StatusNotFound {
+		t.Errorf("after the registry check, dev1/check answers %s, want 404", tags.Status)
+	}
+
 	image := strings.TrimSpace(e.mustRun("", "build", "testdata/greeter", "--image", "dev1/greeter", "--platform", "linux/amd64").stdout)
 	chartDir := filepath.Join(t.TempDir(), "greeter")
 	e.mustRun("", "chart", "init", chartDir, "--name", "greeter", "--image", "dev1/greeter")

@@ -1,0 +1,110 @@
+package flux
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/slipway-dev/slipway/internal/golden"
+)
+
+// installedFromComponents is the Flux Slipway itself installs, read back
+// as Deployments, each with a replica available.
+func installedFromComponents(t *testing.T) Installed {
+	t.Helper()
+	data, err := Components([]string{testCRD(t)}, testImage())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := Installed{Deployments: map[string]appsv1.Deployment{}}
+	for _, o := range decodeAll(t, data) {
+		if o.GetKind() != "Deployment" {
+			continue
+		}
+		var d appsv1.Deployment
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d); err != nil {
+			t.Fatal(err)
+		}
+		d.Status.AvailableReplicas = 1
+		in.Deployments[d.Name] = d
+	}
+	return in
+}
+
+// upstreamLike is a controller as Flux's own install runs it: its own
+// image, bare boolean flags.
+func upstreamLike(name, image, version string, args ...string) appsv1.Deployment {
+	d := appsv1.Deployment{}
+	d.Name, d.Namespace = name, Namespace
+	d.Labels = map[string]string{versionLabel: version}
+	d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "manager", Image: image, Args: args}}
+	d.Status.AvailableReplicas = 1
+	return d
+}
+
+// report prints the findings and counts the problems.
+func report(findings []Finding) (string, int) {
+	var b bytes.Buffer
+	problems := 0
+	for _, f := range findings {
+		b.WriteString(f.String() + "\n")
+		if f.Problem != "" {
+			problems++
+		}
+	}
+	return b.String(), problems
+}
+
+func TestVerifyAcceptsSlipwaysOwnFluxAndUpstreams(t *testing.T) {
+	in := installedFromComponents(t)
+	out, problems := report(Verify(in))
+	if problems != 0 {
+		t.Fatalf("Slipway's own Flux fails the check:\n%s", out)
+	}
+	if !strings.Contains(out, "✔ helm-controller: Flux "+Version) {
+		t.Errorf("report:\n%s", out)
+	}
+
+	// Upstream's install with the lockdown (bare booleans, as Flux's
+	// multi-tenancy patches may write them, and the last flag wins).
+	in.Deployments["helm-controller"] = upstreamLike("helm-controller", "ghcr.io/fluxcd/helm-controller:v1.6.4", "v2.9.5",
+		"--no-cross-namespace-refs=false", "--no-cross-namespace-refs", "--default-service-account=default")
+	out, problems = report(Verify(in))
+	if problems != 0 {
+		t.Fatalf("upstream's locked-down helm-controller fails the check:\n%s", out)
+	}
+	if !strings.Contains(out, "✔ helm-controller: v1.6.4, Flux v2.9.5") {
+		t.Errorf("report does not name the image's version:\n%s", out)
+	}
+}
+
+// TestVerifyRefusesAFluxThatWouldLetTeamsOut: each way an installed Flux
+// can fall short is reported, with why it matters, and the check fails.
+func TestVerifyRefusesAFluxThatWouldLetTeamsOut(t *testing.T) {
+	in := installedFromComponents(t)
+	// helm-controller as Flux installs it without the multi-tenancy
+	// patches: cross-namespace references allowed, no default account.
+	in.Deployments["helm-controller"] = upstreamLike("helm-controller", "ghcr.io/fluxcd/helm-controller:v1.6.4", "v2.9.5",
+		"--events-addr=http://notification-controller.flux-system.svc.cluster.local./")
+	// kustomize-controller with the flags turned the wrong way.
+	in.Deployments["kustomize-controller"] = upstreamLike("kustomize-controller", "ghcr.io/fluxcd/kustomize-controller:v1.9.5", "v2.9.5",
+		"--no-cross-namespace-refs=true", "--no-remote-bases=false", "--default-service-account=flux-applier")
+	// An old notification-controller that is not running.
+	old := upstreamLike("notification-controller", "ghcr.io/fluxcd/notification-controller:v1.1.0", "v2.1.2", "--no-cross-namespace-refs=true")
+	old.Status.AvailableReplicas = 0
+	in.Deployments["notification-controller"] = old
+	delete(in.Deployments, "source-controller")
+	in.Missing = []schema.GroupVersionResource{HelmRelease.GVR, Provider.GVR}
+
+	out, problems := report(Verify(in))
+	if problems != 6 {
+		t.Fatalf("check: want 6 problems, got %d\n%s", problems, out)
+	}
+	golden.Check(t, filepath.Join("testdata", "verify", "refused.txt"), []byte(out))
+}

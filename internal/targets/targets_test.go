@@ -1,0 +1,121 @@
+package targets
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/slipway-dev/slipway/internal/credentials"
+	"github.com/slipway-dev/slipway/internal/gitserver/gitservertest"
+	"github.com/slipway-dev/slipway/internal/registry"
+	"github.com/slipway-dev/slipway/internal/registry/registrytest"
+)
+
+func TestRegistryCheckFollowsTheTokenFlowAndWritesNothing(t *testing.T) {
+	reg := registrytest.Start(t, func(o *registry.Options) { o.TokenAuth = true })
+	ctx := context.Background()
+	check := func(user, password, repo string) Result {
+		return Registry{Host: reg.Addr, Repository: repo, Keychain: credentials.Static(user, password)}.Check(ctx)
+	}
+	if r := check("dev1", registrytest.Dev1Password, "dev1/check"); r.Err != nil || r.Found != reg.Addr+" as dev1: may push to dev1/check" {
+		t.Fatalf("dev1 on dev1/: %+v", r)
+	}
+	// Nothing was pushed: the upload was begun and cancelled.
+	repo, _ := name.NewRepository(reg.Addr + "/dev1/check")
+	if tags, err := remote.List(repo, remote.WithAuthFromKeychain(credentials.Static("admin", registrytest.AdminPassword))); err == nil || len(tags) != 0 {
+		t.Fatalf("the check left tags %v (%v)", tags, err)
+	}
+	if r := check("dev1", registrytest.Dev1Password, "dev2/check"); r.Err == nil || !strings.Contains(r.Err.Error(), "refuses a push to dev2/check as dev1") {
+		t.Fatalf("dev1 on dev2/: %+v", r)
+	}
+	if r := check("dev1", "wrong", "dev1/check"); r.Err == nil || !strings.Contains(r.Err.Error(), "refuses the credentials (as dev1)") {
+		t.Fatalf("wrong password: %+v", r)
+	}
+	anon := Registry{Host: reg.Addr, Repository: "dev1/check", Keychain: authn.NewMultiKeychain()}.Check(ctx)
+	if anon.Err == nil || !strings.Contains(anon.Err.Error(), "refuses the credentials (anonymously)") {
+		t.Fatalf("no credentials: %+v", anon)
+	}
+}
+
+func TestGitCheckAsksWhatAPushBeginsWith(t *testing.T) {
+	base := gitservertest.Start(t, "ops/fleet")
+	host := strings.TrimPrefix(base, "http://")
+	ctx := context.Background()
+	if r := (Git{URL: "http://ops:ops-pw@" + host + "/ops/fleet.git"}).Check(ctx); r.Err != nil || strings.Contains(r.Found, "ops-pw") {
+		t.Fatalf("ops on its fleet: %+v", r)
+	}
+	if r := (Git{URL: base + "/ops/fleet.git", Username: "ops", Password: "ops-pw"}).Check(ctx); r.Err != nil {
+		t.Fatalf("credentials from the environment: %+v", r)
+	}
+	for _, c := range []struct{ url, want string }{
+		{"http://dev1:dev1-pw@" + host + "/ops/fleet.git", `refuses a push to ` + base + `/ops/fleet.git as dev1: user "dev1" may not push to ops/fleet`},
+		{"http://ops:wrong@" + host + "/ops/fleet.git", "refuses the credentials (as ops)"},
+		{base + "/ops/fleet.git", "refuses the credentials (anonymously)"},
+		{"http://ops:ops-pw@" + host + "/ops/none.git", "no repository at " + base + "/ops/none.git"},
+		{"ssh://git@" + host + "/ops/fleet.git", "want https://HOST/PATH.git"},
+	} {
+		r := (Git{URL: c.url}).Check(ctx)
+		if r.Err == nil || !strings.Contains(r.Err.Error(), c.want) {
+			t.Errorf("%s: want %q, got %+v", c.url, c.want, r)
+		}
+		if r.Err != nil && (strings.Contains(r.Err.Error(), "ops-pw") || strings.Contains(r.Err.Error(), "dev1-pw")) {
+			t.Errorf("the error shows a password: %v", r.Err)
+		}
+	}
+}
+
+func TestClusterCheckNamesTheContextAndTheServer(t *testing.T) {
+	// A port nothing listens on.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters:
+- name: gone
+  cluster: {server: "https://`+addr+`", insecure-skip-tls-verify: true}
+users:
+- name: someone
+  user: {token: abc}
+contexts:
+- name: aks-prod
+  context: {cluster: gone, user: someone}
+- name: aks-test
+  context: {cluster: gone, user: someone}
+`), 0o600)
+	ctx := context.Background()
+	for _, c := range []struct{ context, want string }{
+		{"", kubeconfig + " names no current context: name one with --context (it has: aks-prod, aks-test)"},
+		{"aks-dev", `context "aks-dev" is not in ` + kubeconfig + " (it has: aks-prod, aks-test)"},
+		{"aks-prod", `cannot reach the API server at https://` + addr + ` (context "aks-prod")`},
+	} {
+		r := Cluster{Kubeconfig: kubeconfig, Context: c.context}.Check(ctx)
+		if r.Err == nil || !strings.Contains(r.Err.Error(), c.want) {
+			t.Errorf("context %q: want %q, got %v", c.context, c.want, r.Err)
+		}
+	}
+	if r := (Cluster{Kubeconfig: filepath.Join(t.TempDir(), "none")}).Check(ctx); r.Err == nil {
+		t.Error("a kubeconfig that does not exist passed")
+	}
+
+	var out bytes.Buffer
+	err = WriteReport(&out, []Result{{Target: "registry", Found: "r as x: may push"}, Cluster{Kubeconfig: kubeconfig, Context: "aks-dev"}.Check(ctx)})
+	if err == nil || err.Error() != "1 of 2 targets failed the check; nothing was written to any" {
+		t.Fatalf("report: %v", err)
+	}
+	if !strings.HasPrefix(out.String(), "✔ registry r as x: may push\n✗ cluster  context") {
+		t.Errorf("report:\n%s", out.String())
+	}
+}
