@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -62,7 +63,9 @@ type Cluster struct {
 func (c Cluster) Check(ctx context.Context) Result {
 	res := Result{Target: "cluster"}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	source := "$KUBECONFIG or ~/.kube/config"
+	// Named as the files it is read from: $KUBECONFIG's list, or the
+	// default file.
+	source := strings.Join(rules.GetLoadingPrecedence(), string(os.PathListSeparator))
 	if c.Kubeconfig != "" {
 		rules.ExplicitPath, source = c.Kubeconfig, c.Kubeconfig
 	}
