@@ -36,16 +36,24 @@ Branch main of every repository is protected: no force-push, no delete
 			fmt.Fprintf(g.streams.Err, "created repository %s\n", args[0])
 			return nil
 		},
-	}, newRepoProtectCmd(g), &cobra.Command{
+	}, newRepoProtectCmd(g), newRepoLinkCmd(g), &cobra.Command{
 		Use:   "list",
 		Short: "List repositories",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			names, err := repositories(g)
+			srv, err := repoServer(g)
+			if err != nil {
+				return err
+			}
+			names, err := srv.List()
 			if err != nil {
 				return err
 			}
 			for _, n := range names {
+				if m, ok, _ := srv.MirrorOf(n); ok {
+					fmt.Fprintf(g.streams.Out, "%s (mirror of %s)\n", n, m.URL)
+					continue
+				}
 				fmt.Fprintln(g.streams.Out, n)
 			}
 			return nil

@@ -338,6 +338,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("no repository %s (an admin creates it with `slipway repo create %s`)", rt.repo, rt.repo), http.StatusNotFound)
 		return
 	}
+	if rt.service == receivePack {
+		if m, mirrored, err := s.MirrorOf(rt.repo); err != nil || mirrored {
+			msg := fmt.Sprintf("repository %s mirrors %s: push there; its webhook or polling brings the change here", rt.repo, m.URL)
+			if err != nil {
+				msg = err.Error()
+			}
+			http.Error(w, msg, http.StatusForbidden)
+			return
+		}
+	}
 	if rt.service == receivePack && !user.CanPush(rt.repo) {
 		http.Error(w, fmt.Sprintf("user %q may not push to %s", user.Name, rt.repo), http.StatusForbidden)
 		return

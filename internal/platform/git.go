@@ -90,6 +90,20 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 	if _, err := srv.Replay(); err != nil {
 		return err
 	}
+	// Mirrored repositories follow their hosts: by webhook, by polling,
+	// and once at each start (see gitserver/mirror.go).
+	mirrorLog, err := os.OpenFile(filepath.Join(s.Config.LogDir(), "mirrors.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer mirrorLog.Close()
+	syncer := &gitserver.Syncer{Server: srv, Failed: func(name string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(mirrorLog, "%s %s: %v\n", time.Now().UTC().Format(time.RFC3339), name, err)
+	}}
+	syncCtx, stopSyncs := context.WithCancel(ctx)
+	defer func() { stopSyncs(); syncer.Wait() }()
 
 	var listeners []net.Listener
 	var schemes []string
@@ -124,6 +138,7 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 	if s.Dashboard != nil {
 		mux.Handle(dashboard.Path, s.Dashboard)
 	}
+	mux.Handle(gitserver.WebhookPath, &gitserver.Webhooks{Server: srv, Queue: func(name, pusher string) { syncer.Queue(syncCtx, name, pusher) }})
 	mux.Handle("/", srv)
 	errLog, err := os.OpenFile(filepath.Join(s.Config.LogDir(), "git.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -156,6 +171,9 @@ func (s *GitService) Run(ctx context.Context, ready func(supervisor.Endpoint)) e
 		first = append(first, "dashboard: "+base+dashboard.Path+" (sign in with a platform user)")
 	}
 	ready(supervisor.Endpoint{URL: base, Health: base + "/healthz", Notes: append(first, notes...)})
+	polling := make(chan struct{})
+	go func() { defer close(polling); syncer.Poll(syncCtx) }()
+	defer func() { stopSyncs(); <-polling }()
 	select {
 	case err := <-errc:
 		hs.Close()

@@ -20,7 +20,9 @@ type runRecord struct {
 	Commit   string `json:"commit"`
 	Status   string `json:"status"`
 	Error    string `json:"error"`
-	Stages   []struct {
+	// RequestedBy is who pushed, as the run was told.
+	RequestedBy string `json:"requestedBy"`
+	Stages      []struct {
 		Jobs []struct {
 			Steps []struct {
 				DisplayName string    `json:"displayName"`
