@@ -36,7 +36,7 @@ Branch main of every repository is protected: no force-push, no delete
 			fmt.Fprintf(g.streams.Err, "created repository %s\n", args[0])
 			return nil
 		},
-	}, newRepoProtectCmd(g), newRepoLinkCmd(g), &cobra.Command{
+	}, newRepoProtectCmd(g), newRepoLinkCmd(g), newRepoUnlinkCmd(g), &cobra.Command{
 		Use:   "list",
 		Short: "List repositories",
 		Args:  cobra.NoArgs,
@@ -51,7 +51,7 @@ Branch main of every repository is protected: no force-push, no delete
 			}
 			for _, n := range names {
 				if m, ok, _ := srv.MirrorOf(n); ok {
-					fmt.Fprintf(g.streams.Out, "%s (mirror of %s)\n", n, m.URL)
+					fmt.Fprintf(g.streams.Out, "%s (%s)\n", n, mirrorNote(srv, n, m))
 					continue
 				}
 				fmt.Fprintln(g.streams.Out, n)

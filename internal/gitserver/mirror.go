@@ -97,7 +97,10 @@ func CheckMirrorURL(raw string) error {
 }
 
 // Link creates a mirrored repository: empty, read-only here, filled by
-// its first Sync. The webhook secret is made here unless m has one.
+// its first Sync. On a repository that is a mirror already it changes
+// the settings instead (a new URL, credentials, interval), keeping what
+// was fetched and the webhook secret unless m names a new one. The
+// secret is made here when there is none.
 func (s *Server) Link(name string, m Mirror) (Mirror, error) {
 	if err := ValidateName(name); err != nil {
 		return m, err
@@ -108,10 +111,24 @@ func (s *Server) Link(name string, m Mirror) (Mirror, error) {
 	if m.Poll != 0 && time.Duration(m.Poll) < MinPoll {
 		return m, fmt.Errorf("polling every %s: the shortest interval is %s", time.Duration(m.Poll), MinPoll)
 	}
+	old, mirrored, err := s.MirrorOf(name)
+	if err != nil {
+		return m, err
+	}
 	if m.Secret == "" {
-		b := make([]byte, 24)
-		_, _ = rand.Read(b)
-		m.Secret = base64.RawURLEncoding.EncodeToString(b)
+		m.Secret = old.Secret
+	}
+	if m.Secret == "" {
+		m.Secret = NewSecret()
+	}
+	if mirrored {
+		lock := s.repoLock(name)
+		lock.Lock()
+		defer lock.Unlock()
+		return m, s.writeMirror(name, m)
+	}
+	if _, err := os.Stat(s.dir(name)); err == nil {
+		return m, fmt.Errorf("repository %s exists and takes pushes here: link another name, or move its history to the host first", name)
 	}
 	if err := s.Create(name); err != nil {
 		return m, err
@@ -121,6 +138,52 @@ func (s *Server) Link(name string, m Mirror) (Mirror, error) {
 		return m, err
 	}
 	return m, nil
+}
+
+// NewSecret makes a webhook secret.
+func NewSecret() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Unlink ends a mirror: the repository keeps what it fetched and takes
+// pushes here from then on.
+func (s *Server) Unlink(name string) error {
+	if _, mirrored, err := s.MirrorOf(name); err != nil {
+		return err
+	} else if !mirrored {
+		return fmt.Errorf("repository %s is no mirror", name)
+	}
+	lock := s.repoLock(name)
+	lock.Lock()
+	defer lock.Unlock()
+	_ = os.Remove(filepath.Join(s.dir(name), mirrorStatusFile))
+	return os.Remove(filepath.Join(s.dir(name), mirrorFile))
+}
+
+// mirrorStatusFile records the last fetch of a mirror.
+const mirrorStatusFile = "slipway-mirror-status.json"
+
+// SyncStatus is how the last fetch of a mirror went.
+type SyncStatus struct {
+	At time.Time `json:"at"`
+	// By is what asked for it: a webhook, the poll, the start.
+	By    string `json:"by"`
+	Error string `json:"error,omitempty"`
+}
+
+// MirrorStatus returns the last fetch's status; ok is false before the
+// first.
+func (s *Server) MirrorStatus(name string) (st SyncStatus, ok bool) {
+	if ValidateName(name) != nil {
+		return st, false
+	}
+	data, err := os.ReadFile(filepath.Join(s.dir(name), mirrorStatusFile))
+	if err != nil || json.Unmarshal(data, &st) != nil {
+		return st, false
+	}
+	return st, true
 }
 
 func (s *Server) writeMirror(name string, m Mirror) error {
@@ -200,9 +263,16 @@ func (s *Server) Sync(ctx context.Context, name, pusher string) error {
 	err = m.git(ctx, "--git-dir", s.dir(name), "fetch", "--quiet", "--prune", "--no-tags",
 		"--no-write-fetch-head", "--no-recurse-submodules", m.URL, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 	if err != nil {
-		return fmt.Errorf("fetching %s from %s: %w", name, m.URL, err)
+		err = fmt.Errorf("fetching %s from %s: %w", name, m.URL, err)
 	}
-	return nil
+	st := SyncStatus{At: rec.At, By: pusher}
+	if err != nil {
+		st.Error = err.Error()
+	}
+	if data, jerr := json.Marshal(st); jerr == nil {
+		_ = fsutil.WriteFileAtomic(filepath.Join(s.dir(name), mirrorStatusFile), data, 0o644)
+	}
+	return err
 }
 
 // Check asks the host for the repository's refs, as a fetch begins: the

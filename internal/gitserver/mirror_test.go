@@ -121,8 +121,39 @@ func TestMirrorFollowsItsHost(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "fetching dev1/refused from http://"+hostAddr) || strings.Contains(err.Error(), "not-the-password-XYZ") {
 		t.Fatalf("sync with a refused password: %v", err)
 	}
+	if st, ok := srv.MirrorStatus("dev1/refused"); !ok || st.By != "poll" || !strings.Contains(st.Error, "fetching dev1/refused") {
+		t.Fatalf("status of the refused fetch: %+v %v", st, ok)
+	}
+	// New credentials (a renewed token): the link changes, its secret
+	// stays, and the next fetch works.
+	refusedSecret, _, _ := srv.MirrorOf("dev1/refused")
+	updated, err := srv.Link("dev1/refused", gitserver.Mirror{URL: good.URL, Username: "dev1", Password: "dev1-pw"})
+	if err != nil || updated.Secret != refusedSecret.Secret {
+		t.Fatalf("updating the link: %v (secret %q, was %q)", err, updated.Secret, refusedSecret.Secret)
+	}
+	if err := srv.Sync(ctx, "dev1/refused", "webhook"); err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := srv.MirrorStatus("dev1/refused"); !ok || st.Error != "" || st.By != "webhook" {
+		t.Fatalf("status after the renewed credentials: %+v", st)
+	}
+
 	if err := srv.Sync(ctx, "dev1/hello", "poll"); err == nil {
 		t.Fatal("a repository pushed here synced as a mirror")
+	}
+	if _, err := srv.Link("dev1/hello", good); err == nil || !strings.Contains(err.Error(), "takes pushes here") {
+		t.Fatalf("linking over a repository pushed here: %v", err)
+	}
+
+	// Unlinked, the copy keeps its history and takes pushes.
+	if err := srv.Unlink("dev1/linked"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := git(t, repo, "push", "http://dev1:dev1-pw@"+addr+"/dev1/linked.git", "HEAD:refs/heads/after-unlink"); err != nil {
+		t.Fatalf("push after unlink: %v\n%s", err, out)
+	}
+	if err := srv.Unlink("dev1/linked"); err == nil {
+		t.Fatal("unlinking twice passed")
 	}
 }
 

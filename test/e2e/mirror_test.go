@@ -53,7 +53,7 @@ func TestPipelineFromAnExternalHost(t *testing.T) {
 	if hook != "https://"+gitAddr+"/-/hooks/git/dev1/hello" || len(secret) < 24 {
 		t.Fatalf("repo link printed:\n%s", linked.stdout)
 	}
-	if list := e.mustRun("", "repo", "list").stdout; !strings.Contains(list, "dev1/hello (mirror of "+hostURL+")") {
+	if list := e.mustRun("", "repo", "list").stdout; !strings.Contains(list, "dev1/hello (mirror of "+hostURL+";") {
 		t.Errorf("repo list:\n%s", list)
 	}
 
@@ -102,6 +102,20 @@ func TestPipelineFromAnExternalHost(t *testing.T) {
 		if r := e.waitRun(t, commit, finished); r.Status != "succeeded" || (n == "third" && r.RequestedBy != "poll") {
 			t.Fatalf("the %s, polled run: %s %s (requested by %q)", n, r.Status, r.Error, r.RequestedBy)
 		}
+	}
+
+	if list := e.mustRun("", "repo", "list").stdout; !strings.Contains(list, "; fetched at ") {
+		t.Errorf("repo list does not say when the copy was fetched:\n%s", list)
+	}
+
+	// The link changes without the password given again (it is kept);
+	// with --new-secret the old secret stops working.
+	relinked := e.mustRun("", "repo", "link", "dev1/hello", hostURL, "--poll", "20s", "--new-secret")
+	if !strings.Contains(relinked.stderr, "changed the link of dev1/hello") || strings.Contains(relinked.stdout, secret) || !strings.Contains(relinked.stdout, "polling: every 20s") {
+		t.Fatalf("changing the link:\n%s%s", relinked.stdout, relinked.stderr)
+	}
+	if code := webhook(secret); code != http.StatusUnauthorized {
+		t.Fatalf("webhook with the replaced secret: %d", code)
 	}
 
 	// The copy takes no push, not even from its team.
