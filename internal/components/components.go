@@ -256,6 +256,22 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 		return nil, err
 	}
 	start := time.Now()
+	// The progress line every 30 s covers the whole build, preparing the
+	// modules included (on a new machine, that downloads them).
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		tick := time.NewTicker(30 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				fmt.Fprintf(progress, "  still building %s (%s)\n", fam.Dir, soFar(time.Since(start), last))
+			}
+		}
+	}()
 	src := binDir + ".mod"
 	defer os.RemoveAll(src)
 	if err := writeFiles(src, files); err != nil {
@@ -286,22 +302,7 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS="+goflags)
 	var output strings.Builder
 	cmd.Stdout, cmd.Stderr = &output, &output
-	done := make(chan struct{})
-	go func() {
-		tick := time.NewTicker(30 * time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				fmt.Fprintf(progress, "  still building %s (%s)\n", fam.Dir, soFar(time.Since(start), last))
-			}
-		}
-	}()
-	err = cmd.Run()
-	close(done)
-	if err != nil {
+	if err = cmd.Run(); err != nil {
 		_ = os.RemoveAll(tmp)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
