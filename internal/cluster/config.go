@@ -249,6 +249,29 @@ func (c *Cluster) containerdConfig() string {
 			}
 		}
 	}
+	for _, r := range c.opts.MoreRegistries {
+		scheme := "https"
+		if r.PlainHTTP {
+			scheme = "http"
+		}
+		registry += fmt.Sprintf(`
+[plugins."io.containerd.grpc.v1.cri".registry.mirrors.%q]
+  endpoint = ["%s://%s"]
+`, r.Host, scheme, r.Host)
+		if r.CAFile != "" && !r.PlainHTTP {
+			registry += fmt.Sprintf(`
+[plugins."io.containerd.grpc.v1.cri".registry.configs.%q.tls]
+  ca_file = %q
+`, r.Host, r.CAFile)
+		}
+		if r.Username != "" {
+			registry += fmt.Sprintf(`
+[plugins."io.containerd.grpc.v1.cri".registry.configs.%q.auth]
+  username = %q
+  password = %q
+`, r.Host, r.Username, r.Password)
+		}
+	}
 	return fmt.Sprintf(`version = 2
 root = %q
 state = %q

@@ -36,6 +36,9 @@ type Options struct {
 	// keeps HTTPS.
 	RegistryCA            string
 	RegistryPlainLoopback bool
+	// MoreRegistries are other registries the node pulls from, as an AKS
+	// cluster pulls from the ACR attached to it.
+	MoreRegistries []NodeRegistry
 	// Binaries maps program names to paths (from package components), for
 	// the release each runs (Versions).
 	Binaries map[string]string
@@ -43,6 +46,19 @@ type Options struct {
 	Versions Versions
 	// PauseImage is the pod sandbox image; CoreDNSImage the DNS image.
 	PauseImage, CoreDNSImage string
+}
+
+// NodeRegistry is a registry the node pulls from besides the embedded one.
+type NodeRegistry struct {
+	// Host is its host[:port], as image references name it.
+	Host string
+	// PlainHTTP talks HTTP to it; else HTTPS, trusting CAFile when set
+	// and the host's trust store otherwise.
+	PlainHTTP bool
+	CAFile    string
+	// Username and Password, when set, are sent when it asks (Basic or
+	// its token endpoint).
+	Username, Password string
 }
 
 // Defaults returns options for a cluster kept under dir.

@@ -104,6 +104,29 @@ type Cluster struct {
 	// means the newest pinned one. A cluster that exists keeps its own
 	// version until ops upgrades it.
 	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
+	// Registries are other registries the node pulls from, with their
+	// credentials, as an AKS cluster pulls from its attached ACR.
+	Registries []NodeRegistry `json:"registries,omitempty"`
+	// FluxImages, when set, is where the cluster pulls Flux's own
+	// controller images from (ghcr.io/fluxcd, or a registry that mirrors
+	// it): PREFIX/source-controller:v1.9.5 and so on. Nothing of Flux is
+	// then compiled here. Empty: Slipway builds them from the pinned
+	// modules and serves them from its registry.
+	FluxImages string `json:"fluxImages,omitempty"`
+}
+
+// NodeRegistry is a registry the cluster's node pulls from.
+type NodeRegistry struct {
+	// Host is host[:port], as image references name it.
+	Host string `json:"host"`
+	// PlainHTTP talks HTTP to it (a registry on this machine).
+	PlainHTTP bool `json:"plainHTTP,omitempty"`
+	// CAFile is the CA its certificate is signed by, when not one the
+	// host trusts.
+	CAFile string `json:"caFile,omitempty"`
+	// Username and Password are sent when it asks for credentials.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
 }
 
 // Registry configures the embedded OCI registry.
@@ -222,6 +245,9 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	if v := getenv("SLIPWAY_KUBERNETES_VERSION"); v != "" {
 		c.Cluster.KubernetesVersion = v
 	}
+	if v := getenv("SLIPWAY_FLUX_IMAGES"); v != "" {
+		c.Cluster.FluxImages = v
+	}
 	if v := getenv("SLIPWAY_FLUX"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -331,7 +357,36 @@ func (c Config) Validate() error {
 	if c.Registry.MinFreeBytes < 0 {
 		return errors.New("registry.minFreeBytes must not be negative")
 	}
+	for i, r := range c.Cluster.Registries {
+		if r.Host == "" || strings.ContainsAny(r.Host, "/ \t") {
+			return fmt.Errorf("cluster.registries[%d].host %q: want host[:port], such as myacr.azurecr.io", i, r.Host)
+		}
+		if r.Host == c.Registry.Addr {
+			return fmt.Errorf("cluster.registries[%d].host %q is the embedded registry, which the node pulls from already", i, r.Host)
+		}
+		if r.CAFile != "" && !filepath.IsAbs(r.CAFile) {
+			return fmt.Errorf("cluster.registries[%d].caFile %q must be an absolute path", i, r.CAFile)
+		}
+	}
+	if f := c.Cluster.FluxImages; f != "" && !validImagePrefix(f) {
+		return fmt.Errorf("cluster.fluxImages (SLIPWAY_FLUX_IMAGES) %q: want a registry and path, without a scheme or tag, such as ghcr.io/fluxcd", f)
+	}
 	return nil
+}
+
+// validImagePrefix accepts REGISTRY[:PORT][/PATH...]: what an image name
+// starts with, before its own name and tag.
+func validImagePrefix(p string) bool {
+	if strings.Contains(p, "://") || strings.ContainsAny(p, "@ \t") || strings.HasSuffix(p, "/") {
+		return false
+	}
+	parts := strings.Split(p, "/")
+	for _, seg := range parts[1:] {
+		if seg == "" || strings.Contains(seg, ":") {
+			return false
+		}
+	}
+	return parts[0] != ""
 }
 
 // Paths under the home directory. Every piece of state has one place.

@@ -66,3 +66,41 @@ func TestBadConfigIsReported(t *testing.T) {
 		t.Error("relative home accepted")
 	}
 }
+
+func TestNodeRegistriesAndFluxImages(t *testing.T) {
+	home := t.TempDir()
+	os.WriteFile(filepath.Join(home, "config.yaml"), []byte(`cluster:
+  fluxImages: ghcr.io/fluxcd
+  registries:
+  - {host: myacr.azurecr.io, username: puller, password: secret}
+  - {host: "127.0.0.1:5555", plainHTTP: true}
+`), 0o644)
+	c, err := Load("", envOf(map[string]string{"SLIPWAY_HOME": home}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster.FluxImages != "ghcr.io/fluxcd" || len(c.Cluster.Registries) != 2 || c.Cluster.Registries[0].Username != "puller" || !c.Cluster.Registries[1].PlainHTTP {
+		t.Fatalf("read %+v", c.Cluster)
+	}
+	c, _ = Load("", envOf(map[string]string{"SLIPWAY_HOME": home, "SLIPWAY_FLUX_IMAGES": "127.0.0.1:5555/fluxcd"}))
+	if err := c.Validate(); err != nil || c.Cluster.FluxImages != "127.0.0.1:5555/fluxcd" {
+		t.Fatalf("from the environment: %q %v", c.Cluster.FluxImages, err)
+	}
+	for _, bad := range []string{"https://ghcr.io/fluxcd", "ghcr.io/fluxcd:v2", "ghcr.io/fluxcd/", "ghcr.io//fluxcd", "ghcr.io/fluxcd@sha256:00"} {
+		c := Default()
+		c.Cluster.FluxImages = bad
+		if err := c.Validate(); err == nil {
+			t.Errorf("fluxImages %q accepted", bad)
+		}
+	}
+	for _, r := range []NodeRegistry{{Host: ""}, {Host: "https://x"}, {Host: Default().Registry.Addr}, {Host: "x.io", CAFile: "ca.crt"}} {
+		c := Default()
+		c.Cluster.Registries = []NodeRegistry{r}
+		if err := c.Validate(); err == nil {
+			t.Errorf("registry %+v accepted", r)
+		}
+	}
+}

@@ -157,6 +157,9 @@ func Planned(cfg config.Config) *Platform {
 func ClusterOptions(cfg config.Config) cluster.Options {
 	opts := cluster.Defaults(cfg.ClusterDir())
 	opts.Registry = cfg.Registry.Addr
+	for _, r := range cfg.Cluster.Registries {
+		opts.MoreRegistries = append(opts.MoreRegistries, cluster.NodeRegistry{Host: r.Host, PlainHTTP: r.PlainHTTP, CAFile: r.CAFile, Username: r.Username, Password: r.Password})
+	}
 	return opts
 }
 
