@@ -248,8 +248,12 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 	for _, name := range names {
 		pkgs = append(pkgs, fam.Programs[name])
 	}
-	last := lastBuildTime(opts.CacheDir, fam.Dir)
-	fmt.Fprintf(progress, "building %s (%s; %s)\n", strings.Join(names, ", "), fam.Why, aboutLastTime(last))
+	last := lastBuildTime(opts.CacheDir, fam.timeKey())
+	what := strings.Join(names, ", ")
+	if what == "" {
+		what = fam.Dir + "'s files"
+	}
+	fmt.Fprintf(progress, "building %s (%s; %s)\n", what, fam.Why, aboutLastTime(last))
 	tmp := binDir + ".tmp"
 	_ = os.RemoveAll(tmp)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
@@ -278,36 +282,13 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 		_ = os.RemoveAll(tmp)
 		return nil, fmt.Errorf("writing the pins of %s: %w", fam.Dir, err)
 	}
-	if len(fam.Importable) > 0 {
-		if err := makeImportable(ctx, src, fam.Importable); err != nil {
+	// A family of files alone (Flux's CRDs for images built elsewhere)
+	// compiles nothing.
+	if len(pkgs) > 0 {
+		if err := compile(ctx, fam, src, tmp, pkgs); err != nil {
 			_ = os.RemoveAll(tmp)
-			return nil, fmt.Errorf("preparing %s: %w", fam.Dir, err)
+			return nil, err
 		}
-	}
-	buildDir, goflags := src, "-mod=mod"
-	if len(fam.Placeholders) > 0 {
-		if err := vendorWithPlaceholders(ctx, src, fam.Placeholders); err != nil {
-			_ = os.RemoveAll(tmp)
-			return nil, fmt.Errorf("preparing %s: %w", fam.Dir, err)
-		}
-		goflags = "-mod=vendor"
-	}
-	args := []string{"build", "-trimpath", "-ldflags", fam.LDFlags}
-	if fam.Tags != "" {
-		args = append(args, "-tags", fam.Tags)
-	}
-	args = append(append(args, "-o", tmp+"/"), pkgs...)
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = buildDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS="+goflags)
-	var output strings.Builder
-	cmd.Stdout, cmd.Stderr = &output, &output
-	if err = cmd.Run(); err != nil {
-		_ = os.RemoveAll(tmp)
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("building %s failed:\n%s", fam.Dir, strings.TrimSpace(output.String()))
 	}
 	for link, program := range fam.Links {
 		// Relative, so that the link survives the rename below.
@@ -329,11 +310,54 @@ func Ensure(ctx context.Context, fam Family, opts Options) (map[string]string, e
 		return nil, err
 	}
 	took := time.Since(start)
-	if err := rememberBuildTime(opts.CacheDir, fam.Dir, took); err != nil {
+	if err := rememberBuildTime(opts.CacheDir, fam.timeKey(), took); err != nil {
 		fmt.Fprintf(progress, "  (could not record the build time: %v)\n", err)
 	}
 	fmt.Fprintf(progress, "built %s in %s\n", fam.Dir, took.Round(time.Second))
 	return paths, nil
+}
+
+// timeKey names the family's build time on record: its directory, and
+// apart from the programs' build, a build of its files alone.
+func (fam Family) timeKey() string {
+	if len(fam.Programs) == 0 {
+		return fam.Dir + " files"
+	}
+	return fam.Dir
+}
+
+// compile builds the family's packages from its pinning module in src
+// into dir.
+func compile(ctx context.Context, fam Family, src, dir string, pkgs []string) error {
+	if len(fam.Importable) > 0 {
+		if err := makeImportable(ctx, src, fam.Importable); err != nil {
+			return fmt.Errorf("preparing %s: %w", fam.Dir, err)
+		}
+	}
+	goflags := "-mod=mod"
+	if len(fam.Placeholders) > 0 {
+		if err := vendorWithPlaceholders(ctx, src, fam.Placeholders); err != nil {
+			return fmt.Errorf("preparing %s: %w", fam.Dir, err)
+		}
+		goflags = "-mod=vendor"
+	}
+	args := []string{"build", "-trimpath", "-ldflags", fam.LDFlags}
+	if fam.Tags != "" {
+		args = append(args, "-tags", fam.Tags)
+	}
+	args = append(append(args, "-o", dir+"/"), pkgs...)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS="+goflags)
+	var output strings.Builder
+	cmd.Stdout, cmd.Stderr = &output, &output
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("building %s failed:\n%s", fam.Dir, strings.TrimSpace(output.String()))
+	}
+	return nil
 }
 
 // buildLocks holds a mutex per build directory (binDir).
@@ -560,6 +584,15 @@ var FluxControllers = Family{
 		{Module: "github.com/fluxcd/helm-controller", Glob: "config/crd/bases/*.yaml", Into: "crds"},
 		{Module: "github.com/fluxcd/notification-controller", Glob: "config/crd/bases/*.yaml", Into: "crds"},
 	},
+}
+
+// FluxCRDs are Flux's CRDs alone, from the same pinned modules as
+// FluxControllers: what a cluster that pulls Flux's own images needs
+// (cluster.fluxImages). Nothing is compiled; the modules are downloaded.
+var FluxCRDs = Family{
+	Dir:   FluxControllers.Dir,
+	Why:   "Flux's CRDs are copied from its pinned modules once, then cached",
+	Files: FluxControllers.Files,
 }
 
 // FluxCLI is the flux command line, used by the tests to check the

@@ -278,6 +278,18 @@ func TestEnsureBuildsAnotherModulesProgramIntoOne(t *testing.T) {
 		t.Errorf("the module's own file was changed:\n%s", data)
 	}
 
+	// The files alone, as for Flux's CRDs beside its upstream images:
+	// nothing is compiled (the pin's program does not even build now).
+	writeAll(t, filepath.Join(src, "multi"), map[string]string{"cmd/multi/main.go": "package main\n\nfunc main() { notDefined() }\n"})
+	filesOnly, err := Ensure(context.Background(), Family{Dir: "multi", Why: "test", Files: fam.Files}, opts)
+	if err != nil {
+		t.Fatalf("the files alone: %v", err)
+	}
+	if data, err := os.ReadFile(filepath.Join(filesOnly["config"], "greeter.yaml")); err != nil || string(data) != "greeting: hello\n" || len(filesOnly) != 1 {
+		t.Errorf("the files alone: %v %q, %v", filesOnly, data, err)
+	}
+	writeAll(t, filepath.Join(src, "multi"), map[string]string{"cmd/multi/main.go": "package main\n\nimport greeter \"example.com/greeter\"\n\nfunc main() { greeter.Main() }\n"})
+
 	// A module whose root is not one main program fails the build with
 	// the reason, rather than building something else.
 	writeAll(t, greeter, map[string]string{"main.go": "package main\n\nfunc Main() {}\n"})

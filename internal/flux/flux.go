@@ -115,6 +115,37 @@ func Build(ctx context.Context, opts components.Options) (*Programs, error) {
 	return p, nil
 }
 
+// CRDs fetches the controllers' CRD files from the pinned modules without
+// building anything: what a cluster running Flux's own images needs.
+func CRDs(ctx context.Context, opts components.Options) ([]string, error) {
+	paths, err := components.Ensure(ctx, components.FluxCRDs, opts)
+	if err != nil {
+		return nil, err
+	}
+	files, err := filepath.Glob(filepath.Join(paths["crds"], "*.yaml"))
+	sort.Strings(files)
+	return files, err
+}
+
+// ControllerImages says which image each controller's container runs,
+// and with what command (none: the image's own entrypoint).
+type ControllerImages func(Controller) (image string, command []string)
+
+// ForControllers runs every controller from this one image, each by its
+// link.
+func (i Image) ForControllers(c Controller) (string, []string) {
+	return i.Ref(), []string{c.Command()}
+}
+
+// UpstreamImages are Flux's own images under prefix (ghcr.io/fluxcd, or a
+// registry mirroring it): PREFIX/NAME:VERSION, one per controller, each
+// run by its entrypoint, as Flux's install runs them.
+func UpstreamImages(prefix string) ControllerImages {
+	return func(c Controller) (string, []string) {
+		return prefix + "/" + c.Name + ":" + c.Version, nil
+	}
+}
+
 // executable is the controllers' one program, and its path in the image.
 const executable = "flux-controllers"
 

@@ -57,7 +57,7 @@ spec:
 }
 
 func TestComponentsCarryTheLockdownAndFluxLabels(t *testing.T) {
-	data, err := Components([]string{testCRD(t)}, testImage())
+	data, err := Components([]string{testCRD(t)}, testImage().ForControllers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestComponentsCarryTheLockdownAndFluxLabels(t *testing.T) {
 
 // The fleet tree builds with Kustomize, as kustomize-controller builds it.
 func TestFleetTreeBuildsWithKustomize(t *testing.T) {
-	components, err := Components([]string{testCRD(t)}, testImage())
+	components, err := Components([]string{testCRD(t)}, testImage().ForControllers)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,14 @@ import (
 // as Deployments, each with a replica available.
 func installedFromComponents(t *testing.T) Installed {
 	t.Helper()
-	data, err := Components([]string{testCRD(t)}, testImage())
+	return installedFrom(t, testImage().ForControllers)
+}
+
+// installedFrom renders the components with images and reads their
+// Deployments back, each with a replica available.
+func installedFrom(t *testing.T, images ControllerImages) Installed {
+	t.Helper()
+	data, err := Components([]string{testCRD(t)}, images)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,4 +114,21 @@ func TestVerifyRefusesAFluxThatWouldLetTeamsOut(t *testing.T) {
 		t.Fatalf("check: want 6 problems, got %d\n%s", problems, out)
 	}
 	golden.Check(t, filepath.Join("testdata", "verify", "refused.txt"), []byte(out))
+}
+
+// TestUpstreamImagesRunByTheirEntrypoint: with Flux's own images, each
+// controller runs PREFIX/NAME:VERSION with no command of Slipway's, keeps
+// its lockdown flags, and the check reads the version from the image.
+func TestUpstreamImagesRunByTheirEntrypoint(t *testing.T) {
+	in := installedFrom(t, UpstreamImages("ghcr.io/fluxcd"))
+	for _, ctl := range Controllers {
+		c := in.Deployments[ctl.Name].Spec.Template.Spec.Containers[0]
+		if c.Image != "ghcr.io/fluxcd/"+ctl.Name+":"+ctl.Version || len(c.Command) != 0 {
+			t.Errorf("%s runs %s %v, want ghcr.io/fluxcd/%s:%s by its entrypoint", ctl.Name, c.Image, c.Command, ctl.Name, ctl.Version)
+		}
+	}
+	out, problems := report(Verify(in))
+	if problems != 0 || !strings.Contains(out, "✔ helm-controller: v1.6.4, Flux "+Version) {
+		t.Fatalf("the check of Flux's own images:\n%s", out)
+	}
 }

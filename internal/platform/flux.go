@@ -67,18 +67,33 @@ func prepareFlux(ctx context.Context, cfg config.Config, progress io.Writer) (*f
 	if _, port, _ := net.SplitHostPort(cfg.Git.Addr); port == "0" {
 		return nil, nil, errors.New("Flux reads the fleet repository by a fixed address: give the git server a port (--git-addr host:port), or start without Flux (SLIPWAY_FLUX=false)")
 	}
-	programs, err := flux.Build(ctx, components.Options{CacheDir: cfg.CacheDir(), Progress: progress})
-	if err != nil {
-		return nil, nil, err
-	}
-	image, err := flux.ControllersImage(ctx, programs, cfg.CacheDir(), cfg.Registry.Addr, v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
-	if err != nil {
-		return nil, nil, err
-	}
-	push := []imageToPush{{image.Image, image.Repository, image.Tag()}}
-	manifests, err := flux.Components(programs.CRDFiles, image)
-	if err != nil {
-		return nil, nil, err
+	opts := components.Options{CacheDir: cfg.CacheDir(), Progress: progress}
+	var manifests []byte
+	var push []imageToPush
+	if prefix := cfg.Cluster.FluxImages; prefix != "" {
+		// Flux's own images, which the cluster pulls from where the
+		// setting says: only the CRDs come from the pinned modules.
+		crds, err := flux.CRDs(ctx, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		fmt.Fprintf(progress, "Flux's controllers: the images under %s (cluster.fluxImages), not built here\n", prefix)
+		if manifests, err = flux.Components(crds, flux.UpstreamImages(prefix)); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		programs, err := flux.Build(ctx, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		image, err := flux.ControllersImage(ctx, programs, cfg.CacheDir(), cfg.Registry.Addr, v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
+		if err != nil {
+			return nil, nil, err
+		}
+		push = []imageToPush{{image.Image, image.Repository, image.Tag()}}
+		if manifests, err = flux.Components(programs.CRDFiles, image.ForControllers); err != nil {
+			return nil, nil, err
+		}
 	}
 	return &fluxService{cfg: cfg, components: manifests, chartPushes: make(chan registry.Push, 64)}, push, nil
 }
