@@ -142,6 +142,37 @@ func TestScaffoldPushPullRender(t *testing.T) {
 	}
 }
 
+// The `helm test` pod pulls Slipway's http-check from the registry the
+// app's image is on, whatever registry the chart's values name: the same
+// chart then runs where the line pushes to another registry. Another test
+// image is left as written.
+func TestCheckImageFollowsTheAppsRegistry(t *testing.T) {
+	reg := registrytest.Start(t)
+	for _, tc := range []struct{ written, want string }{
+		{"127.0.0.1:5000/slipway/http-check:latest", reg.Addr + "/slipway/http-check:latest"},
+		{"docker.io/library/busybox:1.37", "docker.io/library/busybox:1.37"},
+	} {
+		dir := filepath.Join(t.TempDir(), "hello")
+		if _, err := chart.Init(chart.InitOptions{Dir: dir, Image: "127.0.0.1:5000/dev1/hello", CheckImage: tc.written}); err != nil {
+			t.Fatal(err)
+		}
+		pkg, err := chart.Package(context.Background(), chart.PackageOptions{Dir: dir, Version: "0.2.0", Image: reg.Addr + "/dev1/hello@" + testDigest})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chart.Push(pkg, "oci://"+reg.Addr+"/dev1/charts", true, dev1(reg)); err != nil {
+			t.Fatal(err)
+		}
+		shown, err := chart.Show("oci://"+reg.Addr+"/dev1/charts/hello", "0.2.0", dev1(reg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hook := render(t, shown.Loaded)["hello/templates/tests/http-check.yaml"]; !strings.Contains(hook, "image: "+tc.want) && !strings.Contains(hook, `image: "`+tc.want+`"`) {
+			t.Errorf("test image %s: the hook runs\n%s\nwant %s", tc.written, hook, tc.want)
+		}
+	}
+}
+
 // TestHelmCreateChart packages the chart `helm create` makes, unchanged,
 // generated here with the SDK.
 func TestHelmCreateChart(t *testing.T) {

@@ -282,6 +282,35 @@ func dependencyClient(ch *chartv2.Chart, opts PackageOptions) (*registry.Client,
 	return reg.client(host)
 }
 
+// checkImagePath is Slipway's http-check image, which the `helm test` pods
+// of its charts run (test.image), without its registry.
+const checkImagePath = "slipway/http-check"
+
+// rehomeCheckImage has the `helm test` pod pull Slipway's http-check from
+// the registry the app's image (repo) is on. A chart's values name it on
+// one registry (the embedded one's address, in the examples); the same
+// chart then runs unchanged where the line pushes to another registry, as
+// for an existing cluster. Any other test image is left as written.
+func rehomeCheckImage(doc *yaml.Node, repo string) {
+	appHost, _, ok := strings.Cut(repo, "/")
+	if !ok || !strings.ContainsAny(appHost, ".:") && appHost != "localhost" {
+		return // no registry host in the app's image to follow
+	}
+	test := mappingValue(doc, "test")
+	if test == nil || test.Kind != yaml.MappingNode {
+		return
+	}
+	image := mappingValue(test, "image")
+	if image == nil || image.Kind != yaml.ScalarNode {
+		return
+	}
+	host, rest, ok := strings.Cut(image.Value, "/")
+	if !ok || host == appHost || (rest != checkImagePath && !strings.HasPrefix(rest, checkImagePath+":") && !strings.HasPrefix(rest, checkImagePath+"@")) {
+		return
+	}
+	setScalar(test, "image", appHost+"/"+rest)
+}
+
 // dependenciesPresent reports whether charts/ holds every dependency
 // Chart.yaml lists.
 func dependenciesPresent(ch *chartv2.Chart) bool {
@@ -343,6 +372,7 @@ func pinImage(ch *chartv2.Chart, ref string) (imageTag string, err error) {
 	default:
 		return "", errors.New("values.yaml has neither image.digest nor image.tag: add image.digest")
 	}
+	rehomeCheckImage(&doc, repo)
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
