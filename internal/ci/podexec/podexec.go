@@ -262,11 +262,14 @@ func (e *Executor) pod(ns string, spec runner.JobSpec, image string) *corev1.Pod
 	}
 	volumes := []corev1.Volume{{Name: "work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 	mounts := []corev1.VolumeMount{{Name: "work", MountPath: Workspace}}
+	// Without a claim the caches last one job: the directory must still
+	// be writable.
+	cache := corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}
 	if e.CacheClaim != "" {
-		volumes = append(volumes, corev1.Volume{Name: "cache", VolumeSource: corev1.VolumeSource{
-			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: e.CacheClaim}}})
-		mounts = append(mounts, corev1.VolumeMount{Name: "cache", MountPath: CacheDir})
+		cache = corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: e.CacheClaim}}
 	}
+	volumes = append(volumes, corev1.Volume{Name: "cache", VolumeSource: cache})
+	mounts = append(mounts, corev1.VolumeMount{Name: "cache", MountPath: CacheDir})
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      fmt.Sprintf("job-%d-%d-%d-%s", spec.Run.ID, spec.Stage, spec.Job, hex.EncodeToString(suffix)),
