@@ -19,6 +19,7 @@ func newUpCmd(g *globals) *cobra.Command {
 	var registryAddr, gitAddr string
 	var anonymousPull, tokenAuth, withCluster, noMonitoring bool
 	var kubeconfig, kubeVersion string
+	var existing config.ExistingCluster
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the platform and keep it running until Ctrl-C",
@@ -33,7 +34,10 @@ the rest are stopped and the failing one is named.`,
   slipway up --cluster=false
 
   # Another state directory and port, e.g. for a second instance
-  slipway up --home /tmp/slipway2 --registry-addr 127.0.0.1:5001`,
+  slipway up --home /tmp/slipway2 --registry-addr 127.0.0.1:5001
+
+  # On a cluster that runs already (AKS...), reaching this machine at 10.0.0.4
+  slipway up --target-kubeconfig ~/.kube/aks --target-context prod-admin --platform-host 10.0.0.4`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.config()
@@ -65,6 +69,22 @@ the rest are stopped and the failing one is named.`,
 			if kubeVersion != "" {
 				cfg.Cluster.KubernetesVersion = kubeVersion
 			}
+			if existing != (config.ExistingCluster{}) {
+				if cfg.Cluster.Existing == nil {
+					cfg.Cluster.Existing = &config.ExistingCluster{}
+				}
+				e := cfg.Cluster.Existing
+				for _, f := range []struct {
+					from string
+					to   *string
+				}{
+					{existing.Kubeconfig, &e.Kubeconfig}, {existing.Context, &e.Context}, {existing.PlatformHost, &e.PlatformHost},
+				} {
+					if f.from != "" {
+						*f.to = f.from
+					}
+				}
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -80,6 +100,9 @@ the rest are stopped and the failing one is named.`,
 	cmd.Flags().BoolVar(&withCluster, "cluster", true, "start the local Kubernetes cluster too (needs root; default: on as root)")
 	cmd.Flags().BoolVar(&noMonitoring, "no-monitoring", false, "leave out Prometheus and Alertmanager")
 	cmd.Flags().StringVar(&kubeVersion, "kubernetes-version", "", "the Kubernetes release a new cluster starts on (default: the newest, "+components.KubernetesVersion+"; one of "+strings.Join(components.KubernetesVersions, ", ")+"); an existing cluster keeps its own")
+	cmd.Flags().StringVar(&existing.Kubeconfig, "target-kubeconfig", "", "deploy to the existing cluster of this kubeconfig instead of running one (cluster.existing)")
+	cmd.Flags().StringVar(&existing.Context, "target-context", "", "the context of --target-kubeconfig to use (default: its current one)")
+	cmd.Flags().StringVar(&existing.PlatformHost, "platform-host", "", "the host or address at which the existing cluster reaches this platform")
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "merge the cluster's \"slipway\" context into this file (default: $KUBECONFIG or ~/.kube/config)")
 	return cmd
 }
@@ -99,6 +122,13 @@ func printBanner(g *globals, cfg config.Config, st platform.State) {
 	}
 	if st.Kubeconfig != "" {
 		fmt.Fprintf(w, "\n  %-24s context \"slipway\" in %s\n", "kubectl", st.Kubeconfig)
+	}
+	if e := cfg.Cluster.Existing; e != nil {
+		which := "its current context"
+		if e.Context != "" {
+			which = fmt.Sprintf("context %q", e.Context)
+		}
+		fmt.Fprintf(w, "\n  %-24s the existing cluster: %s of %s (slipway kubectl uses it too)\n", "kubectl", which, e.Kubeconfig)
 	}
 	fmt.Fprintf(w, "\nnext:\n")
 	if cfg.FluxEnabled() {
@@ -185,7 +215,9 @@ Exits 0 when all are healthy, 1 when one is not, and 3 when slipway is not runni
 				Dashboard  string                   `json:"dashboard,omitempty"`
 				Kubernetes *opsview.KubernetesView  `json:"kubernetes,omitempty"`
 			}{st.PID, st.StartedAt, services, dashboardURL(st.Addresses.Git), nil}
-			if st.Addresses.AdminKubeconfig != "" {
+			// The versions of the cluster this platform runs (an existing
+			// cluster's are its owner's).
+			if st.Addresses.AdminKubeconfig != "" && !cfg.ClusterExisting() {
 				if v, err := platform.ClusterVersions(cfg); err == nil {
 					report.Kubernetes = opsview.Kubernetes(v)
 				}

@@ -113,6 +113,25 @@ type Cluster struct {
 	// then compiled here. Empty: Slipway builds them from the pinned
 	// modules and serves them from its registry.
 	FluxImages string `json:"fluxImages,omitempty"`
+	// Existing, when set, is a cluster that runs already (AKS, or any
+	// conformant cluster): the platform installs Flux there and runs the
+	// tenants, job pods and releases on it instead of starting a node of
+	// its own.
+	Existing *ExistingCluster `json:"existing,omitempty"`
+}
+
+// ExistingCluster names a cluster the platform deploys to but does not run.
+type ExistingCluster struct {
+	// Kubeconfig is the file holding a context with cluster-admin rights
+	// on it (an absolute path).
+	Kubeconfig string `json:"kubeconfig"`
+	// Context is the context to use; empty means the file's current one.
+	Context string `json:"context,omitempty"`
+	// PlatformHost is the host name or address at which the cluster's
+	// nodes and pods reach this platform's registry and git server (and
+	// the platform listens there too): what image references, chart
+	// sources and the fleet's URL name.
+	PlatformHost string `json:"platformHost"`
 }
 
 // NodeRegistry is a registry the cluster's node pulls from.
@@ -124,9 +143,26 @@ type NodeRegistry struct {
 	// CAFile is the CA its certificate is signed by, when not one the
 	// host trusts.
 	CAFile string `json:"caFile,omitempty"`
-	// Username and Password are sent when it asks for credentials.
-	Username string `json:"username,omitempty"`
-	Password string `json:"password,omitempty"`
+	// Username and Password are sent when it asks for credentials; the
+	// password may instead be kept in PasswordFile (an absolute path,
+	// its first line), out of the config file.
+	Username     string `json:"username,omitempty"`
+	Password     string `json:"password,omitempty"`
+	PasswordFile string `json:"passwordFile,omitempty"`
+}
+
+// Secret is the registry's password: Password, or PasswordFile's first
+// line.
+func (r NodeRegistry) Secret() (string, error) {
+	if r.PasswordFile == "" {
+		return r.Password, nil
+	}
+	data, err := os.ReadFile(r.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("the password of registry %s: %w", r.Host, err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	return strings.TrimSpace(line), nil
 }
 
 // Registry configures the embedded OCI registry.
@@ -248,6 +284,21 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	if v := getenv("SLIPWAY_FLUX_IMAGES"); v != "" {
 		c.Cluster.FluxImages = v
 	}
+	for _, v := range []struct {
+		name string
+		set  func(*ExistingCluster, string)
+	}{
+		{"SLIPWAY_TARGET_KUBECONFIG", func(e *ExistingCluster, v string) { e.Kubeconfig = v }},
+		{"SLIPWAY_TARGET_CONTEXT", func(e *ExistingCluster, v string) { e.Context = v }},
+		{"SLIPWAY_PLATFORM_HOST", func(e *ExistingCluster, v string) { e.PlatformHost = v }},
+	} {
+		if value := getenv(v.name); value != "" {
+			if c.Cluster.Existing == nil {
+				c.Cluster.Existing = &ExistingCluster{}
+			}
+			v.set(c.Cluster.Existing, value)
+		}
+	}
 	if v := getenv("SLIPWAY_FLUX"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -295,29 +346,40 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	return nil
 }
 
-// ClusterEnabled says whether `up` starts the cluster.
+// ClusterEnabled says whether `up` starts the cluster. It never does when
+// the platform targets an existing one.
 func (c Config) ClusterEnabled() bool {
+	if c.ClusterExisting() {
+		return false
+	}
 	if c.Cluster.Enabled != nil {
 		return *c.Cluster.Enabled
 	}
 	return os.Geteuid() == 0 && runtime.GOOS == "linux"
 }
 
-// FluxEnabled says whether `up` installs Flux (it needs the cluster).
+// ClusterExisting says whether the platform targets an existing cluster
+// (cluster.existing) rather than running its own.
+func (c Config) ClusterExisting() bool { return c.Cluster.Existing != nil }
+
+// FluxEnabled says whether `up` installs Flux (it needs a cluster: its own
+// or an existing one).
 func (c Config) FluxEnabled() bool {
-	return c.ClusterEnabled() && (c.Cluster.Flux == nil || *c.Cluster.Flux)
+	return (c.ClusterEnabled() || c.ClusterExisting()) && (c.Cluster.Flux == nil || *c.Cluster.Flux)
 }
 
 // MonitoringEnabled says whether `up` runs Prometheus and Alertmanager
-// (they watch the cluster and Flux).
+// (they watch the cluster and Flux). They scrape the node this platform
+// runs, so not on an existing cluster.
 func (c Config) MonitoringEnabled() bool {
-	return c.FluxEnabled() && (c.Monitoring.Enabled == nil || *c.Monitoring.Enabled)
+	return c.FluxEnabled() && !c.ClusterExisting() && (c.Monitoring.Enabled == nil || *c.Monitoring.Enabled)
 }
 
 // DatabasesEnabled says whether `up` installs CloudNativePG and its
-// images (Flux applies the operator).
+// images (Flux applies the operator). Their volumes are the node's
+// directories, so not on an existing cluster.
 func (c Config) DatabasesEnabled() bool {
-	return c.FluxEnabled() && c.Databases.Enabled != nil && *c.Databases.Enabled
+	return c.FluxEnabled() && !c.ClusterExisting() && c.Databases.Enabled != nil && *c.Databases.Enabled
 }
 
 // JobsInPods says whether pushed pipelines' jobs run in pods.
@@ -367,9 +429,45 @@ func (c Config) Validate() error {
 		if r.CAFile != "" && !filepath.IsAbs(r.CAFile) {
 			return fmt.Errorf("cluster.registries[%d].caFile %q must be an absolute path", i, r.CAFile)
 		}
+		if r.PasswordFile != "" {
+			if r.Password != "" {
+				return fmt.Errorf("cluster.registries[%d]: give password or passwordFile, not both", i)
+			}
+			if !filepath.IsAbs(r.PasswordFile) {
+				return fmt.Errorf("cluster.registries[%d].passwordFile %q must be an absolute path", i, r.PasswordFile)
+			}
+			if _, err := r.Secret(); err != nil {
+				return fmt.Errorf("cluster.registries[%d]: %w", i, err)
+			}
+		}
+	}
+	if e := c.Cluster.Existing; e != nil {
+		if err := e.validate(c); err != nil {
+			return err
+		}
 	}
 	if f := c.Cluster.FluxImages; f != "" && !validImagePrefix(f) {
 		return fmt.Errorf("cluster.fluxImages (SLIPWAY_FLUX_IMAGES) %q: want a registry and path, without a scheme or tag, such as ghcr.io/fluxcd", f)
+	}
+	return nil
+}
+
+func (e ExistingCluster) validate(c Config) error {
+	if e.Kubeconfig == "" || !filepath.IsAbs(e.Kubeconfig) {
+		return fmt.Errorf("cluster.existing.kubeconfig (SLIPWAY_TARGET_KUBECONFIG) %q: want the absolute path of a kubeconfig file", e.Kubeconfig)
+	}
+	if _, err := os.Stat(e.Kubeconfig); err != nil {
+		return fmt.Errorf("cluster.existing.kubeconfig: %w", err)
+	}
+	h := e.PlatformHost
+	if h == "" {
+		return errors.New("cluster.existing.platformHost (SLIPWAY_PLATFORM_HOST) is empty: name the host or address at which the cluster reaches this platform (its pods pull images from the registry and read the fleet there)")
+	}
+	if ip := net.ParseIP(h); strings.ContainsAny(h, ":/ \t@") && ip == nil || ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+		return fmt.Errorf("cluster.existing.platformHost %q: want a host name or an address the cluster's pods can reach, without port or scheme (not loopback)", h)
+	}
+	if c.Cluster.Enabled != nil && *c.Cluster.Enabled {
+		return errors.New("cluster.existing and cluster.enabled: the platform targets an existing cluster or runs its own, not both")
 	}
 	return nil
 }

@@ -96,11 +96,73 @@ func TestNodeRegistriesAndFluxImages(t *testing.T) {
 			t.Errorf("fluxImages %q accepted", bad)
 		}
 	}
-	for _, r := range []NodeRegistry{{Host: ""}, {Host: "https://x"}, {Host: Default().Registry.Addr}, {Host: "x.io", CAFile: "ca.crt"}} {
+	pwFile := filepath.Join(t.TempDir(), "acr-password")
+	os.WriteFile(pwFile, []byte("from-file\n"), 0o600)
+	c = Default()
+	c.Cluster.Registries = []NodeRegistry{{Host: "myacr.azurecr.io", Username: "puller", PasswordFile: pwFile}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if pw, err := c.Cluster.Registries[0].Secret(); err != nil || pw != "from-file" {
+		t.Fatalf("password from the file: %q %v", pw, err)
+	}
+	for _, r := range []NodeRegistry{{Host: ""}, {Host: "https://x"}, {Host: Default().Registry.Addr}, {Host: "x.io", CAFile: "ca.crt"},
+		{Host: "x.io", PasswordFile: pwFile, Password: "both"}, {Host: "x.io", PasswordFile: "relative"}, {Host: "x.io", PasswordFile: pwFile + ".missing"}} {
 		c := Default()
 		c.Cluster.Registries = []NodeRegistry{r}
 		if err := c.Validate(); err == nil {
 			t.Errorf("registry %+v accepted", r)
 		}
+	}
+}
+
+// An existing cluster comes from the file or the environment, replaces
+// the platform's own cluster (and the parts that need its node), and is
+// refused when the cluster could not reach the platform at the host given.
+func TestExistingCluster(t *testing.T) {
+	home := t.TempDir()
+	kubeconfig := filepath.Join(home, "aks.kubeconfig")
+	os.WriteFile(kubeconfig, []byte("apiVersion: v1\nkind: Config\n"), 0o600)
+	os.WriteFile(filepath.Join(home, "config.yaml"), []byte("cluster:\n  existing: {kubeconfig: "+kubeconfig+", platformHost: 10.0.0.4}\ndatabases: {enabled: true}\n"), 0o644)
+	c, err := Load("", envOf(map[string]string{"SLIPWAY_HOME": home, "SLIPWAY_TARGET_CONTEXT": "aks-admin"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if e := c.Cluster.Existing; e.Kubeconfig != kubeconfig || e.Context != "aks-admin" || e.PlatformHost != "10.0.0.4" {
+		t.Fatalf("read %+v", e)
+	}
+	if c.ClusterEnabled() || !c.FluxEnabled() || !c.JobsInPods() || c.MonitoringEnabled() || c.DatabasesEnabled() {
+		t.Errorf("on an existing cluster: own cluster %v, Flux %v, jobs in pods %v, monitoring %v, databases %v (want false true true false false)",
+			c.ClusterEnabled(), c.FluxEnabled(), c.JobsInPods(), c.MonitoringEnabled(), c.DatabasesEnabled())
+	}
+	c, _ = Load("", envOf(map[string]string{"SLIPWAY_HOME": t.TempDir(), "SLIPWAY_TARGET_KUBECONFIG": kubeconfig, "SLIPWAY_PLATFORM_HOST": "slipway.example.com"}))
+	if err := c.Validate(); err != nil || c.Cluster.Existing == nil || c.Cluster.Existing.PlatformHost != "slipway.example.com" {
+		t.Fatalf("from the environment: %+v %v", c.Cluster.Existing, err)
+	}
+	on := true
+	for what, e := range map[string]ExistingCluster{
+		"no kubeconfig":         {PlatformHost: "10.0.0.4"},
+		"a relative kubeconfig": {Kubeconfig: "aks.kubeconfig", PlatformHost: "10.0.0.4"},
+		"a missing kubeconfig":  {Kubeconfig: kubeconfig + ".gone", PlatformHost: "10.0.0.4"},
+		"no platform host":      {Kubeconfig: kubeconfig},
+		"loopback":              {Kubeconfig: kubeconfig, PlatformHost: "127.0.0.1"},
+		"all interfaces":        {Kubeconfig: kubeconfig, PlatformHost: "0.0.0.0"},
+		"a port":                {Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4:5000"},
+		"a URL":                 {Kubeconfig: kubeconfig, PlatformHost: "https://slipway.example.com"},
+	} {
+		c := Default()
+		c.Cluster.Existing = &e
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s accepted: %+v", what, e)
+		}
+	}
+	c = Default()
+	c.Cluster.Existing = &ExistingCluster{Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4"}
+	c.Cluster.Enabled = &on
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Errorf("an existing cluster and one of the platform's own: %v", err)
 	}
 }

@@ -141,13 +141,12 @@ func Planned(cfg config.Config) *Platform {
 		Git:         loopbackScheme(cfg) + "://" + cfg.Git.Addr,
 		CA:          trust.Files{Dir: cfg.TLSDir()}.CA(),
 	}}
-	if cfg.Cluster.Enabled == nil || *cfg.Cluster.Enabled {
-		opts := ClusterOptions(cfg)
-		st.Addresses.RegistryNode = opts.RegistryNodeAddr()
+	if cfg.ClusterExisting() || cfg.Cluster.Enabled == nil || *cfg.Cluster.Enabled {
+		st.Addresses.RegistryNode = RegistryNodeAddr(cfg)
 		if _, port, err := net.SplitHostPort(cfg.Git.Addr); err == nil {
-			st.Addresses.GitNode = "https://" + net.JoinHostPort(opts.NodeIP, port)
+			st.Addresses.GitNode = "https://" + net.JoinHostPort(NodeHost(cfg), port)
 		}
-		st.Addresses.AdminKubeconfig = opts.AdminKubeconfig()
+		st.Addresses.AdminKubeconfig = ClusterOptions(cfg).AdminKubeconfig()
 	}
 	return &Platform{Config: cfg, State: st}
 }
@@ -158,7 +157,9 @@ func ClusterOptions(cfg config.Config) cluster.Options {
 	opts := cluster.Defaults(cfg.ClusterDir())
 	opts.Registry = cfg.Registry.Addr
 	for _, r := range cfg.Cluster.Registries {
-		opts.MoreRegistries = append(opts.MoreRegistries, cluster.NodeRegistry{Host: r.Host, PlainHTTP: r.PlainHTTP, CAFile: r.CAFile, Username: r.Username, Password: r.Password})
+		// Validate read the password file once already.
+		password, _ := r.Secret()
+		opts.MoreRegistries = append(opts.MoreRegistries, cluster.NodeRegistry{Host: r.Host, PlainHTTP: r.PlainHTTP, CAFile: r.CAFile, Username: r.Username, Password: password})
 	}
 	return opts
 }

@@ -42,6 +42,22 @@ func checkClusterHost(cfg config.Config, progress io.Writer) error {
 	return hostdeps.Ensure(hostdeps.Cluster, progress)
 }
 
+// checkExistingClusterHost makes sure this machine can serve an existing
+// cluster (cluster.existing): fixed ports, and the Debian packages the CI
+// image is built with when jobs run in pods.
+func checkExistingClusterHost(cfg config.Config, progress io.Writer) error {
+	if _, port, _ := net.SplitHostPort(cfg.Registry.Addr); port == "0" {
+		return errors.New("the cluster pulls from the registry by a fixed address: give the registry a port (--registry-addr host:port)")
+	}
+	if !cfg.JobsInPods() {
+		return nil
+	}
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		return errors.New("building the pipeline jobs' image needs root on Linux: run as root, or run the jobs on this machine (pipelines.jobs: host)")
+	}
+	return hostdeps.Ensure(hostdeps.Cluster, progress)
+}
+
 // NewCluster builds (or takes from the cache) the cluster's programs and
 // images and prepares its state directory, on a host checkClusterHost
 // has passed. It does not start anything.

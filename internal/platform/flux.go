@@ -86,7 +86,7 @@ func prepareFlux(ctx context.Context, cfg config.Config, progress io.Writer) (*f
 		if err != nil {
 			return nil, nil, err
 		}
-		image, err := flux.ControllersImage(ctx, programs, cfg.CacheDir(), cfg.Registry.Addr, v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
+		image, err := flux.ControllersImage(ctx, programs, cfg.CacheDir(), imageRegistry(cfg), v1.Platform{OS: "linux", Architecture: runtime.GOARCH})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -102,9 +102,14 @@ func prepareFlux(ctx context.Context, cfg config.Config, progress io.Writer) (*f
 // ready when every controller runs and Flux has applied the fleet
 // repository's latest commit.
 type fluxService struct {
-	cfg     config.Config
-	users   *auth.Store
-	cluster *cluster.Cluster
+	cfg   config.Config
+	users *auth.Store
+	// target is the cluster Flux runs in.
+	target clusterTarget
+	// servicesReachable: this host reaches the cluster's Services (the
+	// node it runs), so a chart push calls Flux's Receiver as a registry's
+	// webhook would; otherwise it asks for the reconcile through the API.
+	servicesReachable bool
 	// components is the rendered install (gotk-components.yaml).
 	components []byte
 	// chartPushes are the registry's pushes, for Flux to look at the
@@ -162,7 +167,7 @@ func (s *fluxService) Run(ctx context.Context, ready func(supervisor.Endpoint)) 
 func (s *fluxService) holdFleet() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	rest, err := cluster.RESTConfig(s.cluster.Options().AdminKubeconfig())
+	rest, err := cluster.RESTConfig(s.target.AdminKubeconfig())
 	if err != nil {
 		return
 	}
@@ -205,7 +210,7 @@ func (s *fluxService) followChartPushes(ctx context.Context) {
 		return
 	}
 	defer logFile.Close()
-	hosts := []string{s.cfg.Registry.Addr, s.cluster.Options().RegistryNodeAddr()}
+	hosts := []string{s.cfg.Registry.Addr, RegistryNodeAddr(s.cfg)}
 	for {
 		var p registry.Push
 		select {
@@ -253,6 +258,9 @@ const receiverTimeout = 10 * time.Second
 
 // callReceiver posts an ACR push event to the namespace's chart Receiver.
 func (s *fluxService) callReceiver(ctx context.Context, dyn dynamic.Interface, ns string, p registry.Push) error {
+	if !s.servicesReachable {
+		return errors.New("the cluster's Receiver is out of this host's reach")
+	}
 	ctx, cancel := context.WithTimeout(ctx, receiverTimeout)
 	defer cancel()
 	hook, err := flux.ReceiverHook(ctx, dyn, ns, flux.ChartReceiverName)
@@ -263,7 +271,7 @@ func (s *fluxService) callReceiver(ctx context.Context, dyn dynamic.Interface, n
 	if err != nil {
 		return err
 	}
-	body := flux.ACRPush(s.cluster.Options().RegistryNodeAddr(), p.Repository, p.Reference, p.Digest, "application/vnd.oci.image.manifest.v1+json", time.Now())
+	body := flux.ACRPush(RegistryNodeAddr(s.cfg), p.Repository, p.Reference, p.Digest, "application/vnd.oci.image.manifest.v1+json", time.Now())
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+hook, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -283,7 +291,7 @@ func (s *fluxService) callReceiver(ctx context.Context, dyn dynamic.Interface, n
 // chartPushClients are the admin's client and the log followChartPushes
 // uses.
 func (s *fluxService) chartPushClients() (dynamic.Interface, *os.File, error) {
-	rest, err := cluster.RESTConfig(s.cluster.Options().AdminKubeconfig())
+	rest, err := cluster.RESTConfig(s.target.AdminKubeconfig())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -311,7 +319,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	}
 	components := s.components
 	_, gitPort, _ := net.SplitHostPort(s.cfg.Git.Addr)
-	gitNode := "https://" + s.cluster.NodeAddr(gitPort)
+	gitNode := "https://" + s.target.NodeAddr(gitPort)
 	fleet := flux.Fleet{Cluster: "slipway", URL: gitNode + "/" + FleetRepo + ".git", SecretName: "flux-system", EventsURL: FluxEventsURL(gitNode, "")}
 	remote, err := fleetRemote(s.cfg)
 	if err != nil {
@@ -354,7 +362,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("bringing the fleet repository up to date: %w", err)
 	}
 
-	rest, err := cluster.RESTConfig(s.cluster.Options().AdminKubeconfig())
+	rest, err := cluster.RESTConfig(s.target.AdminKubeconfig())
 	if err != nil {
 		return "", err
 	}
@@ -399,7 +407,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 // waitReady waits for the controllers and for the fleet's Kustomization
 // to have applied head.
 func (s *fluxService) waitReady(ctx context.Context, head string) error {
-	rest, err := cluster.RESTConfig(s.cluster.Options().AdminKubeconfig())
+	rest, err := cluster.RESTConfig(s.target.AdminKubeconfig())
 	if err != nil {
 		return err
 	}
@@ -505,7 +513,12 @@ func (s *fluxService) artifactFetchable(ctx context.Context, artifactURL string)
 	if err != nil {
 		return err
 	}
-	addrs, err := s.cluster.LookupHost(ctx, target.Hostname())
+	addrs, err := s.target.LookupHost(ctx, target.Hostname())
+	if errors.Is(err, errNoClusterDNS) {
+		// An existing cluster's Services are out of reach: a failed
+		// first fetch costs kustomize-controller a retry, nothing more.
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -94,7 +94,7 @@ func prepareCIImage(ctx context.Context, cfg config.Config, progress io.Writer) 
 	if err != nil {
 		return nil, err
 	}
-	repo := cfg.Registry.Addr + "/" + build.CIImageRepository
+	repo := imageRegistry(cfg) + "/" + build.CIImageRepository
 	return &jobImages{ref: repo + "@" + img.Digest.String(), img: img, goSeed: seed, pushed: make(chan struct{}),
 		goVersion: strings.TrimSpace(strings.SplitN(string(version), "\n", 2)[0])}, nil
 }
@@ -111,6 +111,16 @@ func newJobPods(cfg config.Config, users *auth.Store, images *jobImages, ca []by
 		return nil, err
 	}
 	teamOf := func(pipeline string) string { team, _, _ := strings.Cut(pipeline, "/"); return team }
+	// The Go caches are a volume on this machine, which only the node
+	// this platform runs can mount: on an existing cluster each job
+	// starts with empty caches (modules still come through the
+	// platform's proxy).
+	prepare, claim := func(ctx context.Context, ns string) error {
+		return ensureGoCache(ctx, cfg, kube, ns, images.goSeed)
+	}, goCacheClaim
+	if cfg.ClusterExisting() {
+		prepare, claim = nil, ""
+	}
 	return &podexec.Executor{
 		Config:         rc,
 		Client:         kube,
@@ -122,10 +132,8 @@ func newJobPods(cfg config.Config, users *auth.Store, images *jobImages, ca []by
 		CheckImage: func(ctx context.Context, pipeline, image string) error {
 			return checkTeamMayPull(ctx, cfg, users, teamOf(pipeline), image)
 		},
-		Prepare: func(ctx context.Context, ns string) error {
-			return ensureGoCache(ctx, cfg, kube, ns, images.goSeed)
-		},
-		CacheClaim: goCacheClaim,
+		Prepare:    prepare,
+		CacheClaim: claim,
 		TrustedCA:  ca,
 		Idle:       2,
 	}, nil
@@ -139,7 +147,7 @@ func checkTeamMayPull(ctx context.Context, cfg config.Config, users *auth.Store,
 		return fmt.Errorf("not an image reference: %w", err)
 	}
 	reg := ref.Context().RegistryStr()
-	if reg != cfg.Registry.Addr && reg != ClusterOptions(cfg).RegistryNodeAddr() {
+	if reg != cfg.Registry.Addr && reg != RegistryNodeAddr(cfg) {
 		return fmt.Errorf("the job's image must come from the platform's registry (%s): no other registry can be reached", cfg.Registry.Addr)
 	}
 	user := "ci-" + team
@@ -230,7 +238,7 @@ func cleanUpJobPods(ctx context.Context, pods *podexec.Executor, log io.Writer) 
 // proxy and caches, and none of this machine's environment.
 func podPipelineInputs(cfg config.Config, users *auth.Store, gitNode string) func(repo string) (runner.Inputs, error) {
 	return func(repo string) (runner.Inputs, error) {
-		team, in, err := ciInputs(cfg, users, repo, ClusterOptions(cfg).RegistryNodeAddr(), gitNode)
+		team, in, err := ciInputs(cfg, users, repo, RegistryNodeAddr(cfg), gitNode)
 		if err != nil {
 			return runner.Inputs{}, err
 		}

@@ -22,10 +22,11 @@ type platformTLS struct {
 
 // ensureTLS makes (or reuses) the platform's CA and a serving certificate
 // for every name clients use: loopback, this host's name, the configured
-// addresses and the cluster node's address. It then makes this process,
-// and every program it starts, trust the platform (trust.Adopt).
+// addresses, the cluster node's address and the host the cluster reaches
+// the platform at. It then makes this process, and every program it
+// starts, trust the platform (trust.Adopt).
 func ensureTLS(cfg config.Config) (*platformTLS, error) {
-	hosts := []string{"127.0.0.1", "::1", "localhost", ClusterOptions(cfg).NodeIP}
+	hosts := []string{"127.0.0.1", "::1", "localhost", ClusterOptions(cfg).NodeIP, NodeHost(cfg)}
 	if name, err := os.Hostname(); err == nil {
 		hosts = append(hosts, name)
 	}

@@ -96,7 +96,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	// The dashboard's pages read the releases where Flux runs, through
 	// one set of clients.
 	var clients func() (*release.Clients, error)
-	if cfg.ClusterEnabled() && cfg.FluxEnabled() {
+	if cfg.FluxEnabled() {
 		clients = LazyClients(ClusterOptions(cfg).AdminKubeconfig())
 	}
 	lineSources, opsSources := LineSources(cfg, clients), OpsSources(cfg, clients)
@@ -118,12 +118,25 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	pipelines.GitURL = git.URL
 	services := []supervisor.Service{registry, git, pipelines}
 	var cl *cluster.Cluster
-	if cfg.ClusterEnabled() {
+	var target clusterTarget
+	if cfg.ClusterEnabled() || cfg.ClusterExisting() {
 		prepStart := time.Now()
 		// The host's packages first: the CI image needs mmdebstrap, and
 		// NewCluster relies on this check.
-		if err := checkClusterHost(cfg, progress); err != nil {
-			return fmt.Errorf("cluster: %w", err)
+		var existing *existingCluster
+		if cfg.ClusterEnabled() {
+			if err := checkClusterHost(cfg, progress); err != nil {
+				return fmt.Errorf("cluster: %w", err)
+			}
+		} else {
+			if err := checkExistingClusterHost(cfg, progress); err != nil {
+				return fmt.Errorf("cluster: %w", err)
+			}
+			// Nothing is built for, or written to, an existing cluster
+			// before it has passed its check.
+			if existing, err = openExistingCluster(ctx, cfg, progress); err != nil {
+				return err
+			}
 		}
 		// Flux's controllers, the CI image and the monitoring programs
 		// build while the node's programs do (see prepare.go).
@@ -156,29 +169,42 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 				return buildMonitoringPrograms(ctx, cfg, progress)
 			})
 		}
-		c, images, err := NewCluster(ctx, cfg, users, progress)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil // interrupted while preparing: nothing runs yet
+		var images []imageToPush
+		if cfg.ClusterEnabled() {
+			c, own, err := NewCluster(ctx, cfg, users, progress)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil // interrupted while preparing: nothing runs yet
+				}
+				return fmt.Errorf("cluster: %w", err)
 			}
-			return fmt.Errorf("cluster: %w", err)
+			cl, target, images = c, c, own
+			api.Node = c
+		} else {
+			if images, err = existingClusterImages(ctx, cfg); err != nil {
+				return err
+			}
+			target = existing
 		}
 		keychain, err := adminKeychain(cfg)
 		if err != nil {
 			return err
 		}
-		cl = c
-		api.Node = c
-		// The node network first, so the registry can also answer on the
-		// node address, where pods reach it.
-		registry.AlsoAddrs = []string{c.Options().RegistryNodeAddr()}
-		if _, port, err := net.SplitHostPort(cfg.Git.Addr); err == nil && port != "0" {
-			git.AlsoAddrs = []string{c.NodeAddr(port)}
+		// The registry and the git server answer where the cluster
+		// reaches them too (for the node this process runs, once its
+		// network is up: that service comes first).
+		if addr := alsoServe(cfg, cfg.Registry.Addr); addr != "" {
+			registry.AlsoAddrs = []string{addr}
 		}
+		if addr := alsoServe(cfg, cfg.Git.Addr); addr != "" {
+			git.AlsoAddrs = []string{addr}
+		}
+		_, gitPort, _ := net.SplitHostPort(cfg.Git.Addr)
+		gitNode := tlsFiles.nodeScheme() + "://" + target.NodeAddr(gitPort)
 		var fluxSvc *fluxService
 		if cfg.FluxEnabled() {
 			fluxObjects = append(fluxObjects, &flux.ResourceCollector{Connect: func() (dynamic.Interface, error) {
-				rc, err := cluster.RESTConfig(c.Options().AdminKubeconfig())
+				rc, err := cluster.RESTConfig(target.AdminKubeconfig())
 				if err != nil {
 					return nil, err
 				}
@@ -192,7 +218,8 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 				}
 				return fmt.Errorf("flux: %w", err)
 			}
-			svc.users, svc.cluster, svc.timeline = users, c, timeline
+			svc.users, svc.target, svc.timeline = users, target, timeline
+			svc.servicesReachable = cl != nil
 			registry.OnPush = svc.heardPush
 			fluxSvc, images = svc, append(images, fluxImages...)
 		}
@@ -207,7 +234,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			}
 			images = append(images, dbs.images...)
 			fluxSvc.databases = &dbs.operator
-			volumes = &storageService{cfg: cfg, cluster: c}
+			volumes = &storageService{cfg: cfg, cluster: cl}
 		}
 		imagesSvc := &imagesService{keychain: keychain, transport: tlsFiles.httpClient().Transport}
 		if cfg.JobsInPods() {
@@ -218,7 +245,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 				}
 				return fmt.Errorf("pipeline jobs: %w", err)
 			}
-			images = append(images, imageToPush{ci.img, cfg.Registry.Addr + "/" + build.CIImageRepository, "latest"})
+			images = append(images, imageToPush{ci.img, imageRegistry(cfg) + "/" + build.CIImageRepository, "latest"})
 			imagesSvc.pushed = ci.markPushed
 			if git.GoProxy, err = goproxy.Default(); err != nil {
 				return fmt.Errorf("pipeline jobs: %w", err)
@@ -230,31 +257,34 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			if pipelines.Pods, err = newJobPods(cfg, users, ci, ca); err != nil {
 				return fmt.Errorf("pipeline jobs: %w", err)
 			}
-			if _, port, err := net.SplitHostPort(cfg.Git.Addr); err == nil {
-				pipelines.GitNodeURL = tlsFiles.nodeScheme() + "://" + c.NodeAddr(port)
-			}
+			pipelines.GitNodeURL = gitNode
 		}
 		imagesSvc.images = images
-		services = []supervisor.Service{c.NetworkService(), registry, git, pipelines, imagesSvc}
-		services = append(services, c.Services()...)
+		services = []supervisor.Service{registry, git, pipelines, imagesSvc}
+		if cl != nil {
+			services = append(append([]supervisor.Service{cl.NetworkService()}, services...), cl.Services()...)
+		}
 		if volumes != nil {
 			services = append(services, volumes)
 		}
 		// Kubernetes's pods and the certificates, under the names alert
 		// rules expect.
 		fluxObjects = append(fluxObjects, &metrics.Pods{Connect: func() (kubernetes.Interface, error) {
-			rc, err := cluster.RESTConfig(c.Options().AdminKubeconfig())
+			rc, err := cluster.RESTConfig(target.AdminKubeconfig())
 			if err != nil {
 				return nil, err
 			}
 			return kubernetes.NewForConfig(rc)
-		}}, &metrics.Certificates{Files: certificateFiles(cfg, c)})
-		if cfg.MonitoringEnabled() && len(git.AlsoAddrs) > 0 {
+		}})
+		if cl != nil {
+			fluxObjects = append(fluxObjects, &metrics.Certificates{Files: certificateFiles(cfg, cl)})
+		}
+		if cfg.MonitoringEnabled() && gitPort != "0" {
 			programs, err := monitoringReady.wait()
 			var svc *monitoringService
 			var monServices []supervisor.Service
 			if err == nil {
-				svc, monServices, err = prepareMonitoring(cfg, users, c, git.AlsoAddrs[0], timeline, programs)
+				svc, monServices, err = prepareMonitoring(cfg, users, cl, target.NodeAddr(gitPort), timeline, programs)
 			}
 			if err != nil {
 				if ctx.Err() != nil {
@@ -282,14 +312,14 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	err = sup.Run(ctx, services, func(endpoints []supervisor.Endpoint) {
 		st := State{PID: os.Getpid(), Ready: true, StartedAt: startedAt, Endpoints: endpoints,
 			Addresses: Addresses{Registry: registry.Addr(), RegistryURL: registry.URL(), Git: git.URL(), CA: tlsFiles.files.CA()}}
-		if len(registry.AlsoAddrs) > 0 {
-			st.Addresses.RegistryNode = registry.AlsoAddrs[0]
-		}
-		if len(git.AlsoAddrs) > 0 {
-			st.Addresses.GitNode = tlsFiles.nodeScheme() + "://" + git.AlsoAddrs[0]
+		if target != nil {
+			st.Addresses.RegistryNode = RegistryNodeAddr(cfg)
+			if _, gitPort, _ := net.SplitHostPort(cfg.Git.Addr); gitPort != "0" {
+				st.Addresses.GitNode = tlsFiles.nodeScheme() + "://" + target.NodeAddr(gitPort)
+			}
+			st.Addresses.AdminKubeconfig = target.AdminKubeconfig()
 		}
 		if cl != nil {
-			st.Addresses.AdminKubeconfig = cl.Options().AdminKubeconfig()
 			target := cfg.Cluster.Kubeconfig
 			if target == "" {
 				target = cluster.DefaultKubeconfig()

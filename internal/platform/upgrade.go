@@ -132,6 +132,10 @@ func (a *API) upgrade(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
 		return
 	}
+	if a.Node == nil && a.Config.ClusterExisting() {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{"the platform targets an existing cluster, which its owner upgrades (on AKS: az aks upgrade); slipway upgrades only a cluster it runs"})
+		return
+	}
 	if a.Node == nil {
 		writeJSON(w, http.StatusServiceUnavailable, apiError{"the platform runs no cluster of its own"})
 		return

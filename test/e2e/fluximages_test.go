@@ -39,11 +39,14 @@ func TestFluxFromItsOwnImages(t *testing.T) {
 	prefix := mirror.Addr + "/fluxcd"
 	publishFluxLayout(t, prefix)
 
+	// The password in a file of its own, out of the config file.
+	passwordFile := filepath.Join(t.TempDir(), "puller-password")
+	writeFile(t, passwordFile, pullPassword+"\n")
 	writeFile(t, filepath.Join(e.home, "config.yaml"), fmt.Sprintf(`cluster:
   fluxImages: %s
   registries:
-  - {host: %q, plainHTTP: true, username: puller, password: %s}
-`, prefix, mirror.Addr, pullPassword))
+  - {host: %q, plainHTTP: true, username: puller, passwordFile: %s}
+`, prefix, mirror.Addr, passwordFile))
 	regAddr := freeAddr(t)
 	up := e.startUpWithin(45*time.Minute, "--registry-addr", regAddr, "--git-addr", freeAddr(t))
 

@@ -1,0 +1,143 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slipway-dev/slipway/internal/components"
+)
+
+// TestLineOnAnExistingCluster plays the line through a platform that runs
+// no cluster of its own, onto a cluster that runs already, as a team would
+// on AKS with ACR. Platform A stands in for the cloud's cluster: it runs
+// only the cluster (no Flux), and its node pulls from B's registry with
+// the CA and a pull-only account it was given (cluster.registries, as AKS
+// pulls from an attached ACR). Platform B runs on other ports with its
+// registry challenging for tokens (as ACR does) and targets A's cluster
+// by a kubeconfig context (cluster.existing): B checks the cluster before
+// writing anything, installs Flux there, onboards the teams, runs their
+// jobs as pods in A's CI namespaces, and the demo's tracks pass through
+// B onto A. The example apps' pipelines and charts are the ones the
+// embedded line runs; only B's settings differ.
+func TestLineOnAnExistingCluster(t *testing.T) {
+	a := clusterEnv(t)
+	b := newEnv(t)
+	bReg, bGit := freeAddr(t), freeAddr(t)
+	_, bRegPort, _ := net.SplitHostPort(bReg)
+	b.vars = append(b.vars, "SLIPWAY_REGISTRY_ADDR="+bReg, "SLIPWAY_GIT_ADDR="+bGit)
+
+	// B's first start makes its CA; ops makes the account the cluster
+	// pulls with (pull only), as for a registry that exists before the
+	// cluster is attached to it.
+	first := b.startUp()
+	pullPassword := "aks-pull-" + fmt.Sprint(time.Now().UnixNano())
+	b.mustRun(pullPassword+"\n", "user", "set", "aks-puller", "--password-stdin")
+	b.mustRun("", "down")
+	first.wait(t)
+
+	// A: the cluster alone, pulling from B's registry where the cluster
+	// reaches it (A's node address, which B will listen on).
+	const nodeHost = "10.244.0.1"
+	passwordFile := filepath.Join(t.TempDir(), "aks-puller")
+	writeFile(t, passwordFile, pullPassword+"\n")
+	writeFile(t, filepath.Join(a.home, "config.yaml"), fmt.Sprintf(`cluster:
+  registries:
+  - {host: %q, caFile: %s, username: aks-puller, passwordFile: %s}
+`, net.JoinHostPort(nodeHost, bRegPort), b.caFile(), passwordFile))
+	a.vars = append(a.vars, "SLIPWAY_FLUX=false")
+	a.startUpWithin(45*time.Minute, "--registry-addr", freeAddr(t), "--git-addr", freeAddr(t))
+	if out, _ := a.kubectl("get", "namespace", "flux-system"); !strings.Contains(out, "NotFound") {
+		t.Fatalf("the stand-in cluster runs a Flux of its own:\n%s", out)
+	}
+
+	aKubeconfig := filepath.Join(a.home, "kubeconfig")
+	b.vars = append(b.vars, "SLIPWAY_TARGET_KUBECONFIG="+aKubeconfig, "SLIPWAY_PLATFORM_HOST="+nodeHost, "SLIPWAY_REGISTRY_TOKEN_AUTH=true")
+
+	// A context the file does not have: B says so and writes nothing.
+	wrong := b.run("", "up", "--target-context", "aks-prod")
+	if wrong.code == 0 || !strings.Contains(wrong.stderr, `context "aks-prod" is not in `+aKubeconfig+` (it has: slipway)`) {
+		t.Fatalf("up with a context the kubeconfig lacks: exit %d\n%s", wrong.code, wrong.stderr)
+	}
+	if out, _ := a.kubectl("get", "namespace", "flux-system"); !strings.Contains(out, "NotFound") {
+		t.Fatalf("a refused target got Flux's namespace:\n%s", out)
+	}
+
+	start := time.Now()
+	up := b.startUpWithin(30*time.Minute, "--target-context", "slipway")
+	t.Logf("platform B ready on the existing cluster in %s", time.Since(start).Round(time.Millisecond))
+	if out := up.stderr.String(); !strings.Contains(out, `existing cluster: context "slipway": https://`+nodeHost+`:6443`) {
+		t.Errorf("B did not report the cluster it checked:\n%s", out)
+	}
+	// Flux runs in A, from B's registry, reading the fleet from B's git server.
+	image := a.mustKubectl("-n", "flux-system", "get", "deployment", "source-controller", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+	if !strings.HasPrefix(image, net.JoinHostPort(nodeHost, bRegPort)+"/") {
+		t.Errorf("source-controller runs %s, not an image from B's registry", image)
+	}
+	if url := a.mustKubectl("-n", "flux-system", "get", "gitrepository", "flux-system", "-o", "jsonpath={.spec.url}"); !strings.HasPrefix(url, "https://"+nodeHost+":") {
+		t.Errorf("the fleet is read from %s", url)
+	}
+
+	demo := b.run("", "demo")
+	t.Logf("slipway demo through B onto A's cluster:\n%s", demo.stdout)
+	if demo.code != 0 || !strings.Contains(demo.stdout, "every step passed") {
+		t.Fatalf("slipway demo: exit %d\n%s\n%s", demo.code, demo.stdout, demo.stderr)
+	}
+	for _, want := range []string{"stage Promote to prod (succeeded)", "push to ready in staging: median"} {
+		if !strings.Contains(demo.stdout, want) {
+			t.Errorf("the timeline lacks %q", want)
+		}
+	}
+
+	// What the line wrote, as A holds it (logged, to compare with what
+	// the embedded cluster holds).
+	for _, what := range [][]string{
+		{"-n", "dev1-staging", "get", "helmrepository,helmrelease,receiver", "-o", "yaml"},
+		{"-n", "dev1-ci", "get", "rolebinding", "-o", "yaml"},
+		{"-n", "flux-system", "get", "gitrepository", "flux-system", "-o", "jsonpath={.spec}"},
+	} {
+		out, _ := a.kubectl(what...)
+		t.Logf("kubectl %s:\n%s", strings.Join(what, " "), out)
+	}
+	chartURL := a.mustKubectl("-n", "dev1-staging", "get", "helmrepository", "-o", "jsonpath={.items[0].spec.url}")
+	if chartURL != "oci://"+net.JoinHostPort(nodeHost, bRegPort)+"/dev1/charts" {
+		t.Errorf("dev1's charts are read from %s", chartURL)
+	}
+	for _, ns := range []string{"dev1-prod", "dev2-prod"} {
+		ready := a.mustKubectl("-n", ns, "get", "helmrelease", "-o", "jsonpath={.items[0].status.conditions[?(@.type==\"Ready\")].status}")
+		if ready != "True" {
+			t.Errorf("the release in %s is not Ready on A: %q", ns, ready)
+		}
+	}
+	hello := a.mustKubectl("-n", "dev1-prod", "get", "deployment", "-o", "jsonpath={.items[0].spec.template.spec.containers[0].image}")
+	if !strings.HasPrefix(hello, net.JoinHostPort(nodeHost, bRegPort)+"/dev1/hello@sha256:") {
+		t.Errorf("hello in prod runs %s", hello)
+	}
+	// The jobs ran as pods in A, as the teams' CI accounts.
+	if out := a.mustKubectl("get", "serviceaccount", "-n", "dev1-ci", "-o", "name"); !strings.Contains(out, "serviceaccount/") {
+		t.Errorf("dev1's CI namespace on A holds no account:\n%s", out)
+	}
+	for _, l := range []string{"dev1", "dev2"} {
+		if got := a.canI("get", "pods", "-n", l+"-prod", "--as=system:serviceaccount:"+otherTeam(l)+"-ci:ci"); got != "no" {
+			t.Errorf("%s's CI account may read %s-prod on A: %s", otherTeam(l), l, got)
+		}
+	}
+
+	// The cluster is its owner's to upgrade.
+	upgrade := b.run("", "cluster", "upgrade", "--to", components.KubernetesVersion)
+	if upgrade.code == 0 || !strings.Contains(upgrade.stderr, "existing cluster, which its owner upgrades") {
+		t.Errorf("cluster upgrade on an existing cluster: exit %d\n%s", upgrade.code, upgrade.stderr)
+	}
+	b.mustRun("", "down")
+	up.wait(t)
+}
+
+func otherTeam(team string) string {
+	if team == "dev1" {
+		return "dev2"
+	}
+	return "dev1"
+}
