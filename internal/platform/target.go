@@ -17,6 +17,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/build"
 	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/flux"
 	"github.com/slipway-dev/slipway/internal/fsutil"
 	"github.com/slipway-dev/slipway/internal/targets"
 )
@@ -111,15 +112,21 @@ func (e *existingCluster) LookupHost(context.Context, string) ([]string, error) 
 func openExistingCluster(ctx context.Context, cfg config.Config, progress io.Writer) (*existingCluster, error) {
 	e := cfg.Cluster.Existing
 	check := targets.Cluster{Kubeconfig: e.Kubeconfig, Context: e.Context}.Check(ctx)
-	if check.Err != nil {
+	// The Flux found there, one line per controller and finding.
+	report := func() {
 		for _, f := range check.Details {
-			if f.Problem != "" {
-				fmt.Fprintf(progress, "  %s\n", f)
-			}
+			fmt.Fprintf(progress, "  %s\n", f)
 		}
+	}
+	if check.Err != nil {
+		report()
 		return nil, fmt.Errorf("the existing cluster (cluster.existing): %w", check.Err)
 	}
 	fmt.Fprintf(progress, "existing cluster: %s\n", check.Found)
+	if len(check.Details) > 0 {
+		report()
+		fmt.Fprintf(progress, "existing cluster: the Flux in %s passes the check; Slipway takes it over, at its pinned version and settings\n", flux.Namespace)
+	}
 	raw, err := clientcmd.LoadFromFile(e.Kubeconfig)
 	if err != nil {
 		return nil, err

@@ -58,7 +58,7 @@ func TestLineOnAnExistingCluster(t *testing.T) {
 	b.vars = append(b.vars, "SLIPWAY_TARGET_KUBECONFIG="+aKubeconfig, "SLIPWAY_PLATFORM_HOST="+nodeHost, "SLIPWAY_REGISTRY_TOKEN_AUTH=true")
 
 	// A context the file does not have: B says so and writes nothing.
-	wrong := b.run("", "up", "--target-context", "aks-prod")
+	wrong := b.runWithin(5*time.Minute, "up", "--target-context", "aks-prod")
 	if wrong.code == 0 || !strings.Contains(wrong.stderr, `context "aks-prod" is not in `+aKubeconfig+` (it has: slipway)`) {
 		t.Fatalf("up with a context the kubeconfig lacks: exit %d\n%s", wrong.code, wrong.stderr)
 	}
@@ -124,6 +124,33 @@ func TestLineOnAnExistingCluster(t *testing.T) {
 		if got := a.canI("get", "pods", "-n", l+"-prod", "--as=system:serviceaccount:"+otherTeam(l)+"-ci:ci"); got != "no" {
 			t.Errorf("%s's CI account may read %s-prod on A: %s", otherTeam(l), l, got)
 		}
+	}
+
+	// A restart finds the Flux it installed and takes it over; a Flux that
+	// was loosened in between (a lockdown flag turned off on the cluster)
+	// is refused before anything is written, naming the flag.
+	b.mustRun("", "down")
+	up.wait(t)
+	addArg := func(arg string) {
+		a.mustKubectl("-n", "flux-system", "patch", "deployment", "helm-controller", "--type=json",
+			"-p", `[{"op":"add","path":"/spec/template/spec/containers/0/args/-","value":"`+arg+`"}]`)
+	}
+	addArg("--no-cross-namespace-refs=false")
+	loose := b.runWithin(5*time.Minute, "up", "--target-context", "slipway")
+	if loose.code == 0 || !strings.Contains(loose.stderr, "--no-cross-namespace-refs") || !strings.Contains(loose.stderr, "is not one Slipway can use") {
+		t.Fatalf("up on a cluster whose Flux lets teams refer across namespaces: exit %d\n%s", loose.code, loose.stderr)
+	}
+	addArg("--no-cross-namespace-refs=true")
+	a.mustKubectl("-n", "flux-system", "rollout", "status", "deployment/helm-controller", "--timeout=5m")
+	up = b.startUpWithin(15*time.Minute, "--target-context", "slipway")
+	if out := up.stderr.String(); !strings.Contains(out, "passes the check; Slipway takes it over") || !strings.Contains(out, "✔ helm-controller") {
+		t.Errorf("the restart did not report the Flux it found:\n%s", out)
+	}
+	if args := a.mustKubectl("-n", "flux-system", "get", "deployment", "helm-controller", "-o", "jsonpath={.spec.template.spec.containers[0].args}"); strings.Contains(args, "--no-cross-namespace-refs=false") {
+		t.Errorf("the loosened flag outlived the restart: %s", args)
+	}
+	if v := a.mustKubectl("-n", "dev1-prod", "get", "helmrelease", "-o", "jsonpath={.items[0].status.history[0].chartVersion}"); v == "" {
+		t.Error("hello's prod release is gone after the restart")
 	}
 
 	// The cluster is its owner's to upgrade.
