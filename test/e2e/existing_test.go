@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"strings"
@@ -26,7 +27,10 @@ import (
 func TestLineOnAnExistingCluster(t *testing.T) {
 	a := clusterEnv(t)
 	b := newEnv(t)
-	bReg, bGit := freeAddr(t), freeAddr(t)
+	// B's ports must stay free while A starts and runs: below the
+	// kernel's range for outgoing connections, which A's many clients
+	// draw from.
+	bReg, bGit := stableAddr(t), stableAddr(t)
 	_, bRegPort, _ := net.SplitHostPort(bReg)
 	b.vars = append(b.vars, "SLIPWAY_REGISTRY_ADDR="+bReg, "SLIPWAY_GIT_ADDR="+bGit)
 
@@ -160,6 +164,26 @@ func TestLineOnAnExistingCluster(t *testing.T) {
 	}
 	b.mustRun("", "down")
 	up.wait(t)
+}
+
+// stableAddr is a free loopback address whose port the kernel never hands
+// out for an outgoing connection (below ip_local_port_range's 32768).
+func stableAddr(t *testing.T) string {
+	t.Helper()
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		if ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", "0.0.0.0", port)); err == nil {
+			ln.Close()
+			return fmt.Sprintf("127.0.0.1:%d", port)
+		}
+	}
+	t.Fatal("no free port below 32000")
+	return ""
 }
 
 func otherTeam(team string) string {
