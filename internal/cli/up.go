@@ -70,20 +70,7 @@ the rest are stopped and the failing one is named.`,
 				cfg.Cluster.KubernetesVersion = kubeVersion
 			}
 			if existing != (config.ExistingCluster{}) {
-				if cfg.Cluster.Existing == nil {
-					cfg.Cluster.Existing = &config.ExistingCluster{}
-				}
-				e := cfg.Cluster.Existing
-				for _, f := range []struct {
-					from string
-					to   *string
-				}{
-					{existing.Kubeconfig, &e.Kubeconfig}, {existing.Context, &e.Context}, {existing.PlatformHost, &e.PlatformHost},
-				} {
-					if f.from != "" {
-						*f.to = f.from
-					}
-				}
+				cfg.Cluster.Existing = cfg.Cluster.Existing.With(existing)
 			}
 			if err := cfg.Validate(); err != nil {
 				return err

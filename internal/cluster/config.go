@@ -36,9 +36,6 @@ func New(opts Options) (*Cluster, error) {
 // Options returns the cluster's options.
 func (c *Cluster) Options() Options { return c.opts }
 
-// AdminKubeconfig is the cluster-admin kubeconfig Slipway writes.
-func (c *Cluster) AdminKubeconfig() string { return c.opts.AdminKubeconfig() }
-
 func (c *Cluster) path(parts ...string) string {
 	return filepath.Join(append([]string{c.opts.Dir}, parts...)...)
 }

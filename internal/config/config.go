@@ -134,6 +134,25 @@ type ExistingCluster struct {
 	PlatformHost string `json:"platformHost"`
 }
 
+// With is e (nil: none yet) with every field over set, for a later layer
+// of settings (environment, flags) that names only some of them.
+func (e *ExistingCluster) With(over ExistingCluster) *ExistingCluster {
+	out := ExistingCluster{}
+	if e != nil {
+		out = *e
+	}
+	if over.Kubeconfig != "" {
+		out.Kubeconfig = over.Kubeconfig
+	}
+	if over.Context != "" {
+		out.Context = over.Context
+	}
+	if over.PlatformHost != "" {
+		out.PlatformHost = over.PlatformHost
+	}
+	return &out
+}
+
 // NodeRegistry is a registry the cluster's node pulls from.
 type NodeRegistry struct {
 	// Host is host[:port], as image references name it.
@@ -284,20 +303,9 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	if v := getenv("SLIPWAY_FLUX_IMAGES"); v != "" {
 		c.Cluster.FluxImages = v
 	}
-	for _, v := range []struct {
-		name string
-		set  func(*ExistingCluster, string)
-	}{
-		{"SLIPWAY_TARGET_KUBECONFIG", func(e *ExistingCluster, v string) { e.Kubeconfig = v }},
-		{"SLIPWAY_TARGET_CONTEXT", func(e *ExistingCluster, v string) { e.Context = v }},
-		{"SLIPWAY_PLATFORM_HOST", func(e *ExistingCluster, v string) { e.PlatformHost = v }},
-	} {
-		if value := getenv(v.name); value != "" {
-			if c.Cluster.Existing == nil {
-				c.Cluster.Existing = &ExistingCluster{}
-			}
-			v.set(c.Cluster.Existing, value)
-		}
+	if e := (ExistingCluster{Kubeconfig: getenv("SLIPWAY_TARGET_KUBECONFIG"), Context: getenv("SLIPWAY_TARGET_CONTEXT"),
+		PlatformHost: getenv("SLIPWAY_PLATFORM_HOST")}); e != (ExistingCluster{}) {
+		c.Cluster.Existing = c.Cluster.Existing.With(e)
 	}
 	if v := getenv("SLIPWAY_FLUX"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -463,7 +471,9 @@ func (e ExistingCluster) validate(c Config) error {
 	if h == "" {
 		return errors.New("cluster.existing.platformHost (SLIPWAY_PLATFORM_HOST) is empty: name the host or address at which the cluster reaches this platform (its pods pull images from the registry and read the fleet there)")
 	}
-	if ip := net.ParseIP(h); strings.ContainsAny(h, ":/ \t@") && ip == nil || ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+	ip := net.ParseIP(h)
+	malformed := ip == nil && strings.ContainsAny(h, ":/ \t@") // a port, a scheme, credentials
+	if malformed || ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
 		return fmt.Errorf("cluster.existing.platformHost %q: want a host name or an address the cluster's pods can reach, without port or scheme (not loopback)", h)
 	}
 	if c.Cluster.Enabled != nil && *c.Cluster.Enabled {

@@ -104,12 +104,11 @@ func prepareFlux(ctx context.Context, cfg config.Config, progress io.Writer) (*f
 type fluxService struct {
 	cfg   config.Config
 	users *auth.Store
-	// target is the cluster Flux runs in.
-	target clusterTarget
-	// servicesReachable: this host reaches the cluster's Services (the
-	// node it runs), so a chart push calls Flux's Receiver as a registry's
-	// webhook would; otherwise it asks for the reconcile through the API.
-	servicesReachable bool
+	// node is the cluster this process runs, whose Services and DNS this
+	// host reaches; nil on an existing cluster (cluster.existing), whose
+	// Services are out of reach. Either way the admin kubeconfig is at
+	// ClusterOptions' path.
+	node *cluster.Cluster
 	// components is the rendered install (gotk-components.yaml).
 	components []byte
 	// chartPushes are the registry's pushes, for Flux to look at the
@@ -167,7 +166,7 @@ func (s *fluxService) Run(ctx context.Context, ready func(supervisor.Endpoint)) 
 func (s *fluxService) holdFleet() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	rest, err := cluster.RESTConfig(s.target.AdminKubeconfig())
+	rest, err := cluster.RESTConfig(ClusterOptions(s.cfg).AdminKubeconfig())
 	if err != nil {
 		return
 	}
@@ -258,7 +257,8 @@ const receiverTimeout = 10 * time.Second
 
 // callReceiver posts an ACR push event to the namespace's chart Receiver.
 func (s *fluxService) callReceiver(ctx context.Context, dyn dynamic.Interface, ns string, p registry.Push) error {
-	if !s.servicesReachable {
+	if s.node == nil {
+		// Asked for through the API instead (see followChartPushes).
 		return errors.New("the cluster's Receiver is out of this host's reach")
 	}
 	ctx, cancel := context.WithTimeout(ctx, receiverTimeout)
@@ -291,7 +291,7 @@ func (s *fluxService) callReceiver(ctx context.Context, dyn dynamic.Interface, n
 // chartPushClients are the admin's client and the log followChartPushes
 // uses.
 func (s *fluxService) chartPushClients() (dynamic.Interface, *os.File, error) {
-	rest, err := cluster.RESTConfig(s.target.AdminKubeconfig())
+	rest, err := cluster.RESTConfig(ClusterOptions(s.cfg).AdminKubeconfig())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -319,7 +319,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	}
 	components := s.components
 	_, gitPort, _ := net.SplitHostPort(s.cfg.Git.Addr)
-	gitNode := "https://" + s.target.NodeAddr(gitPort)
+	gitNode := "https://" + nodeAddr(s.cfg, gitPort)
 	fleet := flux.Fleet{Cluster: "slipway", URL: gitNode + "/" + FleetRepo + ".git", SecretName: "flux-system", EventsURL: FluxEventsURL(gitNode, "")}
 	remote, err := fleetRemote(s.cfg)
 	if err != nil {
@@ -362,7 +362,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("bringing the fleet repository up to date: %w", err)
 	}
 
-	rest, err := cluster.RESTConfig(s.target.AdminKubeconfig())
+	rest, err := cluster.RESTConfig(ClusterOptions(s.cfg).AdminKubeconfig())
 	if err != nil {
 		return "", err
 	}
@@ -407,7 +407,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 // waitReady waits for the controllers and for the fleet's Kustomization
 // to have applied head.
 func (s *fluxService) waitReady(ctx context.Context, head string) error {
-	rest, err := cluster.RESTConfig(s.target.AdminKubeconfig())
+	rest, err := cluster.RESTConfig(ClusterOptions(s.cfg).AdminKubeconfig())
 	if err != nil {
 		return err
 	}
@@ -513,12 +513,12 @@ func (s *fluxService) artifactFetchable(ctx context.Context, artifactURL string)
 	if err != nil {
 		return err
 	}
-	addrs, err := s.target.LookupHost(ctx, target.Hostname())
-	if errors.Is(err, errNoClusterDNS) {
+	if s.node == nil {
 		// An existing cluster's Services are out of reach: a failed
 		// first fetch costs kustomize-controller a retry, nothing more.
 		return nil
 	}
+	addrs, err := s.node.LookupHost(ctx, target.Hostname())
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package platform
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,29 +14,11 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/slipway-dev/slipway/internal/build"
-	"github.com/slipway-dev/slipway/internal/cluster"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/flux"
 	"github.com/slipway-dev/slipway/internal/fsutil"
 	"github.com/slipway-dev/slipway/internal/targets"
 )
-
-// clusterTarget is the Kubernetes cluster the platform deploys to, as the
-// platform's services need it: the node this process runs
-// (*cluster.Cluster), or a cluster that runs already (existingCluster).
-type clusterTarget interface {
-	// AdminKubeconfig is a kubeconfig file with cluster-admin rights.
-	AdminKubeconfig() string
-	// NodeAddr is this platform's address on port as the cluster's
-	// nodes and pods reach it.
-	NodeAddr(port string) string
-	// LookupHost resolves a name through the cluster's DNS from this
-	// host; errNoClusterDNS where this host cannot ask it.
-	LookupHost(ctx context.Context, name string) ([]string, error)
-}
-
-// errNoClusterDNS: the cluster's DNS is out of this host's reach.
-var errNoClusterDNS = errors.New("the cluster's DNS cannot be reached from this host")
 
 // NodeHost is the host at which the cluster reaches this platform: the
 // node address of the cluster it runs, or cluster.existing.platformHost.
@@ -48,13 +29,17 @@ func NodeHost(cfg config.Config) string {
 	return ClusterOptions(cfg).NodeIP
 }
 
+// nodeAddr is this platform's address on port as the cluster's nodes and
+// pods reach it.
+func nodeAddr(cfg config.Config, port string) string { return net.JoinHostPort(NodeHost(cfg), port) }
+
 // RegistryNodeAddr is the registry as the cluster's pods reach it.
 func RegistryNodeAddr(cfg config.Config) string {
 	_, port, err := net.SplitHostPort(cfg.Registry.Addr)
 	if err != nil {
 		return ""
 	}
-	return net.JoinHostPort(NodeHost(cfg), port)
+	return nodeAddr(cfg, port)
 }
 
 // imageRegistry is the registry address the platform's own images are
@@ -76,40 +61,20 @@ func alsoServe(cfg config.Config, addr string) string {
 	if err != nil || port == "0" {
 		return ""
 	}
-	node := NodeHost(cfg)
-	if ip := net.ParseIP(host); host == node || host == "" || ip != nil && ip.IsUnspecified() {
+	if ip := net.ParseIP(host); host == NodeHost(cfg) || host == "" || ip != nil && ip.IsUnspecified() {
 		return ""
 	}
-	return net.JoinHostPort(node, port)
-}
-
-// existingCluster is a cluster the platform deploys to and does not run:
-// AKS, or any conformant cluster, named by a kubeconfig context.
-type existingCluster struct {
-	cfg config.Config
-	// kubeconfig is this platform's copy of the context, which every
-	// command reads as the admin kubeconfig.
-	kubeconfig string
-}
-
-func (e *existingCluster) AdminKubeconfig() string { return e.kubeconfig }
-
-func (e *existingCluster) NodeAddr(port string) string {
-	return net.JoinHostPort(e.cfg.Cluster.Existing.PlatformHost, port)
-}
-
-func (e *existingCluster) LookupHost(context.Context, string) ([]string, error) {
-	return nil, errNoClusterDNS
+	return nodeAddr(cfg, port)
 }
 
 // openExistingCluster checks the cluster cluster.existing names (the
 // context is there, the API server answers, its user is a cluster admin,
 // a Flux already there is one Slipway can use) before anything is
 // written to it, then keeps a copy of the context in the cluster
-// directory, where every command finds the admin kubeconfig. The copy is
-// made again at each start, so credentials that rotate (AKS's) are taken
-// up by a restart.
-func openExistingCluster(ctx context.Context, cfg config.Config, progress io.Writer) (*existingCluster, error) {
+// directory, at the path of the admin kubeconfig of a cluster the platform
+// runs, where every command finds it. The copy is made again at each
+// start, so credentials that rotate (AKS's) are taken up by a restart.
+func openExistingCluster(ctx context.Context, cfg config.Config, progress io.Writer) error {
 	e := cfg.Cluster.Existing
 	check := targets.Cluster{Kubeconfig: e.Kubeconfig, Context: e.Context}.Check(ctx)
 	// The Flux found there, one line per controller and finding.
@@ -120,7 +85,7 @@ func openExistingCluster(ctx context.Context, cfg config.Config, progress io.Wri
 	}
 	if check.Err != nil {
 		report()
-		return nil, fmt.Errorf("the existing cluster (cluster.existing): %w", check.Err)
+		return fmt.Errorf("the existing cluster (cluster.existing): %w", check.Err)
 	}
 	fmt.Fprintf(progress, "existing cluster: %s\n", check.Found)
 	if len(check.Details) > 0 {
@@ -129,30 +94,27 @@ func openExistingCluster(ctx context.Context, cfg config.Config, progress io.Wri
 	}
 	raw, err := clientcmd.LoadFromFile(e.Kubeconfig)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if e.Context != "" {
 		raw.CurrentContext = e.Context
 	}
 	if err := clientcmdapi.FlattenConfig(raw); err != nil {
-		return nil, fmt.Errorf("reading the files %s names: %w", e.Kubeconfig, err)
+		return fmt.Errorf("reading the files %s names: %w", e.Kubeconfig, err)
 	}
 	if err := clientcmdapi.MinifyConfig(raw); err != nil {
-		return nil, err
+		return err
 	}
 	path := ClusterOptions(cfg).AdminKubeconfig()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
+		return err
 	}
 	data, err := clientcmd.Write(*raw)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Credentials: only root reads them.
-	if err := fsutil.WriteFileAtomic(path, data, 0o600); err != nil {
-		return nil, err
-	}
-	return &existingCluster{cfg: cfg, kubeconfig: path}, nil
+	return fsutil.WriteFileAtomic(path, data, 0o600)
 }
 
 // existingClusterImages are the platform's own images an existing cluster
@@ -165,6 +127,3 @@ func existingClusterImages(ctx context.Context, cfg config.Config) ([]imageToPus
 	}
 	return []imageToPush{{check, imageRegistry(cfg) + "/slipway/http-check", "latest"}}, nil
 }
-
-// The node this process runs is a clusterTarget too.
-var _ clusterTarget = (*cluster.Cluster)(nil)

@@ -72,7 +72,7 @@ contexts: [{name: aks-admin, context: {cluster: aks, user: admin}}]
 current-context: aks-admin
 `), 0o600)
 	cfg.Cluster.Existing = &config.ExistingCluster{Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4"}
-	_, err = openExistingCluster(context.Background(), cfg, io.Discard)
+	err = openExistingCluster(context.Background(), cfg, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "cannot reach the API server at https://"+addr) {
 		t.Fatalf("an unreachable cluster: %v", err)
 	}

@@ -117,13 +117,17 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		FluxEvents: &FluxEvents{Config: cfg, Timeline: timeline}, Alerts: &AlertsWebhook{Config: cfg, Timeline: timeline}}
 	pipelines.GitURL = git.URL
 	services := []supervisor.Service{registry, git, pipelines}
+	// cl is the cluster this process runs; nil without one, or on an
+	// existing cluster (cluster.existing). Either way the admin kubeconfig
+	// is at kubeconfig, and the cluster reaches the git server at gitNode.
 	var cl *cluster.Cluster
-	var target clusterTarget
-	if cfg.ClusterEnabled() || cfg.ClusterExisting() {
+	kubeconfig := ClusterOptions(cfg).AdminKubeconfig()
+	var gitNode string
+	deploys := cfg.ClusterEnabled() || cfg.ClusterExisting()
+	if deploys {
 		prepStart := time.Now()
 		// The host's packages first: the CI image needs mmdebstrap, and
 		// NewCluster relies on this check.
-		var existing *existingCluster
 		if cfg.ClusterEnabled() {
 			if err := checkClusterHost(cfg, progress); err != nil {
 				return fmt.Errorf("cluster: %w", err)
@@ -134,7 +138,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			}
 			// Nothing is built for, or written to, an existing cluster
 			// before it has passed its check.
-			if existing, err = openExistingCluster(ctx, cfg, progress); err != nil {
+			if err := openExistingCluster(ctx, cfg, progress); err != nil {
 				return err
 			}
 		}
@@ -178,13 +182,10 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 				}
 				return fmt.Errorf("cluster: %w", err)
 			}
-			cl, target, images = c, c, own
+			cl, images = c, own
 			api.Node = c
-		} else {
-			if images, err = existingClusterImages(ctx, cfg); err != nil {
-				return err
-			}
-			target = existing
+		} else if images, err = existingClusterImages(ctx, cfg); err != nil {
+			return err
 		}
 		keychain, err := adminKeychain(cfg)
 		if err != nil {
@@ -200,11 +201,13 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			git.AlsoAddrs = []string{addr}
 		}
 		_, gitPort, _ := net.SplitHostPort(cfg.Git.Addr)
-		gitNode := tlsFiles.nodeScheme() + "://" + target.NodeAddr(gitPort)
+		if gitPort != "0" {
+			gitNode = tlsFiles.nodeScheme() + "://" + nodeAddr(cfg, gitPort)
+		}
 		var fluxSvc *fluxService
 		if cfg.FluxEnabled() {
 			fluxObjects = append(fluxObjects, &flux.ResourceCollector{Connect: func() (dynamic.Interface, error) {
-				rc, err := cluster.RESTConfig(target.AdminKubeconfig())
+				rc, err := cluster.RESTConfig(kubeconfig)
 				if err != nil {
 					return nil, err
 				}
@@ -218,8 +221,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 				}
 				return fmt.Errorf("flux: %w", err)
 			}
-			svc.users, svc.target, svc.timeline = users, target, timeline
-			svc.servicesReachable = cl != nil
+			svc.users, svc.node, svc.timeline = users, cl, timeline
 			registry.OnPush = svc.heardPush
 			fluxSvc, images = svc, append(images, fluxImages...)
 		}
@@ -270,7 +272,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 		// Kubernetes's pods and the certificates, under the names alert
 		// rules expect.
 		fluxObjects = append(fluxObjects, &metrics.Pods{Connect: func() (kubernetes.Interface, error) {
-			rc, err := cluster.RESTConfig(target.AdminKubeconfig())
+			rc, err := cluster.RESTConfig(kubeconfig)
 			if err != nil {
 				return nil, err
 			}
@@ -284,7 +286,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			var svc *monitoringService
 			var monServices []supervisor.Service
 			if err == nil {
-				svc, monServices, err = prepareMonitoring(cfg, users, cl, target.NodeAddr(gitPort), timeline, programs)
+				svc, monServices, err = prepareMonitoring(cfg, users, cl, nodeAddr(cfg, gitPort), timeline, programs)
 			}
 			if err != nil {
 				if ctx.Err() != nil {
@@ -312,12 +314,8 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	err = sup.Run(ctx, services, func(endpoints []supervisor.Endpoint) {
 		st := State{PID: os.Getpid(), Ready: true, StartedAt: startedAt, Endpoints: endpoints,
 			Addresses: Addresses{Registry: registry.Addr(), RegistryURL: registry.URL(), Git: git.URL(), CA: tlsFiles.files.CA()}}
-		if target != nil {
-			st.Addresses.RegistryNode = RegistryNodeAddr(cfg)
-			if _, gitPort, _ := net.SplitHostPort(cfg.Git.Addr); gitPort != "0" {
-				st.Addresses.GitNode = tlsFiles.nodeScheme() + "://" + target.NodeAddr(gitPort)
-			}
-			st.Addresses.AdminKubeconfig = target.AdminKubeconfig()
+		if deploys {
+			st.Addresses.RegistryNode, st.Addresses.GitNode, st.Addresses.AdminKubeconfig = RegistryNodeAddr(cfg), gitNode, kubeconfig
 		}
 		if cl != nil {
 			target := cfg.Cluster.Kubeconfig

@@ -4,10 +4,12 @@ package testutil
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -48,7 +50,34 @@ func FreePort(t testing.TB) int {
 	return 0
 }
 
-// portsGiven are the ports FreePort has returned.
+// StablePort is a free port that stays free while other programs run:
+// below the kernel's range for outgoing connections (32768 up), which
+// programs started meanwhile draw from, so only a listener could take it.
+// It is for a port chosen long before it is listened on (a second
+// platform's, named in the first one's configuration). Never the same
+// port twice in a run, as FreePort.
+func StablePort(t testing.TB) int {
+	t.Helper()
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		free := true
+		for _, host := range []string{"127.0.0.1", "0.0.0.0"} { // free on every address
+			ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+			if err != nil {
+				free = false
+				break
+			}
+			ln.Close()
+		}
+		if _, given := portsGiven.LoadOrStore(port, true); free && !given {
+			return port
+		}
+	}
+	t.Fatal("no free port below 32000")
+	return 0
+}
+
+// portsGiven are the ports FreePort and StablePort have returned.
 var portsGiven sync.Map
 
 // WaitHTTP polls url until it answers 200 and returns the body.

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/slipway-dev/slipway/internal/components"
+	"github.com/slipway-dev/slipway/internal/testutil"
 )
 
 // TestLineOnAnExistingCluster plays the line through a platform that runs
@@ -166,24 +166,10 @@ func TestLineOnAnExistingCluster(t *testing.T) {
 	up.wait(t)
 }
 
-// stableAddr is a free loopback address whose port the kernel never hands
-// out for an outgoing connection (below ip_local_port_range's 32768).
+// stableAddr is a loopback address whose port stays free while other
+// programs run (testutil.StablePort).
 func stableAddr(t *testing.T) string {
-	t.Helper()
-	for range 200 {
-		port := 20000 + rand.IntN(12000)
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		if ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", "0.0.0.0", port)); err == nil {
-			ln.Close()
-			return fmt.Sprintf("127.0.0.1:%d", port)
-		}
-	}
-	t.Fatal("no free port below 32000")
-	return ""
+	return fmt.Sprintf("127.0.0.1:%d", testutil.StablePort(t))
 }
 
 func otherTeam(team string) string {

@@ -97,19 +97,7 @@ type result struct {
 // run runs slipway to completion.
 func (e *env) run(stdin string, args ...string) result {
 	e.t.Helper()
-	cmd := exec.Command(slipwayBin, args...)
-	cmd.Env = append(os.Environ(), e.vars...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatal(err)
-	}
-	return result{out.String(), errb.String(), code}
+	return e.runCtx(context.Background(), stdin, args...)
 }
 
 // runWithin is run for a command that must end by itself (an `up` that
@@ -118,14 +106,22 @@ func (e *env) runWithin(limit time.Duration, args ...string) result {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
+	r := e.runCtx(ctx, "", args...)
+	if ctx.Err() != nil {
+		e.t.Fatalf("slipway %s did not end within %s:\n%s", strings.Join(args, " "), limit, r.stderr)
+	}
+	return r
+}
+
+// runCtx runs slipway until it ends or ctx does.
+func (e *env) runCtx(ctx context.Context, stdin string, args ...string) result {
+	e.t.Helper()
 	cmd := exec.CommandContext(ctx, slipwayBin, args...)
 	cmd.Env = append(os.Environ(), e.vars...)
+	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	if ctx.Err() != nil {
-		e.t.Fatalf("slipway %s did not end within %s:\n%s", strings.Join(args, " "), limit, errb.String())
-	}
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
