@@ -41,6 +41,10 @@ const GoProxyPath = "/-/goproxy/"
 // goCacheClaim is each team's Go cache volume in its CI namespace.
 const goCacheClaim = "go-cache"
 
+// goCacheSize is what a team's Go cache volume asks for: the build and
+// module caches of a few services.
+var goCacheSize = resource.MustParse("10Gi")
+
 // jobImages is the CI image: known once built, usable once pushed.
 type jobImages struct {
 	ref string
@@ -101,7 +105,7 @@ func prepareCIImage(ctx context.Context, cfg config.Config, progress io.Writer) 
 
 // newJobPods is the executor that runs every job of a team's pipeline in
 // a pod of the team's CI namespace, as its CI account.
-func newJobPods(cfg config.Config, users *auth.Store, images *jobImages, ca []byte) (*podexec.Executor, error) {
+func newJobPods(ctx context.Context, cfg config.Config, users *auth.Store, images *jobImages, ca []byte, progress io.Writer) (*podexec.Executor, error) {
 	rc, err := cluster.RESTConfig(ClusterOptions(cfg).AdminKubeconfig())
 	if err != nil {
 		return nil, err
@@ -111,15 +115,26 @@ func newJobPods(cfg config.Config, users *auth.Store, images *jobImages, ca []by
 		return nil, err
 	}
 	teamOf := func(pipeline string) string { team, _, _ := strings.Cut(pipeline, "/"); return team }
-	// The Go caches are a volume on this machine, which only the node
-	// this platform runs can mount: on an existing cluster each job
-	// starts with empty caches (modules still come through the
-	// platform's proxy).
-	prepare, claim := func(ctx context.Context, ns string) error {
+	prepare := func(ctx context.Context, ns string) error {
 		return ensureGoCache(ctx, cfg, kube, ns, images.goSeed)
-	}, goCacheClaim
+	}
+	claim := goCacheClaim
 	if cfg.ClusterExisting() {
-		prepare, claim = nil, ""
+		// The seeded cache volume is a directory on this machine, which
+		// only the node this platform runs can mount: on an existing
+		// cluster each team's caches are a claim of the cluster's default
+		// StorageClass, empty until the team's first build fills it.
+		class, err := defaultStorageClass(ctx, kube)
+		if err != nil {
+			return nil, err
+		}
+		if class == "" {
+			fmt.Fprintln(progress, "pipeline jobs: the cluster has no default StorageClass, so every job starts with empty Go caches (modules still come through the platform's proxy); mark one default to keep them")
+			prepare, claim = nil, ""
+		} else {
+			fmt.Fprintf(progress, "pipeline jobs: each team's Go caches are a claim of the cluster's default StorageClass %s\n", class)
+			prepare = func(ctx context.Context, ns string) error { return ensureGoCacheClaim(ctx, kube, ns) }
+		}
 	}
 	return &podexec.Executor{
 		Config:         rc,
@@ -183,7 +198,7 @@ func ensureGoCache(ctx context.Context, cfg config.Config, kube kubernetes.Inter
 	if err := os.Chown(dir, podexec.UID, podexec.UID); err != nil {
 		return err
 	}
-	size := resource.MustParse("10Gi")
+	size := goCacheSize
 	pv := &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{Name: pvName, Labels: map[string]string{"slipway.dev/go-cache": ns}},
 		Spec: corev1.PersistentVolumeSpec{
@@ -206,6 +221,42 @@ func ensureGoCache(ctx context.Context, cfg config.Config, kube kubernetes.Inter
 			StorageClassName: &class,
 			VolumeName:       pvName,
 			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
+		},
+	}
+	if _, err := kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("the Go cache claim: %w", err)
+	}
+	return nil
+}
+
+// defaultStorageClass is the name of the cluster's default StorageClass,
+// or "" when it has none.
+func defaultStorageClass(ctx context.Context, kube kubernetes.Interface) (string, error) {
+	classes, err := kube.StorageV1().StorageClasses().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", fmt.Errorf("listing the cluster's StorageClasses: %w", err)
+	}
+	for _, c := range classes.Items {
+		if c.Annotations[defaultClassAnnotation] == "true" {
+			return c.Name, nil
+		}
+	}
+	return "", nil
+}
+
+// defaultClassAnnotation marks the StorageClass a claim without one gets.
+const defaultClassAnnotation = "storageclass.kubernetes.io/is-default-class"
+
+// ensureGoCacheClaim asks, once per CI namespace, for the team's Go cache
+// claim of the cluster's default StorageClass. A claim is namespaced, so
+// only that team's job pods can mount it. ReadWriteOnce: every job pod
+// that mounts it runs on the node the volume is attached to.
+func ensureGoCacheClaim(ctx context.Context, kube kubernetes.Interface, ns string) error {
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: goCacheClaim, Namespace: ns, Labels: map[string]string{"slipway.dev/go-cache": ns}},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: goCacheSize}},
 		},
 	}
 	if _, err := kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {

@@ -226,6 +226,9 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			fluxSvc, images = svc, append(images, fluxImages...)
 		}
 		var volumes *storageService
+		if cl != nil {
+			volumes = &storageService{cfg: cfg, cluster: cl}
+		}
 		if cfg.DatabasesEnabled() {
 			dbs, err := databasesReady.wait()
 			if err != nil {
@@ -236,7 +239,6 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			}
 			images = append(images, dbs.images...)
 			fluxSvc.databases = &dbs.operator
-			volumes = &storageService{cfg: cfg, cluster: cl}
 		}
 		imagesSvc := &imagesService{keychain: keychain, transport: tlsFiles.httpClient().Transport}
 		if cfg.JobsInPods() {
@@ -256,7 +258,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			if err != nil {
 				return err
 			}
-			if pipelines.Pods, err = newJobPods(cfg, users, ci, ca); err != nil {
+			if pipelines.Pods, err = newJobPods(ctx, cfg, users, ci, ca, progress); err != nil {
 				return fmt.Errorf("pipeline jobs: %w", err)
 			}
 			pipelines.GitNodeURL = gitNode

@@ -1,8 +1,10 @@
 // Package storage gives the local cluster dynamic volumes: a
 // PersistentVolumeClaim of the platform's StorageClass gets a directory
 // under the state directory, as a local PersistentVolume on the node.
-// Databases need it (CloudNativePG asks for a claim per instance); the
-// provisioning controller is the Kubernetes storage SIG's library, so
+// It is the cluster's default class: databases need it (CloudNativePG asks
+// for a claim per instance), a team's chart may claim a volume, and a
+// platform deploying to this cluster from elsewhere keeps its jobs' Go
+// caches on it. The provisioning controller is the Kubernetes storage SIG's library, so
 // claims, binding, retries and deletion behave as with any external
 // provisioner.
 package storage

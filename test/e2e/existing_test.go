@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -76,6 +77,9 @@ func TestLineOnAnExistingCluster(t *testing.T) {
 	if out := up.stderr.String(); !strings.Contains(out, `existing cluster: context "slipway": https://`+nodeHost+`:6443`) {
 		t.Errorf("B did not report the cluster it checked:\n%s", out)
 	}
+	if out := up.stderr.String(); !strings.Contains(out, "each team's Go caches are a claim of the cluster's default StorageClass slipway-local") {
+		t.Errorf("B did not say where the jobs' Go caches are kept:\n%s", out)
+	}
 	// Flux runs in A, from B's registry, reading the fleet from B's git server.
 	image := a.mustKubectl("-n", "flux-system", "get", "deployment", "source-controller", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
 	if !strings.HasPrefix(image, net.JoinHostPort(nodeHost, bRegPort)+"/") {
@@ -127,6 +131,22 @@ func TestLineOnAnExistingCluster(t *testing.T) {
 	for _, l := range []string{"dev1", "dev2"} {
 		if got := a.canI("get", "pods", "-n", l+"-prod", "--as=system:serviceaccount:"+otherTeam(l)+"-ci:ci"); got != "no" {
 			t.Errorf("%s's CI account may read %s-prod on A: %s", otherTeam(l), l, got)
+		}
+		// Each team's Go caches are a claim of A's default StorageClass in
+		// its CI namespace, which the team's builds filled; the other
+		// team can neither read the claim nor start a pod that mounts it.
+		claim := a.mustKubectl("-n", l+"-ci", "get", "pvc", "go-cache", "-o", "jsonpath={.status.phase} {.spec.storageClassName} {.spec.volumeName}")
+		phase, rest, _ := strings.Cut(claim, " ")
+		class, volume, _ := strings.Cut(rest, " ")
+		if phase != "Bound" || class != "slipway-local" {
+			t.Errorf("%s's Go cache claim on A: %q", l, claim)
+		} else if entries, err := os.ReadDir(filepath.Join(a.home, "volumes", volume, "go-build")); err != nil || len(entries) == 0 {
+			t.Errorf("%s's builds left nothing in their Go cache volume (%d entries): %v", l, len(entries), err)
+		}
+		for _, verb := range [][]string{{"get", "persistentvolumeclaims"}, {"create", "pods"}} {
+			if got := a.canI(verb[0], verb[1], "-n", l+"-ci", "--as=system:serviceaccount:"+otherTeam(l)+"-ci:ci"); got != "no" {
+				t.Errorf("%s's CI account may %s %s in %s-ci on A: %s", otherTeam(l), verb[0], verb[1], l, got)
+			}
 		}
 	}
 
