@@ -1,8 +1,10 @@
 package platform
 
 import (
+	"io/fs"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -63,5 +65,58 @@ func TestGoSeedMatchesTheExamples(t *testing.T) {
 	}
 	if !maps.Equal(sums, seedSum) {
 		t.Errorf("goseed/go.sum.txt holds more than the examples' go.sum")
+	}
+}
+
+// A job pod on an existing cluster unpacks the seed's archive with tar
+// into its team's new cache: it must give back the seed as it is, and be
+// made once.
+func TestGoSeedArchiveUnpacksToTheSeed(t *testing.T) {
+	seed := filepath.Join(t.TempDir(), "go-build-seed")
+	want := map[string]string{"README": "cache", "0a/0a1b-d": "object", "ff/ff00-a": "action"}
+	for name, data := range want {
+		if err := os.MkdirAll(filepath.Join(seed, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(seed, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	archive, err := goSeedArchive(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	made, err := os.Stat(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if b, err := exec.Command("tar", "-xz", "--no-same-owner", "-f", archive, "-C", out).CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, b)
+	}
+	got := map[string]string{}
+	err = filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(out, p)
+		got[rel] = string(data)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("unpacked %v, want %v", got, want)
+	}
+	if again, err := goSeedArchive(seed); err != nil || again != archive {
+		t.Fatalf("second call: %q, %v", again, err)
+	}
+	if st, _ := os.Stat(archive); !st.ModTime().Equal(made.ModTime()) {
+		t.Error("the archive was made again")
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(seed)); len(entries) != 2 {
+		t.Errorf("left beside the seed: %d entries, want the seed and its archive", len(entries))
 	}
 }

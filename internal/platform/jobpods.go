@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/sha256"
 	_ "embed"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/klauspost/compress/gzip"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -119,11 +121,13 @@ func newJobPods(ctx context.Context, cfg config.Config, users *auth.Store, image
 		return ensureGoCache(ctx, cfg, kube, ns, images.goSeed)
 	}
 	claim := goCacheClaim
+	var seed func() (io.ReadCloser, error)
 	if cfg.ClusterExisting() {
 		// The seeded cache volume is a directory on this machine, which
 		// only the node this platform runs can mount: on an existing
 		// cluster each team's caches are a claim of the cluster's default
-		// StorageClass, empty until the team's first build fills it.
+		// StorageClass, which the team's first job seeds from an archive
+		// of the same seed.
 		class, err := defaultStorageClass(ctx, kube)
 		if err != nil {
 			return nil, err
@@ -134,6 +138,11 @@ func newJobPods(ctx context.Context, cfg config.Config, users *auth.Store, image
 		} else {
 			fmt.Fprintf(progress, "pipeline jobs: each team's Go caches are a claim of the cluster's default StorageClass %s\n", class)
 			prepare = func(ctx context.Context, ns string) error { return ensureGoCacheClaim(ctx, kube, ns) }
+			archive, err := goSeedArchive(images.goSeed)
+			if err != nil {
+				return nil, err
+			}
+			seed = func() (io.ReadCloser, error) { return os.Open(archive) }
 		}
 	}
 	return &podexec.Executor{
@@ -149,6 +158,7 @@ func newJobPods(ctx context.Context, cfg config.Config, users *auth.Store, image
 		},
 		Prepare:    prepare,
 		CacheClaim: claim,
+		CacheSeed:  seed,
 		TrustedCA:  ca,
 		Idle:       2,
 	}, nil
@@ -227,6 +237,37 @@ func ensureGoCache(ctx context.Context, cfg config.Config, kube kubernetes.Inter
 		return fmt.Errorf("the Go cache claim: %w", err)
 	}
 	return nil
+}
+
+// goSeedArchive is the jobs' Go cache seed as a gzipped tar, made once
+// beside it: what a job pod on an existing cluster unpacks into its
+// team's new cache claim (podexec.Executor.CacheSeed). Fast compression:
+// about 127 of 472 MB, in seconds.
+func goSeedArchive(seed string) (string, error) {
+	path := seed + ".tar.gz"
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".go-build-seed-*.tar.gz")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	zw, err := gzip.NewWriterLevel(tmp, gzip.BestSpeed)
+	if err != nil {
+		return "", err
+	}
+	tw := tar.NewWriter(zw)
+	err = tw.AddFS(os.DirFS(seed))
+	for _, c := range []io.Closer{tw, zw, tmp} {
+		if cerr := c.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("archiving the jobs' Go cache seed: %w", err)
+	}
+	return path, os.Rename(tmp.Name(), path)
 }
 
 // defaultStorageClass is the name of the cluster's default StorageClass,

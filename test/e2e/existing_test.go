@@ -128,6 +128,16 @@ func TestLineOnAnExistingCluster(t *testing.T) {
 	if out := a.mustKubectl("get", "serviceaccount", "-n", "dev1-ci", "-o", "name"); !strings.Contains(out, "serviceaccount/") {
 		t.Errorf("dev1's CI namespace on A holds no account:\n%s", out)
 	}
+	// Each team's first job seeded its new cache claim from the
+	// platform's seed (said in the first step's log); the rest found it.
+	seeded := 0
+	for id := 1; id <= 8; id++ {
+		logs := b.run("", "pipeline", "logs", fmt.Sprint(id))
+		seeded += strings.Count(logs.stdout, "seeded the Go cache in ")
+	}
+	if seeded < 2 {
+		t.Errorf("%d jobs seeded a Go cache claim, want one per team", seeded)
+	}
 	for _, l := range []string{"dev1", "dev2"} {
 		if got := a.canI("get", "pods", "-n", l+"-prod", "--as=system:serviceaccount:"+otherTeam(l)+"-ci:ci"); got != "no" {
 			t.Errorf("%s's CI account may read %s-prod on A: %s", otherTeam(l), l, got)

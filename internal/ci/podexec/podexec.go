@@ -6,6 +6,7 @@
 package podexec
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -84,6 +85,13 @@ type Executor struct {
 	// makes, mounted at CacheDir.
 	Prepare    func(ctx context.Context, namespace string) error
 	CacheClaim string
+	// CacheSeed, when set, opens a gzipped tar of the Go build cache a
+	// team's cache starts from (its entries at the root): a job of the
+	// default image
+	// whose cache has no go-build yet unpacks it there before its first
+	// step. For caches the platform cannot fill itself, such as claims on
+	// a cluster whose nodes cannot mount its directories.
+	CacheSeed func() (io.ReadCloser, error)
 	// Resources of the job container; zero values get defaults.
 	Resources corev1.ResourceRequirements
 	// DefaultGo is the Go version of the default image (go1.26.8), which
@@ -160,6 +168,12 @@ func (e *Executor) StartJob(ctx context.Context, spec runner.JobSpec) (runner.Jo
 	if err := j.setUp(ctx, e.WorkNamespace(spec.Run.Pipeline)); err != nil {
 		j.Close()
 		return nil, err
+	}
+	if e.CacheSeed != nil && j.goVersion != "" {
+		if err := j.seedCache(ctx, spec.Log); err != nil {
+			j.Close()
+			return nil, err
+		}
 	}
 	return j, nil
 }
@@ -402,6 +416,43 @@ func (j *job) setUp(ctx context.Context, namespace string) error {
 	if err != nil {
 		return fmt.Errorf("setting up the job's workspace: %w", err)
 	}
+	return nil
+}
+
+// seedScript unpacks the seed beside the cache and moves it into place
+// whole: a job stopped halfway leaves no half-filled cache behind, and of
+// two jobs seeding at once, the second's move fails and changes nothing.
+const seedScript = `set -e
+d=$(mktemp -d ` + CacheDir + `/.seed-XXXXXX)
+trap 'rm -rf "$d"' EXIT
+tar -xz -C "$d" --no-same-owner
+mv -T "$d" ` + CacheDir + `/go-build 2>/dev/null || true`
+
+// seedCache fills a cache that has no Go build cache yet from the
+// executor's seed, streamed into the pod.
+func (j *job) seedCache(ctx context.Context, log io.Writer) error {
+	// An exec must attach at least one stream.
+	var stderr bytes.Buffer
+	code, err := j.exec(ctx, []string{"test", "-e", CacheDir + "/go-build"}, nil, nil, &stderr)
+	if err != nil || code == 0 {
+		return err
+	}
+	seed, err := j.e.CacheSeed()
+	if err != nil {
+		return fmt.Errorf("the Go cache's seed: %w", err)
+	}
+	defer seed.Close()
+	fmt.Fprintln(log, "seeding the team's new Go cache (the standard library and the example apps' dependencies, compiled)")
+	start := time.Now()
+	stderr.Reset()
+	code, err = j.exec(ctx, []string{"bash", "-c", seedScript}, seed, nil, &stderr)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("exit %d: %s", code, strings.TrimSpace(stderr.String()))
+	}
+	if err != nil {
+		return fmt.Errorf("seeding the Go cache: %w", err)
+	}
+	fmt.Fprintf(log, "seeded the Go cache in %s\n", time.Since(start).Round(100*time.Millisecond))
 	return nil
 }
 
