@@ -34,6 +34,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/credentials"
 	"github.com/slipway-dev/slipway/internal/flux"
+	"github.com/slipway-dev/slipway/internal/storage"
 )
 
 // GoProxyPath is where the platform's Go module proxy answers, on the git
@@ -208,11 +209,10 @@ func ensureGoCache(ctx context.Context, cfg config.Config, kube kubernetes.Inter
 	if err := os.Chown(dir, podexec.UID, podexec.UID); err != nil {
 		return err
 	}
-	size := goCacheSize
 	pv := &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{Name: pvName, Labels: map[string]string{"slipway.dev/go-cache": ns}},
 		Spec: corev1.PersistentVolumeSpec{
-			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: size},
+			Capacity:                      corev1.ResourceList{corev1.ResourceStorage: goCacheSize},
 			AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
 			StorageClassName:              "slipway-go-cache",
@@ -230,7 +230,7 @@ func ensureGoCache(ctx context.Context, cfg config.Config, kube kubernetes.Inter
 			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 			StorageClassName: &class,
 			VolumeName:       pvName,
-			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: goCacheSize}},
 		},
 	}
 	if _, err := kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -278,15 +278,12 @@ func defaultStorageClass(ctx context.Context, kube kubernetes.Interface) (string
 		return "", fmt.Errorf("listing the cluster's StorageClasses: %w", err)
 	}
 	for _, c := range classes.Items {
-		if c.Annotations[defaultClassAnnotation] == "true" {
+		if c.Annotations[storage.DefaultClassAnnotation] == "true" {
 			return c.Name, nil
 		}
 	}
 	return "", nil
 }
-
-// defaultClassAnnotation marks the StorageClass a claim without one gets.
-const defaultClassAnnotation = "storageclass.kubernetes.io/is-default-class"
 
 // ensureGoCacheClaim asks, once per CI namespace, for the team's Go cache
 // claim of the cluster's default StorageClass. A claim is namespaced, so

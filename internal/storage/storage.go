@@ -4,9 +4,9 @@
 // It is the cluster's default class: databases need it (CloudNativePG asks
 // for a claim per instance), a team's chart may claim a volume, and a
 // platform deploying to this cluster from elsewhere keeps its jobs' Go
-// caches on it. The provisioning controller is the Kubernetes storage SIG's library, so
-// claims, binding, retries and deletion behave as with any external
-// provisioner.
+// caches on it. The provisioning controller is the Kubernetes storage
+// SIG's library, so claims, binding, retries and deletion behave as with
+// any external provisioner.
 package storage
 
 import (
@@ -27,6 +27,10 @@ import (
 // ClassName is the platform's StorageClass, the cluster's default.
 const ClassName = "slipway-local"
 
+// DefaultClassAnnotation marks a cluster's default StorageClass, the one
+// a claim that names none gets.
+const DefaultClassAnnotation = "storageclass.kubernetes.io/is-default-class"
+
 // ProvisionerName is the name the StorageClass gives its provisioner.
 const ProvisionerName = "slipway.dev/local"
 
@@ -36,10 +40,8 @@ func Class() *storagev1.StorageClass {
 	binding := storagev1.VolumeBindingWaitForFirstConsumer
 	reclaim := corev1.PersistentVolumeReclaimDelete
 	return &storagev1.StorageClass{
-		TypeMeta: metav1.TypeMeta{APIVersion: "storage.k8s.io/v1", Kind: "StorageClass"},
-		ObjectMeta: metav1.ObjectMeta{Name: ClassName, Annotations: map[string]string{
-			"storageclass.kubernetes.io/is-default-class": "true",
-		}},
+		TypeMeta:          metav1.TypeMeta{APIVersion: "storage.k8s.io/v1", Kind: "StorageClass"},
+		ObjectMeta:        metav1.ObjectMeta{Name: ClassName, Annotations: map[string]string{DefaultClassAnnotation: "true"}},
 		Provisioner:       ProvisionerName,
 		VolumeBindingMode: &binding,
 		ReclaimPolicy:     &reclaim,

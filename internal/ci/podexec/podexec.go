@@ -87,10 +87,10 @@ type Executor struct {
 	CacheClaim string
 	// CacheSeed, when set, opens a gzipped tar of the Go build cache a
 	// team's cache starts from (its entries at the root): a job of the
-	// default image
-	// whose cache has no go-build yet unpacks it there before its first
-	// step. For caches the platform cannot fill itself, such as claims on
-	// a cluster whose nodes cannot mount its directories.
+	// default image whose cache has no go-build yet unpacks it there
+	// before its first step. For caches the platform cannot fill itself,
+	// such as claims on a cluster whose nodes cannot mount its
+	// directories.
 	CacheSeed func() (io.ReadCloser, error)
 	// Resources of the job container; zero values get defaults.
 	Resources corev1.ResourceRequirements
