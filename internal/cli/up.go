@@ -89,6 +89,8 @@ the rest are stopped and the failing one is named.`,
 	cmd.Flags().StringVar(&kubeVersion, "kubernetes-version", "", "the Kubernetes release a new cluster starts on (default: the newest, "+components.KubernetesVersion+"; one of "+strings.Join(components.KubernetesVersions, ", ")+"); an existing cluster keeps its own")
 	cmd.Flags().StringVar(&existing.Kubeconfig, "target-kubeconfig", "", "deploy to the existing cluster of this kubeconfig instead of running one (cluster.existing)")
 	cmd.Flags().StringVar(&existing.Context, "target-context", "", "the context of --target-kubeconfig to use (default: its current one)")
+	cmd.Flags().StringVar(&existing.Flux, "target-flux", "", "on an existing cluster: install (Slipway's pinned Flux, the default) or adopt (the Flux already there, at its own version)")
+	cmd.Flags().StringVar(&existing.JobCacheClass, "job-cache-class", "", "on an existing cluster: the StorageClass of the teams' Go cache claims, asked for ReadWriteMany (default: ReadWriteOnce claims of the default class)")
 	cmd.Flags().StringVar(&existing.PlatformHost, "platform-host", "", "the host or address at which the existing cluster reaches this platform")
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "merge the cluster's \"slipway\" context into this file (default: $KUBECONFIG or ~/.kube/config)")
 	return cmd

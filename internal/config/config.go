@@ -132,6 +132,28 @@ type ExistingCluster struct {
 	// the platform listens there too): what image references, chart
 	// sources and the fleet's URL name.
 	PlatformHost string `json:"platformHost"`
+	// Flux is what the platform does with Flux there: "install" (the
+	// default) installs its own pinned Flux, replacing one that is there;
+	// "adopt" uses the Flux already there, at its own version and
+	// settings, once it passes the check (see FluxAdopt).
+	Flux string `json:"flux,omitempty"`
+	// JobCacheClass, when set, is the StorageClass of the teams' Go cache
+	// claims, asked for ReadWriteMany: one whose volumes every node can
+	// mount at once (on AKS, azurefile-csi), so that a team's jobs run on
+	// any node. Empty: ReadWriteOnce claims of the default class.
+	JobCacheClass string `json:"jobCacheClass,omitempty"`
+}
+
+// Ways cluster.existing.flux can take Flux.
+const (
+	FluxInstall = "install"
+	FluxAdopt   = "adopt"
+)
+
+// AdoptsFlux says whether the platform uses the Flux an existing cluster
+// has instead of installing its own.
+func (c Config) AdoptsFlux() bool {
+	return c.ClusterExisting() && c.Cluster.Existing.Flux == FluxAdopt
 }
 
 // With is e (nil: none yet) with every field over set, for a later layer
@@ -149,6 +171,12 @@ func (e *ExistingCluster) With(over ExistingCluster) *ExistingCluster {
 	}
 	if over.PlatformHost != "" {
 		out.PlatformHost = over.PlatformHost
+	}
+	if over.Flux != "" {
+		out.Flux = over.Flux
+	}
+	if over.JobCacheClass != "" {
+		out.JobCacheClass = over.JobCacheClass
 	}
 	return &out
 }
@@ -304,7 +332,8 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		c.Cluster.FluxImages = v
 	}
 	if e := (ExistingCluster{Kubeconfig: getenv("SLIPWAY_TARGET_KUBECONFIG"), Context: getenv("SLIPWAY_TARGET_CONTEXT"),
-		PlatformHost: getenv("SLIPWAY_PLATFORM_HOST")}); e != (ExistingCluster{}) {
+		PlatformHost: getenv("SLIPWAY_PLATFORM_HOST"), Flux: getenv("SLIPWAY_TARGET_FLUX"),
+		JobCacheClass: getenv("SLIPWAY_JOB_CACHE_CLASS")}); e != (ExistingCluster{}) {
 		c.Cluster.Existing = c.Cluster.Existing.With(e)
 	}
 	if v := getenv("SLIPWAY_FLUX"); v != "" {
@@ -475,6 +504,17 @@ func (e ExistingCluster) validate(c Config) error {
 	malformed := ip == nil && strings.ContainsAny(h, ":/ \t@") // a port, a scheme, credentials
 	if malformed || ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
 		return fmt.Errorf("cluster.existing.platformHost %q: want a host name or an address the cluster's pods can reach, without port or scheme (not loopback)", h)
+	}
+	switch e.Flux {
+	case "", FluxInstall, FluxAdopt:
+	default:
+		return fmt.Errorf("cluster.existing.flux (SLIPWAY_TARGET_FLUX) %q: want install (Slipway's own Flux) or adopt (the Flux already there)", e.Flux)
+	}
+	if cl := e.JobCacheClass; cl != "" && (strings.ContainsAny(cl, "/: \t") || strings.ToLower(cl) != cl) {
+		return fmt.Errorf("cluster.existing.jobCacheClass (SLIPWAY_JOB_CACHE_CLASS) %q: want the name of one of the cluster's StorageClasses, such as azurefile-csi", cl)
+	}
+	if e.Flux == FluxAdopt && c.Cluster.FluxImages != "" {
+		return errors.New("cluster.existing.flux is adopt, and cluster.fluxImages names images to install Flux from: an adopted Flux keeps its own; drop one of the two")
 	}
 	if c.Cluster.Enabled != nil && *c.Cluster.Enabled {
 		return errors.New("cluster.existing and cluster.enabled: the platform targets an existing cluster or runs its own, not both")

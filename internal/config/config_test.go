@@ -144,20 +144,35 @@ func TestExistingCluster(t *testing.T) {
 	}
 	on := true
 	for what, e := range map[string]ExistingCluster{
-		"no kubeconfig":         {PlatformHost: "10.0.0.4"},
-		"a relative kubeconfig": {Kubeconfig: "aks.kubeconfig", PlatformHost: "10.0.0.4"},
-		"a missing kubeconfig":  {Kubeconfig: kubeconfig + ".gone", PlatformHost: "10.0.0.4"},
-		"no platform host":      {Kubeconfig: kubeconfig},
-		"loopback":              {Kubeconfig: kubeconfig, PlatformHost: "127.0.0.1"},
-		"all interfaces":        {Kubeconfig: kubeconfig, PlatformHost: "0.0.0.0"},
-		"a port":                {Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4:5000"},
-		"a URL":                 {Kubeconfig: kubeconfig, PlatformHost: "https://slipway.example.com"},
+		"no kubeconfig":           {PlatformHost: "10.0.0.4"},
+		"a relative kubeconfig":   {Kubeconfig: "aks.kubeconfig", PlatformHost: "10.0.0.4"},
+		"a missing kubeconfig":    {Kubeconfig: kubeconfig + ".gone", PlatformHost: "10.0.0.4"},
+		"no platform host":        {Kubeconfig: kubeconfig},
+		"loopback":                {Kubeconfig: kubeconfig, PlatformHost: "127.0.0.1"},
+		"all interfaces":          {Kubeconfig: kubeconfig, PlatformHost: "0.0.0.0"},
+		"a port":                  {Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4:5000"},
+		"a URL":                   {Kubeconfig: kubeconfig, PlatformHost: "https://slipway.example.com"},
+		"another way to Flux":     {Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4", Flux: "upgrade"},
+		"a class that is no name": {Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4", JobCacheClass: "storage.k8s.io/azurefile"},
 	} {
 		c := Default()
 		c.Cluster.Existing = &e
 		if err := c.Validate(); err == nil {
 			t.Errorf("%s accepted: %+v", what, e)
 		}
+	}
+	// The Flux there is adopted when asked, from the file or the
+	// environment; never together with images to install Flux from.
+	if c.AdoptsFlux() {
+		t.Error("a Flux is adopted without being asked")
+	}
+	c, _ = Load("", envOf(map[string]string{"SLIPWAY_HOME": home, "SLIPWAY_TARGET_FLUX": "adopt", "SLIPWAY_JOB_CACHE_CLASS": "azurefile-csi"}))
+	if err := c.Validate(); err != nil || !c.AdoptsFlux() || c.Cluster.Existing.Kubeconfig != kubeconfig || c.Cluster.Existing.JobCacheClass != "azurefile-csi" {
+		t.Errorf("adopting from the environment: %+v %v", c.Cluster.Existing, err)
+	}
+	c.Cluster.FluxImages = "ghcr.io/fluxcd"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "an adopted Flux keeps its own") {
+		t.Errorf("adopting and fluxImages: %v", err)
 	}
 	c = Default()
 	c.Cluster.Existing = &ExistingCluster{Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4"}

@@ -22,6 +22,9 @@ type Fleet struct {
 	// EventsURL, when set, is the platform's endpoint for the events of
 	// the fleet's own objects (see FleetNotificationObjects).
 	EventsURL string
+	// Adopted says the cluster's Flux is its owner's (cluster.existing.flux:
+	// adopt): the fleet holds the sync, not Flux's components.
+	Adopted bool
 }
 
 // Dir is the cluster's directory in the fleet repository.
@@ -45,11 +48,14 @@ var Overlays = append(append([]string{}, Environments...), CIOverlay)
 // what ops and the teams add later (the tenant overlays) are only written
 // when missing, see Seed.
 func (f Fleet) Files(components []byte) map[string][]byte {
-	resources := []string{"gotk-components.yaml", "gotk-sync.yaml"}
+	resources := []string{"gotk-sync.yaml"}
 	files := map[string][]byte{
-		f.SystemDir() + "/gotk-components.yaml": components,
-		f.SystemDir() + "/gotk-sync.yaml":       []byte(f.Sync()),
-		f.Dir() + "/tenants.yaml":               []byte(f.tenantsSync()),
+		f.SystemDir() + "/gotk-sync.yaml": []byte(f.Sync()),
+		f.Dir() + "/tenants.yaml":         []byte(f.tenantsSync()),
+	}
+	if !f.Adopted {
+		resources = append([]string{componentsFile}, resources...)
+		files[f.SystemDir()+"/"+componentsFile] = components
 	}
 	if f.EventsURL != "" {
 		files[f.SystemDir()+"/notifications.yaml"] = mustMarshal(FleetNotificationObjects(f.EventsURL)...)
@@ -68,8 +74,18 @@ func (f Fleet) Seed() map[string][]byte {
 	return seed
 }
 
-// WriteTree writes Files into a work tree, and Seed where missing.
+// componentsFile holds Flux's own manifests in the fleet, as flux
+// bootstrap names it.
+const componentsFile = "gotk-components.yaml"
+
+// WriteTree writes Files into a work tree, and Seed where missing. With
+// an adopted Flux, no components file is left behind.
 func (f Fleet) WriteTree(dir string, components []byte) error {
+	if f.Adopted {
+		if err := os.Remove(filepath.Join(dir, filepath.FromSlash(f.SystemDir()+"/"+componentsFile))); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
 	for path, data := range f.Seed() {
 		if _, err := os.Stat(filepath.Join(dir, path)); err == nil {
 			continue

@@ -199,3 +199,59 @@ func (f Finding) String() string {
 	}
 	return fmt.Sprintf("✗ %s: %s", f.Subject, f.Problem)
 }
+
+// Adopting a Flux that is there (cluster.existing.flux: adopt): Slipway
+// then installs nothing of Flux's own and only adds its fleet's sync, the
+// GitRepository and Kustomization flux-system in flux-system, beside
+// whatever the Flux's owner keeps there. Two Fluxes cannot be adopted that
+// way, as the sync would replace theirs or prune them.
+
+// Sync is what a cluster holds under the name of the fleet's sync.
+type Sync struct {
+	// URL is the GitRepository flux-system's URL; empty when there is none.
+	URL string
+}
+
+// appliedByLabels are the labels kustomize-controller puts on what a
+// Kustomization applied: its name and namespace.
+const (
+	appliedByName      = "kustomize.toolkit.fluxcd.io/name"
+	appliedByNamespace = "kustomize.toolkit.fluxcd.io/namespace"
+)
+
+// CheckAdoptable says why the Flux in flux-system cannot be adopted with
+// the fleet at fleetURL, or nil when it can: it must be there (Verify
+// says whether it is one Slipway can use); a sync of that name must read
+// the fleet or be absent (a Flux bootstrapped from its owner's repository
+// keeps itself under that name); and the controllers must not be applied
+// by the fleet's own sync, which then no longer lists them and would
+// prune them (the Flux Slipway installed, from an earlier start).
+func CheckAdoptable(in Installed, sync Sync, fleetURL string) error {
+	if len(in.Deployments) == 0 {
+		return fmt.Errorf("there is no Flux in %s to adopt: install one (flux install, its Helm chart, or AKS's Flux extension), or let Slipway install its own (cluster.existing.flux: install)", Namespace)
+	}
+	if sync.URL != "" && sync.URL != fleetURL {
+		return fmt.Errorf("the Flux in %s keeps itself from %s (GitRepository %s/flux-system, as flux bootstrap writes it), the name Slipway's fleet sync takes: adopting a bootstrapped Flux is not supported yet; adopt one installed without a sync (flux install, its Helm chart, AKS's Flux extension), or let Slipway install its own (cluster.existing.flux: install)", Namespace, sync.URL, Namespace)
+	}
+	for _, c := range Controllers {
+		d, ok := in.Deployments[c.Name]
+		if ok && d.Labels[appliedByName] == "flux-system" && d.Labels[appliedByNamespace] == Namespace {
+			return fmt.Errorf("the Flux in %s is the one this platform installed from its fleet (%s is applied by Kustomization %s/flux-system): keep cluster.existing.flux: install; adopting it would have the fleet prune it", Namespace, c.Name, Namespace)
+		}
+	}
+	return nil
+}
+
+// AdoptedVersion is the Flux distribution's version an adopted Flux's
+// controllers are labelled with, or "" when they do not say or disagree.
+func AdoptedVersion(in Installed) string {
+	version := ""
+	for _, c := range Controllers {
+		v := in.Deployments[c.Name].Labels[versionLabel]
+		if v == "" || version != "" && v != version {
+			return ""
+		}
+		version = v
+	}
+	return version
+}

@@ -132,3 +132,52 @@ func TestUpstreamImagesRunByTheirEntrypoint(t *testing.T) {
 		t.Fatalf("the check of Flux's own images:\n%s", out)
 	}
 }
+
+// A Flux is adopted only where Slipway's fleet sync neither replaces the
+// owner's own sync nor prunes the controllers it applied before.
+func TestCheckAdoptable(t *testing.T) {
+	const fleet = "https://10.0.0.4:3000/ops/fleet.git"
+	installed := installedFromComponents(t)
+	if err := CheckAdoptable(installed, Sync{}, fleet); err != nil {
+		t.Errorf("a Flux installed without a sync: %v", err)
+	}
+	if err := CheckAdoptable(installed, Sync{URL: fleet}, fleet); err != nil {
+		t.Errorf("a Flux already syncing this fleet, not applied by it: %v", err)
+	}
+	if v := AdoptedVersion(installed); v != Version {
+		t.Errorf("adopted version %q, want %q", v, Version)
+	}
+	for what, c := range map[string]struct {
+		in   Installed
+		sync Sync
+		want string
+	}{
+		"no Flux": {Installed{Deployments: map[string]appsv1.Deployment{}}, Sync{}, "there is no Flux in flux-system to adopt"},
+		"bootstrapped from the owner's repository": {installed, Sync{URL: "ssh://git@github.com/org/fleet"}, "keeps itself from ssh://git@github.com/org/fleet"},
+		"installed by this platform's fleet":       {appliedByFleet(installed), Sync{URL: fleet}, "the one this platform installed from its fleet"},
+	} {
+		err := CheckAdoptable(c.in, c.sync, fleet)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", what, err, c.want)
+		}
+	}
+	mixed := appliedByFleet(installed)
+	d := mixed.Deployments["helm-controller"]
+	d.Labels = map[string]string{versionLabel: "v2.7.0"}
+	mixed.Deployments["helm-controller"] = d
+	if v := AdoptedVersion(mixed); v != "" {
+		t.Errorf("controllers of two versions read as %q", v)
+	}
+}
+
+// appliedByFleet is in with each controller labelled as applied by the
+// Kustomization flux-system/flux-system.
+func appliedByFleet(in Installed) Installed {
+	out := Installed{Deployments: map[string]appsv1.Deployment{}}
+	for name, d := range in.Deployments {
+		d = *d.DeepCopy()
+		d.Labels[appliedByName], d.Labels[appliedByNamespace] = "flux-system", Namespace
+		out.Deployments[name] = d
+	}
+	return out
+}

@@ -61,11 +61,29 @@ func fleetRemote(cfg config.Config) (gitrepo.Remote, error) {
 	return gitrepo.Remote{URL: loopbackScheme(cfg) + "://" + cfg.Git.Addr + "/" + FleetRepo + ".git", Username: "admin", Password: password}, nil
 }
 
+// gitNodeURL is the git server's base URL as the cluster reaches it.
+func gitNodeURL(cfg config.Config) string {
+	_, gitPort, _ := net.SplitHostPort(cfg.Git.Addr)
+	return "https://" + nodeAddr(cfg, gitPort)
+}
+
+// fleetNodeURL is the fleet repository's URL as the cluster's
+// source-controller reads it: the fleet sync's GitRepository holds it.
+func fleetNodeURL(cfg config.Config) string {
+	return gitNodeURL(cfg) + "/" + FleetRepo + ".git"
+}
+
 // prepareFlux builds Flux's controllers and images (or takes them from the
 // cache) before anything starts.
 func prepareFlux(ctx context.Context, cfg config.Config, progress io.Writer) (*fluxService, []imageToPush, error) {
 	if _, port, _ := net.SplitHostPort(cfg.Git.Addr); port == "0" {
 		return nil, nil, errors.New("Flux reads the fleet repository by a fixed address: give the git server a port (--git-addr host:port), or start without Flux (SLIPWAY_FLUX=false)")
+	}
+	if cfg.AdoptsFlux() {
+		// The Flux there is its owner's, at its own version (checked
+		// by openExistingCluster): nothing of Flux's is built or pushed.
+		fmt.Fprintf(progress, "Flux's controllers: the ones on the existing cluster (cluster.existing.flux: adopt), not built here\n")
+		return &fluxService{cfg: cfg, adopted: true, chartPushes: make(chan registry.Push, 64)}, nil, nil
 	}
 	opts := components.Options{CacheDir: cfg.CacheDir(), Progress: progress}
 	var manifests []byte
@@ -109,8 +127,12 @@ type fluxService struct {
 	// Services are out of reach. Either way the admin kubeconfig is at
 	// ClusterOptions' path.
 	node *cluster.Cluster
-	// components is the rendered install (gotk-components.yaml).
+	// components is the rendered install (gotk-components.yaml); none
+	// when adopted.
 	components []byte
+	// adopted says the cluster's Flux is its owner's (cluster.existing.flux:
+	// adopt): the platform adds its fleet's sync and installs nothing.
+	adopted bool
 	// chartPushes are the registry's pushes, for Flux to look at the
 	// charts they concern at once (see heardPush).
 	chartPushes chan registry.Push
@@ -149,8 +171,12 @@ func (s *fluxService) Run(ctx context.Context, ready func(supervisor.Endpoint)) 
 		return err
 	}
 	remote, _ := fleetRemote(s.cfg)
+	which := "Flux " + flux.Version
+	if s.adopted {
+		which = "the cluster's own Flux (adopted)"
+	}
 	ready(supervisor.Endpoint{URL: remote.URL, Notes: []string{
-		fmt.Sprintf("Flux %s: source, kustomize, helm and notification controllers, fleet at %.12s (%s)", flux.Version, head, time.Since(start).Round(100*time.Millisecond)),
+		fmt.Sprintf("%s: source, kustomize, helm and notification controllers, fleet at %.12s (%s)", which, head, time.Since(start).Round(100*time.Millisecond)),
 		"see:     slipway get all -A",
 	}})
 	s.followChartPushes(ctx)
@@ -318,9 +344,12 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 		return "", err
 	}
 	components := s.components
-	_, gitPort, _ := net.SplitHostPort(s.cfg.Git.Addr)
-	gitNode := "https://" + nodeAddr(s.cfg, gitPort)
-	fleet := flux.Fleet{Cluster: "slipway", URL: gitNode + "/" + FleetRepo + ".git", SecretName: "flux-system", EventsURL: FluxEventsURL(gitNode, "")}
+	gitNode := gitNodeURL(s.cfg)
+	fleet := flux.Fleet{Cluster: "slipway", URL: fleetNodeURL(s.cfg), SecretName: "flux-system", EventsURL: FluxEventsURL(gitNode, ""), Adopted: s.adopted}
+	install := "flux: install Flux " + flux.Version + " in " + fleet.SystemDir()
+	if s.adopted {
+		install = "flux: sync the fleet with the cluster's own Flux (adopted), in " + fleet.SystemDir()
+	}
 	remote, err := fleetRemote(s.cfg)
 	if err != nil {
 		return "", err
@@ -329,7 +358,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	// edit that changes something is its own commit.
 	var teams []string
 	edits := []gitrepo.Edit{
-		{Message: "flux: install Flux " + flux.Version + " in " + fleet.SystemDir(), Apply: func(dir string) error {
+		{Message: install, Apply: func(dir string) error {
 			return fleet.WriteTree(dir, components)
 		}},
 		// A fleet from before the registry spoke HTTPS has chart sources
@@ -407,15 +436,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 // waitReady waits for the controllers and for the fleet's Kustomization
 // to have applied head.
 func (s *fluxService) waitReady(ctx context.Context, head string) error {
-	rest, err := cluster.RESTConfig(ClusterOptions(s.cfg).AdminKubeconfig())
-	if err != nil {
-		return err
-	}
-	client, err := kubernetes.NewForConfig(rest)
-	if err != nil {
-		return err
-	}
-	dyn, err := dynamic.NewForConfig(rest)
+	client, dyn, err := adminClients(s.cfg)
 	if err != nil {
 		return err
 	}
@@ -569,6 +590,21 @@ func (s *fluxService) check(ctx context.Context, client kubernetes.Interface, dy
 		return fmt.Errorf("the fleet is not applied yet (ready=%s, revision %q, %s)", ks.Ready, ks.Revision, ks.Message)
 	}
 	return nil
+}
+
+// adminClients are the typed and dynamic clients of the cluster's admin
+// kubeconfig (the platform's own cluster's, or the existing cluster's copy).
+func adminClients(cfg config.Config) (kubernetes.Interface, dynamic.Interface, error) {
+	rest, err := cluster.RESTConfig(ClusterOptions(cfg).AdminKubeconfig())
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return nil, nil, err
+	}
+	dyn, err := dynamic.NewForConfig(rest)
+	return client, dyn, err
 }
 
 func available(d *appsv1.Deployment) bool {

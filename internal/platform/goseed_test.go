@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // The jobs' Go cache seed helps only while it compiles what the example
@@ -118,5 +120,39 @@ func TestGoSeedArchiveUnpacksToTheSeed(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Dir(seed)); len(entries) != 2 {
 		t.Errorf("left beside the seed: %d entries, want the seed and its archive", len(entries))
+	}
+}
+
+// A team's Go cache claim is kept while it is of the kind the settings
+// ask for, and reported otherwise: its class and access modes cannot
+// change once made.
+func TestCacheClaimKinds(t *testing.T) {
+	claim := func(class string, modes ...corev1.PersistentVolumeAccessMode) corev1.PersistentVolumeClaim {
+		c := corev1.PersistentVolumeClaim{Spec: corev1.PersistentVolumeClaimSpec{AccessModes: modes}}
+		if class != "" {
+			c.Spec.StorageClassName = &class
+		}
+		return c
+	}
+	byDefault, named := cacheClaimOf(""), cacheClaimOf("azurefile-csi")
+	if byDefault.mode != corev1.ReadWriteOnce || named.mode != corev1.ReadWriteMany || named.class != "azurefile-csi" {
+		t.Fatalf("kinds: %+v %+v", byDefault, named)
+	}
+	for _, c := range []struct {
+		kind  cacheClaim
+		claim corev1.PersistentVolumeClaim
+		want  bool
+	}{
+		{byDefault, claim("managed-csi", corev1.ReadWriteOnce), true},
+		{byDefault, claim("", corev1.ReadWriteOnce), true},
+		{byDefault, claim("azurefile-csi", corev1.ReadWriteMany), false},
+		{named, claim("azurefile-csi", corev1.ReadWriteMany), true},
+		{named, claim("managed-csi", corev1.ReadWriteOnce), false},
+		{named, claim("azurefile-csi", corev1.ReadWriteOnce), false},
+		{named, claim("", corev1.ReadWriteMany), false},
+	} {
+		if got := c.kind.matches(c.claim); got != c.want {
+			t.Errorf("%+v matches %v %v: %v, want %v", c.kind, c.claim.Spec.StorageClassName, c.claim.Spec.AccessModes, got, c.want)
+		}
 	}
 }

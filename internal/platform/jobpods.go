@@ -129,16 +129,24 @@ func newJobPods(ctx context.Context, cfg config.Config, users *auth.Store, image
 		// cluster each team's caches are a claim of the cluster's default
 		// StorageClass, which the team's first job seeds from an archive
 		// of the same seed.
-		class, err := defaultStorageClass(ctx, kube)
-		if err != nil {
-			return nil, err
+		want := cacheClaimOf(cfg.Cluster.Existing.JobCacheClass)
+		class := want.class
+		if class == "" {
+			if class, err = defaultStorageClass(ctx, kube); err != nil {
+				return nil, err
+			}
 		}
 		if class == "" {
-			fmt.Fprintln(progress, "pipeline jobs: the cluster has no default StorageClass, so every job starts with empty Go caches (modules still come through the platform's proxy); mark one default to keep them")
+			fmt.Fprintln(progress, "pipeline jobs: the cluster has no default StorageClass, so every job starts with empty Go caches (modules still come through the platform's proxy); mark one default, or name a class (cluster.existing.jobCacheClass), to keep them")
 			prepare, claim = nil, ""
 		} else {
-			fmt.Fprintf(progress, "pipeline jobs: each team's Go caches are a claim of the cluster's default StorageClass %s\n", class)
-			prepare = func(ctx context.Context, ns string) error { return ensureGoCacheClaim(ctx, kube, ns) }
+			if want.class != "" {
+				fmt.Fprintf(progress, "pipeline jobs: each team's Go caches are a ReadWriteMany claim of StorageClass %s (cluster.existing.jobCacheClass)\n", class)
+			} else {
+				fmt.Fprintf(progress, "pipeline jobs: each team's Go caches are a claim of the cluster's default StorageClass %s\n", class)
+			}
+			reportOtherCacheClaims(ctx, kube, want, progress)
+			prepare = func(ctx context.Context, ns string) error { return ensureGoCacheClaim(ctx, kube, ns, want) }
 			archive, err := goSeedArchive(images.goSeed)
 			if err != nil {
 				return nil, err
@@ -285,22 +293,67 @@ func defaultStorageClass(ctx context.Context, kube kubernetes.Interface) (string
 	return "", nil
 }
 
+// cacheClaim is the kind of claim a team's Go caches are on an existing
+// cluster: ReadWriteOnce of the default StorageClass (class empty), where
+// every job pod that mounts it runs on the node the volume is attached
+// to; or ReadWriteMany of a class named in cluster.existing.jobCacheClass,
+// which any node can mount.
+type cacheClaim struct {
+	class string
+	mode  corev1.PersistentVolumeAccessMode
+}
+
+func cacheClaimOf(class string) cacheClaim {
+	if class == "" {
+		return cacheClaim{mode: corev1.ReadWriteOnce}
+	}
+	return cacheClaim{class: class, mode: corev1.ReadWriteMany}
+}
+
+// matches says whether an existing claim is of this kind (a claim with no
+// class named was given the default one).
+func (c cacheClaim) matches(pvc corev1.PersistentVolumeClaim) bool {
+	named := pvc.Spec.StorageClassName != nil && *pvc.Spec.StorageClassName == c.class
+	return slices.Equal(pvc.Spec.AccessModes, []corev1.PersistentVolumeAccessMode{c.mode}) && (c.class == "" || named)
+}
+
 // ensureGoCacheClaim asks, once per CI namespace, for the team's Go cache
-// claim of the cluster's default StorageClass. A claim is namespaced, so
-// only that team's job pods can mount it. ReadWriteOnce: every job pod
-// that mounts it runs on the node the volume is attached to.
-func ensureGoCacheClaim(ctx context.Context, kube kubernetes.Interface, ns string) error {
+// claim. A claim is namespaced, so only that team's job pods can mount it.
+func ensureGoCacheClaim(ctx context.Context, kube kubernetes.Interface, ns string, kind cacheClaim) error {
 	pvc := &corev1.PersistentVolumeClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: goCacheClaim, Namespace: ns, Labels: map[string]string{"slipway.dev/go-cache": ns}},
 		Spec: corev1.PersistentVolumeClaimSpec{
-			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			AccessModes: []corev1.PersistentVolumeAccessMode{kind.mode},
 			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: goCacheSize}},
 		},
+	}
+	if kind.class != "" {
+		pvc.Spec.StorageClassName = &kind.class
 	}
 	if _, err := kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("the Go cache claim: %w", err)
 	}
 	return nil
+}
+
+// reportOtherCacheClaims names the teams' Go cache claims made before the
+// setting changed: a claim's class and access modes cannot change, so
+// each stays as it is, used as it is, until ops deletes it.
+func reportOtherCacheClaims(ctx context.Context, kube kubernetes.Interface, want cacheClaim, progress io.Writer) {
+	claims, err := kube.CoreV1().PersistentVolumeClaims("").List(ctx, metav1.ListOptions{LabelSelector: "slipway.dev/go-cache"})
+	if err != nil {
+		return // only a report: the jobs use whatever claim is there
+	}
+	for _, c := range claims.Items {
+		if c.Name != goCacheClaim || want.matches(c) {
+			continue
+		}
+		class := "no class"
+		if c.Spec.StorageClassName != nil {
+			class = "class " + *c.Spec.StorageClassName
+		}
+		fmt.Fprintf(progress, "pipeline jobs: %s's Go cache claim was made otherwise (%v, %s) and is kept; to have the next job make it anew: slipway kubectl -n %s delete pvc %s\n", c.Namespace, c.Spec.AccessModes, class, c.Namespace, goCacheClaim)
+	}
 }
 
 // cleanUpJobPods deletes job pods left by a crash, once the cluster

@@ -8,8 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -74,6 +78,8 @@ func alsoServe(cfg config.Config, addr string) string {
 // directory, at the path of the admin kubeconfig of a cluster the platform
 // runs, where every command finds it. The copy is made again at each
 // start, so credentials that rotate (AKS's) are taken up by a restart.
+// With cluster.existing.flux: adopt, the Flux there must also be one the
+// fleet's sync can join (checkAdoptable).
 func openExistingCluster(ctx context.Context, cfg config.Config, progress io.Writer) error {
 	e := cfg.Cluster.Existing
 	check := targets.Cluster{Kubeconfig: e.Kubeconfig, Context: e.Context}.Check(ctx)
@@ -90,8 +96,79 @@ func openExistingCluster(ctx context.Context, cfg config.Config, progress io.Wri
 	fmt.Fprintf(progress, "existing cluster: %s\n", check.Found)
 	if len(check.Details) > 0 {
 		report()
-		fmt.Fprintf(progress, "existing cluster: the Flux in %s passes the check; Slipway takes it over, at its pinned version and settings\n", flux.Namespace)
+		if cfg.AdoptsFlux() {
+			fmt.Fprintf(progress, "existing cluster: the Flux in %s passes the check; Slipway adopts it, at its own version and settings (cluster.existing.flux: adopt)\n", flux.Namespace)
+		} else {
+			fmt.Fprintf(progress, "existing cluster: the Flux in %s passes the check; Slipway takes it over, at its pinned version and settings\n", flux.Namespace)
+		}
 	}
+	if err := writeExistingKubeconfig(cfg); err != nil {
+		return err
+	}
+	if class := e.JobCacheClass; class != "" {
+		if err := checkStorageClass(ctx, cfg, class); err != nil {
+			return err
+		}
+	}
+	if cfg.AdoptsFlux() {
+		return checkAdoptable(ctx, cfg)
+	}
+	return nil
+}
+
+// checkStorageClass makes sure the cluster has the StorageClass the
+// teams' Go cache claims are to be of (cluster.existing.jobCacheClass).
+func checkStorageClass(ctx context.Context, cfg config.Config, class string) error {
+	client, _, err := adminClients(cfg)
+	if err != nil {
+		return err
+	}
+	classes, err := client.StorageV1().StorageClasses().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing the existing cluster's StorageClasses: %w", err)
+	}
+	var names []string
+	for _, c := range classes.Items {
+		if c.Name == class {
+			return nil
+		}
+		names = append(names, c.Name)
+	}
+	has := "none"
+	if len(names) > 0 {
+		has = strings.Join(names, ", ")
+	}
+	return fmt.Errorf("cluster.existing.jobCacheClass %q is not a StorageClass of the existing cluster (it has: %s)", class, has)
+}
+
+// checkAdoptable makes sure the existing cluster's Flux can be adopted
+// (flux.CheckAdoptable), reading the cluster through the copy of its
+// context; nothing is written to the cluster.
+func checkAdoptable(ctx context.Context, cfg config.Config) error {
+	client, dyn, err := adminClients(cfg)
+	if err != nil {
+		return err
+	}
+	installed, err := flux.ReadInstalled(ctx, client)
+	if err != nil {
+		return err
+	}
+	var sync flux.Sync
+	if _, u, err := flux.Get(ctx, dyn, flux.GitRepository, flux.Namespace, "flux-system"); err == nil {
+		sync.URL, _, _ = unstructured.NestedString(u.Object, "spec", "url")
+	} else if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("reading GitRepository %s/flux-system: %w", flux.Namespace, err)
+	}
+	if err := flux.CheckAdoptable(installed, sync, fleetNodeURL(cfg)); err != nil {
+		return fmt.Errorf("the existing cluster (cluster.existing.flux: adopt): %w", err)
+	}
+	return nil
+}
+
+// writeExistingKubeconfig keeps the existing cluster's context, flattened,
+// where every command reads the admin kubeconfig.
+func writeExistingKubeconfig(cfg config.Config) error {
+	e := cfg.Cluster.Existing
 	raw, err := clientcmd.LoadFromFile(e.Kubeconfig)
 	if err != nil {
 		return err

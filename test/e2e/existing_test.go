@@ -27,22 +27,7 @@ import (
 // embedded line runs; only B's settings differ.
 func TestLineOnAnExistingCluster(t *testing.T) {
 	a := clusterEnv(t)
-	b := newEnv(t)
-	// B's ports must stay free while A starts and runs: below the
-	// kernel's range for outgoing connections, which A's many clients
-	// draw from.
-	bReg, bGit := stableAddr(t), stableAddr(t)
-	_, bRegPort, _ := net.SplitHostPort(bReg)
-	b.vars = append(b.vars, "SLIPWAY_REGISTRY_ADDR="+bReg, "SLIPWAY_GIT_ADDR="+bGit)
-
-	// B's first start makes its CA; ops makes the account the cluster
-	// pulls with (pull only), as for a registry that exists before the
-	// cluster is attached to it.
-	first := b.startUp()
-	pullPassword := "aks-pull-" + fmt.Sprint(time.Now().UnixNano())
-	b.mustRun(pullPassword+"\n", "user", "set", "aks-puller", "--password-stdin")
-	b.mustRun("", "down")
-	first.wait(t)
+	b, bRegPort, pullPassword := platformForACluster(t)
 
 	// A: the cluster alone, pulling from B's registry where the cluster
 	// reaches it (A's node address, which B will listen on).
@@ -194,6 +179,26 @@ func TestLineOnAnExistingCluster(t *testing.T) {
 	}
 	b.mustRun("", "down")
 	up.wait(t)
+}
+
+// platformForACluster is platform B of the tests on an existing cluster,
+// started once and stopped: on ports that stay free while the cluster
+// runs (below the kernel's range for outgoing connections, which the
+// cluster's many clients draw from), with its CA made and a pull-only
+// account aks-puller for the cluster's node, as for a registry that
+// exists before the cluster is attached to it. It returns B, its
+// registry's port and that account's password.
+func platformForACluster(t *testing.T) (b *env, regPort, pullPassword string) {
+	b = newEnv(t)
+	reg, git := stableAddr(t), stableAddr(t)
+	_, regPort, _ = net.SplitHostPort(reg)
+	b.vars = append(b.vars, "SLIPWAY_REGISTRY_ADDR="+reg, "SLIPWAY_GIT_ADDR="+git)
+	first := b.startUp()
+	pullPassword = "aks-pull-" + fmt.Sprint(time.Now().UnixNano())
+	b.mustRun(pullPassword+"\n", "user", "set", "aks-puller", "--password-stdin")
+	b.mustRun("", "down")
+	first.wait(t)
+	return b, regPort, pullPassword
 }
 
 // stableAddr is a loopback address whose port stays free while other
