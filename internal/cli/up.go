@@ -20,6 +20,7 @@ func newUpCmd(g *globals) *cobra.Command {
 	var anonymousPull, tokenAuth, withCluster, noMonitoring bool
 	var kubeconfig, kubeVersion string
 	var existing config.ExistingCluster
+	var fleet config.ExternalFleet
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the platform and keep it running until Ctrl-C",
@@ -69,6 +70,9 @@ the rest are stopped and the failing one is named.`,
 			if kubeVersion != "" {
 				cfg.Cluster.KubernetesVersion = kubeVersion
 			}
+			if fleet != (config.ExternalFleet{}) {
+				existing.Fleet = &fleet
+			}
 			if existing != (config.ExistingCluster{}) {
 				cfg.Cluster.Existing = cfg.Cluster.Existing.With(existing)
 			}
@@ -91,6 +95,10 @@ the rest are stopped and the failing one is named.`,
 	cmd.Flags().StringVar(&existing.Context, "target-context", "", "the context of --target-kubeconfig to use (default: its current one)")
 	cmd.Flags().StringVar(&existing.Flux, "target-flux", "", "on an existing cluster: install (Slipway's pinned Flux, the default) or adopt (the Flux already there, at its own version)")
 	cmd.Flags().StringVar(&existing.JobCacheClass, "job-cache-class", "", "on an existing cluster: the StorageClass of the teams' Go cache claims, asked for ReadWriteMany (default: ReadWriteOnce claims of the default class)")
+	cmd.Flags().StringVar(&fleet.URL, "fleet-url", "", "on an existing cluster: the fleet repository's https:// URL on a git host of its own (default: the platform's git server)")
+	cmd.Flags().StringVar(&fleet.Username, "fleet-username", "", "the account that may push to --fleet-url")
+	cmd.Flags().StringVar(&fleet.PasswordFile, "fleet-password-file", "", "a file holding that account's password or token")
+	cmd.Flags().StringVar(&fleet.CAFile, "fleet-ca-file", "", "the CA of --fleet-url's host, when the system does not trust it")
 	cmd.Flags().StringVar(&existing.PlatformHost, "platform-host", "", "the host or address at which the existing cluster reaches this platform")
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "merge the cluster's \"slipway\" context into this file (default: $KUBECONFIG or ~/.kube/config)")
 	return cmd

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -142,6 +143,47 @@ type ExistingCluster struct {
 	// mount at once (on AKS, azurefile-csi), so that a team's jobs run on
 	// any node. Empty: ReadWriteOnce claims of the default class.
 	JobCacheClass string `json:"jobCacheClass,omitempty"`
+	// Fleet, when set, is the fleet repository on a git host of its own
+	// (Azure Repos, GitHub, any git server over HTTPS) instead of the
+	// platform's git server: the platform commits there, and Flux reads
+	// it from there.
+	Fleet *ExternalFleet `json:"fleet,omitempty"`
+}
+
+// ExternalFleet is a fleet repository on another git host.
+type ExternalFleet struct {
+	// URL is the repository's HTTPS URL, without credentials, as both this
+	// platform and the cluster's source-controller reach it.
+	URL string `json:"url"`
+	// Username and the password in PasswordFile (an absolute path, its
+	// first line) may push to it; Flux reads it with them too.
+	Username     string `json:"username"`
+	PasswordFile string `json:"passwordFile"`
+	// CAFile, when set, is the CA the host's certificate is signed by,
+	// when it is not one the system trusts.
+	CAFile string `json:"caFile,omitempty"`
+}
+
+// Password is the first line of PasswordFile.
+func (f ExternalFleet) Password() (string, error) {
+	data, err := os.ReadFile(f.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("the fleet repository's password (cluster.existing.fleet.passwordFile): %w", err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	if line = strings.TrimSpace(line); line == "" {
+		return "", fmt.Errorf("the fleet repository's password file %s is empty", f.PasswordFile)
+	}
+	return line, nil
+}
+
+// ExternalFleet is the fleet repository on a git host of its own, or nil
+// when the platform's git server holds it.
+func (c Config) ExternalFleet() *ExternalFleet {
+	if c.Cluster.Existing == nil {
+		return nil
+	}
+	return c.Cluster.Existing.Fleet
 }
 
 // Ways cluster.existing.flux can take Flux.
@@ -177,6 +219,24 @@ func (e *ExistingCluster) With(over ExistingCluster) *ExistingCluster {
 	}
 	if over.JobCacheClass != "" {
 		out.JobCacheClass = over.JobCacheClass
+	}
+	if over.Fleet != nil {
+		fleet := ExternalFleet{}
+		if out.Fleet != nil {
+			fleet = *out.Fleet
+		}
+		for _, f := range []struct {
+			to   *string
+			from string
+		}{
+			{&fleet.URL, over.Fleet.URL}, {&fleet.Username, over.Fleet.Username},
+			{&fleet.PasswordFile, over.Fleet.PasswordFile}, {&fleet.CAFile, over.Fleet.CAFile},
+		} {
+			if f.from != "" {
+				*f.to = f.from
+			}
+		}
+		out.Fleet = &fleet
 	}
 	return &out
 }
@@ -331,9 +391,14 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	if v := getenv("SLIPWAY_FLUX_IMAGES"); v != "" {
 		c.Cluster.FluxImages = v
 	}
-	if e := (ExistingCluster{Kubeconfig: getenv("SLIPWAY_TARGET_KUBECONFIG"), Context: getenv("SLIPWAY_TARGET_CONTEXT"),
+	e := ExistingCluster{Kubeconfig: getenv("SLIPWAY_TARGET_KUBECONFIG"), Context: getenv("SLIPWAY_TARGET_CONTEXT"),
 		PlatformHost: getenv("SLIPWAY_PLATFORM_HOST"), Flux: getenv("SLIPWAY_TARGET_FLUX"),
-		JobCacheClass: getenv("SLIPWAY_JOB_CACHE_CLASS")}); e != (ExistingCluster{}) {
+		JobCacheClass: getenv("SLIPWAY_JOB_CACHE_CLASS")}
+	if f := (ExternalFleet{URL: getenv("SLIPWAY_FLEET_URL"), Username: getenv("SLIPWAY_FLEET_USERNAME"),
+		PasswordFile: getenv("SLIPWAY_FLEET_PASSWORD_FILE"), CAFile: getenv("SLIPWAY_FLEET_CA_FILE")}); f != (ExternalFleet{}) {
+		e.Fleet = &f
+	}
+	if e != (ExistingCluster{}) {
 		c.Cluster.Existing = c.Cluster.Existing.With(e)
 	}
 	if v := getenv("SLIPWAY_FLUX"); v != "" {
@@ -513,11 +578,36 @@ func (e ExistingCluster) validate(c Config) error {
 	if cl := e.JobCacheClass; cl != "" && (strings.ContainsAny(cl, "/: \t") || strings.ToLower(cl) != cl) {
 		return fmt.Errorf("cluster.existing.jobCacheClass (SLIPWAY_JOB_CACHE_CLASS) %q: want the name of one of the cluster's StorageClasses, such as azurefile-csi", cl)
 	}
+	if f := e.Fleet; f != nil {
+		if err := f.validate(); err != nil {
+			return err
+		}
+	}
 	if e.Flux == FluxAdopt && c.Cluster.FluxImages != "" {
 		return errors.New("cluster.existing.flux is adopt, and cluster.fluxImages names images to install Flux from: an adopted Flux keeps its own; drop one of the two")
 	}
 	if c.Cluster.Enabled != nil && *c.Cluster.Enabled {
 		return errors.New("cluster.existing and cluster.enabled: the platform targets an existing cluster or runs its own, not both")
+	}
+	return nil
+}
+
+func (f ExternalFleet) validate() error {
+	u, err := url.Parse(f.URL)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("cluster.existing.fleet.url (SLIPWAY_FLEET_URL) %q: want the repository's https:// URL, without credentials (they go in username and passwordFile)", f.URL)
+	}
+	if f.Username == "" {
+		return errors.New("cluster.existing.fleet.username (SLIPWAY_FLEET_USERNAME) is empty: name the account that may push to the fleet repository")
+	}
+	if !filepath.IsAbs(f.PasswordFile) {
+		return fmt.Errorf("cluster.existing.fleet.passwordFile (SLIPWAY_FLEET_PASSWORD_FILE) %q: want the absolute path of a file holding the password or token", f.PasswordFile)
+	}
+	if _, err := f.Password(); err != nil {
+		return err
+	}
+	if f.CAFile != "" && !filepath.IsAbs(f.CAFile) {
+		return fmt.Errorf("cluster.existing.fleet.caFile (SLIPWAY_FLEET_CA_FILE) %q must be an absolute path", f.CAFile)
 	}
 	return nil
 }

@@ -142,6 +142,9 @@ func TestExistingCluster(t *testing.T) {
 	if err := c.Validate(); err != nil || c.Cluster.Existing == nil || c.Cluster.Existing.PlatformHost != "slipway.example.com" {
 		t.Fatalf("from the environment: %+v %v", c.Cluster.Existing, err)
 	}
+	tokenFile, emptyFile := filepath.Join(home, "fleet-token"), filepath.Join(home, "empty")
+	os.WriteFile(tokenFile, []byte("pat-123\n"), 0o600)
+	os.WriteFile(emptyFile, nil, 0o600)
 	on := true
 	for what, e := range map[string]ExistingCluster{
 		"no kubeconfig":           {PlatformHost: "10.0.0.4"},
@@ -154,6 +157,16 @@ func TestExistingCluster(t *testing.T) {
 		"a URL":                   {Kubeconfig: kubeconfig, PlatformHost: "https://slipway.example.com"},
 		"another way to Flux":     {Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4", Flux: "upgrade"},
 		"a class that is no name": {Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4", JobCacheClass: "storage.k8s.io/azurefile"},
+		"a fleet over plain HTTP": {Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4",
+			Fleet: &ExternalFleet{URL: "http://dev.azure.com/org/p/_git/fleet", Username: "ops", PasswordFile: tokenFile}},
+		"a fleet URL with credentials": {Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4",
+			Fleet: &ExternalFleet{URL: "https://ops:pat@dev.azure.com/org/p/_git/fleet", Username: "ops", PasswordFile: tokenFile}},
+		"a fleet without an account": {Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4",
+			Fleet: &ExternalFleet{URL: "https://dev.azure.com/org/p/_git/fleet", PasswordFile: tokenFile}},
+		"a fleet's relative password file": {Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4",
+			Fleet: &ExternalFleet{URL: "https://dev.azure.com/org/p/_git/fleet", Username: "ops", PasswordFile: "token"}},
+		"a fleet's empty password file": {Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4",
+			Fleet: &ExternalFleet{URL: "https://dev.azure.com/org/p/_git/fleet", Username: "ops", PasswordFile: emptyFile}},
 	} {
 		c := Default()
 		c.Cluster.Existing = &e
@@ -173,6 +186,18 @@ func TestExistingCluster(t *testing.T) {
 	c.Cluster.FluxImages = "ghcr.io/fluxcd"
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "an adopted Flux keeps its own") {
 		t.Errorf("adopting and fluxImages: %v", err)
+	}
+	// The fleet on a git host of its own, from the environment.
+	c, _ = Load("", envOf(map[string]string{"SLIPWAY_HOME": home, "SLIPWAY_FLEET_URL": "https://dev.azure.com/org/p/_git/fleet",
+		"SLIPWAY_FLEET_USERNAME": "ops", "SLIPWAY_FLEET_PASSWORD_FILE": tokenFile}))
+	if err := c.Validate(); err != nil || c.ExternalFleet() == nil || c.ExternalFleet().URL != "https://dev.azure.com/org/p/_git/fleet" {
+		t.Fatalf("the fleet from the environment: %+v %v", c.ExternalFleet(), err)
+	}
+	if pw, err := c.ExternalFleet().Password(); pw != "pat-123" || err != nil {
+		t.Errorf("the fleet's password: %q %v", pw, err)
+	}
+	if Default().ExternalFleet() != nil {
+		t.Error("a fleet elsewhere by default")
 	}
 	c = Default()
 	c.Cluster.Existing = &ExistingCluster{Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4"}

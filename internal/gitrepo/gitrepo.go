@@ -23,6 +23,9 @@ type Remote struct {
 	Username, Password string
 	// Branch is the branch to change; empty means main.
 	Branch string
+	// CAFile, when set, is the only CA git trusts for the host (one the
+	// system does not know).
+	CAFile string
 }
 
 // Author signs a commit.
@@ -184,10 +187,14 @@ func (r Remote) branch() string {
 // or in a file, so they show in no process list and stay in no clone.
 func (r Remote) git(ctx context.Context, dir string, args ...string) (string, error) {
 	token := base64.StdEncoding.EncodeToString([]byte(r.Username + ":" + r.Password))
-	return gitcmd.Run(ctx, dir, []string{
+	env := []string{
 		"GIT_CONFIG_NOSYSTEM=1",
 		"GIT_CONFIG_COUNT=1",
 		"GIT_CONFIG_KEY_0=http.extraHeader",
 		"GIT_CONFIG_VALUE_0=Authorization: Basic " + token,
-	}, args...)
+	}
+	if r.CAFile != "" {
+		env = append(env, "GIT_SSL_CAINFO="+r.CAFile)
+	}
+	return gitcmd.Run(ctx, dir, env, args...)
 }

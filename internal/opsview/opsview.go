@@ -88,7 +88,8 @@ const maxFleetCommits = 10
 
 // Sources are where the view is read from.
 type Sources struct {
-	// FleetDir is the fleet's bare repository on the git server.
+	// FleetDir is the fleet's bare repository on the git server; empty
+	// when the fleet is on a git host of its own.
 	FleetDir string
 	// Clients reach the cluster; nil on a platform without one.
 	Clients func() (*release.Clients, error)
@@ -196,6 +197,9 @@ func databaseView(obj *unstructured.Unstructured) DatabaseView {
 
 // fleetCommits are the fleet repository's newest commits.
 func fleetCommits(ctx context.Context, dir string) ([]Commit, error) {
+	if dir == "" {
+		return nil, nil
+	}
 	out, err := gitcmd.Run(ctx, dir, nil, "log", "-n", fmt.Sprint(maxFleetCommits), "--format=%H%x00%an%x00%aI%x00%s")
 	if err != nil {
 		if strings.Contains(err.Error(), "does not have any commits") {

@@ -86,6 +86,9 @@ func (p *Platform) AdminPassword() (string, error) { return AdminPassword(p.Conf
 // FleetRemote is the fleet repository as the host reaches it, with the
 // admin's credentials.
 func (p *Platform) FleetRemote() (gitrepo.Remote, error) {
+	if f := p.Config.ExternalFleet(); f != nil {
+		return externalFleetRemote(*f)
+	}
 	password, err := p.AdminPassword()
 	if err != nil {
 		return gitrepo.Remote{}, err

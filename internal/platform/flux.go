@@ -54,11 +54,24 @@ const fluxPasswordFile = "flux-password"
 // fleetRemote is the fleet repository as `slipway up` itself reaches it,
 // with the admin's credentials. Other commands use Platform.FleetRemote.
 func fleetRemote(cfg config.Config) (gitrepo.Remote, error) {
+	if f := cfg.ExternalFleet(); f != nil {
+		return externalFleetRemote(*f)
+	}
 	password, err := AdminPassword(cfg)
 	if err != nil {
 		return gitrepo.Remote{}, err
 	}
 	return gitrepo.Remote{URL: loopbackScheme(cfg) + "://" + cfg.Git.Addr + "/" + FleetRepo + ".git", Username: "admin", Password: password}, nil
+}
+
+// externalFleetRemote is the fleet repository on a git host of its own
+// (cluster.existing.fleet), with the account configured for it.
+func externalFleetRemote(f config.ExternalFleet) (gitrepo.Remote, error) {
+	password, err := f.Password()
+	if err != nil {
+		return gitrepo.Remote{}, err
+	}
+	return gitrepo.Remote{URL: f.URL, Username: f.Username, Password: password, CAFile: f.CAFile}, nil
 }
 
 // gitNodeURL is the git server's base URL as the cluster reaches it.
@@ -70,6 +83,9 @@ func gitNodeURL(cfg config.Config) string {
 // fleetNodeURL is the fleet repository's URL as the cluster's
 // source-controller reads it: the fleet sync's GitRepository holds it.
 func fleetNodeURL(cfg config.Config) string {
+	if f := cfg.ExternalFleet(); f != nil {
+		return f.URL
+	}
 	return gitNodeURL(cfg) + "/" + FleetRepo + ".git"
 }
 
@@ -336,12 +352,14 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	if _, err := servicePassword(s.cfg, s.users, fluxReadUser, fluxPasswordFile); err != nil {
 		return "", err
 	}
-	git, err := gitserver.New(s.cfg.GitDir(), s.users)
-	if err != nil {
-		return "", err
-	}
-	if _, err := git.Ensure(FleetRepo); err != nil {
-		return "", err
+	if s.cfg.ExternalFleet() == nil {
+		git, err := gitserver.New(s.cfg.GitDir(), s.users)
+		if err != nil {
+			return "", err
+		}
+		if _, err := git.Ensure(FleetRepo); err != nil {
+			return "", err
+		}
 	}
 	components := s.components
 	gitNode := gitNodeURL(s.cfg)
@@ -395,7 +413,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	secret, err := FluxReaderSecret(s.cfg, fleet.SecretName, flux.Namespace)
+	secret, err := fleetReaderSecret(s.cfg, fleet.SecretName)
 	if err != nil {
 		return "", err
 	}
@@ -642,6 +660,28 @@ func accountPassword(users *auth.Store, user, path string, push []string) (strin
 		return "", err
 	}
 	return password, users.Set(user, password, false, push)
+}
+
+// fleetReaderSecret is the Secret source-controller reads the fleet
+// repository with: the platform's read-only account, or on a git host of
+// its own the account configured for it, with its host's CA when one is
+// named.
+func fleetReaderSecret(cfg config.Config, name string) ([]byte, error) {
+	f := cfg.ExternalFleet()
+	if f == nil {
+		return FluxReaderSecret(cfg, name, flux.Namespace)
+	}
+	password, err := f.Password()
+	if err != nil {
+		return nil, err
+	}
+	var ca []byte
+	if f.CAFile != "" {
+		if ca, err = os.ReadFile(f.CAFile); err != nil {
+			return nil, fmt.Errorf("the fleet host's CA (cluster.existing.fleet.caFile): %w", err)
+		}
+	}
+	return flux.Marshal(flux.ReaderSecret(name, flux.Namespace, f.Username, password, ca))
 }
 
 // FluxReaderSecret is a Secret holding the read-only account Flux reads

@@ -105,6 +105,17 @@ func openExistingCluster(ctx context.Context, cfg config.Config, progress io.Wri
 	if err := writeExistingKubeconfig(cfg); err != nil {
 		return err
 	}
+	if f := e.Fleet; f != nil {
+		password, err := f.Password()
+		if err != nil {
+			return err
+		}
+		fleet := targets.Git{URL: f.URL, Username: f.Username, Password: password, CAFile: f.CAFile}.Check(ctx)
+		if fleet.Err != nil {
+			return fmt.Errorf("the fleet repository (cluster.existing.fleet): %w", fleet.Err)
+		}
+		fmt.Fprintf(progress, "fleet repository: %s (cluster.existing.fleet)\n", fleet.Found)
+	}
 	if class := e.JobCacheClass; class != "" {
 		if err := checkStorageClass(ctx, cfg, class); err != nil {
 			return err

@@ -8,6 +8,8 @@ package targets
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -235,6 +237,9 @@ type Git struct {
 	// URL is the repository's https:// URL; credentials may be in it.
 	URL                string
 	Username, Password string
+	// CAFile, when set, is the CA the host's certificate is signed by,
+	// trusted instead of the system's.
+	CAFile string
 }
 
 // Check asks the host for what a push begins with (the receive-pack
@@ -265,6 +270,21 @@ func (g Git) Check(ctx context.Context) Result {
 	}
 	req.Header.Set("Git-Protocol", "version=2")
 	client := &http.Client{Timeout: timeout}
+	if g.CAFile != "" {
+		pem, err := os.ReadFile(g.CAFile)
+		if err != nil {
+			res.Err = fmt.Errorf("reading the git host's CA file: %w", err)
+			return res
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			res.Err = fmt.Errorf("the git host's CA file %s holds no certificate", g.CAFile)
+			return res
+		}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		client.Transport = t
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		if credentials.TLSRefused(err) {

@@ -72,6 +72,17 @@ func TestGitCheckAsksWhatAPushBeginsWith(t *testing.T) {
 	}
 }
 
+// A CA file for the git host that holds no certificate is named as such,
+// before anything is asked of the host.
+func TestGitCheckNamesAnUnusableCAFile(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "ca.crt")
+	os.WriteFile(empty, []byte("not a certificate\n"), 0o600)
+	r := (Git{URL: "https://git.invalid/ops/fleet.git", Username: "ops", Password: "pw", CAFile: empty}).Check(context.Background())
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "the git host's CA file "+empty+" holds no certificate") {
+		t.Fatalf("an unusable CA file: %+v", r)
+	}
+}
+
 func TestClusterCheckNamesTheContextAndTheServer(t *testing.T) {
 	// A port nothing listens on.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

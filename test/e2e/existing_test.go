@@ -20,11 +20,13 @@ import (
 // the CA and a pull-only account it was given (cluster.registries, as AKS
 // pulls from an attached ACR). Platform B runs on other ports with its
 // registry challenging for tokens (as ACR does) and targets A's cluster
-// by a kubeconfig context (cluster.existing): B checks the cluster before
-// writing anything, installs Flux there, onboards the teams, runs their
-// jobs as pods in A's CI namespaces, and the demo's tracks pass through
-// B onto A. The example apps' pipelines and charts are the ones the
-// embedded line runs; only B's settings differ.
+// by a kubeconfig context (cluster.existing), with the fleet repository
+// on A's git server (cluster.existing.fleet, as on Azure Repos): B checks
+// the cluster and the fleet's host before writing anything, installs Flux
+// there, onboards the teams, runs their jobs as pods in A's CI
+// namespaces, and the demo's tracks pass through B onto A. The example
+// apps' pipelines and charts are the ones the embedded line runs; only
+// B's settings differ.
 func TestLineOnAnExistingCluster(t *testing.T) {
 	a := clusterEnv(t)
 	b, bRegPort, pullPassword := platformForACluster(t)
@@ -39,13 +41,35 @@ func TestLineOnAnExistingCluster(t *testing.T) {
   - {host: %q, caFile: %s, username: aks-puller, passwordFile: %s}
 `, net.JoinHostPort(nodeHost, bRegPort), b.caFile(), passwordFile))
 	a.vars = append(a.vars, "SLIPWAY_FLUX=false")
-	a.startUpWithin(45*time.Minute, "--registry-addr", freeAddr(t), "--git-addr", freeAddr(t))
+	aGit := freeAddr(t)
+	a.startUpWithin(45*time.Minute, "--registry-addr", freeAddr(t), "--git-addr", aGit)
 	if out, _ := a.kubectl("get", "namespace", "flux-system"); !strings.Contains(out, "NotFound") {
 		t.Fatalf("the stand-in cluster runs a Flux of its own:\n%s", out)
 	}
+	// The fleet lives on A's git server, as on Azure Repos: an empty
+	// repository made there by its owner, which B pushes to with an
+	// account of A's and Flux reads from where A's cluster reaches it.
+	a.mustRun("", "repo", "create", "ops/fleet")
+	_, aGitPort, _ := net.SplitHostPort(aGit)
+	fleetURL := "https://" + net.JoinHostPort(nodeHost, aGitPort) + "/ops/fleet.git"
+	fleetPassword, wrongPassword := filepath.Join(t.TempDir(), "fleet-token"), filepath.Join(t.TempDir(), "stale-token")
+	writeFile(t, fleetPassword, readFile(t, filepath.Join(a.home, "admin-password")))
+	writeFile(t, wrongPassword, "expired-token\n")
 
 	aKubeconfig := filepath.Join(a.home, "kubeconfig")
-	b.vars = append(b.vars, "SLIPWAY_TARGET_KUBECONFIG="+aKubeconfig, "SLIPWAY_PLATFORM_HOST="+nodeHost, "SLIPWAY_REGISTRY_TOKEN_AUTH=true")
+	b.vars = append(b.vars, "SLIPWAY_TARGET_KUBECONFIG="+aKubeconfig, "SLIPWAY_PLATFORM_HOST="+nodeHost, "SLIPWAY_REGISTRY_TOKEN_AUTH=true",
+		"SLIPWAY_FLEET_URL="+fleetURL, "SLIPWAY_FLEET_USERNAME=admin", "SLIPWAY_FLEET_CA_FILE="+a.caFile())
+
+	// A fleet host that refuses the credentials: B says so and writes
+	// nothing.
+	refused := b.runWithin(5*time.Minute, "up", "--target-context", "slipway", "--fleet-password-file", wrongPassword)
+	if refused.code == 0 || !strings.Contains(refused.stderr, "the fleet repository (cluster.existing.fleet): the git host refuses the credentials (as admin)") {
+		t.Fatalf("up with a fleet password the host refuses: exit %d\n%s", refused.code, refused.stderr)
+	}
+	if out, _ := a.kubectl("get", "namespace", "flux-system"); !strings.Contains(out, "NotFound") {
+		t.Fatalf("a refused fleet got Flux's namespace:\n%s", out)
+	}
+	b.vars = append(b.vars, "SLIPWAY_FLEET_PASSWORD_FILE="+fleetPassword)
 
 	// A context the file does not have: B says so and writes nothing.
 	wrong := b.runWithin(5*time.Minute, "up", "--target-context", "aks-prod")
@@ -70,8 +94,11 @@ func TestLineOnAnExistingCluster(t *testing.T) {
 	if !strings.HasPrefix(image, net.JoinHostPort(nodeHost, bRegPort)+"/") {
 		t.Errorf("source-controller runs %s, not an image from B's registry", image)
 	}
-	if url := a.mustKubectl("-n", "flux-system", "get", "gitrepository", "flux-system", "-o", "jsonpath={.spec.url}"); !strings.HasPrefix(url, "https://"+nodeHost+":") {
-		t.Errorf("the fleet is read from %s", url)
+	if url := a.mustKubectl("-n", "flux-system", "get", "gitrepository", "flux-system", "-o", "jsonpath={.spec.url}"); url != fleetURL {
+		t.Errorf("the fleet is read from %s, not A's git server (%s)", url, fleetURL)
+	}
+	if out := up.stderr.String(); !strings.Contains(out, "fleet repository: "+fleetURL+" as admin: may push (cluster.existing.fleet)") {
+		t.Errorf("B did not report the fleet repository it checked:\n%s", out)
 	}
 
 	demo := b.run("", "demo")
@@ -94,6 +121,17 @@ func TestLineOnAnExistingCluster(t *testing.T) {
 	} {
 		out, _ := a.kubectl(what...)
 		t.Logf("kubectl %s:\n%s", strings.Join(what, " "), out)
+	}
+	// The line's commits went to A's fleet repository; B's git server
+	// holds no fleet of its own.
+	fleetLog := gitCmd(t, "", "--git-dir", filepath.Join(a.home, "git", "ops", "fleet.git"), "log", "--format=%s", "main")
+	for _, want := range []string{"flux: install Flux", "tenant", "promote"} {
+		if !strings.Contains(fleetLog, want) {
+			t.Errorf("A's fleet repository has no commit about %q:\n%s", want, fleetLog)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(b.home, "git", "ops", "fleet.git")); err == nil {
+		t.Error("B's git server holds a fleet repository too")
 	}
 	chartURL := a.mustKubectl("-n", "dev1-staging", "get", "helmrepository", "-o", "jsonpath={.items[0].spec.url}")
 	if chartURL != "oci://"+net.JoinHostPort(nodeHost, bRegPort)+"/dev1/charts" {
