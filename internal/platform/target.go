@@ -78,7 +78,9 @@ func alsoServe(cfg config.Config, addr string) string {
 // directory, at the path of the admin kubeconfig of a cluster the platform
 // runs, where every command finds it. The copy is made again at each
 // start, so credentials that rotate (AKS's) are taken up by a restart.
-// With cluster.existing.flux: adopt, the Flux there must also be one the
+// The fleet's own git host (cluster.existing.fleet) must take a push from
+// its account, the jobs' cache class (cluster.existing.jobCacheClass) be
+// there, and with cluster.existing.flux: adopt the Flux there be one the
 // fleet's sync can join (checkAdoptable).
 func openExistingCluster(ctx context.Context, cfg config.Config, progress io.Writer) error {
 	e := cfg.Cluster.Existing
@@ -110,7 +112,8 @@ func openExistingCluster(ctx context.Context, cfg config.Config, progress io.Wri
 		if err != nil {
 			return err
 		}
-		fleet := targets.Git{URL: f.URL, Username: f.Username, Password: password, CAFile: f.CAFile}.Check(ctx)
+		fleet := targets.Git{URL: f.URL, Username: f.Username, Password: password, CAFile: f.CAFile,
+			CredentialsHint: "check cluster.existing.fleet.username and the password in passwordFile"}.Check(ctx)
 		if fleet.Err != nil {
 			return fmt.Errorf("the fleet repository (cluster.existing.fleet): %w", fleet.Err)
 		}

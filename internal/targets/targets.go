@@ -240,6 +240,10 @@ type Git struct {
 	// CAFile, when set, is the CA the host's certificate is signed by,
 	// trusted instead of the system's.
 	CAFile string
+	// CredentialsHint, when set, says where the credentials come from
+	// when the host refuses them (by default: the URL or the
+	// environment, as `slipway target check` reads them).
+	CredentialsHint string
 }
 
 // Check asks the host for what a push begins with (the receive-pack
@@ -303,7 +307,11 @@ func (g Git) Check(ctx context.Context) Result {
 	case resp.StatusCode == http.StatusOK:
 		res.Err = fmt.Errorf("%s answered with %q, not git's smart HTTP protocol: is it the repository's clone URL?", shown, resp.Header.Get("Content-Type"))
 	case resp.StatusCode == http.StatusUnauthorized:
-		res.Err = fmt.Errorf("the git host refuses the credentials (%s) for %s: set them in the URL or with SLIPWAY_GIT_USERNAME and SLIPWAY_GIT_PASSWORD (a personal access token on Azure Repos or GitHub)", who, shown)
+		hint := g.CredentialsHint
+		if hint == "" {
+			hint = "set them in the URL or with SLIPWAY_GIT_USERNAME and SLIPWAY_GIT_PASSWORD"
+		}
+		res.Err = fmt.Errorf("the git host refuses the credentials (%s) for %s: %s (a personal access token on Azure Repos or GitHub)", who, shown, hint)
 	case resp.StatusCode == http.StatusForbidden:
 		res.Err = fmt.Errorf("the git host refuses a push to %s %s: %s", shown, who, reason)
 	case resp.StatusCode == http.StatusNotFound:
