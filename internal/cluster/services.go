@@ -67,7 +67,7 @@ func (c *Cluster) Services() []supervisor.Service {
 			ServiceName: ControlPlane,
 			Path:        bin[ControlPlaneProgram],
 			Args:        c.controlPlaneArgs(o.Versions),
-			Env:         []string{heapHalfGrowth},
+			Env:         []string{heapQuarterGrowth},
 			LogFile:     c.logFile(ControlPlane),
 			// The API server answering ready is what the programs after
 			// it need. The controller manager and the scheduler start in
@@ -145,6 +145,13 @@ func (c *Cluster) Services() []supervisor.Service {
 // 85. The other programs' memory is mostly their code and runtime; it did
 // not move, so they keep the default.
 const heapHalfGrowth = "GOGC=50"
+
+// heapQuarterGrowth is for the control plane's process, whose memory is
+// mostly heap (the API server's caches of every object): its collector
+// runs once the heap has grown by a quarter. Measured idle after the
+// demo, one run each, on two cores: 296 MiB PSS against 323-357 with
+// GOGC=50, the warm start's CPU unchanged (13.6 against 13.7 CPU-seconds).
+const heapQuarterGrowth = "GOGC=25"
 
 // ControlPlane is the service that runs the API server, the controller
 // manager and the scheduler together in one process; ControlPlaneProgram
