@@ -277,9 +277,11 @@ func prepareMonitoring(cfg config.Config, users *auth.Store, cl *cluster.Cluster
 				"--web.enable-lifecycle",
 			},
 			// Its heap is mostly the head's series, which churn with
-			// every pod; collecting at half growth rather than Prometheus'
-			// own 75% keeps less garbage resident between scrapes.
-			Env:     []string{"GOGC=50"},
+			// every pod; collecting at a quarter's growth rather than
+			// Prometheus' own 75% keeps less garbage resident between
+			// scrapes (idle after the demo: 120 MiB against 133 at
+			// GOGC=50, side by side).
+			Env:     []string{"GOGC=25"},
 			LogFile: filepath.Join(logs, "prometheus.log"), Ready: ready(promAddr), Alongside: true,
 			Endpoint: supervisor.Endpoint{URL: "http://" + promAddr, Health: "http://" + promAddr + "/-/healthy",
 				Notes: []string{"slipway alerts; slipway silence; Prometheus's API at http://" + promAddr + "/api/v1/"}},

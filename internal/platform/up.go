@@ -344,10 +344,10 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 // settleHeap readies this process for its long idle life once the start
 // is done. The start allocates in bursts (images, manifests, clones of the
 // fleet); the heap it leaves behind is returned to the kernel now rather
-// than as the scavenger gets to it, and from now on the heap
-// may grow by half before a collection rather than double, as for the
-// cluster's programs (see cluster's heapHalfGrowth). A GOGC the user set
-// is left alone.
+// than as the scavenger gets to it, and from now on the heap may grow by
+// half before a collection rather than double (the cluster's programs,
+// whose memory is more of it heap, collect at a quarter: see cluster's
+// heapQuarterGrowth). A GOGC the user set is left alone.
 func settleHeap() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
