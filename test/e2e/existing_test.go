@@ -165,6 +165,13 @@ func TestLineOnAnExistingCluster(t *testing.T) {
 		if got := a.canI("get", "pods", "-n", l+"-prod", "--as=system:serviceaccount:"+otherTeam(l)+"-ci:ci"); got != "no" {
 			t.Errorf("%s's CI account may read %s-prod on A: %s", otherTeam(l), l, got)
 		}
+		// Flux's Secret holds the fleet host's account, which may push:
+		// no team's accounts may read it.
+		for _, as := range []string{"system:serviceaccount:" + l + "-ci:ci", "system:serviceaccount:" + l + "-staging:" + l} {
+			if got := a.canI("get", "secret/flux-system", "-n", "flux-system", "--as="+as); got != "no" {
+				t.Errorf("%s may read the fleet's credentials on A: %s", as, got)
+			}
+		}
 		// Each team's Go caches are a claim of A's default StorageClass in
 		// its CI namespace, which the team's builds filled; the other
 		// team can neither read the claim nor start a pod that mounts it.
