@@ -166,15 +166,25 @@ type ExternalFleet struct {
 
 // Password is the first line of PasswordFile.
 func (f ExternalFleet) Password() (string, error) {
-	data, err := os.ReadFile(f.PasswordFile)
+	line, err := passwordFromFile(f.PasswordFile)
 	if err != nil {
 		return "", fmt.Errorf("the fleet repository's password (cluster.existing.fleet.passwordFile): %w", err)
 	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	if line = strings.TrimSpace(line); line == "" {
+	if line == "" {
 		return "", fmt.Errorf("the fleet repository's password file %s is empty", f.PasswordFile)
 	}
 	return line, nil
+}
+
+// passwordFromFile is the first line of a file holding a password or
+// token, trimmed: what `echo TOKEN > FILE` leaves there.
+func passwordFromFile(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	return strings.TrimSpace(line), nil
 }
 
 // ExternalFleet is the fleet repository on a git host of its own, or nil
@@ -225,16 +235,17 @@ func (e *ExistingCluster) With(over ExistingCluster) *ExistingCluster {
 		if out.Fleet != nil {
 			fleet = *out.Fleet
 		}
-		for _, f := range []struct {
-			to   *string
-			from string
-		}{
-			{&fleet.URL, over.Fleet.URL}, {&fleet.Username, over.Fleet.Username},
-			{&fleet.PasswordFile, over.Fleet.PasswordFile}, {&fleet.CAFile, over.Fleet.CAFile},
-		} {
-			if f.from != "" {
-				*f.to = f.from
-			}
+		if over.Fleet.URL != "" {
+			fleet.URL = over.Fleet.URL
+		}
+		if over.Fleet.Username != "" {
+			fleet.Username = over.Fleet.Username
+		}
+		if over.Fleet.PasswordFile != "" {
+			fleet.PasswordFile = over.Fleet.PasswordFile
+		}
+		if over.Fleet.CAFile != "" {
+			fleet.CAFile = over.Fleet.CAFile
 		}
 		out.Fleet = &fleet
 	}
@@ -264,12 +275,11 @@ func (r NodeRegistry) Secret() (string, error) {
 	if r.PasswordFile == "" {
 		return r.Password, nil
 	}
-	data, err := os.ReadFile(r.PasswordFile)
+	line, err := passwordFromFile(r.PasswordFile)
 	if err != nil {
 		return "", fmt.Errorf("the password of registry %s: %w", r.Host, err)
 	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	return strings.TrimSpace(line), nil
+	return line, nil
 }
 
 // Registry configures the embedded OCI registry.

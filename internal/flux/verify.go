@@ -241,17 +241,3 @@ func CheckAdoptable(in Installed, sync Sync, fleetURL string) error {
 	}
 	return nil
 }
-
-// AdoptedVersion is the Flux distribution's version an adopted Flux's
-// controllers are labelled with, or "" when they do not say or disagree.
-func AdoptedVersion(in Installed) string {
-	version := ""
-	for _, c := range Controllers {
-		v := in.Deployments[c.Name].Labels[versionLabel]
-		if v == "" || version != "" && v != version {
-			return ""
-		}
-		version = v
-	}
-	return version
-}

@@ -144,9 +144,6 @@ func TestCheckAdoptable(t *testing.T) {
 	if err := CheckAdoptable(installed, Sync{URL: fleet}, fleet); err != nil {
 		t.Errorf("a Flux already syncing this fleet, not applied by it: %v", err)
 	}
-	if v := AdoptedVersion(installed); v != Version {
-		t.Errorf("adopted version %q, want %q", v, Version)
-	}
 	for what, c := range map[string]struct {
 		in   Installed
 		sync Sync
@@ -160,13 +157,6 @@ func TestCheckAdoptable(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", what, err, c.want)
 		}
-	}
-	mixed := appliedByFleet(installed)
-	d := mixed.Deployments["helm-controller"]
-	d.Labels = map[string]string{versionLabel: "v2.7.0"}
-	mixed.Deployments["helm-controller"] = d
-	if v := AdoptedVersion(mixed); v != "" {
-		t.Errorf("controllers of two versions read as %q", v)
 	}
 }
 
