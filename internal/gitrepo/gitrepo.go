@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/slipway-dev/slipway/internal/gitcmd"
@@ -168,6 +169,25 @@ func (r Remote) Read(ctx context.Context, read func(dir string) error) error {
 		return err
 	}
 	return read(dir)
+}
+
+// Log returns git log's lines for the branch's newest n commits, in the
+// given --format, from a shallow clone of them; "" for an empty
+// repository. It reads what a host of its own holds the way git log
+// reads a repository on this machine.
+func (r Remote) Log(ctx context.Context, n int, format string) (string, error) {
+	if empty, err := r.isEmpty(ctx); err != nil || empty {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "slipway-git-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	if _, err := r.git(ctx, "", "clone", "--quiet", "--bare", "--depth="+strconv.Itoa(n), "--branch", r.branch(), "--", r.URL, dir); err != nil {
+		return "", err
+	}
+	return gitcmd.Run(ctx, dir, nil, "log", "-n", strconv.Itoa(n), "--format="+format)
 }
 
 func (r Remote) isEmpty(ctx context.Context) (bool, error) {

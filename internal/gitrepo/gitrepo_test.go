@@ -39,6 +39,9 @@ func TestChangeCommitsAndPushes(t *testing.T) {
 	if head, err := r.Head(ctx); err != nil || head != "" {
 		t.Fatalf("empty repository head %q, %v", head, err)
 	}
+	if log, err := r.Log(ctx, 10, "%s"); err != nil || log != "" {
+		t.Fatalf("empty repository's log %q, %v", log, err)
+	}
 	// The first commit starts the branch of an empty repository.
 	first, err := r.Change(ctx, author, "first", write("a/b.yaml", "one\n"))
 	if err != nil {
@@ -57,6 +60,17 @@ func TestChangeCommitsAndPushes(t *testing.T) {
 	}
 	if got, err := r.ReadFile(ctx, "a/b.yaml"); err != nil || string(got) != "two\n" {
 		t.Fatalf("read %q, %v", got, err)
+	}
+	// The newest commits, newest first, as many as asked for.
+	if log, err := r.Log(ctx, 1, "%H %s"); err != nil || strings.TrimSpace(log) != second+" second" {
+		t.Fatalf("log of one commit %q, %v", log, err)
+	}
+	if log, err := r.Log(ctx, 10, "%s"); err != nil || strings.TrimSpace(log) != "second\nfirst" {
+		t.Fatalf("log %q, %v", log, err)
+	}
+	// A refused account is an error, not an empty history.
+	if _, err := (gitrepo.Remote{URL: r.URL, Username: "ops", Password: "wrong"}).Log(ctx, 10, "%s"); err == nil {
+		t.Fatal("log with a wrong password: no error")
 	}
 }
 

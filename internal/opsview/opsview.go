@@ -21,6 +21,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/database"
 	"github.com/slipway-dev/slipway/internal/flux"
 	"github.com/slipway-dev/slipway/internal/gitcmd"
+	"github.com/slipway-dev/slipway/internal/gitrepo"
 	"github.com/slipway-dev/slipway/internal/monitoring"
 	"github.com/slipway-dev/slipway/internal/release"
 )
@@ -88,9 +89,11 @@ const maxFleetCommits = 10
 
 // Sources are where the view is read from.
 type Sources struct {
-	// FleetDir is the fleet's bare repository on the git server; empty
-	// when the fleet is on a git host of its own.
+	// FleetDir is the fleet's bare repository on the git server.
 	FleetDir string
+	// FleetRemote, when set, is the fleet on a git host of its own
+	// (cluster.existing.fleet), read there in place of FleetDir.
+	FleetRemote *gitrepo.Remote
 	// Clients reach the cluster; nil on a platform without one.
 	Clients func() (*release.Clients, error)
 	// Versions are the node's Kubernetes versions.
@@ -106,7 +109,7 @@ type Sources struct {
 func Read(ctx context.Context, src Sources) *View {
 	v := &View{Tenants: []string{}}
 	fail := func(what string, err error) { v.Errors = append(v.Errors, what+": "+err.Error()) }
-	if commits, err := fleetCommits(ctx, src.FleetDir); err != nil {
+	if commits, err := fleetCommits(ctx, src); err != nil {
 		fail("the fleet repository", err)
 	} else {
 		v.FleetCommits = commits
@@ -195,17 +198,34 @@ func databaseView(obj *unstructured.Unstructured) DatabaseView {
 		Namespace: obj.GetNamespace(), Image: image, Phase: phase}
 }
 
-// fleetCommits are the fleet repository's newest commits.
-func fleetCommits(ctx context.Context, dir string) ([]Commit, error) {
-	if dir == "" {
-		return nil, nil
-	}
-	out, err := gitcmd.Run(ctx, dir, nil, "log", "-n", fmt.Sprint(maxFleetCommits), "--format=%H%x00%an%x00%aI%x00%s")
-	if err != nil {
-		if strings.Contains(err.Error(), "does not have any commits") {
-			return nil, nil
+// fleetRemoteTimeout bounds reading a fleet on a host of its own, so a
+// slow host leaves the rest of the view to show.
+const fleetRemoteTimeout = 15 * time.Second
+
+// fleetCommits are the fleet repository's newest commits, read from the
+// platform's git server's directory or, for a fleet on a host of its own,
+// from a shallow clone of them made for each view.
+func fleetCommits(ctx context.Context, src Sources) ([]Commit, error) {
+	const format = "%H%x00%an%x00%aI%x00%s"
+	var out string
+	var err error
+	switch {
+	case src.FleetRemote != nil:
+		ctx, cancel := context.WithTimeout(ctx, fleetRemoteTimeout)
+		defer cancel()
+		if out, err = src.FleetRemote.Log(ctx, maxFleetCommits, format); err != nil {
+			return nil, fmt.Errorf("%s: %w", src.FleetRemote.URL, err)
 		}
-		return nil, err
+	case src.FleetDir != "":
+		out, err = gitcmd.Run(ctx, src.FleetDir, nil, "log", "-n", fmt.Sprint(maxFleetCommits), "--format="+format)
+		if err != nil {
+			if strings.Contains(err.Error(), "does not have any commits") {
+				return nil, nil
+			}
+			return nil, err
+		}
+	default:
+		return nil, nil
 	}
 	var commits []Commit
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {

@@ -102,8 +102,15 @@ func (s *PipelineService) Rerun(run *runner.Run, by string) error {
 func OpsSources(cfg config.Config, clients func() (*release.Clients, error)) opsview.Sources {
 	src := opsview.Sources{FleetDir: filepath.Join(cfg.GitDir(), filepath.FromSlash(FleetRepo)+".git"),
 		Flux: cfg.FluxEnabled(), Databases: cfg.DatabasesEnabled(), Clients: clients}
-	if cfg.ExternalFleet() != nil {
-		src.FleetDir = "" // on a git host of its own: no commits to list here
+	if f := cfg.ExternalFleet(); f != nil {
+		// On a git host of its own: its commits are read there (ops
+		// edits the fleet there too).
+		remote, err := externalFleetRemote(*f)
+		if err == nil {
+			src.FleetDir, src.FleetRemote = "", &remote
+		} else {
+			src.FleetDir = "" // the view names no commits; up reports the password file
+		}
 	}
 	if clients != nil && !cfg.ClusterExisting() { // an existing cluster's versions are its owner's
 		src.Versions = func() (cluster.Versions, error) { return ClusterVersions(cfg) }

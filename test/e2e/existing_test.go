@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -132,6 +133,19 @@ func TestLineOnAnExistingCluster(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(b.home, "git", "ops", "fleet.git")); err == nil {
 		t.Error("B's git server holds a fleet repository too")
+	}
+	// B's ops view lists the fleet's commits as A's repository holds
+	// them, newest first.
+	var ops struct {
+		FleetCommits []struct{ ID, Subject string } `json:"fleetCommits"`
+		Errors       []string                       `json:"errors"`
+	}
+	if err := json.Unmarshal([]byte(b.mustRun("", "ops", "-o", "json").stdout), &ops); err != nil {
+		t.Fatalf("slipway ops -o json: %v", err)
+	}
+	newest := strings.TrimSpace(gitCmd(t, "", "--git-dir", filepath.Join(a.home, "git", "ops", "fleet.git"), "rev-parse", "main"))
+	if len(ops.FleetCommits) == 0 || ops.FleetCommits[0].ID != newest || len(ops.Errors) > 0 {
+		t.Errorf("B's ops view of the fleet (A's newest commit %s): %+v", newest, ops)
 	}
 	chartURL := a.mustKubectl("-n", "dev1-staging", "get", "helmrepository", "-o", "jsonpath={.items[0].spec.url}")
 	if chartURL != "oci://"+net.JoinHostPort(nodeHost, bRegPort)+"/dev1/charts" {
