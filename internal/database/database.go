@@ -165,11 +165,13 @@ func (o Operator) overlay() ([]byte, error) {
 }
 
 // Sync is the content of SyncFile: the operator's Kustomization, which
-// waits until the operator is ready, and the databases', after it.
+// waits until the operator is ready, and the databases', after it. Both
+// read the fleet through the sync of the platform's own Flux: databases
+// run on the embedded cluster only.
 func Sync() []byte {
-	op := flux.KustomizationObject(OperatorKustomization, "./"+OperatorDir)
+	op := flux.KustomizationObject(OperatorKustomization, flux.SyncName, "./"+OperatorDir)
 	op.Spec.Wait = true
-	dbs := flux.KustomizationObject(DatabasesKustomization, "./"+DatabasesDir)
+	dbs := flux.KustomizationObject(DatabasesKustomization, flux.SyncName, "./"+DatabasesDir)
 	dbs.Spec.DependsOn = []kustomizev1.DependencyReference{{Name: OperatorKustomization}}
 	data, err := flux.Marshal(op, dbs)
 	if err != nil {

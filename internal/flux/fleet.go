@@ -16,16 +16,36 @@ type Fleet struct {
 	// URL is the repository's URL as the cluster (source-controller)
 	// reaches it.
 	URL string
-	// SecretName holds source-controller's read-only git credentials in
-	// flux-system; it is created by Slipway, never committed.
-	SecretName string
 	// EventsURL, when set, is the platform's endpoint for the events of
 	// the fleet's own objects (see FleetNotificationObjects).
 	EventsURL string
 	// Adopted says the cluster's Flux is its owner's (cluster.existing.flux:
-	// adopt): the fleet holds the sync, not Flux's components.
+	// adopt): the fleet holds the sync, not Flux's components, and the
+	// sync takes a name of its own (see SyncNameFor).
 	Adopted bool
 }
+
+// SyncName names the fleet's sync of a Flux the platform installs: its
+// GitRepository and Kustomization in flux-system, and the Secret the
+// GitRepository reads with (created by Slipway, never committed), as
+// flux bootstrap names its own.
+const SyncName = "flux-system"
+
+// AdoptedSyncName names the fleet's sync beside an adopted Flux, whose
+// owner may keep a sync of their own under SyncName (flux bootstrap's).
+const AdoptedSyncName = "slipway"
+
+// SyncNameFor is the name of the fleet's sync with an adopted Flux or
+// with the platform's own.
+func SyncNameFor(adopted bool) string {
+	if adopted {
+		return AdoptedSyncName
+	}
+	return SyncName
+}
+
+// SyncName is the name of this fleet's sync objects.
+func (f Fleet) SyncName() string { return SyncNameFor(f.Adopted) }
 
 // Dir is the cluster's directory in the fleet repository.
 func (f Fleet) Dir() string { return "clusters/" + f.Cluster }
@@ -58,7 +78,8 @@ func (f Fleet) Files(components []byte) map[string][]byte {
 		files[f.SystemDir()+"/"+componentsFile] = components
 	}
 	if f.EventsURL != "" {
-		files[f.SystemDir()+"/notifications.yaml"] = mustMarshal(FleetNotificationObjects(f.EventsURL)...)
+		kustomizations, gitRepositories := f.eventSources()
+		files[f.SystemDir()+"/notifications.yaml"] = mustMarshal(FleetNotificationObjects(f.EventsURL, kustomizations, gitRepositories)...)
 		resources = append(resources, "notifications.yaml")
 	}
 	files[f.SystemDir()+"/kustomization.yaml"] = []byte("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- " + strings.Join(resources, "\n- ") + "\n")
@@ -113,7 +134,7 @@ func writeFile(dir, path string, data []byte) error {
 // Sync is the GitRepository and Kustomization through which Flux keeps
 // the cluster, itself included, as the fleet repository says.
 func (f Fleet) Sync() string {
-	return string(mustMarshal(syncObjects(f.URL, f.SecretName, "./"+f.Dir())...))
+	return string(mustMarshal(syncObjects(f.SyncName(), f.URL, "./"+f.Dir())...))
 }
 
 // SyncHeld is Sync with the Kustomization suspended: what the platform
@@ -124,7 +145,7 @@ func (f Fleet) Sync() string {
 // repository has no suspend field, so Flux applying it leaves the
 // platform's field alone.
 func (f Fleet) SyncHeld() string {
-	objs := syncObjects(f.URL, f.SecretName, "./"+f.Dir())
+	objs := syncObjects(f.SyncName(), f.URL, "./"+f.Dir())
 	for _, o := range objs {
 		if ks, ok := o.(*kustomizev1.Kustomization); ok {
 			ks.Spec.Suspend = true
@@ -139,9 +160,24 @@ func (f Fleet) SyncHeld() string {
 func (f Fleet) tenantsSync() string {
 	var objs []runtime.Object
 	for _, env := range Overlays {
-		objs = append(objs, KustomizationObject("tenants-"+env, "./tenants/"+env))
+		objs = append(objs, KustomizationObject("tenants-"+env, f.SyncName(), "./tenants/"+env))
 	}
 	return string(mustMarshal(objs...))
+}
+
+// eventSources are the fleet's objects whose events go to the platform:
+// every GitRepository and Kustomization in flux-system when the platform
+// installed Flux, and only the fleet's own beside an adopted one, whose
+// owner's are none of the platform's business.
+func (f Fleet) eventSources() (kustomizations, gitRepositories []string) {
+	if !f.Adopted {
+		return []string{"*"}, []string{"*"}
+	}
+	kustomizations = []string{f.SyncName()}
+	for _, env := range Overlays {
+		kustomizations = append(kustomizations, "tenants-"+env)
+	}
+	return kustomizations, []string{f.SyncName()}
 }
 
 func (f Fleet) readme() string {

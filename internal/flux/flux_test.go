@@ -118,7 +118,7 @@ func TestFleetTreeBuildsWithKustomize(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	f := Fleet{Cluster: "slipway", URL: "http://10.244.0.1:3000/ops/fleet.git", SecretName: "flux-system"}
+	f := Fleet{Cluster: "slipway", URL: "http://10.244.0.1:3000/ops/fleet.git"}
 	if err := f.WriteTree(dir, components); err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestSummarize(t *testing.T) {
 // repository's copy never carries the field (Flux applying it must leave
 // the platform's suspension to the platform).
 func TestSyncHeldDiffersOnlyBySuspend(t *testing.T) {
-	f := Fleet{Cluster: "slipway", URL: "https://10.244.0.1:3000/ops/fleet.git", SecretName: "flux-system"}
+	f := Fleet{Cluster: "slipway", URL: "https://10.244.0.1:3000/ops/fleet.git"}
 	held, plain := decodeAll(t, []byte(f.SyncHeld())), decodeAll(t, []byte(f.Sync()))
 	if len(held) != 2 || len(plain) != 2 {
 		t.Fatalf("objects: held %d, plain %d; want 2 each", len(held), len(plain))

@@ -75,12 +75,16 @@ func TenantNotificationObjects(team, env, eventsURL string) []runtime.Object {
 }
 
 // FleetNotificationObjects are the Provider and Alert of flux-system:
-// the fleet's own GitRepository and Kustomizations.
-func FleetNotificationObjects(eventsURL string) []runtime.Object {
-	provider, alert := notifierObjects(eventsURL,
-		notifyv1.CrossNamespaceObjectReference{Kind: kustomizev1.KustomizationKind, Name: "*"},
-		notifyv1.CrossNamespaceObjectReference{Kind: sourcev1.GitRepositoryKind, Name: "*"},
-	)
+// the events of the Kustomizations and GitRepositories named (or "*").
+func FleetNotificationObjects(eventsURL string, kustomizations, gitRepositories []string) []runtime.Object {
+	var sources []notifyv1.CrossNamespaceObjectReference
+	for _, name := range kustomizations {
+		sources = append(sources, notifyv1.CrossNamespaceObjectReference{Kind: kustomizev1.KustomizationKind, Name: name})
+	}
+	for _, name := range gitRepositories {
+		sources = append(sources, notifyv1.CrossNamespaceObjectReference{Kind: sourcev1.GitRepositoryKind, Name: name})
+	}
+	provider, alert := notifierObjects(eventsURL, sources...)
 	provider.Namespace, alert.Namespace = Namespace, Namespace
 	return []runtime.Object{provider, alert}
 }

@@ -264,10 +264,10 @@ func Reconcile(ctx context.Context, client dynamic.Interface, kind Kind, namespa
 	return o, nil
 }
 
-// ApplyFleet asks Flux to fetch the fleet repository and apply every
-// tenant overlay, and waits until it has.
-func ApplyFleet(ctx context.Context, client dynamic.Interface, progress io.Writer) error {
-	if _, err := Reconcile(ctx, client, GitRepository, Namespace, "flux-system", progress); err != nil {
+// ApplyFleet asks Flux to fetch the fleet repository (through the sync
+// called sync) and apply every tenant overlay, and waits until it has.
+func ApplyFleet(ctx context.Context, client dynamic.Interface, sync string, progress io.Writer) error {
+	if _, err := Reconcile(ctx, client, GitRepository, Namespace, sync, progress); err != nil {
 		return err
 	}
 	for _, env := range Overlays {

@@ -102,7 +102,7 @@ func keys(m map[string]string) []string {
 // promoted release, against testdata/fleet/ (go test -update rewrites it).
 func TestFleetFilesGolden(t *testing.T) {
 	dir := t.TempDir()
-	f := Fleet{Cluster: "slipway", URL: "https://10.244.0.1:3000/ops/fleet.git", SecretName: "flux-system"}
+	f := Fleet{Cluster: "slipway", URL: "https://10.244.0.1:3000/ops/fleet.git"}
 	if err := f.WriteTree(dir, []byte("# components\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -194,5 +194,24 @@ func writeTestFile(t *testing.T, path, content string) {
 	}
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The fleet's own files beside an adopted Flux, against
+// testdata/fleet-adopted/: no Flux components, the sync under a name of
+// its own (the owner's flux-system is left alone), every Kustomization
+// reading through it, and only the fleet's own objects' events sent to
+// the platform.
+func TestAdoptedFleetFilesGolden(t *testing.T) {
+	dir := t.TempDir()
+	f := Fleet{Cluster: "slipway", URL: "https://10.244.0.1:3000/ops/fleet.git", EventsURL: "https://10.244.0.1:3000/-/flux-events/fleet", Adopted: true}
+	if err := f.WriteTree(dir, []byte("# components\n")); err != nil {
+		t.Fatal(err)
+	}
+	for path, data := range f.Files(nil) {
+		golden.Check(t, filepath.Join("testdata", "fleet-adopted", path), data)
+	}
+	if _, err := os.Stat(filepath.Join(dir, f.SystemDir(), componentsFile)); !os.IsNotExist(err) {
+		t.Errorf("an adopted fleet holds %s: %v", componentsFile, err)
 	}
 }

@@ -200,23 +200,25 @@ func HelmReleaseObject(r Release) *helmv2.HelmRelease {
 // Kustomization names kustomize-controller's own account: with the
 // lockdown on, one without an account would act as flux-system's
 // "default" account, which may do nothing.
-func syncObjects(url, secretName, path string) []runtime.Object {
+// Both are called name, as is the Secret the GitRepository reads with.
+func syncObjects(name, url, path string) []runtime.Object {
 	repo := &sourcev1.GitRepository{
 		TypeMeta:   metav1.TypeMeta{APIVersion: sourcev1.GroupVersion.String(), Kind: sourcev1.GitRepositoryKind},
-		ObjectMeta: metav1.ObjectMeta{Name: "flux-system", Namespace: Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace},
 		Spec: sourcev1.GitRepositorySpec{
 			URL:       url,
 			Interval:  duration(time.Minute),
 			Reference: &sourcev1.GitRepositoryRef{Branch: "main"},
-			SecretRef: &meta.LocalObjectReference{Name: secretName},
+			SecretRef: &meta.LocalObjectReference{Name: name},
 		},
 	}
-	return []runtime.Object{repo, KustomizationObject("flux-system", path)}
+	return []runtime.Object{repo, KustomizationObject(name, name, path)}
 }
 
-// KustomizationObject applies a path of the fleet repository with
-// kustomize-controller's own account, pruning what the path no longer holds.
-func KustomizationObject(name, path string) *kustomizev1.Kustomization {
+// KustomizationObject applies a path of the fleet repository (read by
+// the GitRepository source) with kustomize-controller's own account,
+// pruning what the path no longer holds.
+func KustomizationObject(name, source, path string) *kustomizev1.Kustomization {
 	return &kustomizev1.Kustomization{
 		TypeMeta:   metav1.TypeMeta{APIVersion: kustomizev1.GroupVersion.String(), Kind: kustomizev1.KustomizationKind},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace},
@@ -225,7 +227,7 @@ func KustomizationObject(name, path string) *kustomizev1.Kustomization {
 			Path:               path,
 			Prune:              true,
 			ServiceAccountName: "kustomize-controller",
-			SourceRef:          kustomizev1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "flux-system"},
+			SourceRef:          kustomizev1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: source},
 		},
 	}
 }

@@ -201,15 +201,19 @@ func (f Finding) String() string {
 }
 
 // Adopting a Flux that is there (cluster.existing.flux: adopt): Slipway
-// then installs nothing of Flux's own and only adds its fleet's sync, the
-// GitRepository and Kustomization flux-system in flux-system, beside
-// whatever the Flux's owner keeps there. Two Fluxes cannot be adopted that
-// way, as the sync would replace theirs or prune them.
+// then installs nothing of Flux's own and only adds its fleet's sync
+// beside whatever the Flux's owner keeps in flux-system, under a name of
+// its own (AdoptedSyncName), so that a sync of the owner's under
+// flux bootstrap's name (SyncName) is left alone.
 
-// Sync is what a cluster holds under the name of the fleet's sync.
-type Sync struct {
-	// URL is the GitRepository flux-system's URL; empty when there is none.
-	URL string
+// Syncs are the URLs the GitRepositories in flux-system under the two
+// names of the fleet's sync read; empty where there is none.
+type Syncs struct {
+	// Installed is GitRepository flux-system's (SyncName): the sync of
+	// the Flux the platform installs, or of a bootstrapped one.
+	Installed string
+	// Adopted is GitRepository slipway's (AdoptedSyncName).
+	Adopted string
 }
 
 // appliedByLabels are the labels kustomize-controller puts on what a
@@ -220,24 +224,28 @@ const (
 )
 
 // CheckAdoptable says why the Flux in flux-system cannot be adopted with
-// the fleet at fleetURL, or nil when it can: it must be there (Verify
-// says whether it is one Slipway can use); a sync of that name must read
-// the fleet or be absent (a Flux bootstrapped from its owner's repository
-// keeps itself under that name); and the controllers must not be applied
-// by the fleet's own sync, which then no longer lists them and would
-// prune them (the Flux Slipway installed, from an earlier start).
-func CheckAdoptable(in Installed, sync Sync, fleetURL string) error {
+// the fleet at fleetURL, or nil when it can. It must be there (Verify
+// says whether it is one Slipway can use). The fleet must not be synced
+// under flux bootstrap's name already: either this platform installed
+// that Flux from the fleet (adopting it would have the fleet prune it),
+// or an earlier adoption named its sync so; two syncs of one fleet would
+// fight over the same objects. And the adopted sync's name must not read
+// another fleet: that is another platform's adoption of the same Flux.
+func CheckAdoptable(in Installed, syncs Syncs, fleetURL string) error {
 	if len(in.Deployments) == 0 {
-		return fmt.Errorf("there is no Flux in %s to adopt: install one (flux install, its Helm chart, or AKS's Flux extension), or let Slipway install its own (cluster.existing.flux: install)", Namespace)
+		return fmt.Errorf("there is no Flux in %s to adopt: install one (flux install, flux bootstrap, its Helm chart, or AKS's Flux extension), or let Slipway install its own (cluster.existing.flux: install)", Namespace)
 	}
-	if sync.URL != "" && sync.URL != fleetURL {
-		return fmt.Errorf("the Flux in %s keeps itself from %s (GitRepository %s/flux-system, as flux bootstrap writes it), the name Slipway's fleet sync takes: adopting a bootstrapped Flux is not supported yet; adopt one installed without a sync (flux install, its Helm chart, AKS's Flux extension), or let Slipway install its own (cluster.existing.flux: install)", Namespace, sync.URL, Namespace)
-	}
-	for _, c := range Controllers {
-		d, ok := in.Deployments[c.Name]
-		if ok && d.Labels[appliedByName] == "flux-system" && d.Labels[appliedByNamespace] == Namespace {
-			return fmt.Errorf("the Flux in %s is the one this platform installed from its fleet (%s is applied by Kustomization %s/flux-system): keep cluster.existing.flux: install; adopting it would have the fleet prune it", Namespace, c.Name, Namespace)
+	if syncs.Installed == fleetURL {
+		for _, c := range Controllers {
+			d, ok := in.Deployments[c.Name]
+			if ok && d.Labels[appliedByName] == SyncName && d.Labels[appliedByNamespace] == Namespace {
+				return fmt.Errorf("the Flux in %s is the one this platform installed from its fleet (%s is applied by Kustomization %s/%s): keep cluster.existing.flux: install; adopting it would have the fleet prune it", Namespace, c.Name, Namespace, SyncName)
+			}
 		}
+		return fmt.Errorf("the fleet %s is synced already as GitRepository and Kustomization %s/%s (an adoption by an earlier Slipway, which named its sync so): a second sync, %s, would fight it over the tenants; remove the first without pruning what it applied (set spec.prune false on Kustomization %s, then delete it and GitRepository %s) and start again", fleetURL, Namespace, SyncName, AdoptedSyncName, SyncName, SyncName)
+	}
+	if syncs.Adopted != "" && syncs.Adopted != fleetURL {
+		return fmt.Errorf("GitRepository %s/%s reads another fleet, %s: another platform adopted this Flux, and the two would replace each other's sync; give each platform a cluster of its own", Namespace, AdoptedSyncName, syncs.Adopted)
 	}
 	return nil
 }

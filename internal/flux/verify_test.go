@@ -137,23 +137,36 @@ func TestUpstreamImagesRunByTheirEntrypoint(t *testing.T) {
 // owner's own sync nor prunes the controllers it applied before.
 func TestCheckAdoptable(t *testing.T) {
 	const fleet = "https://10.0.0.4:3000/ops/fleet.git"
+	const owners = "ssh://git@github.com/org/fleet"
 	installed := installedFromComponents(t)
-	if err := CheckAdoptable(installed, Sync{}, fleet); err != nil {
-		t.Errorf("a Flux installed without a sync: %v", err)
-	}
-	if err := CheckAdoptable(installed, Sync{URL: fleet}, fleet); err != nil {
-		t.Errorf("a Flux already syncing this fleet, not applied by it: %v", err)
+	for what, syncs := range map[string]Syncs{
+		"a Flux installed without a sync":                      {},
+		"a Flux bootstrapped from its owner's repository":      {Installed: owners},
+		"a bootstrapped Flux this platform adopted before":     {Installed: owners, Adopted: fleet},
+		"a Flux without a sync this platform adopted before":   {Adopted: fleet},
+		"a Flux another platform installed from its own fleet": {Installed: "https://10.0.0.9:3000/ops/fleet.git"},
+	} {
+		in := installed
+		if what == "a Flux bootstrapped from its owner's repository" || what == "a Flux another platform installed from its own fleet" {
+			in = appliedByFleet(installed) // flux-system's Kustomization applies the controllers
+		}
+		if err := CheckAdoptable(in, syncs, fleet); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
 	}
 	for what, c := range map[string]struct {
-		in   Installed
-		sync Sync
-		want string
+		in    Installed
+		syncs Syncs
+		want  string
 	}{
-		"no Flux": {Installed{Deployments: map[string]appsv1.Deployment{}}, Sync{}, "there is no Flux in flux-system to adopt"},
-		"bootstrapped from the owner's repository": {installed, Sync{URL: "ssh://git@github.com/org/fleet"}, "keeps itself from ssh://git@github.com/org/fleet"},
-		"installed by this platform's fleet":       {appliedByFleet(installed), Sync{URL: fleet}, "the one this platform installed from its fleet"},
+		"no Flux":                            {Installed{Deployments: map[string]appsv1.Deployment{}}, Syncs{}, "there is no Flux in flux-system to adopt"},
+		"installed by this platform's fleet": {appliedByFleet(installed), Syncs{Installed: fleet}, "the one this platform installed from its fleet"},
+		"adopted by an earlier Slipway under flux bootstrap's name": {installed, Syncs{Installed: fleet},
+			"is synced already as GitRepository and Kustomization flux-system/flux-system"},
+		"adopted by another platform": {installed, Syncs{Installed: owners, Adopted: "https://10.0.0.9:3000/ops/fleet.git"},
+			"GitRepository flux-system/slipway reads another fleet, https://10.0.0.9:3000/ops/fleet.git"},
 	} {
-		err := CheckAdoptable(c.in, c.sync, fleet)
+		err := CheckAdoptable(c.in, c.syncs, fleet)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", what, err, c.want)
 		}

@@ -381,6 +381,7 @@ func (a *API) promoteLocally(ctx context.Context, p release.Promotion) (*release
 	if err != nil {
 		return nil, err
 	}
+	p.Sync = fleetSyncName(a.Config)
 	return release.Promote(ctx, c, fleet, p)
 }
 

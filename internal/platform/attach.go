@@ -96,6 +96,11 @@ func (p *Platform) FleetRemote() (gitrepo.Remote, error) {
 	return gitrepo.Remote{URL: p.GitURL() + "/" + FleetRepo + ".git", Username: "admin", Password: password}, nil
 }
 
+// FleetSync names the fleet's sync in flux-system (its GitRepository
+// and Kustomization): flux-system beside the platform's own Flux, a name
+// of its own beside an adopted one.
+func (p *Platform) FleetSync() string { return fleetSyncName(p.Config) }
+
 // ChartsURL is where the cluster reads a team's charts: the registry on
 // the node address.
 func (p *Platform) ChartsURL(team string) (string, error) {

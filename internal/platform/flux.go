@@ -64,6 +64,10 @@ func fleetRemote(cfg config.Config) (gitrepo.Remote, error) {
 	return gitrepo.Remote{URL: loopbackScheme(cfg) + "://" + cfg.Git.Addr + "/" + FleetRepo + ".git", Username: "admin", Password: password}, nil
 }
 
+// fleetSyncName names the fleet's sync objects in flux-system (see
+// Platform.FleetSync).
+func fleetSyncName(cfg config.Config) string { return flux.SyncNameFor(cfg.AdoptsFlux()) }
+
 // externalFleetRemote is the fleet repository on a git host of its own
 // (cluster.existing.fleet), with the account configured for it.
 func externalFleetRemote(f config.ExternalFleet) (gitrepo.Remote, error) {
@@ -217,7 +221,7 @@ func (s *fluxService) holdFleet() {
 		return
 	}
 	// An error here costs the next start a few seconds, nothing else.
-	_ = flux.SetSuspended(ctx, dyn, flux.Kustomization, flux.Namespace, "flux-system", true)
+	_ = flux.SetSuspended(ctx, dyn, flux.Kustomization, flux.Namespace, fleetSyncName(s.cfg), true)
 }
 
 // heardPush is the registry's OnPush: a chart push goes to the flux
@@ -363,7 +367,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	}
 	components := s.components
 	gitNode := gitNodeURL(s.cfg)
-	fleet := flux.Fleet{Cluster: "slipway", URL: fleetNodeURL(s.cfg), SecretName: "flux-system", EventsURL: FluxEventsURL(gitNode, ""), Adopted: s.adopted}
+	fleet := flux.Fleet{Cluster: "slipway", URL: fleetNodeURL(s.cfg), EventsURL: FluxEventsURL(gitNode, ""), Adopted: s.adopted}
 	install := "flux: install Flux " + flux.Version + " in " + fleet.SystemDir()
 	if s.adopted {
 		install = "flux: sync the fleet with the cluster's own Flux (adopted), in " + fleet.SystemDir()
@@ -413,7 +417,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	secret, err := fleetReaderSecret(s.cfg, fleet.SecretName)
+	secret, err := fleetReaderSecret(s.cfg, fleet.SyncName())
 	if err != nil {
 		return "", err
 	}
@@ -445,7 +449,7 @@ func (s *fluxService) install(ctx context.Context) (string, error) {
 		return "", err
 	}
 	// Fetch the fleet now rather than at the next interval.
-	if _, err := flux.RequestReconcile(ctx, dyn, flux.GitRepository, flux.Namespace, "flux-system"); err != nil {
+	if _, err := flux.RequestReconcile(ctx, dyn, flux.GitRepository, flux.Namespace, fleet.SyncName()); err != nil {
 		return "", err
 	}
 	return head, nil
@@ -504,7 +508,7 @@ func (s *fluxService) waitReady(ctx context.Context, head string) error {
 	// is ready as soon as the controllers are, without waiting on the
 	// reconcile the resumption starts.
 	appliedBefore := s.check(ctx, client, dyn, head) == nil
-	if err := flux.SetSuspended(ctx, dyn, flux.Kustomization, flux.Namespace, "flux-system", false); err != nil {
+	if err := flux.SetSuspended(ctx, dyn, flux.Kustomization, flux.Namespace, fleetSyncName(s.cfg), false); err != nil {
 		return err
 	}
 	if appliedBefore {
@@ -533,7 +537,7 @@ func (s *fluxService) artifactAtHead(ctx context.Context, client kubernetes.Inte
 	if !available(d) {
 		return "", errors.New("source-controller is not available yet")
 	}
-	repo, u, err := flux.Get(ctx, dyn, flux.GitRepository, flux.Namespace, "flux-system")
+	repo, u, err := flux.Get(ctx, dyn, flux.GitRepository, flux.Namespace, fleetSyncName(s.cfg))
 	if err != nil {
 		return "", err
 	}
@@ -596,7 +600,7 @@ func (s *fluxService) check(ctx context.Context, client kubernetes.Interface, dy
 			return fmt.Errorf("%s is not available yet", c.Name)
 		}
 	}
-	ks, _, err := flux.Get(ctx, dyn, flux.Kustomization, flux.Namespace, "flux-system")
+	ks, _, err := flux.Get(ctx, dyn, flux.Kustomization, flux.Namespace, fleetSyncName(s.cfg))
 	if err != nil {
 		return err
 	}

@@ -167,13 +167,15 @@ func checkAdoptable(ctx context.Context, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	var sync flux.Sync
-	if _, u, err := flux.Get(ctx, dyn, flux.GitRepository, flux.Namespace, "flux-system"); err == nil {
-		sync.URL, _, _ = unstructured.NestedString(u.Object, "spec", "url")
-	} else if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("reading GitRepository %s/flux-system: %w", flux.Namespace, err)
+	var syncs flux.Syncs
+	for name, url := range map[string]*string{flux.SyncName: &syncs.Installed, flux.AdoptedSyncName: &syncs.Adopted} {
+		if _, u, err := flux.Get(ctx, dyn, flux.GitRepository, flux.Namespace, name); err == nil {
+			*url, _, _ = unstructured.NestedString(u.Object, "spec", "url")
+		} else if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("reading GitRepository %s/%s: %w", flux.Namespace, name, err)
+		}
 	}
-	if err := flux.CheckAdoptable(installed, sync, fleetNodeURL(cfg)); err != nil {
+	if err := flux.CheckAdoptable(installed, syncs, fleetNodeURL(cfg)); err != nil {
 		return fmt.Errorf("the existing cluster (cluster.existing.flux: adopt): %w", err)
 	}
 	return nil

@@ -15,6 +15,9 @@ type Promotion struct {
 	// Version, when set, must be the version running in From.
 	Version string
 	By      string
+	// Sync names the fleet's sync GitRepository in flux-system, asked to
+	// fetch the promotion at once; empty means flux.SyncName.
+	Sync string
 }
 
 // Promoted says what was promoted.
@@ -102,7 +105,11 @@ func Promote(ctx context.Context, c *Clients, fleet gitrepo.Remote, p Promotion)
 		return nil, err
 	}
 	// Apply it now, not at the next interval.
-	if _, err := flux.RequestReconcile(ctx, c.Dyn, flux.GitRepository, flux.Namespace, "flux-system"); err == nil {
+	sync := p.Sync
+	if sync == "" {
+		sync = flux.SyncName
+	}
+	if _, err := flux.RequestReconcile(ctx, c.Dyn, flux.GitRepository, flux.Namespace, sync); err == nil {
 		_, _ = flux.RequestReconcile(ctx, c.Dyn, flux.Kustomization, flux.Namespace, "tenants-"+p.To)
 	}
 	return &Promoted{Team: p.Team, Version: version, Image: image, Commit: commit, From: p.From, To: p.To, TestAt: rec.Test.At}, nil

@@ -152,10 +152,10 @@ func CreateDatabase(ctx context.Context, p *platform.Platform, team, name string
 // applyDatabases asks Flux to apply the fleet's databases now and waits
 // until it has.
 func applyDatabases(ctx context.Context, dyn dynamic.Interface, progress io.Writer) error {
-	if _, err := flux.Reconcile(ctx, dyn, flux.GitRepository, flux.Namespace, "flux-system", progress); err != nil {
+	if _, err := flux.Reconcile(ctx, dyn, flux.GitRepository, flux.Namespace, flux.SyncName, progress); err != nil {
 		return err
 	}
-	if _, err := flux.Reconcile(ctx, dyn, flux.Kustomization, flux.Namespace, "flux-system", progress); err != nil {
+	if _, err := flux.Reconcile(ctx, dyn, flux.Kustomization, flux.Namespace, flux.SyncName, progress); err != nil {
 		return err
 	}
 	// The databases' Kustomization waits for the operator's at the same

@@ -207,7 +207,7 @@ func apply(ctx context.Context, p *platform.Platform, progress io.Writer) error 
 	}
 	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
 	defer cancel()
-	return flux.ApplyFleet(ctx, dyn, progress)
+	return flux.ApplyFleet(ctx, dyn, p.FleetSync(), progress)
 }
 
 // kubeClient reaches the platform's cluster as ops.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,19 +13,24 @@ import (
 	"github.com/slipway-dev/slipway/internal/components"
 	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/flux"
+	"github.com/slipway-dev/slipway/internal/gitrepo"
 	"github.com/slipway-dev/slipway/internal/registry/registrytest"
 )
 
 // TestAdoptingTheClustersFlux: a platform on an existing cluster that has
-// a Flux of its owner's (installed as `flux install` does, from Flux's own
-// images in a registry of the owner's, with the lockdown flags) uses that
-// Flux with cluster.existing.flux: adopt. It installs nothing of Flux's,
-// adds its fleet's sync beside it, and the demo's tracks pass through it,
-// with the teams' Go caches on ReadWriteMany claims of a class named for
-// them (cluster.existing.jobCacheClass), as on a cluster of several nodes.
-// A class the cluster lacks, a cluster with no Flux to adopt, and a Flux
-// that keeps itself from another repository under the sync's name, are
-// refused before anything is written.
+// a Flux of its owner's, bootstrapped as `flux bootstrap` leaves it (its
+// components, from Flux's own images in a registry of the owner's, with
+// the lockdown flags, kept by the GitRepository and Kustomization
+// flux-system from the owner's repository), uses that Flux with
+// cluster.existing.flux: adopt. It installs nothing of Flux's, adds its
+// fleet's sync beside the owner's under a name of its own, and the demo's
+// tracks pass through it, with the teams' Go caches on ReadWriteMany
+// claims of a class named for them (cluster.existing.jobCacheClass), as on
+// a cluster of several nodes. The owner's Flux, sync and repository's
+// objects are as the owner left them. A class the cluster lacks, a
+// cluster with no Flux to adopt, and a sync of that name reading another
+// fleet (another platform's adoption) are refused before anything is
+// written.
 func TestAdoptingTheClustersFlux(t *testing.T) {
 	a := clusterEnv(t)
 	b, bRegPort, pullPassword := platformForACluster(t)
@@ -47,7 +53,8 @@ func TestAdoptingTheClustersFlux(t *testing.T) {
   - {host: %q, plainHTTP: true, username: puller, passwordFile: %s}
 `, net.JoinHostPort(nodeHost, bRegPort), b.caFile(), bPasswordFile, owners.Addr, ownerPasswordFile))
 	a.vars = append(a.vars, "SLIPWAY_FLUX=false")
-	a.startUpWithin(45*time.Minute, "--registry-addr", freeAddr(t), "--git-addr", freeAddr(t))
+	aGit := freeAddr(t)
+	a.startUpWithin(45*time.Minute, "--registry-addr", freeAddr(t), "--git-addr", aGit)
 	b.vars = append(b.vars, "SLIPWAY_TARGET_KUBECONFIG="+filepath.Join(a.home, "kubeconfig"), "SLIPWAY_TARGET_CONTEXT=slipway",
 		"SLIPWAY_PLATFORM_HOST="+nodeHost, "SLIPWAY_REGISTRY_TOKEN_AUTH=true", "SLIPWAY_TARGET_FLUX=adopt")
 
@@ -69,7 +76,11 @@ func TestAdoptingTheClustersFlux(t *testing.T) {
 		t.Fatalf("a refused adoption wrote Flux's namespace:\n%s", out)
 	}
 
-	// The owner installs Flux, without a sync.
+	// The owner bootstraps Flux from a repository of theirs on A's git
+	// server, as flux bootstrap does: the components and the sync
+	// (GitRepository and Kustomization flux-system) in
+	// clusters/owner/flux-system, applied once, then kept by the sync,
+	// with one object of the owner's own beside them.
 	crds, err := flux.CRDs(context.Background(), components.Options{CacheDir: config.Default().CacheDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -78,9 +89,37 @@ func TestAdoptingTheClustersFlux(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	installFile := filepath.Join(t.TempDir(), "flux-install.yaml")
+	a.mustRun("", "repo", "create", "ops/owner")
+	_, aGitPort, _ := net.SplitHostPort(aGit)
+	ownerURL := "https://" + net.JoinHostPort(nodeHost, aGitPort) + "/ops/owner.git"
+	aPassword := strings.TrimSpace(readFile(t, filepath.Join(a.home, "admin-password")))
+	ownerFleet := flux.Fleet{Cluster: "owner", URL: ownerURL}
+	ownerSettings := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: owner-settings, namespace: default}\ndata: {kept: by the owner's sync}\n"
+	ownerRepo := gitrepo.Remote{URL: ownerURL, Username: "admin", Password: aPassword, CAFile: a.caFile()}
+	if _, err := ownerRepo.Change(context.Background(), gitrepo.Author{Name: "owner", Email: "owner@example.com"}, "bootstrap Flux", func(dir string) error {
+		for path, data := range map[string]string{
+			ownerFleet.SystemDir() + "/gotk-components.yaml": string(install),
+			ownerFleet.SystemDir() + "/gotk-sync.yaml":       ownerFleet.Sync(),
+			ownerFleet.Dir() + "/owner-settings.yaml":        ownerSettings,
+		} {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, path)), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dir, path), []byte(data), 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	installFile, syncFile := filepath.Join(t.TempDir(), "flux-install.yaml"), filepath.Join(t.TempDir(), "flux-sync.yaml")
 	writeFile(t, installFile, string(install))
+	writeFile(t, syncFile, ownerFleet.Sync())
 	a.mustKubectl("apply", "--server-side", "-f", installFile)
+	a.mustKubectl("-n", flux.Namespace, "create", "secret", "generic", flux.SyncName, "--from-literal=username=admin",
+		"--from-literal=password="+aPassword, "--from-file=ca.crt="+a.caFile())
+	a.mustKubectl("apply", "-f", syncFile)
 	controllers := func() string {
 		var b strings.Builder
 		for _, c := range flux.Controllers {
@@ -92,7 +131,17 @@ func TestAdoptingTheClustersFlux(t *testing.T) {
 	for _, c := range flux.Controllers {
 		a.mustKubectl("-n", flux.Namespace, "rollout", "status", "deployment/"+c.Name, "--timeout=5m")
 	}
-	before := controllers()
+	a.mustKubectl("-n", flux.Namespace, "wait", "kustomization/"+flux.SyncName, "--for=condition=Ready", "--timeout=5m")
+	// What the owner keeps, to compare after the demo: the sync's specs
+	// and the Secret it reads with.
+	ownersSync := func() string {
+		return a.mustKubectl("-n", flux.Namespace, "get", "gitrepository,kustomization,secret", flux.SyncName, "-o",
+			`jsonpath={range .items[*]}{.kind} {.metadata.generation} {.spec.url} {.spec.path} {.data.password}{"\n"}{end}`)
+	}
+	before, ownersBefore := controllers(), ownersSync()
+	if strings.Count(before, " "+flux.SyncName+"\n") != len(flux.Controllers) {
+		t.Fatalf("the owner's controllers are not kept by the owner's sync:\n%s", before)
+	}
 
 	up := b.startUpWithin(30 * time.Minute)
 	if out := up.stderr.String(); !strings.Contains(out, "Slipway adopts it, at its own version and settings") ||
@@ -105,7 +154,7 @@ func TestAdoptingTheClustersFlux(t *testing.T) {
 	if !strings.Contains(up.stdout.String(), "the cluster's own Flux (adopted)") {
 		t.Errorf("the banner does not name the adopted Flux:\n%s", up.stdout)
 	}
-	if url := a.mustKubectl("-n", flux.Namespace, "get", "gitrepository", "flux-system", "-o", "jsonpath={.spec.url}"); !strings.HasPrefix(url, "https://"+nodeHost+":") {
+	if url := a.mustKubectl("-n", flux.Namespace, "get", "gitrepository", flux.AdoptedSyncName, "-o", "jsonpath={.spec.url}"); !strings.HasPrefix(url, "https://"+nodeHost+":") || url == ownerURL {
 		t.Errorf("the adopted Flux reads the fleet from %q", url)
 	}
 
@@ -115,10 +164,17 @@ func TestAdoptingTheClustersFlux(t *testing.T) {
 		t.Fatalf("slipway demo: exit %d\n%s\n%s", demo.code, demo.stdout, demo.stderr)
 	}
 	// The owner's controllers are as the owner left them: same images
-	// from the owner's registry, same generation, applied by no
-	// Kustomization.
+	// from the owner's registry, same generation, kept by the owner's
+	// sync; so are that sync, its Secret, and the owner's own object.
 	if after := controllers(); after != before {
 		t.Errorf("the adopted controllers changed:\nbefore:\n%safter:\n%s", before, after)
+	}
+	if after := ownersSync(); after != ownersBefore {
+		t.Errorf("the owner's sync changed:\nbefore:\n%safter:\n%s", ownersBefore, after)
+	}
+	a.mustKubectl("-n", flux.Namespace, "wait", "gitrepository/"+flux.SyncName, "kustomization/"+flux.SyncName, "--for=condition=Ready", "--timeout=3m")
+	if got := a.mustKubectl("-n", "default", "get", "configmap", "owner-settings", "-o", "jsonpath={.data.kept}"); got != "by the owner's sync" {
+		t.Errorf("the owner's ConfigMap reads %q", got)
 	}
 	if !strings.Contains(before, " "+prefix+"/source-controller:") {
 		t.Errorf("the owner's Flux does not run from the owner's images:\n%s", before)
@@ -135,15 +191,16 @@ func TestAdoptingTheClustersFlux(t *testing.T) {
 	b.mustRun("", "down")
 	up.wait(t)
 
-	// A Flux that keeps itself from another repository under the sync's
-	// name (as flux bootstrap leaves it) is refused, and left alone.
-	a.mustKubectl("-n", flux.Namespace, "patch", "gitrepository", "flux-system", "--type=merge",
-		"-p", `{"spec":{"url":"https://git.example.com/owner/fleet.git"}}`)
-	bootstrapped := b.runWithin(5*time.Minute, "up")
-	if bootstrapped.code == 0 || !strings.Contains(bootstrapped.stderr, "keeps itself from https://git.example.com/owner/fleet.git") {
-		t.Fatalf("adopting a bootstrapped Flux: exit %d\n%s", bootstrapped.code, bootstrapped.stderr)
+	// Another platform's adoption of the same Flux (the adopted sync's
+	// name reading another fleet) is refused, and left alone.
+	const otherFleet = "https://git.example.com/other/fleet.git"
+	a.mustKubectl("-n", flux.Namespace, "patch", "gitrepository", flux.AdoptedSyncName, "--type=merge",
+		"-p", `{"spec":{"url":"`+otherFleet+`"}}`)
+	second := b.runWithin(5*time.Minute, "up")
+	if second.code == 0 || !strings.Contains(second.stderr, "GitRepository flux-system/slipway reads another fleet, "+otherFleet) {
+		t.Fatalf("adopting a Flux another platform adopted: exit %d\n%s", second.code, second.stderr)
 	}
-	if url := a.mustKubectl("-n", flux.Namespace, "get", "gitrepository", "flux-system", "-o", "jsonpath={.spec.url}"); url != "https://git.example.com/owner/fleet.git" {
-		t.Errorf("the refused start changed the owner's sync to %q", url)
+	if url := a.mustKubectl("-n", flux.Namespace, "get", "gitrepository", flux.AdoptedSyncName, "-o", "jsonpath={.spec.url}"); url != otherFleet {
+		t.Errorf("the refused start changed the other sync to %q", url)
 	}
 }
