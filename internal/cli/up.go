@@ -99,6 +99,8 @@ the rest are stopped and the failing one is named.`,
 	cmd.Flags().StringVar(&fleet.Username, "fleet-username", "", "the account that may push to --fleet-url")
 	cmd.Flags().StringVar(&fleet.PasswordFile, "fleet-password-file", "", "a file holding that account's password or token")
 	cmd.Flags().StringVar(&fleet.CAFile, "fleet-ca-file", "", "the CA of --fleet-url's host, when the system does not trust it")
+	cmd.Flags().StringVar(&fleet.ReaderUsername, "fleet-reader-username", "", "a read-only account of --fleet-url's host, given to Flux instead of the one that pushes")
+	cmd.Flags().StringVar(&fleet.ReaderPasswordFile, "fleet-reader-password-file", "", "a file holding that read-only account's password or token")
 	cmd.Flags().StringVar(&existing.PlatformHost, "platform-host", "", "the host or address at which the existing cluster reaches this platform")
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "merge the cluster's \"slipway\" context into this file (default: $KUBECONFIG or ~/.kube/config)")
 	return cmd

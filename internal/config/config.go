@@ -156,12 +156,35 @@ type ExternalFleet struct {
 	// platform and the cluster's source-controller reach it.
 	URL string `json:"url"`
 	// Username and the password in PasswordFile (an absolute path, its
-	// first line) may push to it; Flux reads it with them too.
+	// first line) may push to it; Flux reads it with them too, unless a
+	// reader is named.
 	Username     string `json:"username"`
 	PasswordFile string `json:"passwordFile"`
 	// CAFile, when set, is the CA the host's certificate is signed by,
 	// when it is not one the system trusts.
 	CAFile string `json:"caFile,omitempty"`
+	// ReaderUsername and ReaderPasswordFile, when set, are an account
+	// that may only read the repository (a read-only token): the one
+	// Flux is given, so the cluster holds no push rights to the fleet.
+	ReaderUsername     string `json:"readerUsername,omitempty"`
+	ReaderPasswordFile string `json:"readerPasswordFile,omitempty"`
+}
+
+// Reader is the account Flux reads the fleet with: the reader when one is
+// named, else the account that pushes.
+func (f ExternalFleet) Reader() (username, password string, err error) {
+	if f.ReaderUsername == "" {
+		password, err = f.Password()
+		return f.Username, password, err
+	}
+	line, err := passwordFromFile(f.ReaderPasswordFile)
+	if err != nil {
+		return "", "", fmt.Errorf("the fleet reader's password (cluster.existing.fleet.readerPasswordFile): %w", err)
+	}
+	if line == "" {
+		return "", "", fmt.Errorf("the fleet reader's password file %s is empty", f.ReaderPasswordFile)
+	}
+	return f.ReaderUsername, line, nil
 }
 
 // Password is the first line of PasswordFile.
@@ -246,6 +269,12 @@ func (e *ExistingCluster) With(over ExistingCluster) *ExistingCluster {
 		}
 		if over.Fleet.CAFile != "" {
 			fleet.CAFile = over.Fleet.CAFile
+		}
+		if over.Fleet.ReaderUsername != "" {
+			fleet.ReaderUsername = over.Fleet.ReaderUsername
+		}
+		if over.Fleet.ReaderPasswordFile != "" {
+			fleet.ReaderPasswordFile = over.Fleet.ReaderPasswordFile
 		}
 		out.Fleet = &fleet
 	}
@@ -405,7 +434,8 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		PlatformHost: getenv("SLIPWAY_PLATFORM_HOST"), Flux: getenv("SLIPWAY_TARGET_FLUX"),
 		JobCacheClass: getenv("SLIPWAY_JOB_CACHE_CLASS")}
 	if f := (ExternalFleet{URL: getenv("SLIPWAY_FLEET_URL"), Username: getenv("SLIPWAY_FLEET_USERNAME"),
-		PasswordFile: getenv("SLIPWAY_FLEET_PASSWORD_FILE"), CAFile: getenv("SLIPWAY_FLEET_CA_FILE")}); f != (ExternalFleet{}) {
+		PasswordFile: getenv("SLIPWAY_FLEET_PASSWORD_FILE"), CAFile: getenv("SLIPWAY_FLEET_CA_FILE"),
+		ReaderUsername: getenv("SLIPWAY_FLEET_READER_USERNAME"), ReaderPasswordFile: getenv("SLIPWAY_FLEET_READER_PASSWORD_FILE")}); f != (ExternalFleet{}) {
 		e.Fleet = &f
 	}
 	if e != (ExistingCluster{}) {
@@ -619,7 +649,16 @@ func (f ExternalFleet) validate() error {
 	if f.CAFile != "" && !filepath.IsAbs(f.CAFile) {
 		return fmt.Errorf("cluster.existing.fleet.caFile (SLIPWAY_FLEET_CA_FILE) %q must be an absolute path", f.CAFile)
 	}
-	return nil
+	switch {
+	case f.ReaderUsername == "" && f.ReaderPasswordFile == "":
+		return nil
+	case f.ReaderUsername == "":
+		return errors.New("cluster.existing.fleet.readerPasswordFile is set without readerUsername (SLIPWAY_FLEET_READER_USERNAME): name the read-only account it belongs to")
+	case !filepath.IsAbs(f.ReaderPasswordFile):
+		return fmt.Errorf("cluster.existing.fleet.readerPasswordFile (SLIPWAY_FLEET_READER_PASSWORD_FILE) %q: want the absolute path of a file holding the read-only account's password or token", f.ReaderPasswordFile)
+	}
+	_, _, err = f.Reader()
+	return err
 }
 
 // validImagePrefix accepts REGISTRY[:PORT][/PATH...]: what an image name

@@ -167,6 +167,12 @@ func TestExistingCluster(t *testing.T) {
 			Fleet: &ExternalFleet{URL: "https://dev.azure.com/org/p/_git/fleet", Username: "ops", PasswordFile: "token"}},
 		"a fleet's empty password file": {Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4",
 			Fleet: &ExternalFleet{URL: "https://dev.azure.com/org/p/_git/fleet", Username: "ops", PasswordFile: emptyFile}},
+		"a reader's password file without its name": {Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4",
+			Fleet: &ExternalFleet{URL: "https://dev.azure.com/org/p/_git/fleet", Username: "ops", PasswordFile: tokenFile, ReaderPasswordFile: tokenFile}},
+		"a reader without a password file": {Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4",
+			Fleet: &ExternalFleet{URL: "https://dev.azure.com/org/p/_git/fleet", Username: "ops", PasswordFile: tokenFile, ReaderUsername: "flux"}},
+		"a reader's empty password file": {Kubeconfig: kubeconfig, PlatformHost: "10.0.0.4",
+			Fleet: &ExternalFleet{URL: "https://dev.azure.com/org/p/_git/fleet", Username: "ops", PasswordFile: tokenFile, ReaderUsername: "flux", ReaderPasswordFile: emptyFile}},
 	} {
 		c := Default()
 		c.Cluster.Existing = &e
@@ -195,6 +201,22 @@ func TestExistingCluster(t *testing.T) {
 	}
 	if pw, err := c.ExternalFleet().Password(); pw != "pat-123" || err != nil {
 		t.Errorf("the fleet's password: %q %v", pw, err)
+	}
+	// Without a reader, Flux reads with the account that pushes; with
+	// one (a read-only token), with that.
+	if user, pw, err := c.ExternalFleet().Reader(); user != "ops" || pw != "pat-123" || err != nil {
+		t.Errorf("the fleet's reader without one named: %q %q %v", user, pw, err)
+	}
+	readerFile := filepath.Join(home, "fleet-read-token")
+	os.WriteFile(readerFile, []byte("read-456\n"), 0o600)
+	c, _ = Load("", envOf(map[string]string{"SLIPWAY_HOME": home, "SLIPWAY_FLEET_URL": "https://dev.azure.com/org/p/_git/fleet",
+		"SLIPWAY_FLEET_USERNAME": "ops", "SLIPWAY_FLEET_PASSWORD_FILE": tokenFile,
+		"SLIPWAY_FLEET_READER_USERNAME": "flux", "SLIPWAY_FLEET_READER_PASSWORD_FILE": readerFile}))
+	if err := c.Validate(); err != nil {
+		t.Fatalf("the fleet with a reader: %v", err)
+	}
+	if user, pw, err := c.ExternalFleet().Reader(); user != "flux" || pw != "read-456" || err != nil {
+		t.Errorf("the fleet's reader: %q %q %v", user, pw, err)
 	}
 	if Default().ExternalFleet() != nil {
 		t.Error("a fleet elsewhere by default")

@@ -668,14 +668,14 @@ func accountPassword(users *auth.Store, user, path string, push []string) (strin
 
 // fleetReaderSecret is the Secret source-controller reads the fleet
 // repository with: the platform's read-only account, or on a git host of
-// its own the account configured for it, with its host's CA when one is
-// named.
+// its own the reader configured for it (else the account that pushes),
+// with its host's CA when one is named.
 func fleetReaderSecret(cfg config.Config, name string) ([]byte, error) {
 	f := cfg.ExternalFleet()
 	if f == nil {
 		return FluxReaderSecret(cfg, name, flux.Namespace)
 	}
-	password, err := f.Password()
+	user, password, err := f.Reader()
 	if err != nil {
 		return nil, err
 	}
@@ -685,7 +685,7 @@ func fleetReaderSecret(cfg config.Config, name string) ([]byte, error) {
 			return nil, fmt.Errorf("the fleet host's CA (cluster.existing.fleet.caFile): %w", err)
 		}
 	}
-	return flux.Marshal(flux.ReaderSecret(name, flux.Namespace, f.Username, password, ca))
+	return flux.Marshal(flux.ReaderSecret(name, flux.Namespace, user, password, ca))
 }
 
 // FluxReaderSecret is a Secret holding the read-only account Flux reads

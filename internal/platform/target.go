@@ -118,6 +118,11 @@ func openExistingCluster(ctx context.Context, cfg config.Config, progress io.Wri
 			return fmt.Errorf("the fleet repository (cluster.existing.fleet): %w", fleet.Err)
 		}
 		fmt.Fprintf(progress, "fleet repository: %s (cluster.existing.fleet)\n", fleet.Found)
+		if f.ReaderUsername != "" {
+			if err := checkFleetReader(ctx, *f, progress); err != nil {
+				return err
+			}
+		}
 	}
 	if class := e.JobCacheClass; class != "" {
 		if err := checkStorageClass(ctx, cfg, class); err != nil {
@@ -126,6 +131,29 @@ func openExistingCluster(ctx context.Context, cfg config.Config, progress io.Wri
 	}
 	if cfg.AdoptsFlux() {
 		return checkAdoptable(ctx, cfg)
+	}
+	return nil
+}
+
+// checkFleetReader asks the fleet's host whether the read-only account
+// Flux is to be given may read the fleet, and says so when it may push
+// too: then it is no read-only account, and the cluster holds push rights
+// to the fleet after all.
+func checkFleetReader(ctx context.Context, f config.ExternalFleet, progress io.Writer) error {
+	user, password, err := f.Reader()
+	if err != nil {
+		return err
+	}
+	reader := targets.Git{URL: f.URL, Username: user, Password: password, CAFile: f.CAFile, Read: true,
+		CredentialsHint: "check cluster.existing.fleet.readerUsername and the password in readerPasswordFile"}
+	read := reader.Check(ctx)
+	if read.Err != nil {
+		return fmt.Errorf("the fleet repository's reader (cluster.existing.fleet.readerUsername): %w", read.Err)
+	}
+	fmt.Fprintf(progress, "fleet repository: %s; Flux reads it with this account (cluster.existing.fleet.readerUsername)\n", read.Found)
+	reader.Read = false
+	if reader.Check(ctx).Err == nil {
+		fmt.Fprintf(progress, "warning: the fleet's reader %s may push to %s too: Flux holds push rights to the fleet; give it a read-only token\n", user, f.URL)
 	}
 	return nil
 }

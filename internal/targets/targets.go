@@ -244,10 +244,13 @@ type Git struct {
 	// when the host refuses them (by default: the URL or the
 	// environment, as `slipway target check` reads them).
 	CredentialsHint string
+	// Read asks whether the account may read (fetch) rather than push.
+	Read bool
 }
 
 // Check asks the host for what a push begins with (the receive-pack
-// advertisement), which hosts answer only for users who may push.
+// advertisement), which hosts answer only for users who may push; with
+// Read, for what a fetch begins with (the upload-pack advertisement).
 func (g Git) Check(ctx context.Context) Result {
 	res := Result{Target: "git"}
 	u, err := url.Parse(g.URL)
@@ -262,7 +265,11 @@ func (g Git) Check(ctx context.Context) Result {
 		u.User = nil
 	}
 	shown := u.String()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(shown, "/")+"/info/refs?service=git-receive-pack", nil)
+	service, may, refused := "git-receive-pack", "may push", "a push to"
+	if g.Read {
+		service, may, refused = "git-upload-pack", "may read", "reading"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(shown, "/")+"/info/refs?service="+service, nil)
 	if err != nil {
 		res.Err = err
 		return res
@@ -302,8 +309,8 @@ func (g Git) Check(ctx context.Context) Result {
 	resp.Body.Close()
 	reason := strings.TrimSpace(string(body))
 	switch {
-	case resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/x-git-receive-pack-advertisement"):
-		res.Found = fmt.Sprintf("%s %s: may push", shown, who)
+	case resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/x-"+service+"-advertisement"):
+		res.Found = fmt.Sprintf("%s %s: %s", shown, who, may)
 	case resp.StatusCode == http.StatusOK:
 		res.Err = fmt.Errorf("%s answered with %q, not git's smart HTTP protocol: is it the repository's clone URL?", shown, resp.Header.Get("Content-Type"))
 	case resp.StatusCode == http.StatusUnauthorized:
@@ -313,7 +320,7 @@ func (g Git) Check(ctx context.Context) Result {
 		}
 		res.Err = fmt.Errorf("the git host refuses the credentials (%s) for %s: %s (a personal access token on Azure Repos or GitHub)", who, shown, hint)
 	case resp.StatusCode == http.StatusForbidden:
-		res.Err = fmt.Errorf("the git host refuses a push to %s %s: %s", shown, who, reason)
+		res.Err = fmt.Errorf("the git host refuses %s %s %s: %s", refused, shown, who, reason)
 	case resp.StatusCode == http.StatusNotFound:
 		res.Err = fmt.Errorf("no repository at %s (or it is hidden from %s): create it first", shown, strings.TrimPrefix(who, "as "))
 	default:

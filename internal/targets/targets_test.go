@@ -72,6 +72,25 @@ func TestGitCheckAsksWhatAPushBeginsWith(t *testing.T) {
 	}
 }
 
+// With Read, the check asks what a fetch begins with: an account that may
+// only read passes, a wrong password and a missing repository do not.
+func TestGitCheckForReadingAsksWhatAFetchBeginsWith(t *testing.T) {
+	base := gitservertest.Start(t, "ops/fleet")
+	ctx := context.Background()
+	if r := (Git{URL: base + "/ops/fleet.git", Username: "dev1", Password: "dev1-pw", Read: true}).Check(ctx); r.Err != nil || r.Found != base+"/ops/fleet.git as dev1: may read" {
+		t.Fatalf("dev1 reading ops/fleet: %+v", r)
+	}
+	for _, c := range []struct{ user, password, repo, want string }{
+		{"dev1", "wrong", "ops/fleet", "refuses the credentials (as dev1)"},
+		{"dev1", "dev1-pw", "ops/none", "no repository at " + base + "/ops/none.git"},
+	} {
+		r := (Git{URL: base + "/" + c.repo + ".git", Username: c.user, Password: c.password, Read: true}).Check(ctx)
+		if r.Err == nil || !strings.Contains(r.Err.Error(), c.want) {
+			t.Errorf("%s on %s: want %q, got %+v", c.user, c.repo, c.want, r)
+		}
+	}
+}
+
 // A CA file for the git host that holds no certificate is named as such,
 // before anything is asked of the host.
 func TestGitCheckNamesAnUnusableCAFile(t *testing.T) {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -22,8 +23,9 @@ import (
 // pulls from an attached ACR). Platform B runs on other ports with its
 // registry challenging for tokens (as ACR does) and targets A's cluster
 // by a kubeconfig context (cluster.existing), with the fleet repository
-// on A's git server (cluster.existing.fleet, as on Azure Repos): B checks
-// the cluster and the fleet's host before writing anything, installs Flux
+// on A's git server (cluster.existing.fleet, as on Azure Repos), which
+// Flux reads with a read-only account of A's: B checks the cluster, the
+// fleet's host and both accounts before writing anything, installs Flux
 // there, onboards the teams, runs their jobs as pods in A's CI
 // namespaces, and the demo's tracks pass through B onto A. The example
 // apps' pipelines and charts are the ones the embedded line runs; only
@@ -81,8 +83,22 @@ func TestLineOnAnExistingCluster(t *testing.T) {
 		t.Fatalf("a refused target got Flux's namespace:\n%s", out)
 	}
 
+	// Flux is given a read-only account of A's (every user of A's git
+	// server may read ops/, only admins push there), named by flags; one
+	// the host refuses stops the start before anything is written.
+	readerPassword, readerFile := fmt.Sprintf("fleet-read-%d", time.Now().UnixNano()), filepath.Join(t.TempDir(), "fleet-read-token")
+	a.mustRun(readerPassword+"\n", "user", "set", "fleet-reader", "--password-stdin")
+	writeFile(t, readerFile, readerPassword+"\n")
+	badReader := b.runWithin(5*time.Minute, "up", "--target-context", "slipway", "--fleet-reader-username", "fleet-reader", "--fleet-reader-password-file", wrongPassword)
+	if badReader.code == 0 || !strings.Contains(badReader.stderr, "the fleet repository's reader (cluster.existing.fleet.readerUsername): the git host refuses the credentials (as fleet-reader)") {
+		t.Fatalf("up with a fleet reader the host refuses: exit %d\n%s", badReader.code, badReader.stderr)
+	}
+	if out, _ := a.kubectl("get", "namespace", "flux-system"); !strings.Contains(out, "NotFound") {
+		t.Fatalf("a refused fleet reader got Flux's namespace:\n%s", out)
+	}
+
 	start := time.Now()
-	up := b.startUpWithin(30*time.Minute, "--target-context", "slipway")
+	up := b.startUpWithin(30*time.Minute, "--target-context", "slipway", "--fleet-reader-username", "fleet-reader", "--fleet-reader-password-file", readerFile)
 	t.Logf("platform B ready on the existing cluster in %s", time.Since(start).Round(time.Millisecond))
 	if out := up.stderr.String(); !strings.Contains(out, `existing cluster: context "slipway": https://`+nodeHost+`:6443`) {
 		t.Errorf("B did not report the cluster it checked:\n%s", out)
@@ -100,6 +116,12 @@ func TestLineOnAnExistingCluster(t *testing.T) {
 	}
 	if out := up.stderr.String(); !strings.Contains(out, "fleet repository: "+fleetURL+" as admin: may push (cluster.existing.fleet)") {
 		t.Errorf("B did not report the fleet repository it checked:\n%s", out)
+	}
+	if out := up.stderr.String(); !strings.Contains(out, "fleet repository: "+fleetURL+" as fleet-reader: may read; Flux reads it with this account") || strings.Contains(out, "warning: the fleet's reader") {
+		t.Errorf("B did not report the fleet's reader it checked, or found it may push:\n%s", out)
+	}
+	if user := a.mustKubectl("-n", "flux-system", "get", "secret", "flux-system", "-o", "jsonpath={.data.username}"); user != base64.StdEncoding.EncodeToString([]byte("fleet-reader")) {
+		t.Errorf("Flux reads the fleet as %s (base64), not the read-only account", user)
 	}
 
 	demo := b.run("", "demo")
