@@ -92,8 +92,12 @@ cluster) and the source checkout (the example apps and the pinned programs).`,
 				return err
 			}
 			fmt.Fprintf(g.streams.Out, "the platform is up (%s); playing the scenario\n\n", upTook.Round(100*time.Millisecond))
+			fleet, err := plat.FleetRemote()
+			if err != nil {
+				return err
+			}
 			d := &demo.Demo{Bin: exe, Env: []string{"SLIPWAY_HOME=" + cfg.Home}, Examples: examples, Store: platform.PipelineStore(cfg),
-				GitURL: plat.GitURL(), ExtraPushes: extraPushes, Upgrade: target, Databases: cfg.DatabasesEnabled(), Out: g.streams.Out}
+				GitURL: plat.GitURL(), Fleet: fleet, ExtraPushes: extraPushes, Upgrade: target, Databases: cfg.DatabasesEnabled(), Out: g.streams.Out}
 			res, runErr := d.Run(ctx)
 			demo.PrintTimeline(g.streams.Out, d.Start(), res.Events)
 			fmt.Fprintf(g.streams.Out, "\nplatform up: %s; scenario: %s; total: %s\n", upTook.Round(100*time.Millisecond),

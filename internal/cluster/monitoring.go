@@ -20,15 +20,54 @@ func (c *Cluster) PrometheusAccess() PrometheusAccess {
 // more: list and watch the objects service discovery reads, the kubelet's
 // metrics (nodes/metrics, which also covers cAdvisor's), and the API
 // server's /metrics. It is applied by the platform when monitoring starts.
-const MonitoringRBAC = `apiVersion: rbac.authorization.k8s.io/v1
+var MonitoringRBAC = prometheusRBAC("nodes/metrics", "", `- apiGroup: rbac.authorization.k8s.io
+  kind: User
+  name: `+PrometheusUser)
+
+// ProxiedMonitoringRBAC is MonitoringRBAC for a cluster Prometheus reads
+// through the API server, bound to a ServiceAccount (with its namespace):
+// GET through the proxy of a node (the kubelet's and cAdvisor's metrics)
+// and of a pod (its metrics port) in place of nodes/metrics. The proxy
+// verb is GET only: no exec, no writes through it.
+func ProxiedMonitoringRBAC(namespace, account string) string {
+	return `apiVersion: v1
+kind: Namespace
+metadata:
+  name: ` + namespace + `
+  labels:
+    app.kubernetes.io/managed-by: slipway
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: ` + account + `
+  namespace: ` + namespace + `
+---
+` + prometheusRBAC("", `- apiGroups: [""]
+  resources: [nodes/proxy, pods/proxy]
+  verbs: [get]
+`, `- kind: ServiceAccount
+  name: `+account+`
+  namespace: `+namespace)
+}
+
+// prometheusRBAC is the ClusterRole slipway:prometheus and its binding to
+// subject: discovery's reads (with more, such as nodes/metrics, beside
+// them), further rules, and the API server's /metrics.
+func prometheusRBAC(moreReads, moreRules, subject string) string {
+	reads := "nodes, services, endpoints, pods"
+	if moreReads != "" {
+		reads = "nodes, " + moreReads + ", services, endpoints, pods"
+	}
+	return `apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
   name: slipway:prometheus
 rules:
 - apiGroups: [""]
-  resources: [nodes, nodes/metrics, services, endpoints, pods]
+  resources: [` + reads + `]
   verbs: [get, list, watch]
-- apiGroups: [discovery.k8s.io]
+` + moreRules + `- apiGroups: [discovery.k8s.io]
   resources: [endpointslices]
   verbs: [get, list, watch]
 - nonResourceURLs: [/metrics]
@@ -43,10 +82,9 @@ roleRef:
   kind: ClusterRole
   name: slipway:prometheus
 subjects:
-- apiGroup: rbac.authorization.k8s.io
-  kind: User
-  name: ` + PrometheusUser + `
+` + subject + `
 `
+}
 
 // CertificateFiles are the cluster's certificates that expire on their
 // own time, by name: its CA, the API server's and the kubelet's serving

@@ -511,10 +511,10 @@ func (c Config) FluxEnabled() bool {
 }
 
 // MonitoringEnabled says whether `up` runs Prometheus and Alertmanager
-// (they watch the cluster and Flux). They scrape the node this platform
-// runs, so not on an existing cluster.
+// (they watch the cluster and Flux): on this host, beside the platform's
+// own cluster or reading an existing one through its API server.
 func (c Config) MonitoringEnabled() bool {
-	return c.FluxEnabled() && !c.ClusterExisting() && (c.Monitoring.Enabled == nil || *c.Monitoring.Enabled)
+	return c.FluxEnabled() && (c.Monitoring.Enabled == nil || *c.Monitoring.Enabled)
 }
 
 // DatabasesEnabled says whether `up` installs CloudNativePG and its

@@ -29,6 +29,7 @@ import (
 	"github.com/slipway-dev/slipway/internal/ci/runner"
 	"github.com/slipway-dev/slipway/internal/fsutil"
 	"github.com/slipway-dev/slipway/internal/gitcmd"
+	"github.com/slipway-dev/slipway/internal/gitrepo"
 	"github.com/slipway-dev/slipway/internal/release"
 )
 
@@ -43,6 +44,9 @@ type Demo struct {
 	Store *runner.Store
 	// GitURL is the git server's base URL (https://HOST:PORT).
 	GitURL string
+	// Fleet is the fleet repository as ops commits to it: on the
+	// platform's git server, or on a git host of its own.
+	Fleet gitrepo.Remote
 	// ExtraPushes: after the scenario, dev1 pushes this many more versions,
 	// to measure push-to-ready in staging.
 	ExtraPushes int

@@ -20,11 +20,26 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// ClusterAccess is how Prometheus reads the cluster (see
-// cluster.PrometheusAccess).
+// ClusterAccess is how Prometheus reads the cluster: on the platform's
+// own cluster, with a client certificate (see cluster.PrometheusAccess),
+// straight from the node, the pods and the API server; on an existing
+// cluster, whose nodes and pods this host may not reach, through the API
+// server's proxy (APIServer and TokenFile set).
 type ClusterAccess struct {
 	Kubeconfig, CA, Cert, Key string
+	// APIServer is the API server's host:port, and TokenFile holds the
+	// bearer token of Prometheus' account there (re-read at each scrape,
+	// so the platform renews it in place). With them, every target is
+	// read at the API server: the kubelet's and cAdvisor's metrics as
+	// nodes/NAME/proxy, a pod's as pods/NAME:PORT/proxy.
+	APIServer, TokenFile string
+	// InsecureSkipVerify is set only when the kubeconfig the platform was
+	// given trusts the API server without a CA (insecure-skip-tls-verify).
+	InsecureSkipVerify bool
 }
+
+// proxied says whether targets are read through the API server.
+func (c ClusterAccess) proxied() bool { return c.TokenFile != "" }
 
 // PrometheusOptions say what Prometheus scrapes and where it sends alerts.
 type PrometheusOptions struct {
@@ -74,45 +89,11 @@ func PrometheusConfig(o PrometheusOptions) []byte {
 			"static_configs": []any{m{"targets": []string{o.Platform}}}},
 	}
 	if c := o.Cluster; c != nil {
-		clusterTLS := m{"ca_file": c.CA, "cert_file": c.Cert, "key_file": c.Key}
-		sd := func(role string, namespaces ...string) []any {
-			cfg := m{"role": role, "kubeconfig_file": c.Kubeconfig}
-			if len(namespaces) > 0 {
-				cfg["namespaces"] = m{"names": namespaces}
-			}
-			return []any{cfg}
+		if c.proxied() {
+			scrapes = append(scrapes, proxiedClusterScrapes(*c, appInterval)...)
+		} else {
+			scrapes = append(scrapes, clusterScrapes(*c, appInterval)...)
 		}
-		nodeLabels := []any{
-			m{"source_labels": []string{"__meta_kubernetes_node_name"}, "target_label": "node"},
-		}
-		scrapes = append(scrapes,
-			m{"job_name": "apiserver", "scheme": "https", "tls_config": clusterTLS,
-				"kubernetes_sd_configs": sd("endpoints", "default"),
-				"relabel_configs": []any{m{"action": "keep",
-					"source_labels": []string{"__meta_kubernetes_service_name", "__meta_kubernetes_endpoint_port_name"},
-					"regex":         "kubernetes;https"}},
-				"metric_relabel_configs": fewerBuckets},
-			m{"job_name": "kubelet", "scheme": "https", "tls_config": clusterTLS,
-				"kubernetes_sd_configs": sd("node"), "relabel_configs": nodeLabels,
-				"metric_relabel_configs": fewerBuckets},
-			m{"job_name": "cadvisor", "scheme": "https", "tls_config": clusterTLS, "metrics_path": "/metrics/cadvisor",
-				"kubernetes_sd_configs": sd("node"), "relabel_configs": nodeLabels},
-			m{"job_name": "flux-system", "kubernetes_sd_configs": sd("pod", "flux-system"),
-				"relabel_configs": append([]any{
-					m{"action": "keep", "source_labels": []string{"__meta_kubernetes_pod_container_port_name"}, "regex": "http-prom"},
-				}, podLabels...)},
-			// A tenant's pod is scraped when a container declares a port
-			// named "metrics"; its team and environment come from the
-			// namespace (TEAM-ENV).
-			m{"job_name": "tenant-pods", "scrape_interval": appInterval, "kubernetes_sd_configs": sd("pod"),
-				"relabel_configs": append([]any{
-					m{"action": "keep", "source_labels": []string{"__meta_kubernetes_pod_container_port_name"}, "regex": "metrics"},
-					m{"action": "drop", "source_labels": []string{"__meta_kubernetes_pod_phase"}, "regex": "Succeeded|Failed"},
-					m{"source_labels": []string{"__meta_kubernetes_namespace"}, "regex": "(.+)-(staging|prod)", "target_label": "team", "replacement": "$1"},
-					m{"source_labels": []string{"__meta_kubernetes_namespace"}, "regex": "(.+)-(staging|prod)", "target_label": "env", "replacement": "$2"},
-					m{"source_labels": []string{"__meta_kubernetes_pod_label_app_kubernetes_io_name"}, "target_label": "app"},
-				}, podLabels...)},
-		)
 	}
 	cfg := m{
 		"global": m{
@@ -125,6 +106,110 @@ func PrometheusConfig(o PrometheusOptions) []byte {
 		"storage":        m{"tsdb": m{"retention": m{"time": promDuration(o.Retention)}}},
 	}
 	return mustYAML(cfg)
+}
+
+// clusterScrapes read the platform's own cluster directly: the API
+// server's endpoints, the node, and the pods at their addresses.
+func clusterScrapes(c ClusterAccess, appInterval string) []any {
+	clusterTLS := m{"ca_file": c.CA, "cert_file": c.Cert, "key_file": c.Key}
+	sd := func(role string, namespaces ...string) []any {
+		cfg := m{"role": role, "kubeconfig_file": c.Kubeconfig}
+		if len(namespaces) > 0 {
+			cfg["namespaces"] = m{"names": namespaces}
+		}
+		return []any{cfg}
+	}
+	nodeLabels := []any{
+		m{"source_labels": []string{"__meta_kubernetes_node_name"}, "target_label": "node"},
+	}
+	return []any{
+		m{"job_name": "apiserver", "scheme": "https", "tls_config": clusterTLS,
+			"kubernetes_sd_configs": sd("endpoints", "default"),
+			"relabel_configs": []any{m{"action": "keep",
+				"source_labels": []string{"__meta_kubernetes_service_name", "__meta_kubernetes_endpoint_port_name"},
+				"regex":         "kubernetes;https"}},
+			"metric_relabel_configs": fewerBuckets},
+		m{"job_name": "kubelet", "scheme": "https", "tls_config": clusterTLS,
+			"kubernetes_sd_configs": sd("node"), "relabel_configs": nodeLabels,
+			"metric_relabel_configs": fewerBuckets},
+		m{"job_name": "cadvisor", "scheme": "https", "tls_config": clusterTLS, "metrics_path": "/metrics/cadvisor",
+			"kubernetes_sd_configs": sd("node"), "relabel_configs": nodeLabels},
+		m{"job_name": "flux-system", "kubernetes_sd_configs": sd("pod", "flux-system"),
+			"relabel_configs": append([]any{
+				m{"action": "keep", "source_labels": []string{"__meta_kubernetes_pod_container_port_name"}, "regex": "http-prom"},
+			}, podLabels...)},
+		m{"job_name": "tenant-pods", "scrape_interval": appInterval, "kubernetes_sd_configs": sd("pod"),
+			"relabel_configs": append(tenantPodRelabels(), podLabels...)},
+	}
+}
+
+// tenantPodRelabels keep a tenant's pod when a container declares a port
+// named "metrics", and give it its team and environment from the
+// namespace (TEAM-ENV) and its app from its name label.
+func tenantPodRelabels() []any {
+	return []any{
+		m{"action": "keep", "source_labels": []string{"__meta_kubernetes_pod_container_port_name"}, "regex": "metrics"},
+		m{"action": "drop", "source_labels": []string{"__meta_kubernetes_pod_phase"}, "regex": "Succeeded|Failed"},
+		m{"source_labels": []string{"__meta_kubernetes_namespace"}, "regex": "(.+)-(staging|prod)", "target_label": "team", "replacement": "$1"},
+		m{"source_labels": []string{"__meta_kubernetes_namespace"}, "regex": "(.+)-(staging|prod)", "target_label": "env", "replacement": "$2"},
+		m{"source_labels": []string{"__meta_kubernetes_pod_label_app_kubernetes_io_name"}, "target_label": "app"},
+	}
+}
+
+// proxiedClusterScrapes read an existing cluster through its API server:
+// the same jobs and labels as clusterScrapes, each target's address
+// rewritten to the API server and its path to the proxy of the node or
+// pod, with instance naming the node or the pod's own address.
+func proxiedClusterScrapes(c ClusterAccess, appInterval string) []any {
+	tlsConfig := m{} // the system's CAs
+	switch {
+	case c.InsecureSkipVerify:
+		tlsConfig = m{"insecure_skip_verify": true}
+	case c.CA != "":
+		tlsConfig = m{"ca_file": c.CA}
+	}
+	auth := m{"credentials_file": c.TokenFile}
+	sd := func(role string, namespaces ...string) []any {
+		cfg := m{"role": role, "api_server": "https://" + c.APIServer, "tls_config": tlsConfig, "authorization": auth}
+		if len(namespaces) > 0 {
+			cfg["namespaces"] = m{"names": namespaces}
+		}
+		return []any{cfg}
+	}
+	job := func(name string, extra m) m {
+		out := m{"job_name": name, "scheme": "https", "tls_config": tlsConfig, "authorization": auth}
+		for k, v := range extra {
+			out[k] = v
+		}
+		return out
+	}
+	toAPIServer := m{"target_label": "__address__", "replacement": c.APIServer}
+	node := func(path string) []any {
+		return []any{
+			m{"source_labels": []string{"__meta_kubernetes_node_name"}, "target_label": "node"},
+			m{"source_labels": []string{"__meta_kubernetes_node_name"}, "target_label": "instance"},
+			m{"source_labels": []string{"__meta_kubernetes_node_name"}, "target_label": "__metrics_path__", "replacement": "/api/v1/nodes/$1/proxy" + path},
+			toAPIServer,
+		}
+	}
+	// A pod's port, proxied: its namespace, name and the port's number.
+	pod := []any{
+		m{"source_labels": []string{"__address__"}, "target_label": "instance"},
+		m{"source_labels": []string{"__meta_kubernetes_namespace", "__meta_kubernetes_pod_name", "__meta_kubernetes_pod_container_port_number"},
+			"regex": "(.+);(.+);(.+)", "target_label": "__metrics_path__", "replacement": "/api/v1/namespaces/$1/pods/$2:$3/proxy/metrics"},
+		toAPIServer,
+	}
+	return []any{
+		job("apiserver", m{"static_configs": []any{m{"targets": []string{c.APIServer}}}, "metric_relabel_configs": fewerBuckets}),
+		job("kubelet", m{"kubernetes_sd_configs": sd("node"), "relabel_configs": node("/metrics"), "metric_relabel_configs": fewerBuckets}),
+		job("cadvisor", m{"kubernetes_sd_configs": sd("node"), "relabel_configs": node("/metrics/cadvisor")}),
+		job("flux-system", m{"kubernetes_sd_configs": sd("pod", "flux-system"),
+			"relabel_configs": append(append([]any{
+				m{"action": "keep", "source_labels": []string{"__meta_kubernetes_pod_container_port_name"}, "regex": "http-prom"},
+			}, podLabels...), pod...)}),
+		job("tenant-pods", m{"scrape_interval": appInterval, "kubernetes_sd_configs": sd("pod"),
+			"relabel_configs": append(append(tenantPodRelabels(), podLabels...), pod...)}),
+	}
 }
 
 // fewerBuckets keeps the Kubernetes programs' series to what ops reads.

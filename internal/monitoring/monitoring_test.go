@@ -19,6 +19,15 @@ func TestConfigurationFiles(t *testing.T) {
 		RulesDir: "/state/monitoring/rules", ScrapeInterval: 30 * time.Second, Retention: 48 * time.Hour,
 		AppScrapeInterval: 10 * time.Second, EvaluationInterval: 15 * time.Second,
 	}))
+	// On an existing cluster, every cluster target is read through the
+	// API server's proxy, with the bearer token of Prometheus' account.
+	golden.Check(t, filepath.Join("testdata", "prometheus-existing-cluster.yml"), PrometheusConfig(PrometheusOptions{
+		Self: "127.0.0.1:9090", Alertmanager: "127.0.0.1:9093",
+		Platform: "slipway.example.com:3000", PlatformCA: "/state/tls/ca.crt", PlatformUser: "prometheus", PlatformPasswordFile: "/state/monitoring/secrets/scrape-password",
+		Cluster:  &ClusterAccess{APIServer: "aks-1234.hcp.westeurope.azmk8s.io:443", CA: "/state/monitoring/secrets/cluster-ca.crt", TokenFile: "/state/monitoring/secrets/cluster-token"},
+		RulesDir: "/state/monitoring/rules", ScrapeInterval: 30 * time.Second, Retention: 48 * time.Hour,
+		AppScrapeInterval: 10 * time.Second, EvaluationInterval: 15 * time.Second,
+	}))
 	golden.Check(t, filepath.Join("testdata", "alertmanager.yml"), AlertmanagerConfig(AlertmanagerOptions{
 		WebhookURL: "https://10.244.0.1:3000/-/api/v1/alerts/webhook", CA: "/state/tls/ca.crt", TokenFile: "/state/monitoring/secrets/alerts-token", GroupWait: 5 * time.Second,
 	}))

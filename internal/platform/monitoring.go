@@ -47,7 +47,14 @@ type monitoringService struct {
 	prometheus string // host:port
 	// adminKubeconfig applies the cluster role Prometheus reads with.
 	adminKubeconfig string
-	timeline        *events.Log
+	// rbac is that cluster role and its binding: to the embedded
+	// cluster's Prometheus user, or to its account on an existing cluster.
+	rbac string
+	// token, on an existing cluster, is Prometheus' account's token,
+	// valid for tokenValid when the service starts; Run renews it.
+	token      *prometheusToken
+	tokenValid time.Duration
+	timeline   *events.Log
 	// fleetPushed hears of pushes to the fleet repository.
 	fleetPushed chan struct{}
 	// fleetInstalled, when set, is closed once Flux's start has brought
@@ -78,8 +85,11 @@ func (s *monitoringService) Run(ctx context.Context, ready func(supervisor.Endpo
 	if err != nil {
 		return err
 	}
-	if err := cluster.Apply(ctx, rc, []byte(cluster.MonitoringRBAC)); err != nil {
+	if err := cluster.Apply(ctx, rc, []byte(s.rbac)); err != nil {
 		return fmt.Errorf("letting Prometheus read the cluster: %w", err)
+	}
+	if s.token != nil {
+		go s.token.keep(ctx, s.tokenValid, func(msg string) { s.say("error", "PrometheusTokenNotRenewed", msg) })
 	}
 	ready(supervisor.Endpoint{URL: "http://" + s.prometheus + "/api/v1/rules"})
 	for {
@@ -100,6 +110,16 @@ func (s *monitoringService) Run(ctx context.Context, ready func(supervisor.Endpo
 		case <-s.fleetInstalled:
 		}
 	}
+	// A fleet on a git host of its own tells the platform of no push:
+	// its head is asked for instead, and a new one synced.
+	var poll <-chan time.Time
+	var lastHead string
+	if s.cfg.ExternalFleet() != nil {
+		ticker := time.NewTicker(externalFleetPoll)
+		defer ticker.Stop()
+		poll = ticker.C
+		lastHead = s.fleetHead(ctx) // before the first sync: a change after it is synced again
+	}
 	if err := s.sync(ctx); err != nil && ctx.Err() == nil {
 		s.say("error", "RulesRefused", err.Error())
 	}
@@ -108,11 +128,35 @@ func (s *monitoringService) Run(ctx context.Context, ready func(supervisor.Endpo
 		case <-ctx.Done():
 			return nil
 		case <-s.fleetPushed:
+		case <-poll:
+			head := s.fleetHead(ctx)
+			if head == "" || head == lastHead {
+				continue
+			}
+			lastHead = head
 		}
 		if err := s.sync(ctx); err != nil && ctx.Err() == nil {
 			s.say("error", "RulesRefused", err.Error())
 		}
 	}
+}
+
+// externalFleetPoll is how often the head of a fleet on a git host of its
+// own is asked for: one ls-remote, so that ops' rule changes there reach
+// Prometheus within seconds, as a push to the platform's fleet does.
+const externalFleetPoll = 10 * time.Second
+
+// fleetHead is the fleet's head commit, or "" when it cannot be read (the
+// next poll tries again).
+func (s *monitoringService) fleetHead(ctx context.Context) string {
+	remote, err := fleetRemote(s.cfg)
+	if err != nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, externalFleetPoll)
+	defer cancel()
+	head, _ := remote.Head(ctx)
+	return head
 }
 
 func (s *monitoringService) say(severity, reason, msg string) {
@@ -205,7 +249,7 @@ func buildMonitoringPrograms(ctx context.Context, cfg config.Config, progress io
 // prepareMonitoring writes the configuration of the built Prometheus and
 // Alertmanager, and returns the services that run them and keep their
 // rules.
-func prepareMonitoring(cfg config.Config, users *auth.Store, cl *cluster.Cluster, gitAddr string, timeline *events.Log, programs monitoringPrograms) (*monitoringService, []supervisor.Service, error) {
+func prepareMonitoring(ctx context.Context, cfg config.Config, users *auth.Store, cl *cluster.Cluster, gitAddr string, timeline *events.Log, programs monitoringPrograms) (*monitoringService, []supervisor.Service, error) {
 	prom, am := programs.prometheus, programs.alertmanager
 	dir := monitoringDir(cfg)
 	for _, d := range []string{"prometheus", "alertmanager", "rules", "secrets"} {
@@ -229,12 +273,24 @@ func prepareMonitoring(cfg config.Config, users *auth.Store, cl *cluster.Cluster
 		return nil, nil, err
 	}
 	ca := trust.Files{Dir: cfg.TLSDir()}.CA()
-	access := cl.PrometheusAccess()
+	svc := &monitoringService{cfg: cfg, adminKubeconfig: ClusterOptions(cfg).AdminKubeconfig(), rbac: cluster.MonitoringRBAC,
+		timeline: timeline, fleetPushed: make(chan struct{}, 1)}
+	var access monitoring.ClusterAccess
+	if cl != nil {
+		a := cl.PrometheusAccess()
+		access = monitoring.ClusterAccess{Kubeconfig: a.Kubeconfig, CA: a.CA, Cert: a.Cert, Key: a.Key}
+	} else {
+		token := prometheusToken{}
+		if access, token, svc.tokenValid, err = existingClusterAccess(ctx, cfg); err != nil {
+			return nil, nil, err
+		}
+		svc.token, svc.rbac = &token, proxiedMonitoringRBAC
+	}
 	promAddr, amAddr := cfg.Monitoring.PrometheusAddr, cfg.Monitoring.AlertmanagerAddr
 	promConfig := monitoring.PrometheusConfig(monitoring.PrometheusOptions{
 		Self: promAddr, Alertmanager: amAddr,
 		Platform: gitAddr, PlatformCA: ca, PlatformUser: prometheusUser, PlatformPasswordFile: passwordFile,
-		Cluster: &monitoring.ClusterAccess{Kubeconfig: access.Kubeconfig, CA: access.CA, Cert: access.Cert, Key: access.Key},
+		Cluster: &access,
 		// Every 30 s: enough for alerts counted in minutes, and light on
 		// a two-core machine that also builds and runs the line.
 		RulesDir: filepath.Join(dir, "rules"), ScrapeInterval: 30 * time.Second, Retention: 48 * time.Hour,
@@ -254,7 +310,7 @@ func prepareMonitoring(cfg config.Config, users *auth.Store, cl *cluster.Cluster
 			return supervisor.CheckHTTP(ctx, http.DefaultClient, "http://"+addr+"/-/ready")
 		}
 	}
-	svc := &monitoringService{cfg: cfg, prometheus: promAddr, adminKubeconfig: cl.Options().AdminKubeconfig(), timeline: timeline, fleetPushed: make(chan struct{}, 1)}
+	svc.prometheus = promAddr
 	return svc, []supervisor.Service{
 		svc,
 		&supervisor.Process{

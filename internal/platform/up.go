@@ -288,7 +288,7 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			var svc *monitoringService
 			var monServices []supervisor.Service
 			if err == nil {
-				svc, monServices, err = prepareMonitoring(cfg, users, cl, nodeAddr(cfg, gitPort), timeline, programs)
+				svc, monServices, err = prepareMonitoring(ctx, cfg, users, cl, nodeAddr(cfg, gitPort), timeline, programs)
 			}
 			if err != nil {
 				if ctx.Err() != nil {

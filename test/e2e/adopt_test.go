@@ -56,7 +56,9 @@ func TestAdoptingTheClustersFlux(t *testing.T) {
 	aGit := freeAddr(t)
 	a.startUpWithin(45*time.Minute, "--registry-addr", freeAddr(t), "--git-addr", aGit)
 	b.vars = append(b.vars, "SLIPWAY_TARGET_KUBECONFIG="+filepath.Join(a.home, "kubeconfig"), "SLIPWAY_TARGET_CONTEXT=slipway",
-		"SLIPWAY_PLATFORM_HOST="+nodeHost, "SLIPWAY_REGISTRY_TOKEN_AUTH=true", "SLIPWAY_TARGET_FLUX=adopt")
+		"SLIPWAY_PLATFORM_HOST="+nodeHost, "SLIPWAY_REGISTRY_TOKEN_AUTH=true", "SLIPWAY_TARGET_FLUX=adopt",
+		// Monitoring through the API server is TestLineOnAnExistingCluster's.
+		"SLIPWAY_MONITORING=false")
 
 	// A class for the jobs' caches the cluster lacks: refused, nothing
 	// written. The teams' caches then go to a ReadWriteMany claim of the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,11 +130,15 @@ func TestLineOnAnExistingCluster(t *testing.T) {
 	if demo.code != 0 || !strings.Contains(demo.stdout, "every step passed") {
 		t.Fatalf("slipway demo: exit %d\n%s\n%s", demo.code, demo.stdout, demo.stderr)
 	}
-	for _, want := range []string{"stage Promote to prod (succeeded)", "push to ready in staging: median"} {
+	for _, want := range []string{"stage Promote to prod (succeeded)", "push to ready in staging: median",
+		// The monitoring track: the bake in staging catches a version
+		// that fails, read through A's API server.
+		"promotes quotes 1.2 by hand: refused while its critical alert fires"} {
 		if !strings.Contains(demo.stdout, want) {
 			t.Errorf("the timeline lacks %q", want)
 		}
 	}
+	checkMonitoringThroughTheAPIServer(t, a, b)
 
 	// What the line wrote, as A holds it (logged, to compare with what
 	// the embedded cluster holds).
@@ -273,7 +278,10 @@ func platformForACluster(t *testing.T) (b *env, regPort, pullPassword string) {
 	b = newEnv(t)
 	reg, git := stableAddr(t), stableAddr(t)
 	_, regPort, _ = net.SplitHostPort(reg)
-	b.vars = append(b.vars, "SLIPWAY_REGISTRY_ADDR="+reg, "SLIPWAY_GIT_ADDR="+git)
+	// Monitoring runs on an existing cluster too; on addresses of the
+	// test's own.
+	b.vars = append(b.vars, "SLIPWAY_REGISTRY_ADDR="+reg, "SLIPWAY_GIT_ADDR="+git,
+		"SLIPWAY_PROMETHEUS_ADDR="+freeAddr(t), "SLIPWAY_ALERTMANAGER_ADDR="+freeAddr(t))
 	first := b.startUp()
 	pullPassword = "aks-pull-" + fmt.Sprint(time.Now().UnixNano())
 	b.mustRun(pullPassword+"\n", "user", "set", "aks-puller", "--password-stdin")
@@ -293,4 +301,74 @@ func otherTeam(team string) string {
 		return "dev2"
 	}
 	return "dev1"
+}
+
+// checkMonitoringThroughTheAPIServer: B's Prometheus reads A's cluster
+// through A's API server, every target up, as a ServiceAccount of A's
+// that may read metrics and change nothing; no team may act as it.
+func checkMonitoringThroughTheAPIServer(t *testing.T, a, b *env) {
+	t.Helper()
+	var promAddr string
+	for _, v := range b.vars {
+		if addr, ok := strings.CutPrefix(v, "SLIPWAY_PROMETHEUS_ADDR="); ok {
+			promAddr = addr
+		}
+	}
+	eventually(t, "B's Prometheus reads every target of A's", 2*time.Minute, func() error {
+		res, err := http.Get("http://" + promAddr + "/api/v1/targets")
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		var targets struct {
+			Data struct {
+				ActiveTargets []struct {
+					Labels    map[string]string `json:"labels"`
+					ScrapeURL string            `json:"scrapeUrl"`
+					Health    string            `json:"health"`
+					LastError string            `json:"lastError"`
+				} `json:"activeTargets"`
+			} `json:"data"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&targets); err != nil {
+			return err
+		}
+		up := map[string]int{}
+		var down []string
+		for _, tg := range targets.Data.ActiveTargets {
+			if tg.Health != "up" {
+				down = append(down, tg.Labels["job"]+" "+tg.ScrapeURL+": "+tg.LastError)
+				continue
+			}
+			up[tg.Labels["job"]]++
+			if job := tg.Labels["job"]; job != "prometheus" && job != "alertmanager" && job != "slipway" && !strings.Contains(tg.ScrapeURL, ":6443/") {
+				return fmt.Errorf("job %s reads %s, not through A's API server", job, tg.ScrapeURL)
+			}
+		}
+		for job, want := range map[string]int{"apiserver": 1, "kubelet": 1, "cadvisor": 1, "flux-system": 4, "tenant-pods": 4} {
+			if up[job] < want {
+				return fmt.Errorf("job %s: %d targets up, want %d; down: %v", job, up[job], want, down)
+			}
+		}
+		return nil
+	})
+	prometheus := "--as=system:serviceaccount:slipway-system:prometheus"
+	for _, read := range [][]string{{"list", "pods", "-A"}, {"get", "pods/proxy", "-n", "dev1-prod"}, {"get", "nodes/proxy"}, {"get", "/metrics"}} {
+		if got := a.canI(append(read, prometheus)...); got != "yes" {
+			t.Errorf("Prometheus may not %v on A: %s", read, got)
+		}
+	}
+	for _, write := range [][]string{{"create", "pods", "-n", "dev1-staging"}, {"get", "secrets", "-A"}, {"create", "pods/exec", "-n", "dev1-prod"},
+		{"create", "pods/proxy", "-n", "dev1-prod"}, {"create", "nodes/proxy"}, {"patch", "helmreleases.helm.toolkit.fluxcd.io", "-A"}} {
+		if got := a.canI(append(write, prometheus)...); got != "no" {
+			t.Errorf("Prometheus may %v on A: %s", write, got)
+		}
+	}
+	for _, team := range []string{"dev1", "dev2"} {
+		for _, as := range []string{"system:serviceaccount:" + team + "-ci:ci", "system:serviceaccount:" + team + "-staging:" + team} {
+			if got := a.canI("create", "serviceaccounts/token", "-n", "slipway-system", "--as="+as); got != "no" {
+				t.Errorf("%s may mint Prometheus' tokens on A: %s", as, got)
+			}
+		}
+	}
 }
