@@ -64,6 +64,9 @@ type Operator struct {
 	ConfigDir string
 	// Image is the operator's image reference (repository:tag@digest).
 	Image string
+	// Sync names the fleet's sync GitRepository the Kustomizations read
+	// through; empty means flux.SyncName (see flux.SyncNameFor).
+	Sync string
 }
 
 // Files are the operator's fleet files: CNPG's own configuration under
@@ -110,7 +113,11 @@ func (o Operator) WriteTree(dir, clusterDir string) error {
 	if err != nil {
 		return err
 	}
-	files[clusterDir+"/"+SyncFile] = Sync()
+	sync := o.Sync
+	if sync == "" {
+		sync = flux.SyncName
+	}
+	files[clusterDir+"/"+SyncFile] = Sync(sync)
 	for path, data := range files {
 		if err := writeFile(dir, path, data); err != nil {
 			return err
@@ -165,13 +172,12 @@ func (o Operator) overlay() ([]byte, error) {
 }
 
 // Sync is the content of SyncFile: the operator's Kustomization, which
-// waits until the operator is ready, and the databases', after it. Both
-// read the fleet through the sync of the platform's own Flux: databases
-// run on the embedded cluster only.
-func Sync() []byte {
-	op := flux.KustomizationObject(OperatorKustomization, flux.SyncName, "./"+OperatorDir)
+// waits until the operator is ready, and the databases', after it, both
+// reading the fleet through the GitRepository source (the fleet's sync).
+func Sync(source string) []byte {
+	op := flux.KustomizationObject(OperatorKustomization, source, "./"+OperatorDir)
 	op.Spec.Wait = true
-	dbs := flux.KustomizationObject(DatabasesKustomization, flux.SyncName, "./"+DatabasesDir)
+	dbs := flux.KustomizationObject(DatabasesKustomization, source, "./"+DatabasesDir)
 	dbs.Spec.DependsOn = []kustomizev1.DependencyReference{{Name: OperatorKustomization}}
 	data, err := flux.Marshal(op, dbs)
 	if err != nil {

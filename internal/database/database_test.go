@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slipway-dev/slipway/internal/flux"
 	golden "github.com/slipway-dev/slipway/internal/golden"
 )
 
@@ -196,7 +197,7 @@ func TestOperatorOverlayNamesTheImage(t *testing.T) {
 }
 
 func TestSyncWaitsForTheOperator(t *testing.T) {
-	s := string(Sync())
+	s := string(Sync(flux.SyncName))
 	for _, want := range []string{"name: cnpg", "path: ./infrastructure/cnpg", "wait: true", "name: databases", "path: ./databases", "dependsOn:\n  - name: cnpg"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("sync lacks %q:\n%s", want, s)

@@ -84,9 +84,10 @@ func prepareDatabases(ctx context.Context, cfg config.Config, progress io.Writer
 	if err != nil {
 		return nil, fmt.Errorf("the CloudNativePG operator's image: %w", err)
 	}
-	repo := cfg.Registry.Addr + "/" + operatorRepository
+	repo := imageRegistry(cfg) + "/" + operatorRepository
 	prepared := &databasesPrepared{
-		operator: database.Operator{ConfigDir: filepath.Dir(paths["config/default"]), Image: repo + ":" + components.CNPGVersion + "@" + op.Digest.String()},
+		operator: database.Operator{ConfigDir: filepath.Dir(paths["config/default"]), Image: repo + ":" + components.CNPGVersion + "@" + op.Digest.String(),
+			Sync: fleetSyncName(cfg)},
 		images:   []imageToPush{{op, repo, components.CNPGVersion}},
 		postgres: PostgresImages{},
 	}
@@ -96,7 +97,7 @@ func prepareDatabases(ctx context.Context, cfg config.Config, progress io.Writer
 		if err != nil {
 			return nil, err
 		}
-		repo := cfg.Registry.Addr + "/" + PostgresRepository
+		repo := imageRegistry(cfg) + "/" + PostgresRepository
 		prepared.images = append(prepared.images, imageToPush{img.Image, repo, img.Version})
 		ref := repo + ":" + img.Version + "@" + img.Digest.String()
 		prepared.postgres[major] = ref

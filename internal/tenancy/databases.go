@@ -139,7 +139,7 @@ func CreateDatabase(ctx context.Context, p *platform.Platform, team, name string
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	if err := applyDatabases(ctx, dyn, progress); err != nil {
+	if err := applyDatabases(ctx, dyn, p.FleetSync(), progress); err != nil {
 		return nil, err
 	}
 	out.Status, err = WaitDatabase(ctx, dyn, team, name, progress)
@@ -149,13 +149,13 @@ func CreateDatabase(ctx context.Context, p *platform.Platform, team, name string
 	return out, err
 }
 
-// applyDatabases asks Flux to apply the fleet's databases now and waits
-// until it has.
-func applyDatabases(ctx context.Context, dyn dynamic.Interface, progress io.Writer) error {
-	if _, err := flux.Reconcile(ctx, dyn, flux.GitRepository, flux.Namespace, flux.SyncName, progress); err != nil {
+// applyDatabases asks Flux to apply the fleet's databases now, through
+// the fleet's sync of that name, and waits until it has.
+func applyDatabases(ctx context.Context, dyn dynamic.Interface, sync string, progress io.Writer) error {
+	if _, err := flux.Reconcile(ctx, dyn, flux.GitRepository, flux.Namespace, sync, progress); err != nil {
 		return err
 	}
-	if _, err := flux.Reconcile(ctx, dyn, flux.Kustomization, flux.Namespace, flux.SyncName, progress); err != nil {
+	if _, err := flux.Reconcile(ctx, dyn, flux.Kustomization, flux.Namespace, sync, progress); err != nil {
 		return err
 	}
 	// The databases' Kustomization waits for the operator's at the same

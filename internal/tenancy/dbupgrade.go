@@ -156,7 +156,7 @@ func (o *dbOps) edit(ctx context.Context, team, name, message string, change fun
 		return "", err
 	}
 	o.say("committed %.12s to %s: %s", commit, platform.FleetRepo, message)
-	return commit, applyDatabases(ctx, o.dyn, o.progress)
+	return commit, applyDatabases(ctx, o.dyn, o.p.FleetSync(), o.progress)
 }
 
 // serverVersion is the running server's version (15.18), without the
