@@ -518,10 +518,11 @@ func (c Config) MonitoringEnabled() bool {
 }
 
 // DatabasesEnabled says whether `up` installs CloudNativePG and its
-// images (Flux applies the operator). Their volumes are the node's
-// directories, so not on an existing cluster.
+// images (Flux applies the operator): on the platform's own cluster,
+// whose volumes are the node's directories, or on an existing one, whose
+// default StorageClass gives them.
 func (c Config) DatabasesEnabled() bool {
-	return c.FluxEnabled() && !c.ClusterExisting() && c.Databases.Enabled != nil && *c.Databases.Enabled
+	return c.FluxEnabled() && c.Databases.Enabled != nil && *c.Databases.Enabled
 }
 
 // JobsInPods says whether pushed pipelines' jobs run in pods.

@@ -57,8 +57,10 @@ func TestAdoptingTheClustersFlux(t *testing.T) {
 	a.startUpWithin(45*time.Minute, "--registry-addr", freeAddr(t), "--git-addr", aGit)
 	b.vars = append(b.vars, "SLIPWAY_TARGET_KUBECONFIG="+filepath.Join(a.home, "kubeconfig"), "SLIPWAY_TARGET_CONTEXT=slipway",
 		"SLIPWAY_PLATFORM_HOST="+nodeHost, "SLIPWAY_REGISTRY_TOKEN_AUTH=true", "SLIPWAY_TARGET_FLUX=adopt",
-		// Monitoring through the API server is TestLineOnAnExistingCluster's.
-		"SLIPWAY_MONITORING=false")
+		// Monitoring through the API server is TestLineOnAnExistingCluster's;
+		// here the teams' databases run on the existing cluster, applied
+		// through the adopted Flux.
+		"SLIPWAY_MONITORING=false", "SLIPWAY_DATABASES=true")
 
 	// A class for the jobs' caches the cluster lacks: refused, nothing
 	// written. The teams' caches then go to a ReadWriteMany claim of the
@@ -180,6 +182,22 @@ func TestAdoptingTheClustersFlux(t *testing.T) {
 	}
 	if !strings.Contains(before, " "+prefix+"/source-controller:") {
 		t.Errorf("the owner's Flux does not run from the owner's images:\n%s", before)
+	}
+	// quotes' database ran on A through the adopted Flux: its engine
+	// upgrade is in the timeline ("every step passed" includes finding
+	// every quote on 17), the operator's Kustomizations read the fleet
+	// through the platform's own sync, and the database's volume is a
+	// claim of A's default StorageClass.
+	if !strings.Contains(demo.stdout, "upgrades prod: slipway db upgrade dev2/quotes --to 17 --env prod") {
+		t.Errorf("the timeline lacks the database's engine upgrade")
+	}
+	for _, ks := range []string{"cnpg", "databases"} {
+		if src := a.mustKubectl("-n", flux.Namespace, "get", "kustomization", ks, "-o", "jsonpath={.spec.sourceRef.name}"); src != flux.AdoptedSyncName {
+			t.Errorf("Kustomization %s reads the fleet through %q", ks, src)
+		}
+	}
+	if claims := a.mustKubectl("-n", "dev2-prod", "get", "pvc", "-o", "jsonpath={range .items[*]}{.spec.storageClassName} {.status.phase}{\"\\n\"}{end}"); !strings.Contains(claims, "slipway-local Bound") {
+		t.Errorf("quotes' database in dev2-prod has no bound volume of A's default class:\n%s", claims)
 	}
 	hello := a.mustKubectl("-n", "dev1-prod", "get", "deployment", "-o", "jsonpath={.items[0].spec.template.spec.containers[0].image}")
 	if !strings.HasPrefix(hello, net.JoinHostPort(nodeHost, bRegPort)+"/dev1/hello@sha256:") {
