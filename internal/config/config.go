@@ -177,24 +177,24 @@ func (f ExternalFleet) Reader() (username, password string, err error) {
 		password, err = f.Password()
 		return f.Username, password, err
 	}
-	line, err := passwordFromFile(f.ReaderPasswordFile)
-	if err != nil {
-		return "", "", fmt.Errorf("the fleet reader's password (cluster.existing.fleet.readerPasswordFile): %w", err)
-	}
-	if line == "" {
-		return "", "", fmt.Errorf("the fleet reader's password file %s is empty", f.ReaderPasswordFile)
-	}
-	return f.ReaderUsername, line, nil
+	password, err = fleetPassword(f.ReaderPasswordFile, "the fleet reader's password", "readerPasswordFile")
+	return f.ReaderUsername, password, err
 }
 
 // Password is the first line of PasswordFile.
 func (f ExternalFleet) Password() (string, error) {
-	line, err := passwordFromFile(f.PasswordFile)
+	return fleetPassword(f.PasswordFile, "the fleet repository's password", "passwordFile")
+}
+
+// fleetPassword is the first line of one of the fleet's password files,
+// which must not be empty; what and setting name it in errors.
+func fleetPassword(path, what, setting string) (string, error) {
+	line, err := passwordFromFile(path)
 	if err != nil {
-		return "", fmt.Errorf("the fleet repository's password (cluster.existing.fleet.passwordFile): %w", err)
+		return "", fmt.Errorf("%s (cluster.existing.fleet.%s): %w", what, setting, err)
 	}
 	if line == "" {
-		return "", fmt.Errorf("the fleet repository's password file %s is empty", f.PasswordFile)
+		return "", fmt.Errorf("%s file %s is empty", what, path)
 	}
 	return line, nil
 }

@@ -103,13 +103,12 @@ func OpsSources(cfg config.Config, clients func() (*release.Clients, error)) ops
 	src := opsview.Sources{FleetDir: filepath.Join(cfg.GitDir(), filepath.FromSlash(FleetRepo)+".git"),
 		Flux: cfg.FluxEnabled(), Databases: cfg.DatabasesEnabled(), Clients: clients}
 	if f := cfg.ExternalFleet(); f != nil {
-		// On a git host of its own: its commits are read there (ops
-		// edits the fleet there too).
-		remote, err := externalFleetRemote(*f)
-		if err == nil {
-			src.FleetDir, src.FleetRemote = "", &remote
-		} else {
-			src.FleetDir = "" // the view names no commits; up reports the password file
+		// On a git host of its own, its commits are read there (ops edits
+		// the fleet there too); without its password file, none are (up
+		// reports the file).
+		src.FleetDir = ""
+		if remote, err := externalFleetRemote(*f); err == nil {
+			src.FleetRemote = &remote
 		}
 	}
 	if clients != nil && !cfg.ClusterExisting() { // an existing cluster's versions are its owner's

@@ -47,8 +47,10 @@ type monitoringService struct {
 	prometheus string // host:port
 	// adminKubeconfig applies the cluster role Prometheus reads with.
 	adminKubeconfig string
-	// rbac is that cluster role and its binding: to the embedded
-	// cluster's Prometheus user, or to its account on an existing cluster.
+	// rbac is that cluster role and its binding to the embedded
+	// cluster's Prometheus user, applied by Run once the cluster answers;
+	// empty on an existing cluster, where preparing applied Prometheus'
+	// account and role to ask for its token.
 	rbac string
 	// token, on an existing cluster, is Prometheus' account's token,
 	// valid for tokenValid when the service starts; Run renews it.
@@ -85,8 +87,10 @@ func (s *monitoringService) Run(ctx context.Context, ready func(supervisor.Endpo
 	if err != nil {
 		return err
 	}
-	if err := cluster.Apply(ctx, rc, []byte(s.rbac)); err != nil {
-		return fmt.Errorf("letting Prometheus read the cluster: %w", err)
+	if s.rbac != "" {
+		if err := cluster.Apply(ctx, rc, []byte(s.rbac)); err != nil {
+			return fmt.Errorf("letting Prometheus read the cluster: %w", err)
+		}
 	}
 	if s.token != nil {
 		go s.token.keep(ctx, s.tokenValid, func(msg string) { s.say("error", "PrometheusTokenNotRenewed", msg) })
@@ -280,11 +284,14 @@ func prepareMonitoring(ctx context.Context, cfg config.Config, users *auth.Store
 		a := cl.PrometheusAccess()
 		access = monitoring.ClusterAccess{Kubeconfig: a.Kubeconfig, CA: a.CA, Cert: a.Cert, Key: a.Key}
 	} else {
-		token := prometheusToken{}
-		if access, token, svc.tokenValid, err = existingClusterAccess(ctx, cfg); err != nil {
+		var token prometheusToken
+		if access, token, err = existingClusterAccess(ctx, cfg); err != nil {
 			return nil, nil, err
 		}
-		svc.token, svc.rbac = &token, proxiedMonitoringRBAC
+		if svc.tokenValid, err = token.renew(ctx); err != nil {
+			return nil, nil, err
+		}
+		svc.token, svc.rbac = &token, "" // existingClusterAccess applied it
 	}
 	promAddr, amAddr := cfg.Monitoring.PrometheusAddr, cfg.Monitoring.AlertmanagerAddr
 	promConfig := monitoring.PrometheusConfig(monitoring.PrometheusOptions{

@@ -54,10 +54,14 @@ func (t prometheusToken) renew(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("asking for a token of %s/%s: %w", release.EvidenceNamespace, prometheusAccount, err)
 	}
+	valid := time.Until(tr.Status.ExpirationTimestamp.Time)
+	if valid <= 0 {
+		return 0, errors.New("the existing cluster gave Prometheus a token that has expired already: is this host's clock right?")
+	}
 	if err := fsutil.WriteFileAtomic(t.file, []byte(tr.Status.Token), 0o600); err != nil {
 		return 0, err
 	}
-	return time.Until(tr.Status.ExpirationTimestamp.Time), nil
+	return valid, nil
 }
 
 // keep renews the token at half its life until ctx ends; a failed renewal
@@ -83,18 +87,19 @@ func (t prometheusToken) keep(ctx context.Context, valid time.Duration, say func
 }
 
 // existingClusterAccess gives Prometheus its account on the existing
-// cluster (applied now, so that it has a token before it starts) and
-// says where the API server is and how it is trusted, from the admin
-// kubeconfig's copy. The token and the CA go in the monitoring
-// directory's secrets, readable by the platform's user only.
-func existingClusterAccess(ctx context.Context, cfg config.Config) (monitoring.ClusterAccess, prometheusToken, time.Duration, error) {
+// cluster (applied now, so that a token can be asked for before
+// Prometheus starts) and says where the API server is and how it is
+// trusted, from the admin kubeconfig's copy. The CA, and the token once
+// renewed, go in the monitoring directory's secrets, readable by the
+// platform's user only.
+func existingClusterAccess(ctx context.Context, cfg config.Config) (monitoring.ClusterAccess, prometheusToken, error) {
 	rc, err := cluster.RESTConfig(ClusterOptions(cfg).AdminKubeconfig())
 	if err != nil {
-		return monitoring.ClusterAccess{}, prometheusToken{}, 0, err
+		return monitoring.ClusterAccess{}, prometheusToken{}, err
 	}
 	u, err := url.Parse(rc.Host)
 	if err != nil || u.Host == "" {
-		return monitoring.ClusterAccess{}, prometheusToken{}, 0, fmt.Errorf("the existing cluster's API server %q: want https://HOST[:PORT]", rc.Host)
+		return monitoring.ClusterAccess{}, prometheusToken{}, fmt.Errorf("the existing cluster's API server %q: want https://HOST[:PORT]", rc.Host)
 	}
 	host := u.Host
 	if u.Port() == "" {
@@ -105,13 +110,13 @@ func existingClusterAccess(ctx context.Context, cfg config.Config) (monitoring.C
 	ca := rc.CAData
 	if len(ca) == 0 && rc.CAFile != "" {
 		if ca, err = os.ReadFile(rc.CAFile); err != nil {
-			return monitoring.ClusterAccess{}, prometheusToken{}, 0, err
+			return monitoring.ClusterAccess{}, prometheusToken{}, err
 		}
 	}
 	switch {
 	case len(ca) > 0:
 		if err := fsutil.WriteFileAtomic(access.CA, ca, 0o600); err != nil {
-			return monitoring.ClusterAccess{}, prometheusToken{}, 0, err
+			return monitoring.ClusterAccess{}, prometheusToken{}, err
 		}
 	case rc.Insecure:
 		access.CA, access.InsecureSkipVerify = "", true
@@ -120,19 +125,11 @@ func existingClusterAccess(ctx context.Context, cfg config.Config) (monitoring.C
 		access.CA = ""
 	}
 	if err := cluster.Apply(ctx, rc, []byte(proxiedMonitoringRBAC)); err != nil {
-		return monitoring.ClusterAccess{}, prometheusToken{}, 0, fmt.Errorf("giving Prometheus its account on the existing cluster: %w", err)
+		return monitoring.ClusterAccess{}, prometheusToken{}, fmt.Errorf("giving Prometheus its account on the existing cluster: %w", err)
 	}
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		return monitoring.ClusterAccess{}, prometheusToken{}, 0, err
+		return monitoring.ClusterAccess{}, prometheusToken{}, err
 	}
-	token := prometheusToken{client: client, file: access.TokenFile}
-	valid, err := token.renew(ctx)
-	if err != nil {
-		return monitoring.ClusterAccess{}, prometheusToken{}, 0, err
-	}
-	if valid <= 0 {
-		return monitoring.ClusterAccess{}, prometheusToken{}, 0, errors.New("the existing cluster gave Prometheus a token that has expired already: is this host's clock right?")
-	}
-	return access, token, valid, nil
+	return access, prometheusToken{client: client, file: access.TokenFile}, nil
 }
