@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -9,6 +10,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/slipway-dev/slipway/internal/cluster"
+	"github.com/slipway-dev/slipway/internal/credentials"
 	"github.com/slipway-dev/slipway/internal/platform"
 	"github.com/slipway-dev/slipway/internal/release"
 )
@@ -67,6 +69,9 @@ func (f *clusterFlags) path(g *globals) (string, error) {
 }
 
 func (f *clusterFlags) rest(g *globals) (*rest.Config, error) {
+	if rc, ok, err := f.throughPlatform(g); ok {
+		return rc, err
+	}
 	path, err := f.path(g)
 	if err != nil {
 		return nil, err
@@ -83,9 +88,37 @@ func (f *clusterFlags) dynamic(g *globals) (dynamic.Interface, error) {
 }
 
 func (f *clusterFlags) clients(g *globals) (*release.Clients, error) {
+	if rc, ok, err := f.throughPlatform(g); ok {
+		if err != nil {
+			return nil, err
+		}
+		return release.ConnectConfig(rc)
+	}
 	path, err := f.path(g)
 	if err != nil {
 		return nil, err
 	}
 	return release.Connect(path)
+}
+
+// throughPlatform is the cluster as a pipeline's step reaches it with no
+// kubeconfig of its own, on an agent elsewhere (Azure DevOps's own): through
+// the platform (SLIPWAY_PLATFORM_URL) as the team's CI account
+// (SLIPWAY_REGISTRY_USERNAME and _PASSWORD), which the platform lets act
+// as the team's CI ServiceAccount and nothing more. ok is false where a
+// kubeconfig is named or no platform URL is set.
+func (f *clusterFlags) throughPlatform(g *globals) (cfg *rest.Config, ok bool, err error) {
+	if f.kubeconfig != "" || os.Getenv("SLIPWAY_KUBECONFIG") != "" || os.Getenv(platform.PlatformURLEnv) == "" {
+		return nil, false, nil
+	}
+	user, password := credentials.EnvCredentials()
+	if user == "" || password == "" {
+		return nil, true, fmt.Errorf("%s is set, so the cluster is reached through the platform as the team's CI account: set SLIPWAY_REGISTRY_USERNAME and SLIPWAY_REGISTRY_PASSWORD (the slipway.registry.* variables), or SLIPWAY_KUBECONFIG", platform.PlatformURLEnv)
+	}
+	p, err := g.attach()
+	if err != nil {
+		return nil, true, err
+	}
+	cfg, err = p.TeamKubeConfig(user, password)
+	return cfg, true, err
 }

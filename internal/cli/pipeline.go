@@ -33,7 +33,8 @@ Anything outside the subset is refused with its file and line before a step
 runs. Supported tasks: ` + taskList() + `.`,
 	}
 	cmd.AddCommand(newPipelineRunCmd(g), newPipelineListCmd(g), newPipelineShowCmd(g), newPipelineLogsCmd(g), newPipelineCancelCmd(g),
-		newPipelineCreateCmd(g), newPipelineDeleteCmd(g), newPipelineDefinitionsCmd(g), newPipelineRequireCmd(g))
+		newPipelineCreateCmd(g), newPipelineDeleteCmd(g), newPipelineDefinitionsCmd(g), newPipelineRequireCmd(g),
+		newPipelineVariablesCmd(g))
 	return cmd
 }
 

@@ -65,6 +65,8 @@ type API struct {
 	// Node is the cluster this platform runs, which ops may upgrade; nil
 	// when it runs none.
 	Node *cluster.Cluster
+
+	kube kubeProxy
 }
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -80,6 +82,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case r.URL.Path == APIPath+"silences" || strings.HasPrefix(r.URL.Path, APIPath+"silences/"):
 		a.silences(w, r)
+		return
+	case strings.HasPrefix(r.URL.Path, KubePath):
+		a.serveKube(w, r)
 		return
 	}
 	if r.Method == http.MethodPost {
@@ -101,7 +106,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusNotFound, apiError{"no such API: POST " + APIPath + "promotions, readiness, tests, bakes, cluster/upgrade or silences; GET " + APIPath + "events, alerts, silences or metrics"})
+	writeJSON(w, http.StatusNotFound, apiError{"no such API: POST " + APIPath + "promotions, readiness, tests, bakes, cluster/upgrade or silences; GET " + APIPath + "events, alerts, silences or metrics; " + KubePath + " for a team's CI account"})
 }
 
 // caller authenticates the request, reads its body into req, and checks

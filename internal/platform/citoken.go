@@ -43,14 +43,9 @@ func CIKubeconfig(ctx context.Context, cfg config.Config, team string) (string, 
 		return "", err
 	}
 	ns := flux.TenantNamespace(team, flux.CIOverlay)
-	seconds := int64(ciTokenLifetime / time.Second)
-	tr, err := kube.CoreV1().ServiceAccounts(ns).CreateToken(ctx, flux.CIAccount,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &seconds}}, metav1.CreateOptions{})
-	if apierrors.IsNotFound(err) {
-		return "", fmt.Errorf("%w (%s/%s): ops runs `slipway tenant create %s` to add it", ErrNoCIAccount, ns, flux.CIAccount, team)
-	}
+	token, err := issueCIToken(ctx, kube, team, ciTokenLifetime)
 	if err != nil {
-		return "", fmt.Errorf("issuing a token for %s/%s: %w", ns, flux.CIAccount, err)
+		return "", err
 	}
 	ca := admin.CAData
 	if len(ca) == 0 && admin.CAFile != "" {
@@ -60,7 +55,7 @@ func CIKubeconfig(ctx context.Context, cfg config.Config, team string) (string, 
 	}
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["slipway"] = &clientcmdapi.Cluster{Server: admin.Host, CertificateAuthorityData: ca}
-	kc.AuthInfos[ns] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
+	kc.AuthInfos[ns] = &clientcmdapi.AuthInfo{Token: token}
 	kc.Contexts["slipway"] = &clientcmdapi.Context{Cluster: "slipway", AuthInfo: ns, Namespace: flux.TenantNamespace(team, "staging")}
 	kc.CurrentContext = "slipway"
 	data, err := clientcmd.Write(*kc)
@@ -72,4 +67,20 @@ func CIKubeconfig(ctx context.Context, cfg config.Config, team string) (string, 
 		return "", err
 	}
 	return path, fsutil.WriteFileAtomic(path, data, 0o600)
+}
+
+// issueCIToken asks the API server for a token of the team's CI
+// ServiceAccount (TEAM-ci/ci) that lasts lifetime.
+func issueCIToken(ctx context.Context, kube kubernetes.Interface, team string, lifetime time.Duration) (string, error) {
+	ns := flux.TenantNamespace(team, flux.CIOverlay)
+	seconds := int64(lifetime / time.Second)
+	tr, err := kube.CoreV1().ServiceAccounts(ns).CreateToken(ctx, flux.CIAccount,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &seconds}}, metav1.CreateOptions{})
+	if apierrors.IsNotFound(err) {
+		return "", fmt.Errorf("%w (%s/%s): ops runs `slipway tenant create %s` to add it", ErrNoCIAccount, ns, flux.CIAccount, team)
+	}
+	if err != nil {
+		return "", fmt.Errorf("issuing a token for %s/%s: %w", ns, flux.CIAccount, err)
+	}
+	return tr.Status.Token, nil
 }

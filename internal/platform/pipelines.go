@@ -10,11 +10,16 @@ import (
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/slipway-dev/slipway/internal/auth"
 	"github.com/slipway-dev/slipway/internal/ci/podexec"
 	"github.com/slipway-dev/slipway/internal/ci/runner"
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/flux"
 	"github.com/slipway-dev/slipway/internal/gitserver"
+	"github.com/slipway-dev/slipway/internal/release"
 	"github.com/slipway-dev/slipway/internal/supervisor"
 )
 
@@ -178,4 +183,48 @@ func RunWorkingTree(ctx context.Context, cfg config.Config, m runner.Manual, liv
 	}
 	r := &runner.Runner{Store: PipelineStore(cfg), Inputs: PipelineInputs(cfg, auth.Open(cfg.UsersFile()), "", false)}
 	return run, r.RunNow(ctx, run, p, runner.TreeSource{Dir: run.Source}, live)
+}
+
+// AgentVariables are what a team's pipelines need to run on an agent
+// elsewhere, as Azure DevOps's variable group of the team would hold
+// them: the platform's URL (the API, and the cluster through KubePath),
+// the registry and git server at the addresses the cluster reaches them
+// by, the team, and its CI account, whose password is
+// the one secret. On the agent, each non-secret variable is in every
+// step's environment (slipway.platform.url as SLIPWAY_PLATFORM_URL), and
+// steps map the secret in, as the line's templates do. The team must
+// have been onboarded (its CI ServiceAccount exists).
+func (p *Platform) AgentVariables(ctx context.Context, team string) (vars, secrets map[string]string, err error) {
+	if err := flux.ValidTeam(team); err != nil {
+		return nil, nil, err
+	}
+	kubeconfig, err := p.AdminKubeconfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := release.Connect(kubeconfig)
+	if err != nil {
+		return nil, nil, err
+	}
+	ns := flux.TenantNamespace(team, flux.CIOverlay)
+	if _, err := c.Kube.CoreV1().ServiceAccounts(ns).Get(ctx, flux.CIAccount, metav1.GetOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil, fmt.Errorf("%w (%s/%s): ops runs `slipway tenant create %s` first", ErrNoCIAccount, ns, flux.CIAccount, team)
+		}
+		return nil, nil, err
+	}
+	// The addresses the cluster's nodes and pods reach too: an image the
+	// agent pushes is named by that address in the chart it publishes,
+	// and the nodes pull it from there.
+	registry, git := p.State.Addresses.RegistryNode, p.State.Addresses.GitNode
+	if registry == "" || git == "" {
+		registry, git = p.RegistryAddr(), p.GitURL()
+	}
+	_, in, err := ciInputs(p.Config, p.Users(), team+"/", registry, git)
+	if err != nil {
+		return nil, nil, err
+	}
+	in.Variables["slipway.platform.url"] = git
+	in.Variables["slipway.team"] = team
+	return in.Variables, in.Secrets, nil
 }

@@ -42,6 +42,17 @@ func Connect(kubeconfig string) (*Clients, error) {
 	if err != nil {
 		return nil, err
 	}
+	c, err := ConnectConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.Kubeconfig = kubeconfig
+	return c, nil
+}
+
+// ConnectConfig makes clients from a client configuration (no
+// kubeconfig file: Helm's own client cannot be made from it).
+func ConnectConfig(cfg *rest.Config) (*Clients, error) {
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -50,7 +61,7 @@ func Connect(kubeconfig string) (*Clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Clients{Kubeconfig: kubeconfig, Config: cfg, Kube: kube, Dyn: dyn}, nil
+	return &Clients{Config: cfg, Kube: kube, Dyn: dyn}, nil
 }
 
 // Locate finds the namespace of an app's release in an environment: the

@@ -188,6 +188,10 @@ func TestLineOnAnExistingCluster(t *testing.T) {
 	if !strings.HasPrefix(hello, net.JoinHostPort(nodeHost, bRegPort)+"/dev1/hello@sha256:") {
 		t.Errorf("hello in prod runs %s", hello)
 	}
+	// An agent elsewhere ships through B onto A's cluster with dev1's
+	// variable group alone, reaching A's API server through B.
+	b.mustRun("dev1-existing-password\n", "user", "set", "dev1", "--push", "dev1/", "--password-stdin")
+	agentElsewhereShips(t, b, a, "dev1-existing-password")
 	// The jobs ran as pods in A, as the teams' CI accounts.
 	if out := a.mustKubectl("get", "serviceaccount", "-n", "dev1-ci", "-o", "name"); !strings.Contains(out, "serviceaccount/") {
 		t.Errorf("dev1's CI namespace on A holds no account:\n%s", out)

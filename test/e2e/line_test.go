@@ -271,6 +271,7 @@ data:
 		}
 	}
 
+	agentElsewhereShips(t, e, e, dev1)
 	hostileJob(t, e, gitAddr)
 	jobPodsGoWithACrash(t, e, up, regAddr, gitAddr)
 }
