@@ -113,18 +113,12 @@ func (k *kubeProxy) reverseProxy(a *API) (*httputil.ReverseProxy, error) {
 		return nil, fmt.Errorf("the cluster's address %q: %w", c.Config.Host, err)
 	}
 	// The cluster's CA, and no credentials of the admin's.
-	tlsOnly := &rest.Config{Host: c.Config.Host, TLSClientConfig: rest.TLSClientConfig{
-		CAFile: c.Config.CAFile, CAData: c.Config.CAData, ServerName: c.Config.ServerName}}
-	transport, err := rest.TransportFor(tlsOnly)
+	transport, err := rest.TransportFor(rest.AnonymousClientConfig(c.Config))
 	if err != nil {
 		return nil, err
 	}
 	k.proxy = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme, pr.Out.URL.Host = target.Scheme, target.Host
-			pr.Out.URL.Path = strings.TrimSuffix(target.Path, "/") + pr.Out.URL.Path
-			pr.Out.Host = ""
-		},
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
 		Transport: transport,
 		// Watches and logs stream.
 		FlushInterval: -1,
