@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	"k8s.io/client-go/rest"
 
 	"github.com/slipway-dev/slipway/internal/auth"
@@ -49,6 +50,10 @@ type kubeProxy struct {
 	mu     sync.Mutex
 	proxy  *httputil.ReverseProxy
 	tokens map[string]kubeToken // by team
+	// asking has a team's requests that find no fresh token wait for one
+	// TokenRequest, and no other team's wait on it: asking the API server
+	// may take seconds when it is busy.
+	asking singleflight.Group
 }
 
 type kubeToken struct {
@@ -130,25 +135,36 @@ func (k *kubeProxy) reverseProxy(a *API) (*httputil.ReverseProxy, error) {
 // used until half its life has passed.
 func (k *kubeProxy) token(ctx context.Context, a *API, team string) (string, error) {
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	if t, ok := k.tokens[team]; ok && time.Now().Before(t.renew) {
+	t, ok := k.tokens[team]
+	k.mu.Unlock()
+	if ok && time.Now().Before(t.renew) {
 		return t.token, nil
 	}
-	c, err := a.clients()
-	if err != nil {
-		return "", err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	// The request is shared by every caller waiting on it, so the first
+	// caller going away does not end it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancel()
-	token, err := issueCIToken(ctx, c.Kube, team, kubeTokenLifetime)
+	token, err, _ := k.asking.Do(team, func() (any, error) {
+		c, err := a.clients()
+		if err != nil {
+			return "", err
+		}
+		token, err := issueCIToken(ctx, c.Kube, team, kubeTokenLifetime)
+		if err != nil {
+			return "", err
+		}
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if k.tokens == nil {
+			k.tokens = map[string]kubeToken{}
+		}
+		k.tokens[team] = kubeToken{token: token, renew: time.Now().Add(kubeTokenLifetime / 2)}
+		return token, nil
+	})
 	if err != nil {
 		return "", err
 	}
-	if k.tokens == nil {
-		k.tokens = map[string]kubeToken{}
-	}
-	k.tokens[team] = kubeToken{token: token, renew: time.Now().Add(kubeTokenLifetime / 2)}
-	return token, nil
+	return token.(string), nil
 }
 
 // TeamKubeConfig is a client configuration that reaches the cluster
