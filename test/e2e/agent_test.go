@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,6 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slipway-dev/slipway/internal/components"
+	"github.com/slipway-dev/slipway/internal/config"
 )
 
 // agentElsewhereShips plays an agent that is not the platform's runner
@@ -64,6 +68,18 @@ func agentElsewhereShips(t *testing.T, e, cluster *env, dev1Password string) {
 	for name, value := range group.Variables {
 		env = append(env, strings.ToUpper(strings.ReplaceAll(name, ".", "_"))+"="+value)
 	}
+	// kubectl, as the agent's image has it (on Azure, KubectlInstaller@0).
+	kube, err := components.KubernetesFamily(components.KubernetesVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tools, err := components.Ensure(context.Background(), kube, components.Options{CacheDir: config.Default().CacheDir(), Progress: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(tools["kubectl"], filepath.Join(bin, "kubectl")); err != nil {
+		t.Fatal(err)
+	}
 	app := filepath.Join(t.TempDir(), "hello")
 	copyDir(t, "../../examples/hello", app)
 	agent := func(script string) (string, error) {
@@ -91,9 +107,20 @@ slipway promote hello --from staging --to prod --version "$version" --wait`)
 		t.Errorf("the agent's promotion names %q, want the team's CI account", got)
 	}
 
-	// With the same variables the agent reaches nothing of dev2's.
+	// slipway kubectl on the agent: the team's CI account, through the
+	// platform, starting in the team's staging namespace.
+	if log, err := agent(`slipway kubectl get helmrelease hello -o jsonpath='{.status.history[0].chartVersion}'`); err != nil || log != version {
+		t.Errorf("slipway kubectl on the agent read dev1-staging's hello as %q: %v", log, err)
+	}
+	// With the same variables the agent reaches nothing of dev2's, nor
+	// prod's secrets.
 	if log, err := agent(`slipway wait quotes --team dev2 --env staging --version 0.1.0 --timeout 20s`); err == nil || !strings.Contains(log, "forbidden") {
 		t.Errorf("dev1's agent waited on dev2's quotes: %v\n%s", err, log)
+	}
+	for _, args := range []string{"-n dev2-staging get pods", "-n dev1-prod get secrets"} {
+		if log, err := agent("slipway kubectl " + args); err == nil || !strings.Contains(log, `User "system:serviceaccount:dev1-ci:ci" cannot list`) {
+			t.Errorf("slipway kubectl %s on dev1's agent: %v\n%s", args, err, log)
+		}
 	}
 	// Through the platform's pass-through to the cluster: only a team's CI
 	// account, as that team's ServiceAccount, whatever the request says.
