@@ -178,12 +178,19 @@ type Registry struct {
 	Repository string
 	// Insecure talks plain HTTP.
 	Insecure bool
+	// CAFile, when set, is the CA the registry's certificate is signed by,
+	// when it is not one the system trusts.
+	CAFile   string
 	Keychain authn.Keychain
+	// Pull, when set, is a tag of Repository whose manifest is asked for
+	// instead: may the user pull it (and is it there).
+	Pull string
 }
 
 // Check asks the registry to start an upload to Repository as the
 // keychain's user, and cancels it: what a push would need, nothing
-// written. The token flow (ACR's) and Basic are both followed.
+// written; or, with Pull, for that tag's manifest. The token flow (ACR's)
+// and Basic are both followed.
 func (r Registry) Check(ctx context.Context) Result {
 	res := Result{Target: "registry"}
 	var opts []name.Option
@@ -204,11 +211,27 @@ func (r Registry) Check(ctx context.Context) Result {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tr := remote.DefaultTransport
-	err = remote.CheckPushPermission(repo.Tag("slipway-check"), r.Keychain, &contextTransport{ctx: ctx, next: tr})
+	if r.CAFile != "" {
+		if tr, err = transportTrusting(r.CAFile, "the registry "+r.Host); err != nil {
+			res.Err = err
+			return res
+		}
+	}
+	if r.Pull != "" {
+		_, err = remote.Head(repo.Tag(r.Pull), remote.WithAuthFromKeychain(r.Keychain), remote.WithTransport(tr), remote.WithContext(ctx))
+	} else {
+		err = remote.CheckPushPermission(repo.Tag("slipway-check"), r.Keychain, &contextTransport{ctx: ctx, next: tr})
+	}
 	var terr *transport.Error
 	switch {
+	case err == nil && r.Pull != "":
+		res.Found = fmt.Sprintf("%s %s: may pull %s:%s", r.Host, who, r.Repository, r.Pull)
 	case err == nil:
 		res.Found = fmt.Sprintf("%s %s: may push to %s", r.Host, who, r.Repository)
+	case r.Pull != "" && errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound:
+		res.Err = fmt.Errorf("registry %s has no %s:%s (or hides it from the user %s)", r.Host, r.Repository, r.Pull, strings.TrimPrefix(who, "as "))
+	case r.Pull != "" && errors.As(err, &terr) && terr.StatusCode == http.StatusForbidden:
+		res.Err = fmt.Errorf("registry %s refuses a pull of %s %s: give that user pull rights there (on ACR, the AcrPull role or a token with content/read)", r.Host, r.Repository, who)
 	case errors.As(err, &terr) && terr.StatusCode == http.StatusUnauthorized:
 		res.Err = fmt.Errorf("registry %s refuses the credentials (%s): log in with `slipway login %s` or `docker login`, or set SLIPWAY_REGISTRY_USERNAME and _PASSWORD", r.Host, who, r.Host)
 	case errors.As(err, &terr) && terr.StatusCode == http.StatusForbidden:
@@ -230,6 +253,22 @@ type contextTransport struct {
 
 func (t *contextTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return t.next.RoundTrip(r.WithContext(t.ctx))
+}
+
+// transportTrusting is an HTTP transport that trusts the CA in caFile
+// (only it: a host with a private CA), for the server what names.
+func transportTrusting(caFile, what string) (*http.Transport, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s's CA file: %w", what, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s's CA file %s holds no certificate", what, caFile)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return t, nil
 }
 
 // Git is a repository on a git host, over smart HTTP.
@@ -282,19 +321,10 @@ func (g Git) Check(ctx context.Context) Result {
 	req.Header.Set("Git-Protocol", "version=2")
 	client := &http.Client{Timeout: timeout}
 	if g.CAFile != "" {
-		pem, err := os.ReadFile(g.CAFile)
-		if err != nil {
-			res.Err = fmt.Errorf("reading the git host's CA file: %w", err)
+		if client.Transport, err = transportTrusting(g.CAFile, "the git host"); err != nil {
+			res.Err = err
 			return res
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			res.Err = fmt.Errorf("the git host's CA file %s holds no certificate", g.CAFile)
-			return res
-		}
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		client.Transport = t
 	}
 	resp, err := client.Do(req)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/slipway-dev/slipway/internal/credentials"
@@ -147,5 +148,40 @@ contexts:
 	}
 	if !strings.HasPrefix(out.String(), "✔ registry r as x: may push\n✗ cluster  context") {
 		t.Errorf("report:\n%s", out.String())
+	}
+}
+
+// With Pull, the check asks for a tag's manifest: whether the account
+// may pull it, and whether it is there at all.
+func TestRegistryCheckForPulling(t *testing.T) {
+	reg := registrytest.Start(t, func(o *registry.Options) { o.TokenAuth = true })
+	if err := reg.Users.Set("reader", "read-secret", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.NewTag(reg.Addr + "/slipway/http-check:latest")
+	if err := remote.Write(ref, img, remote.WithAuthFromKeychain(credentials.Static("admin", registrytest.AdminPassword))); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	check := func(password, tag string) Result {
+		return Registry{Host: reg.Addr, Repository: "slipway/http-check", Pull: tag, Keychain: credentials.Static("reader", password)}.Check(ctx)
+	}
+	if r := check("read-secret", "latest"); r.Err != nil || r.Found != reg.Addr+" as reader: may pull slipway/http-check:latest" {
+		t.Fatalf("the reader on a tag that is there: %+v", r)
+	}
+	if r := check("read-secret", "v9"); r.Err == nil || !strings.Contains(r.Err.Error(), "has no slipway/http-check:v9") {
+		t.Fatalf("a tag that is not there: %+v", r)
+	}
+	if r := check("wrong", "latest"); r.Err == nil || !strings.Contains(r.Err.Error(), "refuses the credentials (as reader)") {
+		t.Fatalf("a wrong password: %+v", r)
+	}
+	noCA := Registry{Host: reg.Addr, Repository: "slipway/http-check", Pull: "latest", CAFile: filepath.Join(t.TempDir(), "ca.crt"),
+		Keychain: credentials.Static("reader", "read-secret")}.Check(ctx)
+	if noCA.Err == nil || !strings.Contains(noCA.Err.Error(), "CA file") {
+		t.Fatalf("a CA file that is not there: %+v", noCA)
 	}
 }
