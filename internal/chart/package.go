@@ -282,9 +282,9 @@ func dependencyClient(ch *chartv2.Chart, opts PackageOptions) (*registry.Client,
 	return reg.client(host)
 }
 
-// checkImagePath is Slipway's http-check image, which the `helm test` pods
+// CheckImagePath is Slipway's http-check image, which the `helm test` pods
 // of its charts run (test.image), without its registry.
-const checkImagePath = "slipway/http-check"
+const CheckImagePath = "slipway/http-check"
 
 // rehomeCheckImage has the `helm test` pod pull Slipway's http-check from
 // the registry the app's image (repo) is on. A chart's values name it on
@@ -305,7 +305,7 @@ func rehomeCheckImage(doc *yaml.Node, repo string) {
 		return
 	}
 	host, rest, ok := strings.Cut(image.Value, "/")
-	if !ok || host == appHost || (rest != checkImagePath && !strings.HasPrefix(rest, checkImagePath+":") && !strings.HasPrefix(rest, checkImagePath+"@")) {
+	if !ok || host == appHost || (rest != CheckImagePath && !strings.HasPrefix(rest, CheckImagePath+":") && !strings.HasPrefix(rest, CheckImagePath+"@")) {
 		return
 	}
 	setScalar(test, "image", appHost+"/"+rest)

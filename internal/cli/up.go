@@ -21,6 +21,7 @@ func newUpCmd(g *globals) *cobra.Command {
 	var kubeconfig, kubeVersion string
 	var existing config.ExistingCluster
 	var fleet config.ExternalFleet
+	var lineRegistry config.LineRegistry
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start the platform and keep it running until Ctrl-C",
@@ -73,6 +74,9 @@ the rest are stopped and the failing one is named.`,
 			if fleet != (config.ExternalFleet{}) {
 				existing.Fleet = &fleet
 			}
+			if lineRegistry != (config.LineRegistry{}) {
+				existing.Registry = &lineRegistry
+			}
 			if existing != (config.ExistingCluster{}) {
 				cfg.Cluster.Existing = cfg.Cluster.Existing.With(existing)
 			}
@@ -101,6 +105,11 @@ the rest are stopped and the failing one is named.`,
 	cmd.Flags().StringVar(&fleet.CAFile, "fleet-ca-file", "", "the CA of --fleet-url's host, when the system does not trust it")
 	cmd.Flags().StringVar(&fleet.ReaderUsername, "fleet-reader-username", "", "a read-only account of --fleet-url's host, given to Flux instead of the one that pushes")
 	cmd.Flags().StringVar(&fleet.ReaderPasswordFile, "fleet-reader-password-file", "", "a file holding that read-only account's password or token")
+	cmd.Flags().StringVar(&lineRegistry.Host, "line-registry", "", "on an existing cluster: the registry (HOST[:PORT], such as myacr.azurecr.io) the teams' images and charts go to (default: the platform's)")
+	cmd.Flags().StringVar(&lineRegistry.CAFile, "line-registry-ca-file", "", "the CA of --line-registry, when the system does not trust it")
+	cmd.Flags().StringVar(&lineRegistry.ReaderUsername, "line-registry-reader-username", "", "the account of --line-registry that may pull the teams' charts, given to Flux")
+	cmd.Flags().StringVar(&lineRegistry.ReaderPasswordFile, "line-registry-reader-password-file", "", "a file holding that account's password or token")
+	cmd.Flags().StringVar(&lineRegistry.PasswordsDir, "line-registry-passwords-dir", "", "a directory with a file per team, named ci-TEAM, holding the password of that account of --line-registry (which may push under TEAM/ only)")
 	cmd.Flags().StringVar(&existing.PlatformHost, "platform-host", "", "the host or address at which the existing cluster reaches this platform")
 	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "merge the cluster's \"slipway\" context into this file (default: $KUBECONFIG or ~/.kube/config)")
 	return cmd

@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -148,6 +149,91 @@ type ExistingCluster struct {
 	// platform's git server: the platform commits there, and Flux reads
 	// it from there.
 	Fleet *ExternalFleet `json:"fleet,omitempty"`
+	// Registry, when set, is the line's registry on a registry of its own
+	// (ACR, or any registry of the distribution spec): the teams' images
+	// and charts are pushed there and the cluster reads them from there,
+	// instead of from the platform's registry, which keeps only the
+	// platform's own images.
+	Registry *LineRegistry `json:"registry,omitempty"`
+}
+
+// LineRegistry is the registry the teams' images and charts go to when it
+// is not the platform's own. Its accounts are made by its owner (on ACR,
+// tokens with scope maps): one per team, named ci-TEAM, which may push
+// and pull under TEAM/ only, and one that may pull the teams' charts, for
+// Flux. A team's account there is its CI account on this platform too
+// (git, the platform's API), so the pipelines' variables hold one
+// account, as they do with the platform's registry.
+type LineRegistry struct {
+	// Host is the registry's host[:port], spoken to over HTTPS, as this
+	// platform, the jobs and the cluster's nodes reach it.
+	Host string `json:"host"`
+	// CAFile, when set, is the CA the registry's certificate is signed by,
+	// when it is not one the system trusts.
+	CAFile string `json:"caFile,omitempty"`
+	// ReaderUsername and ReaderPasswordFile are the account Flux pulls
+	// the teams' charts with.
+	ReaderUsername     string `json:"readerUsername"`
+	ReaderPasswordFile string `json:"readerPasswordFile"`
+	// PasswordsDir holds one file per team's account, named as the
+	// account (ci-TEAM), with its password or token.
+	PasswordsDir string `json:"passwordsDir"`
+}
+
+// Reader is the account Flux pulls the teams' charts with.
+func (r LineRegistry) Reader() (username, password string, err error) {
+	password, err = lineRegistryPassword(r.ReaderPasswordFile, "the chart reader's password", "readerPasswordFile")
+	return r.ReaderUsername, password, err
+}
+
+// TeamPassword is the password of a team's account ci-TEAM.
+func (r LineRegistry) TeamPassword(account string) (string, error) {
+	path := filepath.Join(r.PasswordsDir, account)
+	password, err := lineRegistryPassword(path, "the password of "+account, "passwordsDir")
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("the line's registry %s has no password for %s here: make that account there (it may push and pull under %s/ only; on ACR a token of a scope map on %s/*) and write its password to %s", r.Host, account, strings.TrimPrefix(account, "ci-"), strings.TrimPrefix(account, "ci-"), path)
+	}
+	return password, err
+}
+
+// Teams are the accounts PasswordsDir holds passwords for.
+func (r LineRegistry) Teams() ([]string, error) {
+	entries, err := os.ReadDir(r.PasswordsDir)
+	if err != nil {
+		return nil, fmt.Errorf("the line registry's passwords (cluster.existing.registry.passwordsDir): %w", err)
+	}
+	var out []string
+	for _, e := range entries {
+		if name := e.Name(); e.Type().IsRegular() && strings.HasPrefix(name, "ci-") {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+// CA is the registry's CA as PEM, or nil when the system trusts it.
+func (r LineRegistry) CA() ([]byte, error) {
+	if r.CAFile == "" {
+		return nil, nil
+	}
+	ca, err := os.ReadFile(r.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("the line registry's CA (cluster.existing.registry.caFile): %w", err)
+	}
+	return ca, nil
+}
+
+func lineRegistryPassword(path, what, setting string) (string, error) {
+	return requiredPassword(path, what, "cluster.existing.registry."+setting)
+}
+
+// LineRegistry is the line's registry of its own, or nil when the
+// teams' images and charts go to the platform's registry.
+func (c Config) LineRegistry() *LineRegistry {
+	if c.Cluster.Existing == nil {
+		return nil
+	}
+	return c.Cluster.Existing.Registry
 }
 
 // ExternalFleet is a fleet repository on another git host.
@@ -189,9 +275,15 @@ func (f ExternalFleet) Password() (string, error) {
 // fleetPassword is the first line of one of the fleet's password files,
 // which must not be empty; what and setting name it in errors.
 func fleetPassword(path, what, setting string) (string, error) {
+	return requiredPassword(path, what, "cluster.existing.fleet."+setting)
+}
+
+// requiredPassword is the first line of a password file that must not be
+// empty; what and setting name it in errors.
+func requiredPassword(path, what, setting string) (string, error) {
 	line, err := passwordFromFile(path)
 	if err != nil {
-		return "", fmt.Errorf("%s (cluster.existing.fleet.%s): %w", what, setting, err)
+		return "", fmt.Errorf("%s (%s): %w", what, setting, err)
 	}
 	if line == "" {
 		return "", fmt.Errorf("%s file %s is empty", what, path)
@@ -277,6 +369,25 @@ func (e *ExistingCluster) With(over ExistingCluster) *ExistingCluster {
 			fleet.ReaderPasswordFile = over.Fleet.ReaderPasswordFile
 		}
 		out.Fleet = &fleet
+	}
+	if over.Registry != nil {
+		reg := LineRegistry{}
+		if out.Registry != nil {
+			reg = *out.Registry
+		}
+		for _, f := range []struct {
+			to   *string
+			from string
+		}{
+			{&reg.Host, over.Registry.Host}, {&reg.CAFile, over.Registry.CAFile},
+			{&reg.ReaderUsername, over.Registry.ReaderUsername}, {&reg.ReaderPasswordFile, over.Registry.ReaderPasswordFile},
+			{&reg.PasswordsDir, over.Registry.PasswordsDir},
+		} {
+			if f.from != "" {
+				*f.to = f.from
+			}
+		}
+		out.Registry = &reg
 	}
 	return &out
 }
@@ -437,6 +548,11 @@ func applyEnv(c *Config, getenv func(string) string) error {
 		PasswordFile: getenv("SLIPWAY_FLEET_PASSWORD_FILE"), CAFile: getenv("SLIPWAY_FLEET_CA_FILE"),
 		ReaderUsername: getenv("SLIPWAY_FLEET_READER_USERNAME"), ReaderPasswordFile: getenv("SLIPWAY_FLEET_READER_PASSWORD_FILE")}); f != (ExternalFleet{}) {
 		e.Fleet = &f
+	}
+	if r := (LineRegistry{Host: getenv("SLIPWAY_LINE_REGISTRY"), CAFile: getenv("SLIPWAY_LINE_REGISTRY_CA_FILE"),
+		ReaderUsername: getenv("SLIPWAY_LINE_REGISTRY_READER_USERNAME"), ReaderPasswordFile: getenv("SLIPWAY_LINE_REGISTRY_READER_PASSWORD_FILE"),
+		PasswordsDir: getenv("SLIPWAY_LINE_REGISTRY_PASSWORDS_DIR")}); r != (LineRegistry{}) {
+		e.Registry = &r
 	}
 	if e != (ExistingCluster{}) {
 		c.Cluster.Existing = c.Cluster.Existing.With(e)
@@ -624,6 +740,11 @@ func (e ExistingCluster) validate(c Config) error {
 			return err
 		}
 	}
+	if r := e.Registry; r != nil {
+		if err := r.validate(); err != nil {
+			return err
+		}
+	}
 	if e.Flux == FluxAdopt && c.Cluster.FluxImages != "" {
 		return errors.New("cluster.existing.flux is adopt, and cluster.fluxImages names images to install Flux from: an adopted Flux keeps its own; drop one of the two")
 	}
@@ -660,6 +781,39 @@ func (f ExternalFleet) validate() error {
 	}
 	_, _, err = f.Reader()
 	return err
+}
+
+func (r LineRegistry) validate() error {
+	if !validRegistryHost(r.Host) {
+		return fmt.Errorf("cluster.existing.registry.host (SLIPWAY_LINE_REGISTRY) %q: want the registry's host[:port], such as myacr.azurecr.io, without scheme or path", r.Host)
+	}
+	if r.CAFile != "" && !filepath.IsAbs(r.CAFile) {
+		return fmt.Errorf("cluster.existing.registry.caFile (SLIPWAY_LINE_REGISTRY_CA_FILE) %q must be an absolute path", r.CAFile)
+	}
+	if r.ReaderUsername == "" || !filepath.IsAbs(r.ReaderPasswordFile) {
+		return errors.New("cluster.existing.registry.readerUsername and readerPasswordFile (SLIPWAY_LINE_REGISTRY_READER_USERNAME, _PASSWORD_FILE): name the account that may pull the teams' charts, which Flux is given, and the absolute path of a file holding its password or token")
+	}
+	if _, _, err := r.Reader(); err != nil {
+		return err
+	}
+	if !filepath.IsAbs(r.PasswordsDir) {
+		return fmt.Errorf("cluster.existing.registry.passwordsDir (SLIPWAY_LINE_REGISTRY_PASSWORDS_DIR) %q: want the absolute path of a directory holding a file per team, named as its account there (ci-TEAM), with its password or token", r.PasswordsDir)
+	}
+	_, err := r.Teams()
+	return err
+}
+
+// validRegistryHost accepts HOST or HOST:PORT, as image references name
+// a registry.
+func validRegistryHost(h string) bool {
+	if h == "" || strings.ContainsAny(h, "/@?# \t") {
+		return false
+	}
+	if host, port, err := net.SplitHostPort(h); err == nil {
+		_, perr := strconv.Atoi(port)
+		return host != "" && perr == nil
+	}
+	return !strings.Contains(h, ":")
 }
 
 // validImagePrefix accepts REGISTRY[:PORT][/PATH...]: what an image name

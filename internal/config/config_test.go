@@ -229,3 +229,70 @@ func TestExistingCluster(t *testing.T) {
 		t.Errorf("an existing cluster and one of the platform's own: %v", err)
 	}
 }
+
+// The line's registry of its own: from the file and the environment
+// layered field by field, with the reader and each team's account read
+// from their files; what cannot work is refused.
+func TestLineRegistry(t *testing.T) {
+	home := t.TempDir()
+	kubeconfig := filepath.Join(home, "aks.kubeconfig")
+	os.WriteFile(kubeconfig, []byte("apiVersion: v1\nkind: Config\n"), 0o600)
+	readerFile, passwords := filepath.Join(home, "reader"), filepath.Join(home, "teams")
+	os.WriteFile(readerFile, []byte("pull-789\n"), 0o600)
+	os.Mkdir(passwords, 0o700)
+	os.WriteFile(filepath.Join(passwords, "ci-dev1"), []byte("push-dev1\n"), 0o600)
+	os.WriteFile(filepath.Join(passwords, "README"), []byte("not an account\n"), 0o600)
+	os.WriteFile(filepath.Join(home, "config.yaml"), []byte("cluster:\n  existing:\n    registry:\n      host: myacr.azurecr.io\n      readerUsername: flux-pull\n"), 0o600)
+	c, err := Load(filepath.Join(home, "config.yaml"), envOf(map[string]string{"SLIPWAY_HOME": home, "SLIPWAY_TARGET_KUBECONFIG": kubeconfig,
+		"SLIPWAY_PLATFORM_HOST": "10.0.0.4", "SLIPWAY_LINE_REGISTRY_READER_PASSWORD_FILE": readerFile, "SLIPWAY_LINE_REGISTRY_PASSWORDS_DIR": passwords}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("the line registry from the file and the environment: %v", err)
+	}
+	r := c.LineRegistry()
+	if r == nil || r.Host != "myacr.azurecr.io" || r.ReaderUsername != "flux-pull" {
+		t.Fatalf("the line registry: %+v", r)
+	}
+	if user, pw, err := r.Reader(); user != "flux-pull" || pw != "pull-789" || err != nil {
+		t.Errorf("the reader: %q %q %v", user, pw, err)
+	}
+	if pw, err := r.TeamPassword("ci-dev1"); pw != "push-dev1" || err != nil {
+		t.Errorf("dev1's account: %q %v", pw, err)
+	}
+	if _, err := r.TeamPassword("ci-dev2"); err == nil || !strings.Contains(err.Error(), "has no password for ci-dev2 here") || !strings.Contains(err.Error(), filepath.Join(passwords, "ci-dev2")) {
+		t.Errorf("a team without a password: %v", err)
+	}
+	if teams, err := r.Teams(); err != nil || len(teams) != 1 || teams[0] != "ci-dev1" {
+		t.Errorf("the accounts with a password: %v %v", teams, err)
+	}
+	if Default().LineRegistry() != nil {
+		t.Error("a line registry of its own by default")
+	}
+	good := *r
+	for what, change := range map[string]func(*LineRegistry){
+		"a scheme":                   func(r *LineRegistry) { r.Host = "https://myacr.azurecr.io" },
+		"a path":                     func(r *LineRegistry) { r.Host = "myacr.azurecr.io/dev1" },
+		"a port that is no number":   func(r *LineRegistry) { r.Host = "myacr.azurecr.io:https" },
+		"credentials":                func(r *LineRegistry) { r.Host = "ops@myacr.azurecr.io" },
+		"no reader":                  func(r *LineRegistry) { r.ReaderUsername = "" },
+		"a relative reader password": func(r *LineRegistry) { r.ReaderPasswordFile = "reader" },
+		"a missing reader password":  func(r *LineRegistry) { r.ReaderPasswordFile = readerFile + ".gone" },
+		"no passwords directory":     func(r *LineRegistry) { r.PasswordsDir = "" },
+		"a missing passwords dir":    func(r *LineRegistry) { r.PasswordsDir = passwords + ".gone" },
+		"a relative CA":              func(r *LineRegistry) { r.CAFile = "ca.crt" },
+	} {
+		bad := good
+		change(&bad)
+		c.Cluster.Existing.Registry = &bad
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s accepted: %+v", what, bad)
+		}
+	}
+	good.Host = "10.244.0.1:5443"
+	c.Cluster.Existing.Registry = &good
+	if err := c.Validate(); err != nil {
+		t.Errorf("a registry with a port: %v", err)
+	}
+}

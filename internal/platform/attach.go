@@ -101,13 +101,23 @@ func (p *Platform) FleetRemote() (gitrepo.Remote, error) {
 // of its own beside an adopted one.
 func (p *Platform) FleetSync() string { return fleetSyncName(p.Config) }
 
-// ChartsURL is where the cluster reads a team's charts: the registry on
-// the node address.
+// ChartsURL is where the cluster reads a team's charts: the line's
+// registry of its own, else the platform's on the node address.
 func (p *Platform) ChartsURL(team string) (string, error) {
 	if p.State.Addresses.RegistryNode == "" {
 		return "", ErrNoCluster
 	}
-	return "oci://" + p.State.Addresses.RegistryNode + "/" + team + "/charts", nil
+	return "oci://" + lineRegistryNode(p.Config, p.State.Addresses.RegistryNode) + "/" + team + "/charts", nil
+}
+
+// ChartsCA says whether Flux is given a CA for the charts' registry (in
+// the tenants' registry Secret): the platform's, or the line registry's
+// when one is named; none for a registry the system trusts.
+func (p *Platform) ChartsCA() bool {
+	if r := p.Config.LineRegistry(); r != nil {
+		return r.CAFile != ""
+	}
+	return true
 }
 
 // AdminKubeconfig is the cluster-admin kubeconfig of the local cluster.

@@ -85,7 +85,7 @@ func notifyKey(cfg config.Config, kind, team string) (string, error) {
 // that signs the team's events, and the token of its chart Receiver.
 // They are applied to the cluster, never committed.
 func TenantFluxSecrets(cfg config.Config, team, namespace string) ([]byte, error) {
-	reader, err := FluxReaderSecret(cfg, flux.RegistrySecretName, namespace)
+	reader, err := chartsReaderSecret(cfg, namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +102,25 @@ func TenantFluxSecrets(cfg config.Config, team, namespace string) ([]byte, error
 		return nil, err
 	}
 	return append(reader, rest...), nil
+}
+
+// chartsReaderSecret is the registry Secret of a tenant namespace, which
+// its chart sources pull with: the platform's read-only account and CA,
+// or the line registry's reader and CA when it has one of its own.
+func chartsReaderSecret(cfg config.Config, namespace string) ([]byte, error) {
+	r := cfg.LineRegistry()
+	if r == nil {
+		return FluxReaderSecret(cfg, flux.RegistrySecretName, namespace)
+	}
+	user, password, err := r.Reader()
+	if err != nil {
+		return nil, err
+	}
+	ca, err := r.CA()
+	if err != nil {
+		return nil, err
+	}
+	return flux.Marshal(flux.ReaderSecret(flux.RegistrySecretName, namespace, user, password, ca))
 }
 
 // fleetEventsSecret is the events Secret of flux-system.

@@ -43,7 +43,7 @@ func PipelineStore(cfg config.Config) *runner.Store {
 // promote read the cluster with.
 func PipelineInputs(cfg config.Config, users *auth.Store, gitURL string, withCluster bool) func(repo string) (runner.Inputs, error) {
 	return func(repo string) (runner.Inputs, error) {
-		team, in, err := ciInputs(cfg, users, repo, cfg.Registry.Addr, gitURL)
+		team, in, err := ciInputs(cfg, users, repo, lineRegistryNode(cfg, cfg.Registry.Addr), gitURL)
 		if err != nil {
 			return runner.Inputs{}, err
 		}
@@ -98,8 +98,34 @@ func ciInputs(cfg config.Config, users *auth.Store, repo, registryAddr, gitURL s
 
 // ciPassword makes a team's CI account once: it may push where the team
 // may, nowhere else. The password is kept under the pipelines directory.
+// With a line registry of its own, the account is the team's account
+// there, with the password its owner gave it: the platform takes that
+// password for it too, so one account pushes to that registry and
+// reaches this platform's git server and API.
 func ciPassword(cfg config.Config, users *auth.Store, user, prefix string) (string, error) {
+	if r := cfg.LineRegistry(); r != nil {
+		password, err := r.TeamPassword(user)
+		if err != nil {
+			return "", err
+		}
+		if _, err := users.Authenticate(user, password); err != nil {
+			if err := users.Set(user, password, false, []string{prefix}); err != nil {
+				return "", err
+			}
+		}
+		return password, nil
+	}
 	return accountPassword(users, user, filepath.Join(cfg.Home, "pipelines", "credentials", user), []string{prefix})
+}
+
+// lineRegistryNode is the registry the teams' images and charts go to, as
+// the cluster's pods reach it: the line's registry of its own, else
+// the platform's at platformNode.
+func lineRegistryNode(cfg config.Config, platformNode string) string {
+	if r := cfg.LineRegistry(); r != nil {
+		return r.Host
+	}
+	return platformNode
 }
 
 // PipelineService runs the pipeline runner: every push to the git server
@@ -220,7 +246,7 @@ func (p *Platform) AgentVariables(ctx context.Context, team string) (vars, secre
 	if registry == "" || git == "" {
 		registry, git = p.RegistryAddr(), p.GitURL()
 	}
-	_, in, err := ciInputs(p.Config, p.Users(), team+"/", registry, git)
+	_, in, err := ciInputs(p.Config, p.Users(), team+"/", lineRegistryNode(p.Config, registry), git)
 	if err != nil {
 		return nil, nil, err
 	}

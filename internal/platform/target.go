@@ -18,7 +18,9 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/slipway-dev/slipway/internal/build"
+	"github.com/slipway-dev/slipway/internal/chart"
 	"github.com/slipway-dev/slipway/internal/config"
+	"github.com/slipway-dev/slipway/internal/credentials"
 	"github.com/slipway-dev/slipway/internal/flux"
 	"github.com/slipway-dev/slipway/internal/fsutil"
 	"github.com/slipway-dev/slipway/internal/targets"
@@ -124,6 +126,11 @@ func openExistingCluster(ctx context.Context, cfg config.Config, progress io.Wri
 			}
 		}
 	}
+	if r := e.Registry; r != nil {
+		if err := checkLineRegistry(ctx, *r, progress); err != nil {
+			return err
+		}
+	}
 	if class := e.JobCacheClass; class != "" {
 		if err := checkStorageClass(ctx, cfg, class); err != nil {
 			return err
@@ -132,6 +139,52 @@ func openExistingCluster(ctx context.Context, cfg config.Config, progress io.Wri
 	if cfg.AdoptsFlux() {
 		return checkAdoptable(ctx, cfg)
 	}
+	return nil
+}
+
+// checkLineRegistry asks the line's registry of its own whether Flux's
+// reader may pull there (Slipway's http-check, which the teams' helm test
+// pods run from the registry their app is on, must be there), and whether
+// each team's account that has a password here may push under its team's
+// prefix.
+func checkLineRegistry(ctx context.Context, r config.LineRegistry, progress io.Writer) error {
+	user, password, err := r.Reader()
+	if err != nil {
+		return err
+	}
+	read := targets.Registry{Host: r.Host, Repository: chart.CheckImagePath, Pull: "latest", CAFile: r.CAFile,
+		Keychain: credentials.Static(user, password)}.Check(ctx)
+	if read.Err != nil {
+		return fmt.Errorf("the line's registry (cluster.existing.registry.readerUsername): %w; the helm test pods pull Slipway's http-check from there (push it with slipway base --image %s/slipway/base --http-check-image %s/%s)", read.Err, r.Host, r.Host, chart.CheckImagePath)
+	}
+	fmt.Fprintf(progress, "line registry: %s; Flux pulls the teams' charts with this account (cluster.existing.registry)\n", read.Found)
+	accounts, err := r.Teams()
+	if err != nil {
+		return err
+	}
+	for _, account := range accounts {
+		if err := CheckLineRegistryAccount(ctx, r, account, progress); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckLineRegistryAccount asks the line's registry of its own whether a
+// team's account (ci-TEAM) takes its password there and may push under
+// TEAM/.
+func CheckLineRegistryAccount(ctx context.Context, r config.LineRegistry, account string, progress io.Writer) error {
+	password, err := r.TeamPassword(account)
+	if err != nil {
+		return err
+	}
+	team := strings.TrimPrefix(account, "ci-")
+	push := targets.Registry{Host: r.Host, Repository: team + "/slipway-check", CAFile: r.CAFile,
+		Keychain: credentials.Static(account, password)}.Check(ctx)
+	if push.Err != nil {
+		return fmt.Errorf("the line's registry, team %s's account (cluster.existing.registry.passwordsDir): %w", team, push.Err)
+	}
+	fmt.Fprintf(progress, "line registry: %s (the CI account of team %s)\n", push.Found, team)
 	return nil
 }
 

@@ -258,6 +258,15 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 			if err != nil {
 				return err
 			}
+			// The jobs push to the line's registry of its own, when there
+			// is one: they trust its CA too.
+			if r := cfg.LineRegistry(); r != nil {
+				lineCA, err := r.CA()
+				if err != nil {
+					return err
+				}
+				ca = append(append(ca, '\n'), lineCA...)
+			}
 			if pipelines.Pods, err = newJobPods(ctx, cfg, users, ci, ca, progress); err != nil {
 				return fmt.Errorf("pipeline jobs: %w", err)
 			}

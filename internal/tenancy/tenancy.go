@@ -62,7 +62,7 @@ func TenantPreview(p *platform.Platform, team string) (flux.Tenant, error) {
 	if err != nil {
 		return flux.Tenant{}, err
 	}
-	return flux.Tenant{Team: team, ChartsURL: url, PlatformCA: true, EventsURL: events}, nil
+	return flux.Tenant{Team: team, ChartsURL: url, PlatformCA: p.ChartsCA(), EventsURL: events}, nil
 }
 
 // CreateTenant onboards a team: its user (pushes under TEAM/ in git and
@@ -74,6 +74,13 @@ func CreateTenant(ctx context.Context, p *platform.Platform, team string, repos 
 	t, err := TenantPreview(p, team)
 	if err != nil {
 		return nil, err
+	}
+	// On a line registry of its own, the team's account there is its CI
+	// account: it must be there, and may push, before anything is written.
+	if r := p.Config.LineRegistry(); r != nil {
+		if err := platform.CheckLineRegistryAccount(ctx, *r, "ci-"+team, progress); err != nil {
+			return nil, err
+		}
 	}
 	out := &Onboarded{Team: team, Namespaces: append(Namespaces(team), flux.TenantNamespace(team, flux.CIOverlay))}
 	users := p.Users()

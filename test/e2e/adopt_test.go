@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
@@ -52,15 +53,47 @@ func TestAdoptingTheClustersFlux(t *testing.T) {
   - {host: %q, caFile: %s, username: aks-puller, passwordFile: %s}
   - {host: %q, plainHTTP: true, username: puller, passwordFile: %s}
 `, net.JoinHostPort(nodeHost, bRegPort), b.caFile(), bPasswordFile, owners.Addr, ownerPasswordFile))
-	a.vars = append(a.vars, "SLIPWAY_FLUX=false")
-	aGit := freeAddr(t)
-	a.startUpWithin(45*time.Minute, "--registry-addr", freeAddr(t), "--git-addr", aGit)
+	// A's registry challenges for tokens, as ACR does: it is the line's
+	// registry of its own here.
+	a.vars = append(a.vars, "SLIPWAY_FLUX=false", "SLIPWAY_REGISTRY_TOKEN_AUTH=true")
+	aGit, aReg := freeAddr(t), freeAddr(t)
+	a.startUpWithin(45*time.Minute, "--registry-addr", aReg, "--git-addr", aGit)
 	b.vars = append(b.vars, "SLIPWAY_TARGET_KUBECONFIG="+filepath.Join(a.home, "kubeconfig"), "SLIPWAY_TARGET_CONTEXT=slipway",
-		"SLIPWAY_PLATFORM_HOST="+nodeHost, "SLIPWAY_REGISTRY_TOKEN_AUTH=true", "SLIPWAY_TARGET_FLUX=adopt",
+		"SLIPWAY_PLATFORM_HOST="+nodeHost, "SLIPWAY_TARGET_FLUX=adopt",
 		// Monitoring through the API server is TestLineOnAnExistingCluster's;
 		// here the teams' databases run on the existing cluster, applied
 		// through the adopted Flux.
 		"SLIPWAY_MONITORING=false", "SLIPWAY_DATABASES=true")
+
+	// The teams' images and charts go to A's registry, as to an ACR of
+	// the owner's, where the cluster's nodes pull them: its owner made an
+	// account per team, ci-TEAM, that may push under TEAM/ only (on ACR,
+	// a token of a scope map), and one that may only pull, for Flux. B is
+	// given their passwords; B's own registry keeps B's images (Flux's
+	// sync aside, the CI image, the databases').
+	_, aRegPort, _ := net.SplitHostPort(aReg)
+	lineRegistry := net.JoinHostPort(nodeHost, aRegPort)
+	passwords, chartsReader, wrongReader := t.TempDir(), filepath.Join(t.TempDir(), "charts-reader"), filepath.Join(t.TempDir(), "stale-reader")
+	for _, team := range []string{"dev1", "dev2"} {
+		password := fmt.Sprintf("%s-acr-%d", team, time.Now().UnixNano())
+		a.mustRun(password+"\n", "user", "set", "ci-"+team, "--push", team+"/", "--password-stdin")
+		writeFile(t, filepath.Join(passwords, "ci-"+team), password+"\n")
+	}
+	readerPassword := fmt.Sprintf("charts-read-%d", time.Now().UnixNano())
+	a.mustRun(readerPassword+"\n", "user", "set", "charts-reader", "--password-stdin")
+	writeFile(t, chartsReader, readerPassword+"\n")
+	writeFile(t, wrongReader, "expired-token\n")
+	b.vars = append(b.vars, "SLIPWAY_LINE_REGISTRY="+lineRegistry, "SLIPWAY_LINE_REGISTRY_CA_FILE="+a.caFile(),
+		"SLIPWAY_LINE_REGISTRY_READER_USERNAME=charts-reader", "SLIPWAY_LINE_REGISTRY_PASSWORDS_DIR="+passwords)
+	// A reader the registry refuses: refused before anything is written.
+	stale := b.runWithin(5*time.Minute, "up", "--line-registry-reader-password-file", wrongReader)
+	if stale.code == 0 || !strings.Contains(stale.stderr, "the line's registry (cluster.existing.registry.readerUsername): registry "+lineRegistry+" refuses the credentials (as charts-reader)") {
+		t.Fatalf("up with a line registry reader the registry refuses: exit %d\n%s", stale.code, stale.stderr)
+	}
+	if out, _ := a.kubectl("get", "namespace", "flux-system"); !strings.Contains(out, "NotFound") {
+		t.Fatalf("a refused line registry got Flux's namespace:\n%s", out)
+	}
+	b.vars = append(b.vars, "SLIPWAY_LINE_REGISTRY_READER_PASSWORD_FILE="+chartsReader)
 
 	// A class for the jobs' caches the cluster lacks: refused, nothing
 	// written. The teams' caches then go to a ReadWriteMany claim of the
@@ -199,10 +232,46 @@ func TestAdoptingTheClustersFlux(t *testing.T) {
 	if claims := a.mustKubectl("-n", "dev2-prod", "get", "pvc", "-o", "jsonpath={range .items[*]}{.spec.storageClassName} {.status.phase}{\"\\n\"}{end}"); !strings.Contains(claims, "slipway-local Bound") {
 		t.Errorf("quotes' database in dev2-prod has no bound volume of A's default class:\n%s", claims)
 	}
+	// The teams' images and charts went to the line's registry, A's, and
+	// were pulled from there: by the nodes, and by Flux as its reader.
 	hello := a.mustKubectl("-n", "dev1-prod", "get", "deployment", "-o", "jsonpath={.items[0].spec.template.spec.containers[0].image}")
-	if !strings.HasPrefix(hello, net.JoinHostPort(nodeHost, bRegPort)+"/dev1/hello@sha256:") {
-		t.Errorf("hello in prod runs %s", hello)
+	if !strings.HasPrefix(hello, lineRegistry+"/dev1/hello@sha256:") {
+		t.Errorf("hello in prod runs %s, not an image of the line's registry %s", hello, lineRegistry)
 	}
+	for _, ns := range []string{"dev1-staging", "dev1-prod"} {
+		if url := a.mustKubectl("-n", ns, "get", "helmrepository", "charts", "-o", "jsonpath={.spec.url}"); url != "oci://"+lineRegistry+"/dev1/charts" {
+			t.Errorf("dev1's charts in %s are read from %s", ns, url)
+		}
+		if user := a.mustKubectl("-n", ns, "get", "secret", "registry", "-o", "jsonpath={.data.username}"); user != base64.StdEncoding.EncodeToString([]byte("charts-reader")) {
+			t.Errorf("Flux pulls dev1's charts in %s as %s (base64), not the line registry's reader", ns, user)
+		}
+	}
+	for _, repo := range []string{"dev1/hello", "dev1/charts/hello", "dev2/quotes"} {
+		if _, err := os.Stat(filepath.Join(a.home, "registry", "docker", "registry", "v2", "repositories", repo)); err != nil {
+			t.Errorf("the line's registry has no %s: %v", repo, err)
+		}
+		if _, err := os.Stat(filepath.Join(b.home, "registry", "docker", "registry", "v2", "repositories", repo)); err == nil {
+			t.Errorf("B's own registry holds %s too", repo)
+		}
+	}
+	// A team's pipelines get its account there, which is its CI account
+	// on B too.
+	if vars := b.mustRun("", "pipeline", "variables", "dev1").stdout; !strings.Contains(vars, lineRegistry) || !strings.Contains(vars, "ci-dev1") {
+		t.Errorf("dev1's variable group does not name the line's registry and its account there:\n%s", vars)
+	}
+	// A team whose account there may push only under another team's
+	// prefix (a scope map set up wrong) is not onboarded: refused before
+	// anything is written.
+	a.mustRun("dev3-acr\n", "user", "set", "ci-dev3", "--push", "dev1/", "--password-stdin")
+	writeFile(t, filepath.Join(passwords, "ci-dev3"), "dev3-acr\n")
+	dev3 := b.run("", "tenant", "create", "dev3")
+	if dev3.code == 0 || !strings.Contains(dev3.stderr, "refuses a push to dev3/slipway-check as ci-dev3") {
+		t.Errorf("onboarding a team whose account may not push under its prefix: exit %d\n%s", dev3.code, dev3.stderr)
+	}
+	if out, _ := a.kubectl("get", "namespace", "dev3-staging"); !strings.Contains(out, "NotFound") {
+		t.Errorf("a refused team got its namespace:\n%s", out)
+	}
+	os.Remove(filepath.Join(passwords, "ci-dev3"))
 	for _, ns := range []string{"dev1-ci", "dev2-ci"} {
 		if claim := a.mustKubectl("-n", ns, "get", "pvc", "go-cache", "-o", "jsonpath={.spec.accessModes} {.spec.storageClassName} {.status.phase}"); claim != `["ReadWriteMany"] slipway-local Bound` {
 			t.Errorf("the Go cache claim in %s: %s", ns, claim)
