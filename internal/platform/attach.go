@@ -56,6 +56,11 @@ func Attach(cfg config.Config) (*Platform, error) {
 	if st.Addresses.Registry == "" {
 		return nil, fmt.Errorf("the running slipway up (pid %d) is from an older release and does not say its addresses: restart it (slipway down; slipway up)", st.PID)
 	}
+	if st.Existing != nil {
+		// The existing cluster as the platform runs on it, whatever this
+		// command's own settings say of it.
+		cfg.Cluster.Existing = st.Existing
+	}
 	return &Platform{Config: cfg, State: st}, nil
 }
 

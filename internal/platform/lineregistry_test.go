@@ -75,3 +75,31 @@ func TestTheLineRegistrysAccountIsTheTeamsCIAccount(t *testing.T) {
 		t.Error("a CA is given for a registry the system trusts")
 	}
 }
+
+// Settings given to up alone (flags) reach every other command: they read
+// the existing cluster, its fleet and its line registry as the running
+// platform took them, not from their own environment.
+func TestCommandsTakeTheExistingClusterFromTheRunningPlatform(t *testing.T) {
+	cfg := config.Default()
+	cfg.Home = t.TempDir()
+	lock, err := AcquireLock(cfg.RunDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release()
+	existing := &config.ExistingCluster{Kubeconfig: "/root/.kube/aks", PlatformHost: "10.0.0.4",
+		Registry: &config.LineRegistry{Host: "myacr.azurecr.io", ReaderUsername: "flux-pull", PasswordsDir: "/root/acr"}}
+	if err := lock.Publish(State{PID: 1, Ready: true, Addresses: Addresses{Registry: "127.0.0.1:5000", RegistryNode: "10.0.0.4:5000"}, Existing: existing}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Attach(cfg) // this command was given none of it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := p.Config.LineRegistry(); r == nil || r.Host != "myacr.azurecr.io" || !p.Config.ClusterExisting() {
+		t.Fatalf("the command's view of the platform: %+v", p.Config.Cluster.Existing)
+	}
+	if url, _ := p.ChartsURL("dev1"); url != "oci://myacr.azurecr.io/dev1/charts" {
+		t.Errorf("dev1's charts: %s", url)
+	}
+}

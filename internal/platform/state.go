@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/slipway-dev/slipway/internal/config"
 	"github.com/slipway-dev/slipway/internal/fsutil"
 	"github.com/slipway-dev/slipway/internal/supervisor"
 )
@@ -27,6 +28,11 @@ type State struct {
 	// Addresses are where the services answer, as they were started:
 	// the one source of truth for every other command (see Attach).
 	Addresses Addresses `json:"addresses"`
+	// Existing is the existing cluster the platform was started for, with
+	// every setting as it took it (file, environment and flags of up):
+	// other commands read it from here (see Attach), so that a setting
+	// given to up alone (its fleet, its line registry) holds for them too.
+	Existing *config.ExistingCluster `json:"existing,omitempty"`
 }
 
 // Addresses are the running platform's addresses, from the host and from

@@ -324,7 +324,8 @@ func Up(ctx context.Context, cfg config.Config, progress io.Writer, onReady func
 	var publishErr error
 	err = sup.Run(ctx, services, func(endpoints []supervisor.Endpoint) {
 		st := State{PID: os.Getpid(), Ready: true, StartedAt: startedAt, Endpoints: endpoints,
-			Addresses: Addresses{Registry: registry.Addr(), RegistryURL: registry.URL(), Git: git.URL(), CA: tlsFiles.files.CA()}}
+			Addresses: Addresses{Registry: registry.Addr(), RegistryURL: registry.URL(), Git: git.URL(), CA: tlsFiles.files.CA()},
+			Existing:  cfg.Cluster.Existing}
 		if deploys {
 			st.Addresses.RegistryNode, st.Addresses.GitNode, st.Addresses.AdminKubeconfig = RegistryNodeAddr(cfg), gitNode, kubeconfig
 		}
