@@ -196,8 +196,9 @@ func (r LineRegistry) TeamPassword(account string) (string, error) {
 	return password, err
 }
 
-// Teams are the accounts PasswordsDir holds passwords for.
-func (r LineRegistry) Teams() ([]string, error) {
+// Accounts are the teams' accounts PasswordsDir holds passwords for
+// (ci-TEAM).
+func (r LineRegistry) Accounts() ([]string, error) {
 	entries, err := os.ReadDir(r.PasswordsDir)
 	if err != nil {
 		return nil, fmt.Errorf("the line registry's passwords (cluster.existing.registry.passwordsDir): %w", err)
@@ -799,7 +800,7 @@ func (r LineRegistry) validate() error {
 	if !filepath.IsAbs(r.PasswordsDir) {
 		return fmt.Errorf("cluster.existing.registry.passwordsDir (SLIPWAY_LINE_REGISTRY_PASSWORDS_DIR) %q: want the absolute path of a directory holding a file per team, named as its account there (ci-TEAM), with its password or token", r.PasswordsDir)
 	}
-	_, err := r.Teams()
+	_, err := r.Accounts()
 	return err
 }
 

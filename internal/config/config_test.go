@@ -264,7 +264,7 @@ func TestLineRegistry(t *testing.T) {
 	if _, err := r.TeamPassword("ci-dev2"); err == nil || !strings.Contains(err.Error(), "has no password for ci-dev2 here") || !strings.Contains(err.Error(), filepath.Join(passwords, "ci-dev2")) {
 		t.Errorf("a team without a password: %v", err)
 	}
-	if teams, err := r.Teams(); err != nil || len(teams) != 1 || teams[0] != "ci-dev1" {
+	if teams, err := r.Accounts(); err != nil || len(teams) != 1 || teams[0] != "ci-dev1" {
 		t.Errorf("the accounts with a password: %v %v", teams, err)
 	}
 	if Default().LineRegistry() != nil {

@@ -380,7 +380,7 @@ func cleanUpJobPods(ctx context.Context, pods *podexec.Executor, log io.Writer) 
 // proxy and caches, and none of this machine's environment.
 func podPipelineInputs(cfg config.Config, users *auth.Store, gitNode string) func(repo string) (runner.Inputs, error) {
 	return func(repo string) (runner.Inputs, error) {
-		team, in, err := ciInputs(cfg, users, repo, lineRegistryNode(cfg, RegistryNodeAddr(cfg)), gitNode)
+		team, in, err := ciInputs(cfg, users, repo, RegistryNodeAddr(cfg), gitNode)
 		if err != nil {
 			return runner.Inputs{}, err
 		}

@@ -140,11 +140,11 @@ func (k *kubeProxy) token(ctx context.Context, a *API, team string) (string, err
 	if ok && time.Now().Before(t.renew) {
 		return t.token, nil
 	}
-	// The request is shared by every caller waiting on it, so the first
-	// caller going away does not end it.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-	defer cancel()
 	token, err, _ := k.asking.Do(team, func() (any, error) {
+		// The request is shared by every caller waiting on it, so the
+		// first caller going away does not end it.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+		defer cancel()
 		c, err := a.clients()
 		if err != nil {
 			return "", err

@@ -29,7 +29,7 @@ func TestTheLineRegistrysAccountIsTheTeamsCIAccount(t *testing.T) {
 		Host: "myacr.azurecr.io", CAFile: caFile, ReaderUsername: "flux-pull", ReaderPasswordFile: readerFile, PasswordsDir: passwords}}
 	users := auth.Open(filepath.Join(home, "users.yaml"))
 
-	team, in, err := ciInputs(cfg, users, "dev1/hello", lineRegistryNode(cfg, "10.0.0.4:5000"), "https://10.0.0.4:3000")
+	team, in, err := ciInputs(cfg, users, "dev1/hello", "10.0.0.4:5000", "https://10.0.0.4:3000")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func PipelineStore(cfg config.Config) *runner.Store {
 // promote read the cluster with.
 func PipelineInputs(cfg config.Config, users *auth.Store, gitURL string, withCluster bool) func(repo string) (runner.Inputs, error) {
 	return func(repo string) (runner.Inputs, error) {
-		team, in, err := ciInputs(cfg, users, repo, lineRegistryNode(cfg, cfg.Registry.Addr), gitURL)
+		team, in, err := ciInputs(cfg, users, repo, cfg.Registry.Addr, gitURL)
 		if err != nil {
 			return runner.Inputs{}, err
 		}
@@ -74,8 +74,11 @@ func PipelineInputs(cfg config.Config, users *auth.Store, gitURL string, withClu
 // ciInputs are the variables and secrets every run of a repository's
 // pipeline gets, wherever its jobs run: its team's CI account, and the
 // registry and git server at the addresses the jobs reach them by
-// (gitURL may be empty: not known).
+// (gitURL may be empty: not known). registryAddr is the platform's
+// registry; with a line registry of its own, the jobs get that one, with
+// the team's account there (ciPassword).
 func ciInputs(cfg config.Config, users *auth.Store, repo, registryAddr, gitURL string) (string, runner.Inputs, error) {
+	registryAddr = lineRegistryNode(cfg, registryAddr)
 	team, _, _ := strings.Cut(repo, "/")
 	user := "ci-" + team
 	password, err := ciPassword(cfg, users, user, team+"/")
@@ -246,7 +249,7 @@ func (p *Platform) AgentVariables(ctx context.Context, team string) (vars, secre
 	if registry == "" || git == "" {
 		registry, git = p.RegistryAddr(), p.GitURL()
 	}
-	_, in, err := ciInputs(p.Config, p.Users(), team+"/", lineRegistryNode(p.Config, registry), git)
+	_, in, err := ciInputs(p.Config, p.Users(), team+"/", registry, git)
 	if err != nil {
 		return nil, nil, err
 	}

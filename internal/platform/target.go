@@ -158,7 +158,7 @@ func checkLineRegistry(ctx context.Context, r config.LineRegistry, progress io.W
 		return fmt.Errorf("the line's registry (cluster.existing.registry.readerUsername): %w; the helm test pods pull Slipway's http-check from there (push it with slipway base --image %s/slipway/base --http-check-image %s/%s)", read.Err, r.Host, r.Host, chart.CheckImagePath)
 	}
 	fmt.Fprintf(progress, "line registry: %s; Flux pulls the teams' charts with this account (cluster.existing.registry)\n", read.Found)
-	accounts, err := r.Teams()
+	accounts, err := r.Accounts()
 	if err != nil {
 		return err
 	}
